@@ -1,0 +1,90 @@
+using System.Text.Json.Serialization;
+
+namespace TrainingService.Contracts.Training;
+
+/// <summary>Something that happened in a job. Events of one job are numbered 1, 2, 3, … by <see cref="Seq"/> with no gap.</summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
+[JsonDerivedType(typeof(StepEvent), "step")]
+[JsonDerivedType(typeof(LayersEvent), "layers")]
+[JsonDerivedType(typeof(EpochEvent), "epoch")]
+[JsonDerivedType(typeof(StateEvent), "state")]
+public abstract record TrainingEvent
+{
+    public long Seq { get; init; }
+
+    /// <summary>When it happened, UTC.</summary>
+    public DateTimeOffset Time { get; init; }
+}
+
+/// <summary>One optimisation step.</summary>
+public sealed record StepEvent : TrainingEvent
+{
+    /// <summary>Epoch, from 1.</summary>
+    public int Epoch { get; init; }
+
+    /// <summary>Global step, from 1.</summary>
+    public long Step { get; init; }
+
+    /// <summary>The batch's mean cross-entropy before the update.</summary>
+    public double Loss { get; init; }
+
+    public double LearningRate { get; init; }
+
+    /// <summary>This step's batch size over its wall-clock time, statistics included.</summary>
+    public double SamplesPerSecond { get; init; }
+}
+
+/// <summary>Per-layer activation and per-parameter statistics, measured on one step's batch.</summary>
+public sealed record LayersEvent : TrainingEvent
+{
+    public long Step { get; init; }
+
+    public required IReadOnlyList<LayerStats> Layers { get; init; }
+
+    public required IReadOnlyList<ParameterStats> Parameters { get; init; }
+}
+
+/// <summary>A layer's output over a batch.</summary>
+/// <param name="Histogram">Counts in equal-width bins from <paramref name="Min"/> to <paramref name="Max"/>.</param>
+/// <param name="ZeroFraction">Fraction of outputs exactly 0 (dead or inactive ReLU units).</param>
+public sealed record LayerStats(string Name, string Kind, double Mean, double Std, double Min, double Max, double ZeroFraction, long[] Histogram);
+
+/// <summary>A parameter tensor at one step.</summary>
+/// <param name="Name">e.g. conv1.weight.</param>
+/// <param name="Norm">‖w‖ before the update.</param>
+/// <param name="GradNorm">‖∂loss/∂w‖.</param>
+/// <param name="UpdateRatio">‖Δw‖ / ‖w‖ of this step's update; about 1e-3 is healthy.</param>
+public sealed record ParameterStats(string Name, double Norm, double GradNorm, double UpdateRatio);
+
+/// <summary>The end of an epoch. Train figures are running means over the epoch's steps (in training mode).</summary>
+public sealed record EpochEvent : TrainingEvent
+{
+    public int Epoch { get; init; }
+
+    public double TrainLoss { get; init; }
+
+    public double TrainAccuracy { get; init; }
+
+    public double? ValidationLoss { get; init; }
+
+    public double? ValidationAccuracy { get; init; }
+}
+
+[JsonConverter(typeof(JsonStringEnumConverter<RunState>))]
+public enum RunState
+{
+    Queued,
+    Running,
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// <summary>The run changed state.</summary>
+public sealed record StateEvent : TrainingEvent
+{
+    public RunState State { get; init; }
+
+    public string? Reason { get; init; }
+}

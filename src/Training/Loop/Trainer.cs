@@ -1,0 +1,339 @@
+using System.Diagnostics;
+using TorchSharp;
+using TorchSharp.Modules;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
+using TrainingService.Training.Models;
+using TrainingService.Training.Monitoring;
+using TrainingService.Training.Native;
+using TrainingService.Training.Specs;
+using static TorchSharp.torch;
+
+namespace TrainingService.Training.Loop;
+
+/// <summary>Where a trainer keeps its checkpoint, and how often it writes one besides pauses and shutdown.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>The checkpoint file; null: no checkpoints (a stopped run cannot resume).</summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Write a checkpoint every this many steps (0: only at epoch ends, pauses and shutdown).</summary>
+    public int CheckpointEverySteps { get; init; }
+
+    /// <summary>Intra-op threads for torch; null: one per core.</summary>
+    public int? Threads { get; init; }
+
+    /// <summary>Values per layer output summarised by the layer statistics (larger outputs are sampled).</summary>
+    public int StatsSampleSize { get; init; } = 4096;
+}
+
+/// <summary>
+/// Trains a spec on a dataset, synchronously on the calling thread, reporting every step to a sink.
+/// One dispose scope per step keeps native memory flat; statistics are read from tensor memory on the host.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private const int EvaluationBatch = 1024;
+
+    private readonly ImageDataset _data;
+    private readonly Hyperparameters _hp;
+    private readonly MonitoringOptions _monitoring;
+    private readonly ITrainingSink _sink;
+    private readonly TrainerOptions _options;
+    private readonly SpecModel _model;
+    private readonly OptimizerHelper _optimizer;
+    private readonly StatsCollector? _stats;
+    private readonly Tensor _images;
+    private readonly Tensor _labels;
+    private readonly Tensor _scale;
+    private readonly Tensor _shift;
+    private readonly int[] _trainIndices;
+    private readonly int[] _validationIndices;
+    private readonly bool _validateOnTest;
+    private readonly Tensor? _testImages;
+    private readonly Tensor? _testLabels;
+    private readonly long _stepsPerEpoch;
+    private TrainingPosition _position = new();
+
+    public Trainer(SpecAnalysis model, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions monitoring, ITrainingSink sink, TrainerOptions? options = null)
+    {
+        IReadOnlyList<Contracts.Specs.SpecIssue> errors = TrainingValidator.Validate(model, data, hyperparameters, monitoring);
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", errors.Select(e => $"{e.Field}: {e.Message}")));
+        }
+
+        NativeTuning.Apply();
+        _data = data;
+        _hp = hyperparameters;
+        _monitoring = monitoring;
+        _sink = sink;
+        _options = options ?? new TrainerOptions();
+        set_num_threads(_options.Threads ?? Environment.ProcessorCount);
+
+        manual_seed(_hp.Seed);
+        _model = new SpecModel(model);
+        _optimizer = CreateOptimizer(_model, _hp);
+        _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
+
+        long[] shape = [data.Train.Count, data.Channels, data.Height, data.Width];
+        _images = tensor(data.Train.Images, shape, ScalarType.Byte);
+        _labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);
+        _scale = tensor(data.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, data.Channels, 1, 1);
+        _shift = tensor(data.Mean.Zip(data.Std, (m, s) => -m / s).ToArray()).reshape(1, data.Channels, 1, 1);
+
+        int validation = TrainingValidator.ValidationCount(data, _hp);
+        int[] all = [.. Enumerable.Range(0, data.Train.Count)];
+        new Random(_hp.Seed).Shuffle(all);
+        _validationIndices = all[..validation];
+        _trainIndices = all[validation..];
+        _validateOnTest = validation == 0 && data.Test is not null && _hp.ValidationFraction is null;
+        if (_validateOnTest)
+        {
+            _testImages = tensor(data.Test!.Images, [data.Test.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
+            _testLabels = tensor(data.Test.Labels, ScalarType.Byte).to(ScalarType.Int64);
+        }
+
+        _stepsPerEpoch = (_trainIndices.Length + _hp.BatchSize - 1) / _hp.BatchSize;
+    }
+
+    public SpecModel Model => _model;
+
+    public TrainingPosition Position => _position;
+
+    public long TotalSteps => _stepsPerEpoch * _hp.Epochs;
+
+    /// <summary>Continue from a checkpoint written by a trainer of the same spec, data and hyperparameters.</summary>
+    public void RestoreFrom(string checkpointPath)
+    {
+        _position = Checkpoint.Load(checkpointPath, _model, _optimizer);
+    }
+
+    /// <summary>Trains until done, cancelled by <paramref name="control"/>, or interrupted by <paramref name="stop"/> (host shutdown).</summary>
+    public TrainingOutcome Run(TrainingControl control, CancellationToken stop)
+    {
+        Checkpoint.RestoreRandomState(_position.RandomState);
+        Emit(new StateEvent { State = RunState.Running, Reason = _position.Step == 0 ? null : $"resumed at step {_position.Step}" });
+        long lastTick = Stopwatch.GetTimestamp();
+        while (_position.Epoch <= _hp.Epochs)
+        {
+            _model.train();
+            int[] order = EpochOrder(_position.Epoch);
+            while (_position.BatchInEpoch < _stepsPerEpoch)
+            {
+                if (stop.IsCancellationRequested)
+                {
+                    SaveCheckpoint();
+                    return TrainingOutcome.Interrupted;
+                }
+
+                if (control.PauseRequested && !control.CancelRequested)
+                {
+                    SaveCheckpoint();
+                    Emit(new StateEvent { State = RunState.Paused });
+                    if (!control.WaitWhilePaused(stop))
+                    {
+                        return TrainingOutcome.Interrupted;
+                    }
+
+                    if (!control.CancelRequested)
+                    {
+                        Emit(new StateEvent { State = RunState.Running, Reason = "resumed" });
+                    }
+
+                    lastTick = Stopwatch.GetTimestamp();
+                }
+
+                if (control.CancelRequested)
+                {
+                    Emit(new StateEvent { State = RunState.Cancelled, Reason = "cancelled by request" });
+                    return TrainingOutcome.Cancelled;
+                }
+
+                int start = _position.BatchInEpoch * _hp.BatchSize;
+                int[] batch = order[start..Math.Min(start + _hp.BatchSize, order.Length)];
+                Step(batch, ref lastTick);
+                if (_options.CheckpointEverySteps > 0 && _position.Step % _options.CheckpointEverySteps == 0)
+                {
+                    SaveCheckpoint();
+                }
+            }
+
+            EndEpoch();
+            lastTick = Stopwatch.GetTimestamp();
+        }
+
+        Emit(new StateEvent { State = RunState.Succeeded });
+        return TrainingOutcome.Succeeded;
+    }
+
+    public void Dispose()
+    {
+        _model.Dispose();
+        _optimizer.Dispose();
+        _images.Dispose();
+        _labels.Dispose();
+        _scale.Dispose();
+        _shift.Dispose();
+        _testImages?.Dispose();
+        _testLabels?.Dispose();
+    }
+
+    private void Step(int[] batch, ref long lastTick)
+    {
+        long step = _position.Step + 1;
+        double learningRate = LearningRateSchedule.At(_hp, _position.Epoch, step, TotalSteps);
+        foreach (ParamGroup group in _optimizer.ParamGroups)
+        {
+            group.LearningRate = learningRate;
+        }
+
+        bool collect = _stats is not null && step % _monitoring.StatsEvery == 0;
+        float loss;
+        long correct;
+        LayersEvent? layers = null;
+        using (NewDisposeScope())
+        {
+            (Tensor x, Tensor y) = Batch(_images, _labels, batch);
+            _optimizer.zero_grad();
+            if (collect)
+            {
+                _stats!.BeginForward();
+            }
+
+            Tensor logits = _model.call(x);
+            Tensor lossTensor = nn.functional.cross_entropy(logits, y);
+            lossTensor.backward();
+            if (collect)
+            {
+                _stats!.BeforeUpdate();
+            }
+
+            _optimizer.step();
+            if (collect)
+            {
+                layers = _stats!.AfterUpdate(step);
+            }
+
+            loss = lossTensor.item<float>();
+            correct = logits.argmax(1).eq(y).sum().item<long>();
+        }
+
+        long now = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(lastTick, now).TotalSeconds;
+        lastTick = now;
+        _position = _position with
+        {
+            Step = step,
+            BatchInEpoch = _position.BatchInEpoch + 1,
+            EpochLossSum = _position.EpochLossSum + ((double)loss * batch.Length),
+            EpochCorrect = _position.EpochCorrect + correct,
+            EpochSeen = _position.EpochSeen + batch.Length,
+        };
+        Emit(new StepEvent
+        {
+            Epoch = _position.Epoch,
+            Step = step,
+            Loss = loss,
+            LearningRate = learningRate,
+            SamplesPerSecond = seconds > 0 ? batch.Length / seconds : 0,
+        });
+        if (layers is not null)
+        {
+            Emit(layers);
+        }
+    }
+
+    private void EndEpoch()
+    {
+        (double? validationLoss, double? validationAccuracy) = Evaluate();
+        double? best = validationAccuracy is { } accuracy
+            ? Math.Max(accuracy, _position.BestValidationAccuracy ?? double.MinValue)
+            : _position.BestValidationAccuracy;
+        Emit(new EpochEvent
+        {
+            Epoch = _position.Epoch,
+            TrainLoss = _position.EpochSeen > 0 ? _position.EpochLossSum / _position.EpochSeen : double.NaN,
+            TrainAccuracy = _position.EpochSeen > 0 ? (double)_position.EpochCorrect / _position.EpochSeen : double.NaN,
+            ValidationLoss = validationLoss,
+            ValidationAccuracy = validationAccuracy,
+        });
+        _position = _position with
+        {
+            Epoch = _position.Epoch + 1,
+            BatchInEpoch = 0,
+            EpochLossSum = 0,
+            EpochCorrect = 0,
+            EpochSeen = 0,
+            BestValidationAccuracy = best,
+        };
+        SaveCheckpoint();
+    }
+
+    /// <summary>Mean loss and accuracy over the validation samples, in evaluation mode; nulls when there are none.</summary>
+    public (double? Loss, double? Accuracy) Evaluate()
+    {
+        (Tensor images, Tensor labels, int[] indices) = _validateOnTest
+            ? (_testImages!, _testLabels!, Enumerable.Range(0, _data.Test!.Count).ToArray())
+            : (_images, _labels, _validationIndices);
+        if (indices.Length == 0)
+        {
+            return (null, null);
+        }
+
+        _model.eval();
+        double lossSum = 0;
+        long correct = 0;
+        using (no_grad())
+        {
+            for (int start = 0; start < indices.Length; start += EvaluationBatch)
+            {
+                using var scope = NewDisposeScope();
+                int[] batch = indices[start..Math.Min(start + EvaluationBatch, indices.Length)];
+                (Tensor x, Tensor y) = Batch(images, labels, batch);
+                Tensor logits = _model.call(x);
+                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                correct += logits.argmax(1).eq(y).sum().item<long>();
+            }
+        }
+
+        _model.train();
+        return (lossSum / indices.Length, (double)correct / indices.Length);
+    }
+
+    private (Tensor X, Tensor Y) Batch(Tensor images, Tensor labels, int[] batch)
+    {
+        using Tensor index = tensor(batch, ScalarType.Int32).to(ScalarType.Int64);
+        Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(_scale).add_(_shift);
+        Tensor y = labels.index_select(0, index);
+        return (x, y);
+    }
+
+    private int[] EpochOrder(int epoch)
+    {
+        int[] order = (int[])_trainIndices.Clone();
+        new Random(unchecked((_hp.Seed * 7_919) + epoch)).Shuffle(order);
+        return order;
+    }
+
+    private void SaveCheckpoint()
+    {
+        if (_options.CheckpointPath is { } path)
+        {
+            Checkpoint.Save(path, _position with { RandomState = Checkpoint.RandomState() }, _model, _optimizer);
+        }
+    }
+
+    private void Emit(TrainingEvent trainingEvent)
+    {
+        _position = _position with { Seq = _position.Seq + 1 };
+        _sink.Publish(trainingEvent with { Seq = _position.Seq, Time = DateTimeOffset.UtcNow });
+    }
+
+    private static OptimizerHelper CreateOptimizer(SpecModel model, Hyperparameters hp) => hp.Optimizer switch
+    {
+        OptimizerKind.Adam => optim.Adam(model.parameters(), hp.LearningRate, weight_decay: hp.WeightDecay),
+        OptimizerKind.AdamW => optim.AdamW(model.parameters(), hp.LearningRate, weight_decay: hp.WeightDecay),
+        _ => optim.SGD(model.parameters(), hp.LearningRate, hp.Momentum, weight_decay: hp.WeightDecay, nesterov: hp.Nesterov),
+    };
+}

@@ -1,0 +1,59 @@
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Training.Loop;
+
+/// <summary>Where the trainer reports. Called on the training thread: implementations must return quickly.</summary>
+public interface ITrainingSink
+{
+    void Publish(TrainingEvent trainingEvent);
+}
+
+/// <summary>A person's commands to a running job: pause, resume, cancel. Obeyed between steps.</summary>
+public sealed class TrainingControl : IDisposable
+{
+    private readonly ManualResetEventSlim _running = new(initialState: true);
+    private volatile bool _cancelRequested;
+
+    public bool PauseRequested => !_running.IsSet;
+
+    public bool CancelRequested => _cancelRequested;
+
+    public void Pause() => _running.Reset();
+
+    public void Resume() => _running.Set();
+
+    public void Cancel()
+    {
+        _cancelRequested = true;
+        _running.Set();
+    }
+
+    public void Dispose() => _running.Dispose();
+
+    /// <summary>Blocks while paused; false when <paramref name="stop"/> fired first.</summary>
+    internal bool WaitWhilePaused(CancellationToken stop)
+    {
+        try
+        {
+            _running.Wait(stop);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>How a run ended.</summary>
+public enum TrainingOutcome
+{
+    /// <summary>All epochs done.</summary>
+    Succeeded,
+
+    /// <summary>A person cancelled it.</summary>
+    Cancelled,
+
+    /// <summary>The host is stopping: a checkpoint was written and the run can resume from it.</summary>
+    Interrupted,
+}

@@ -1,0 +1,54 @@
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
+using TrainingService.Training.Specs;
+
+namespace TrainingService.Training.Loop;
+
+/// <summary>Checks that a model, a dataset and hyperparameters make a trainable job, naming each wrong field.</summary>
+public static class TrainingValidator
+{
+    public static IReadOnlyList<SpecIssue> Validate(SpecAnalysis model, ImageDataset data, Hyperparameters hp, MonitoringOptions monitoring)
+    {
+        var errors = new List<SpecIssue>();
+        void Check(bool ok, string field, string message)
+        {
+            if (!ok)
+            {
+                errors.Add(new SpecIssue(null, null, field, message));
+            }
+        }
+
+        Check(hp.Epochs is >= 1 and <= 10_000, "hyperparameters.epochs", $"epochs must be from 1 to 10000, got {hp.Epochs}");
+        Check(hp.BatchSize is >= 1 and <= 8192, "hyperparameters.batchSize", $"batchSize must be from 1 to 8192, got {hp.BatchSize}");
+        Check(double.IsFinite(hp.LearningRate) && hp.LearningRate > 0 && hp.LearningRate <= 10, "hyperparameters.learningRate", $"learningRate must be above 0 and at most 10, got {hp.LearningRate}");
+        Check(hp.Momentum is >= 0 and < 1, "hyperparameters.momentum", $"momentum must be in [0, 1), got {hp.Momentum}");
+        Check(!hp.Nesterov || (hp.Optimizer == OptimizerKind.Sgd && hp.Momentum > 0), "hyperparameters.nesterov", "nesterov needs the sgd optimizer and momentum above 0");
+        Check(hp.WeightDecay is >= 0 and <= 1, "hyperparameters.weightDecay", $"weightDecay must be in [0, 1], got {hp.WeightDecay}");
+        Check(hp.StepSize >= 1, "hyperparameters.stepSize", $"stepSize must be at least 1 epoch, got {hp.StepSize}");
+        Check(hp.Gamma is > 0 and <= 1, "hyperparameters.gamma", $"gamma must be in (0, 1], got {hp.Gamma}");
+        Check(hp.ValidationFraction is null or (>= 0 and <= 0.9), "hyperparameters.validationFraction", $"validationFraction must be in [0, 0.9], got {hp.ValidationFraction}");
+        Check(monitoring.StatsEvery >= 0, "monitoring.statsEvery", $"statsEvery must be 0 (off) or more, got {monitoring.StatsEvery}");
+        if (!model.IsValid)
+        {
+            errors.Add(new SpecIssue(null, null, "model", "the model spec has errors: " + string.Join("; ", model.Result.Errors.Select(e => e.Message))));
+            return errors;
+        }
+
+        int[] input = model.Plan[0].InputShape;
+        Check(input[0] == data.Channels && input[1] == data.Height && input[2] == data.Width, "model.input",
+            $"the model's input is {input[0]}×{input[1]}×{input[2]} (channels×height×width) but dataset {data.Name}'s images are {data.Channels}×{data.Height}×{data.Width}");
+        Check(model.Classes == data.Classes, "model.layers",
+            $"the last layer {model.Plan[^1].Name} scores {model.Classes} classes but dataset {data.Name} has {data.Classes}; set its units to {data.Classes}");
+        int validation = ValidationCount(data, hp);
+        Check(data.Train.Count - validation >= 1, "hyperparameters.validationFraction", "no training samples are left after the validation split");
+        return errors;
+    }
+
+    /// <summary>How many training samples are held out for validation (0 when the test split or nothing is used).</summary>
+    public static int ValidationCount(ImageDataset data, Hyperparameters hp)
+    {
+        double fraction = hp.ValidationFraction ?? (data.Test is null ? 0.1 : 0);
+        return (int)Math.Round(data.Train.Count * fraction);
+    }
+}

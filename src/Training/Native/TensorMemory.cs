@@ -1,0 +1,25 @@
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace TrainingService.Training.Native;
+
+/// <summary>
+/// Reads a CPU tensor's float32 storage in place. Statistics read this way cost no torch ops, which
+/// (at ~5 µs of dispatch each) would otherwise dominate a small network's step.
+/// </summary>
+internal static partial class TensorMemory
+{
+    public static unsafe ReadOnlySpan<float> Floats(Tensor tensor)
+    {
+        if (tensor.dtype != ScalarType.Float32 || tensor.device_type != TorchSharp.DeviceType.CPU || !tensor.is_contiguous())
+        {
+            throw new ArgumentException($"expected a contiguous float32 CPU tensor, got {tensor.dtype} on {tensor.device_type}", nameof(tensor));
+        }
+
+        long count = tensor.numel();
+        return count == 0 ? [] : new ReadOnlySpan<float>((void*)THSTensor_data(tensor.Handle), checked((int)count));
+    }
+
+    [LibraryImport("LibTorchSharp")]
+    private static partial IntPtr THSTensor_data(IntPtr handle);
+}

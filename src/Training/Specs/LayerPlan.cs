@@ -1,0 +1,40 @@
+using TrainingService.Contracts.Specs;
+
+namespace TrainingService.Training.Specs;
+
+/// <summary>A layer with every default filled in and its input and output shapes known: what the model builder needs.</summary>
+public sealed record LayerPlan(int Index, string Name, LayerKind Kind, int[] InputShape, int[] OutputShape)
+{
+    public int Filters { get; init; }
+
+    public IntPair Kernel { get; init; }
+
+    public IntPair Stride { get; init; }
+
+    public Padding Padding { get; init; }
+
+    public IntPair Dilation { get; init; }
+
+    public bool Bias { get; init; }
+
+    public int Units { get; init; }
+
+    public double P { get; init; }
+
+    public double Slope { get; init; }
+
+    public double Eps { get; init; }
+
+    public double Momentum { get; init; }
+
+    public long Parameters { get; init; }
+}
+
+/// <summary>The result of analysing a spec: the report for people and, when valid, the plan for the builder.</summary>
+public sealed record SpecAnalysis(ModelValidationResult Result, IReadOnlyList<LayerPlan> Plan)
+{
+    public bool IsValid => Result.Valid;
+
+    /// <summary>The number of classes the network scores: the last linear layer's units.</summary>
+    public int Classes => IsValid ? Plan[^1].Units : 0;
+}

@@ -1,0 +1,505 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using TrainingService.Contracts.Specs;
+
+namespace TrainingService.Training.Specs;
+
+/// <summary>
+/// Validates a model spec and infers, without torch, each layer's output shape, parameters, multiply-adds,
+/// receptive field and jump, with PyTorch's formulas: out = ⌊(W + 2P − D·(F − 1) − 1)/S⌋ + 1.
+/// </summary>
+public static partial class SpecAnalyzer
+{
+    private const int BytesPerFloat = 4;
+
+    public static SpecAnalysis Analyze(ModelSpec spec, SpecLimits? limits = null) =>
+        new Analysis(spec, limits ?? SpecLimits.Default).Run();
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+    private static partial Regex LayerNamePattern();
+
+    private sealed class Analysis(ModelSpec spec, SpecLimits limits)
+    {
+        private readonly List<SpecIssue> _errors = [];
+        private readonly List<SpecIssue> _warnings = [];
+        private readonly List<LayerReport> _reports = [];
+        private readonly List<LayerPlan> _plan = [];
+
+        // Shape inference state; _shape is null once a layer's output cannot be known.
+        private int[]? _shape;
+        private (int H, int W) _rf = (1, 1);
+        private (int H, int W) _jump = (1, 1);
+        private bool _spatialTracking = true;
+
+        public SpecAnalysis Run()
+        {
+            CheckInput();
+            IReadOnlyList<LayerSpec> layers = spec.Layers ?? [];
+            if (layers.Count == 0)
+            {
+                Error(null, null, "layers", "the model has no layers; it needs at least one, ending in a linear layer with one unit per class");
+            }
+            else if (layers.Count > limits.MaxLayers)
+            {
+                Error(null, null, "layers", $"the model has {layers.Count} layers, over the cap of {limits.MaxLayers}");
+                layers = [];
+            }
+
+            string[] names = AssignNames(layers);
+            for (int i = 0; i < layers.Count; i++)
+            {
+                AnalyzeLayer(i, names[i], layers[i]);
+            }
+
+            CheckClassifierEnd(layers, names);
+            long totalParameters = _reports.Sum(r => r.Parameters);
+            if (totalParameters > limits.MaxParameters)
+            {
+                Error(null, null, "layers", $"the model has {N(totalParameters)} parameters, over the cap of {N(limits.MaxParameters)}");
+            }
+
+            bool valid = _errors.Count == 0;
+            var result = new ModelValidationResult
+            {
+                Valid = valid,
+                OutputShape = valid ? _shape : null,
+                TotalParameters = totalParameters,
+                TotalMultiplyAdds = _reports.Sum(r => r.MultiplyAdds),
+                TotalActivationBytes = _reports.Sum(r => r.ActivationBytes),
+                Layers = _reports,
+                Warnings = _warnings,
+                Errors = _errors,
+            };
+            return new SpecAnalysis(result, valid ? _plan : []);
+        }
+
+        private void CheckInput()
+        {
+            if (spec.Input is not { } input)
+            {
+                Error(null, null, "input", "the model needs an input: { \"channels\", \"height\", \"width\" } of one image");
+                return;
+            }
+
+            bool ok = CheckRange("input.channels", "input channels", input.Channels, 1, limits.MaxInputChannels)
+                & CheckRange("input.height", "input height", input.Height, 1, limits.MaxInputSide)
+                & CheckRange("input.width", "input width", input.Width, 1, limits.MaxInputSide);
+            if (ok)
+            {
+                _shape = [input.Channels, input.Height, input.Width];
+            }
+        }
+
+        private bool CheckRange(string field, string what, int value, int min, int max)
+        {
+            if (value < min)
+            {
+                Error(null, null, field, $"{what} must be at least {min}, got {value}");
+                return false;
+            }
+
+            if (value > max)
+            {
+                Error(null, null, field, $"{what} is {value}, over the cap of {max}");
+                return false;
+            }
+
+            return true;
+        }
+
+        private string[] AssignNames(IReadOnlyList<LayerSpec> layers)
+        {
+            var names = new string[layers.Count];
+            var taken = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < layers.Count; i++)
+            {
+                if (layers[i].Name is not { } name)
+                {
+                    continue;
+                }
+
+                names[i] = name;
+                if (!LayerNamePattern().IsMatch(name))
+                {
+                    Error(i, name, $"layers[{i}].name", $"layer {i}: name \"{name}\" must start with a letter or _ and hold only letters, digits and _ (at most 64)");
+                }
+                else if (!taken.TryAdd(name, i))
+                {
+                    Error(i, name, $"layers[{i}].name", $"{name}: duplicate name; layer {taken[name]} is already called \"{name}\"");
+                }
+            }
+
+            var counters = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < layers.Count; i++)
+            {
+                if (names[i] is not null)
+                {
+                    continue;
+                }
+
+                string prefix = LayerKinds.TryParse(layers[i].Kind ?? "", out LayerKind kind) ? LayerKinds.AutoNamePrefix(kind) : "layer";
+                int n = counters.GetValueOrDefault(prefix);
+                string candidate;
+                do
+                {
+                    n++;
+                    candidate = prefix + n.ToString(CultureInfo.InvariantCulture);
+                }
+                while (taken.ContainsKey(candidate));
+
+                counters[prefix] = n;
+                taken[candidate] = i;
+                names[i] = candidate;
+            }
+
+            return names;
+        }
+
+        private void AnalyzeLayer(int i, string name, LayerSpec layer)
+        {
+            string at = $"layers[{i}]";
+            if (!LayerKinds.TryParse(layer.Kind ?? "", out LayerKind kind))
+            {
+                Error(i, name, at + ".kind", layer.Kind is null
+                    ? $"layer {i}: kind is missing; expected one of {string.Join(", ", LayerKinds.Names)}"
+                    : $"{name}: unknown kind \"{layer.Kind}\"; expected one of {string.Join(", ", LayerKinds.Names)}");
+                _shape = null;
+                return;
+            }
+
+            var layerErrors = new LayerErrors(this, i, name, at);
+            CheckFieldsApply(kind, layer, layerErrors);
+            LayerPlan? plan = Resolve(kind, layer, layerErrors, i, name);
+            if (layerErrors.Count > 0 || plan is null || _shape is null)
+            {
+                _shape = null;
+                return;
+            }
+
+            Infer(plan, layerErrors);
+        }
+
+        private static void CheckFieldsApply(LayerKind kind, LayerSpec layer, LayerErrors errors)
+        {
+            IReadOnlyList<string> allowed = LayerKinds.Fields(kind);
+            (string Field, object? Value)[] given =
+            [
+                ("filters", layer.Filters), ("kernel", layer.Kernel), ("stride", layer.Stride), ("padding", layer.Padding),
+                ("dilation", layer.Dilation), ("bias", layer.Bias), ("units", layer.Units), ("p", layer.P),
+                ("slope", layer.Slope), ("eps", layer.Eps), ("momentum", layer.Momentum),
+            ];
+            foreach ((string field, object? value) in given)
+            {
+                if (value is not null && !allowed.Contains(field))
+                {
+                    errors.Add(field, allowed.Count == 0
+                        ? $"{field} does not apply to {LayerKinds.Name(kind)}, which takes no settings"
+                        : $"{field} does not apply to {LayerKinds.Name(kind)}; it takes {string.Join(", ", allowed)}");
+                }
+            }
+        }
+
+        private static LayerPlan? Resolve(LayerKind kind, LayerSpec layer, LayerErrors errors, int index, string name)
+        {
+            var plan = new LayerPlan(index, name, kind, [], []);
+            switch (kind)
+            {
+                case LayerKind.Conv2d:
+                    plan = plan with
+                    {
+                        Filters = RequirePositive(errors, "filters", layer.Filters),
+                        Kernel = RequirePair(errors, "kernel", layer.Kernel),
+                        Stride = PositivePair(errors, "stride", layer.Stride ?? 1),
+                        Dilation = PositivePair(errors, "dilation", layer.Dilation ?? 1),
+                        Padding = NonNegativePadding(errors, layer.Padding ?? 0),
+                        Bias = layer.Bias ?? true,
+                    };
+                    if (plan.Padding.Same && (plan.Stride.Height != 1 || plan.Stride.Width != 1))
+                    {
+                        errors.Add("padding", $"padding \"same\" needs stride 1 (as in PyTorch), but stride is {plan.Stride}; give the padding as a number instead");
+                    }
+
+                    return plan;
+                case LayerKind.MaxPool2d or LayerKind.AvgPool2d:
+                    IntPair kernel = RequirePair(errors, "kernel", layer.Kernel);
+                    if (layer.Padding is { Same: true })
+                    {
+                        errors.Add("padding", $"padding \"same\" applies to conv2d only; give {LayerKinds.Name(kind)} a number");
+                    }
+
+                    plan = plan with
+                    {
+                        Kernel = kernel,
+                        Stride = PositivePair(errors, "stride", layer.Stride ?? kernel),
+                        Dilation = 1,
+                        Padding = NonNegativePadding(errors, layer.Padding is { Same: false } given ? given : 0),
+                    };
+                    if (kernel.Height > 0 && kernel.Width > 0
+                        && (plan.Padding.Size.Height > kernel.Height / 2 || plan.Padding.Size.Width > kernel.Width / 2))
+                    {
+                        errors.Add("padding", $"padding {plan.Padding.Size} is more than half the {K(kernel)} window (PyTorch allows at most {new IntPair(kernel.Height / 2, kernel.Width / 2)})");
+                    }
+
+                    return plan;
+                case LayerKind.LeakyRelu:
+                    double slope = layer.Slope ?? 0.01;
+                    if (!double.IsFinite(slope))
+                    {
+                        errors.Add("slope", $"slope must be a finite number, got {slope}");
+                    }
+
+                    return plan with { Slope = slope };
+                case LayerKind.BatchNorm2d:
+                    double eps = layer.Eps ?? 1e-5, momentum = layer.Momentum ?? 0.1;
+                    if (!(eps > 0) || !double.IsFinite(eps))
+                    {
+                        errors.Add("eps", $"eps must be a small positive number, got {F(eps)}");
+                    }
+
+                    if (!(momentum is >= 0 and <= 1))
+                    {
+                        errors.Add("momentum", $"momentum must be in [0, 1], got {F(momentum)}");
+                    }
+
+                    return plan with { Eps = eps, Momentum = momentum };
+                case LayerKind.Dropout:
+                    double p = layer.P ?? 0.5;
+                    if (!(p is >= 0 and < 1))
+                    {
+                        errors.Add("p", $"p must be in [0, 1): the probability of zeroing an element, got {F(p)}");
+                    }
+
+                    return plan with { P = p };
+                case LayerKind.Linear:
+                    return plan with { Units = RequirePositive(errors, "units", layer.Units), Bias = layer.Bias ?? true };
+                default:
+                    return plan;
+            }
+        }
+
+        private void Infer(LayerPlan plan, LayerErrors errors)
+        {
+            int[] input = _shape!;
+            bool spatial = input.Length == 3;
+            string kind = LayerKinds.Name(plan.Kind);
+            int[] output;
+            long parameters = 0, multiplyAdds = 0;
+            switch (plan.Kind)
+            {
+                case LayerKind.Conv2d or LayerKind.MaxPool2d or LayerKind.AvgPool2d:
+                    if (!spatial)
+                    {
+                        errors.Add("kind", $"{kind} needs a channels×height×width input, but gets {Shape(input)} (after flattening); move it before the flatten");
+                        break;
+                    }
+
+                    int? height = WindowOutput(plan, errors, "height", input[1], input[2], plan.Kernel.Height, plan.Stride.Height, plan.Padding.Size.Height, plan.Dilation.Height);
+                    int? width = WindowOutput(plan, errors, "width", input[1], input[2], plan.Kernel.Width, plan.Stride.Width, plan.Padding.Size.Width, plan.Dilation.Width);
+                    if (height is null || width is null)
+                    {
+                        break;
+                    }
+
+                    int channels = plan.Kind == LayerKind.Conv2d ? plan.Filters : input[0];
+                    output = [channels, height.Value, width.Value];
+                    if (plan.Kind == LayerKind.Conv2d)
+                    {
+                        long perFilter = (long)input[0] * plan.Kernel.Height * plan.Kernel.Width;
+                        parameters = plan.Filters * (perFilter + (plan.Bias ? 1 : 0));
+                        multiplyAdds = (long)height.Value * width.Value * plan.Filters * perFilter;
+                    }
+
+                    _rf = (_rf.H + (Effective(plan.Kernel.Height, plan.Dilation.Height) - 1) * _jump.H,
+                           _rf.W + (Effective(plan.Kernel.Width, plan.Dilation.Width) - 1) * _jump.W);
+                    _jump = (_jump.H * plan.Stride.Height, _jump.W * plan.Stride.Width);
+                    Accept(plan, output, parameters, multiplyAdds);
+                    return;
+                case LayerKind.BatchNorm2d:
+                    if (!spatial)
+                    {
+                        errors.Add("kind", $"batchnorm2d needs a channels×height×width input, but gets {Shape(input)}; it normalises each channel over height and width");
+                        break;
+                    }
+
+                    Accept(plan, input, 2L * input[0], 0);
+                    return;
+                case LayerKind.Flatten:
+                    _spatialTracking = false;
+                    Accept(plan, [input.Aggregate(1, (a, b) => a * b)], 0, 0);
+                    return;
+                case LayerKind.GlobalAvgPool:
+                    if (!spatial)
+                    {
+                        errors.Add("kind", $"globalavgpool needs a channels×height×width input, but gets {Shape(input)}");
+                        break;
+                    }
+
+                    _spatialTracking = false;
+                    Accept(plan, [input[0]], 0, 0);
+                    return;
+                case LayerKind.Linear:
+                    if (spatial)
+                    {
+                        errors.Add("kind", $"linear needs a flat input, but gets {Shape(input)}; add {{ \"kind\": \"flatten\" }} (or globalavgpool) before it");
+                        break;
+                    }
+
+                    multiplyAdds = (long)input[0] * plan.Units;
+                    Accept(plan, [plan.Units], multiplyAdds + (plan.Bias ? plan.Units : 0), multiplyAdds);
+                    return;
+                default:
+                    Accept(plan, input, 0, 0);
+                    return;
+            }
+
+            _shape = null;
+        }
+
+        private void Accept(LayerPlan plan, int[] output, long parameters, long multiplyAdds)
+        {
+            bool spatial = output.Length == 3 && _spatialTracking;
+            _plan.Add(plan with { InputShape = _shape!, OutputShape = output, Parameters = parameters });
+            _reports.Add(new LayerReport(
+                plan.Index,
+                plan.Name,
+                LayerKinds.Name(plan.Kind),
+                output,
+                parameters,
+                multiplyAdds,
+                spatial ? [_rf.H, _rf.W] : null,
+                spatial ? [_jump.H, _jump.W] : null,
+                output.Aggregate(1L, (a, b) => a * b) * BytesPerFloat));
+            _shape = output;
+        }
+
+        /// <summary>One side of a window layer's output, or null with an error naming the formula.</summary>
+        private int? WindowOutput(LayerPlan plan, LayerErrors errors, string side, int inHeight, int inWidth, int kernel, int stride, int padding, int dilation)
+        {
+            int size = side == "height" ? inHeight : inWidth;
+            if (plan.Padding.Same)
+            {
+                return size;
+            }
+
+            int effective = Effective(kernel, dilation);
+            long span = (long)size + 2L * padding - effective;
+            long output = FloorDiv(span, stride) + 1;
+            string formula = dilation == 1
+                ? $"⌊({size} − {kernel} + 2·{padding})/{stride}⌋ + 1 = {output}"
+                : $"⌊({size} − {effective} + 2·{padding})/{stride}⌋ + 1 = {output}, with the dilated kernel {dilation}·({kernel} − 1) + 1 = {effective}";
+            if (output <= 0)
+            {
+                string window = plan.Kind == LayerKind.Conv2d ? "kernel" : "window";
+                string input = padding == 0 ? $"its {inHeight}×{inWidth} input" : $"its {inHeight}×{inWidth} input padded by {padding}";
+                errors.Add(plan.Kind == LayerKind.Conv2d ? "kernel" : "kernel", $"output {side} {formula} — the {window} is larger than {input}");
+                return null;
+            }
+
+            long dropped = span % stride;
+            if (dropped != 0)
+            {
+                string unit = side == "height" ? "row" : "column";
+                _warnings.Add(new SpecIssue(plan.Index, plan.Name, $"layers[{plan.Index}].stride",
+                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {side} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}): the last {dropped} {unit}{(dropped == 1 ? "" : "s")} of the input {(dropped == 1 ? "is" : "are")} never seen"));
+            }
+
+            return (int)output;
+        }
+
+        private void CheckClassifierEnd(IReadOnlyList<LayerSpec> layers, string[] names)
+        {
+            if (layers.Count == 0)
+            {
+                return;
+            }
+
+            int last = layers.Count - 1;
+            LayerSpec layer = layers[last];
+            if (!LayerKinds.TryParse(layer.Kind ?? "", out LayerKind kind))
+            {
+                return;
+            }
+
+            if (kind != LayerKind.Linear)
+            {
+                Error(last, names[last], $"layers[{last}].kind", $"{names[last]}: the last layer must be linear, with one unit per class (its scores go to softmax and cross-entropy), but it is {layer.Kind}");
+            }
+            else if (layer.Units is 1)
+            {
+                Error(last, names[last], $"layers[{last}].units", $"{names[last]}: a classifier needs at least 2 classes, so the last linear layer needs units ≥ 2, got 1");
+            }
+        }
+
+        private void Error(int? index, string? name, string field, string message) => _errors.Add(new SpecIssue(index, name, field, message));
+
+        private sealed class LayerErrors(Analysis analysis, int index, string name, string at)
+        {
+            public int Count { get; private set; }
+
+            public void Add(string field, string reason)
+            {
+                Count++;
+                analysis.Error(index, name, $"{at}.{field}", $"{name}: {reason}");
+            }
+        }
+
+        private static int RequirePositive(LayerErrors errors, string field, int? value)
+        {
+            if (value is null)
+            {
+                errors.Add(field, $"{field} is required");
+                return 0;
+            }
+
+            if (value <= 0)
+            {
+                errors.Add(field, $"{field} must be at least 1, got {value}");
+            }
+
+            return value.Value;
+        }
+
+        private static IntPair RequirePair(LayerErrors errors, string field, IntPair? value)
+        {
+            if (value is null)
+            {
+                errors.Add(field, $"{field} is required: an integer or [height, width]");
+                return default;
+            }
+
+            return PositivePair(errors, field, value.Value);
+        }
+
+        private static IntPair PositivePair(LayerErrors errors, string field, IntPair value)
+        {
+            if (value.Height <= 0 || value.Width <= 0)
+            {
+                errors.Add(field, $"{field} must be at least 1, got {value}");
+            }
+
+            return value;
+        }
+
+        private static Padding NonNegativePadding(LayerErrors errors, Padding value)
+        {
+            if (!value.Same && (value.Size.Height < 0 || value.Size.Width < 0))
+            {
+                errors.Add("padding", $"padding must be 0 or more, got {value}");
+            }
+
+            return value;
+        }
+
+        private static int Effective(int kernel, int dilation) => dilation * (kernel - 1) + 1;
+
+        private static long FloorDiv(long a, long b) => a >= 0 ? a / b : -((-a + b - 1) / b);
+
+        private static string K(IntPair kernel) => $"{kernel.Height}×{kernel.Width}";
+
+        private static string Shape(int[] shape) => shape.Length == 1 ? $"{shape[0]} features" : string.Join("×", shape);
+
+        private static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+        private static string F(double d) => d.ToString("R", CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,275 @@
+using System.Globalization;
+using System.Text.Json;
+using TrainingService.Contracts.Specs;
+
+namespace TrainingService.Training.Specs;
+
+/// <summary>
+/// Reads a model spec from JSON, reporting every wrong type and unknown field at once, each with its path
+/// (layers[3].kernel), where a serializer would stop at the first.
+/// </summary>
+public static class SpecReader
+{
+    private static readonly string[] s_topFields = ["name", "input", "layers"];
+    private static readonly string[] s_inputFields = ["channels", "height", "width"];
+
+    public static (ModelSpec? Spec, IReadOnlyList<SpecIssue> Errors) Read(JsonElement json)
+    {
+        var errors = new List<SpecIssue>();
+        if (json.ValueKind != JsonValueKind.Object)
+        {
+            errors.Add(new SpecIssue(null, null, "", $"a model spec must be a JSON object with input and layers, got {Describe(json)}"));
+            return (null, errors);
+        }
+
+        UnknownFields(json, s_topFields, "", null, null, errors);
+        string? name = json.TryGetProperty("name", out JsonElement n) ? String(n, "name", null, null, errors) : null;
+        InputSpec? input = json.TryGetProperty("input", out JsonElement i) && i.ValueKind != JsonValueKind.Null ? ReadInput(i, errors) : null;
+        List<LayerSpec>? layers = null;
+        if (json.TryGetProperty("layers", out JsonElement l) && l.ValueKind != JsonValueKind.Null)
+        {
+            if (l.ValueKind != JsonValueKind.Array)
+            {
+                errors.Add(new SpecIssue(null, null, "layers", $"layers must be an array of layer objects, got {Describe(l)}"));
+            }
+            else
+            {
+                layers = [.. l.EnumerateArray().Select((layer, index) => ReadLayer(layer, index, errors))];
+            }
+        }
+
+        return (new ModelSpec { Name = name, Input = input, Layers = layers }, errors);
+    }
+
+    /// <summary>Reads and analyses: type errors first, then the analyser's, without repeating a field already reported.</summary>
+    public static SpecAnalysis ReadAndAnalyze(JsonElement json, SpecLimits? limits = null)
+    {
+        (ModelSpec? spec, IReadOnlyList<SpecIssue> readErrors) = Read(json);
+        if (spec is null)
+        {
+            return new SpecAnalysis(
+                new ModelValidationResult { Valid = false, Layers = [], Warnings = [], Errors = readErrors },
+                []);
+        }
+
+        SpecAnalysis analysis = SpecAnalyzer.Analyze(spec, limits);
+        if (readErrors.Count == 0)
+        {
+            return analysis;
+        }
+
+        var reported = readErrors.Select(e => e.Field).ToHashSet(StringComparer.Ordinal);
+        bool TopLevelRead(SpecIssue e) => (e.Field == "input" && reported.Any(f => f.StartsWith("input", StringComparison.Ordinal)))
+            || (e.Field == "layers" && reported.Contains("layers"));
+        var errors = readErrors.Concat(analysis.Result.Errors.Where(e => !reported.Contains(e.Field) && !TopLevelRead(e))).ToList();
+        return new SpecAnalysis(analysis.Result with { Valid = false, OutputShape = null, Errors = errors }, []);
+    }
+
+    private static InputSpec? ReadInput(JsonElement json, List<SpecIssue> errors)
+    {
+        if (json.ValueKind != JsonValueKind.Object)
+        {
+            errors.Add(new SpecIssue(null, null, "input", $"input must be an object {{ \"channels\", \"height\", \"width\" }}, got {Describe(json)}"));
+            return null;
+        }
+
+        UnknownFields(json, s_inputFields, "input", null, null, errors);
+        int? channels = Int(json, "channels", "input.channels", null, null, errors, required: true);
+        int? height = Int(json, "height", "input.height", null, null, errors, required: true);
+        int? width = Int(json, "width", "input.width", null, null, errors, required: true);
+        return channels is { } c && height is { } h && width is { } w ? new InputSpec(c, h, w) : null;
+    }
+
+    private static LayerSpec ReadLayer(JsonElement json, int index, List<SpecIssue> errors)
+    {
+        string at = $"layers[{index}]";
+        if (json.ValueKind != JsonValueKind.Object)
+        {
+            errors.Add(new SpecIssue(index, null, at, $"layer {index} must be an object such as {{ \"kind\": \"relu\" }}, got {Describe(json)}"));
+            return new LayerSpec { Kind = "" };
+        }
+
+        string? name = json.TryGetProperty("name", out JsonElement n) ? String(n, at + ".name", index, null, errors) : null;
+        string label = name ?? $"layer {index}";
+        string? kind = json.TryGetProperty("kind", out JsonElement k) ? String(k, at + ".kind", index, name, errors) : null;
+        string[] allowed = kind is not null && LayerKinds.TryParse(kind, out LayerKind parsed)
+            ? ["kind", "name", .. LayerKinds.Fields(parsed)]
+            : ["kind", "name", "filters", "kernel", "stride", "padding", "dilation", "bias", "units", "p", "slope", "eps", "momentum"];
+        UnknownFields(json, allowed, at, index, name, errors, kind);
+
+        return new LayerSpec
+        {
+            Kind = kind!,
+            Name = name,
+            Filters = Int(json, "filters", at + ".filters", index, label, errors),
+            Kernel = Pair(json, "kernel", at, index, label, errors),
+            Stride = Pair(json, "stride", at, index, label, errors),
+            Padding = ReadPadding(json, at, index, label, errors),
+            Dilation = Pair(json, "dilation", at, index, label, errors),
+            Bias = Bool(json, "bias", at, index, label, errors),
+            Units = Int(json, "units", at + ".units", index, label, errors),
+            P = Number(json, "p", at, index, label, errors),
+            Slope = Number(json, "slope", at, index, label, errors),
+            Eps = Number(json, "eps", at, index, label, errors),
+            Momentum = Number(json, "momentum", at, index, label, errors),
+        };
+    }
+
+    private static void UnknownFields(JsonElement json, string[] allowed, string at, int? index, string? name, List<SpecIssue> errors, string? kind = null)
+    {
+        foreach (JsonProperty property in json.EnumerateObject())
+        {
+            if (allowed.Contains(property.Name, StringComparer.Ordinal))
+            {
+                continue;
+            }
+
+            string field = at.Length == 0 ? property.Name : $"{at}.{property.Name}";
+            string owner = kind is not null && LayerKinds.TryParse(kind, out _) ? kind : at.Length == 0 ? "a model spec" : at;
+            string? close = allowed.FirstOrDefault(a => string.Equals(a, property.Name, StringComparison.OrdinalIgnoreCase)
+                || a.TrimEnd('s') == property.Name.TrimEnd('s'));
+            string prefix = name ?? (index is { } i ? $"layer {i}" : at.Length == 0 ? "spec" : at);
+            errors.Add(new SpecIssue(index, name, field,
+                $"{prefix}: unknown field \"{property.Name}\" for {owner}{(close is null ? "" : $"; did you mean \"{close}\"?")} (fields: {string.Join(", ", allowed)})"));
+        }
+    }
+
+    private static string? String(JsonElement value, string field, int? index, string? name, List<SpecIssue> errors)
+    {
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return value.GetString();
+        }
+
+        if (value.ValueKind != JsonValueKind.Null)
+        {
+            errors.Add(new SpecIssue(index, name, field, $"{name ?? (index is { } i ? $"layer {i}" : "spec")}: {Leaf(field)} must be a string, got {Describe(value)}"));
+        }
+
+        return null;
+    }
+
+    private static int? Int(JsonElement json, string property, string field, int? index, string? label, List<SpecIssue> errors, bool required = false)
+    {
+        if (!json.TryGetProperty(property, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        {
+            if (required)
+            {
+                errors.Add(new SpecIssue(index, label, field, $"{field} is required: an integer"));
+            }
+
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int result))
+        {
+            return result;
+        }
+
+        errors.Add(new SpecIssue(index, index is null ? null : label, field, $"{label ?? field}: {Leaf(field)} must be an integer, got {Describe(value)}"));
+        return null;
+    }
+
+    private static IntPair? Pair(JsonElement json, string property, string at, int index, string label, List<SpecIssue> errors)
+    {
+        if (!json.TryGetProperty(property, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (TryPair(value, out IntPair pair))
+        {
+            return pair;
+        }
+
+        errors.Add(new SpecIssue(index, label, $"{at}.{property}", $"{label}: {property} must be an integer or [height, width], got {Describe(value)}"));
+        return null;
+    }
+
+    private static Padding? ReadPadding(JsonElement json, string at, int index, string label, List<SpecIssue> errors)
+    {
+        if (!json.TryGetProperty("padding", out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String && value.ValueEquals("same"))
+        {
+            return Padding.SameAsInput;
+        }
+
+        if (TryPair(value, out IntPair pair))
+        {
+            return pair;
+        }
+
+        errors.Add(new SpecIssue(index, label, $"{at}.padding", $"{label}: padding must be an integer, [height, width] or \"same\", got {Describe(value)}"));
+        return null;
+    }
+
+    private static bool TryPair(JsonElement value, out IntPair pair)
+    {
+        pair = default;
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int both))
+        {
+            pair = both;
+            return true;
+        }
+
+        if (value.ValueKind == JsonValueKind.Array && value.GetArrayLength() == 2
+            && value[0].ValueKind == JsonValueKind.Number && value[0].TryGetInt32(out int height)
+            && value[1].ValueKind == JsonValueKind.Number && value[1].TryGetInt32(out int width))
+        {
+            pair = new IntPair(height, width);
+            return true;
+        }
+
+        return false;
+    }
+
+    private static bool? Bool(JsonElement json, string property, string at, int index, string label, List<SpecIssue> errors)
+    {
+        if (!json.TryGetProperty(property, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind is JsonValueKind.True or JsonValueKind.False)
+        {
+            return value.GetBoolean();
+        }
+
+        errors.Add(new SpecIssue(index, label, $"{at}.{property}", $"{label}: {property} must be true or false, got {Describe(value)}"));
+        return null;
+    }
+
+    private static double? Number(JsonElement json, string property, string at, int index, string label, List<SpecIssue> errors)
+    {
+        if (!json.TryGetProperty(property, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            return value.GetDouble();
+        }
+
+        errors.Add(new SpecIssue(index, label, $"{at}.{property}", $"{label}: {property} must be a number, got {Describe(value)}"));
+        return null;
+    }
+
+    private static string Leaf(string field) => field[(field.LastIndexOf('.') + 1)..];
+
+    private static string Describe(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.String => $"the string \"{Truncate(value.GetString()!)}\"",
+        JsonValueKind.Number => $"the number {value.GetRawText()}",
+        JsonValueKind.True or JsonValueKind.False => $"{value.GetRawText()}",
+        JsonValueKind.Array => $"an array of {value.GetArrayLength().ToString(CultureInfo.InvariantCulture)}",
+        JsonValueKind.Object => "an object",
+        _ => "null",
+    };
+
+    private static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "…";
+}
