@@ -1,23 +1,159 @@
+using System.Diagnostics;
+using System.Globalization;
+using TorchSharp;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
+using TrainingService.Training.Models;
+using TrainingService.Training.Native;
 using TrainingService.Training.Specs;
+using static TorchSharp.torch;
 
-var data = ShapesDataset.Generate(new ShapesOptions { Classes = 4, Samples = 4000, TestSamples = 500 });
-var analysis = SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4));
-var sink = new PrintSink();
-using var trainer = new Trainer(analysis, data, new Hyperparameters { Epochs = 3, LearningRate = 0.05 }, new MonitoringOptions { StatsEvery = 10 }, sink);
-var sw = System.Diagnostics.Stopwatch.StartNew();
-using var control = new TrainingControl();
-Console.WriteLine(trainer.Run(control, CancellationToken.None));
-Console.WriteLine(sw.Elapsed);
-
-sealed class PrintSink : ITrainingSink
+// Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
+//   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--no-malloc-tuning]
+//   accuracy   [--epochs N]
+string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
+int Option(string name, int fallback)
 {
-    public void Publish(TrainingEvent e)
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+}
+
+if (!args.Contains("--no-malloc-tuning"))
+{
+    NativeTuning.Apply();
+}
+
+const string FashionMnist = "/usr/share/datasets/fashion-mnist";
+Console.WriteLine($"# {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, malloc tuning {(args.Contains("--no-malloc-tuning") ? "off" : "on")}");
+ImageDataset fashion = IdxReader.Read(
+    "fashion-mnist",
+    Path.Combine(FashionMnist, "train-images-idx3-ubyte.gz"),
+    Path.Combine(FashionMnist, "train-labels-idx1-ubyte.gz"),
+    Path.Combine(FashionMnist, "t10k-images-idx3-ubyte.gz"),
+    Path.Combine(FashionMnist, "t10k-labels-idx1-ubyte.gz"));
+SpecAnalysis lenet = SpecAnalyzer.Analyze(ModelPresets.LeNet5());
+
+if (mode == "accuracy")
+{
+    int epochs = Option("--epochs", 10);
+    var sink = new Recorder(print: true);
+    var hp = new Hyperparameters { Epochs = epochs, BatchSize = 64, LearningRate = 0.05, Momentum = 0.9, Schedule = ScheduleKind.Cosine, WeightDecay = 5e-4 };
+    using var trainer = new Trainer(lenet, fashion, hp, new MonitoringOptions { StatsEvery = 10 }, sink, new TrainerOptions { Threads = Option("--threads", 2) });
+    using var control = new TrainingControl();
+    var clock = Stopwatch.StartNew();
+    trainer.Run(control, CancellationToken.None);
+    Console.WriteLine($"LeNet-5 on Fashion-MNIST, {epochs} epochs {hp}: best test accuracy {sink.Epochs.Max(e => e.ValidationAccuracy):P2}, final {sink.Epochs[^1].ValidationAccuracy:P2}, {clock.Elapsed.TotalSeconds:F0} s");
+    return;
+}
+
+int rounds = Option("--rounds", 5), steps = Option("--steps", 300), batch = Option("--batch", 64), threads = Option("--threads", 2);
+set_num_threads(threads);
+ImageDataset subset = Subset(fashion, steps * batch);
+var configurations = new (string Name, Func<double> Run)[]
+{
+    ("bare TorchSharp loop", () => BareLoop(lenet, subset, batch)),
+    ("Trainer, stats off", () => TrainerRun(lenet, subset, batch, threads, 0)),
+    ("Trainer, stats every 10 steps", () => TrainerRun(lenet, subset, batch, threads, 10)),
+    ("Trainer, stats every step", () => TrainerRun(lenet, subset, batch, threads, 1)),
+};
+var results = configurations.ToDictionary(c => c.Name, _ => new List<double>());
+foreach (var (name, run) in configurations)
+{
+    run(); // warm-up: JIT, allocator, oneDNN kernels
+}
+
+for (int round = 0; round < rounds; round++)
+{
+    foreach (var (name, run) in configurations)
     {
-        if (e is StepEvent s && (s.Step % 20 == 1)) Console.WriteLine($"{s.Seq} step {s.Step} loss {s.Loss:F4} lr {s.LearningRate} sps {s.SamplesPerSecond:F0}");
-        else if (e is LayersEvent l && l.Step == 20) Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(l)[..600]);
-        else if (e is not StepEvent and not LayersEvent) Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(e));
+        results[name].Add(run());
+    }
+}
+
+Console.WriteLine($"LeNet-5, Fashion-MNIST, batch {batch}, {threads} threads, {steps} steps per block, {rounds} interleaved rounds; median images/s");
+double bare = Median(results[configurations[0].Name]);
+foreach (var (name, _) in configurations)
+{
+    double median = Median(results[name]);
+    Console.WriteLine($"| {name} | {median:F0} | {median / bare:F3} | {string.Join(" ", results[name].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |");
+}
+
+static double Median(List<double> values)
+{
+    var sorted = values.Order().ToArray();
+    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+static ImageDataset Subset(ImageDataset data, int count) => new()
+{
+    Name = data.Name,
+    Channels = data.Channels,
+    Height = data.Height,
+    Width = data.Width,
+    Classes = data.Classes,
+    Train = new ImageSplit { Images = data.Train.Images[..(count * data.SampleSize)], Labels = data.Train.Labels[..count] },
+    Mean = data.Mean,
+    Std = data.Std,
+};
+
+// The same model, data path (uint8 images gathered per batch, normalised per channel), optimiser and threads
+// as the Trainer, with nothing else: no events, statistics, accuracy or bookkeeping.
+static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
+{
+    manual_seed(1);
+    using var model = new SpecModel(spec);
+    using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
+    using Tensor images = tensor(data.Train.Images, [data.Train.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
+    using Tensor labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);
+    using Tensor scale = tensor(data.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, data.Channels, 1, 1);
+    using Tensor shift = tensor(data.Mean.Zip(data.Std, (m, s) => -m / s).ToArray()).reshape(1, data.Channels, 1, 1);
+    int[] order = [.. Enumerable.Range(0, data.Train.Count)];
+    new Random(1).Shuffle(order);
+    model.train();
+    var clock = Stopwatch.StartNew();
+    for (int start = 0; start < order.Length; start += batch)
+    {
+        using var scope = NewDisposeScope();
+        using Tensor index = tensor(order[start..Math.Min(start + batch, order.Length)], ScalarType.Int32).to(ScalarType.Int64);
+        Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(scale).add_(shift);
+        Tensor y = labels.index_select(0, index);
+        optimizer.zero_grad();
+        Tensor loss = nn.functional.cross_entropy(model.call(x), y);
+        loss.backward();
+        optimizer.step();
+        _ = loss.item<float>();
+    }
+
+    return order.Length / clock.Elapsed.TotalSeconds;
+}
+
+static double TrainerRun(SpecAnalysis spec, ImageDataset data, int batch, int threads, int statsEvery)
+{
+    var hp = new Hyperparameters { Epochs = 1, BatchSize = batch, ValidationFraction = 0 };
+    using var trainer = new Trainer(spec, data, hp, new MonitoringOptions { StatsEvery = statsEvery }, new Recorder(print: false), new TrainerOptions { Threads = threads });
+    using var control = new TrainingControl();
+    var clock = Stopwatch.StartNew();
+    trainer.Run(control, CancellationToken.None);
+    return data.Train.Count / clock.Elapsed.TotalSeconds;
+}
+
+internal sealed class Recorder(bool print) : ITrainingSink
+{
+    public List<EpochEvent> Epochs { get; } = [];
+
+    public long Count { get; private set; }
+
+    public void Publish(TrainingEvent trainingEvent)
+    {
+        Count++;
+        if (trainingEvent is EpochEvent epoch)
+        {
+            Epochs.Add(epoch);
+            if (print)
+            {
+                Console.WriteLine($"epoch {epoch.Epoch}: train loss {epoch.TrainLoss:F4} acc {epoch.TrainAccuracy:P2}, test loss {epoch.ValidationLoss:F4} acc {epoch.ValidationAccuracy:P2} at {epoch.Time:HH:mm:ss}");
+            }
+        }
     }
 }

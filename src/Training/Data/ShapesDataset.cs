@@ -9,10 +9,10 @@ public static class ShapesDataset
     /// <summary>The dataset name.</summary>
     public const string Name = "shapes";
 
-    // Unit vectors to the five tips of a star with its first tip at the top (y grows downwards).
-    private static readonly float[] s_starX = [0f, 0.95105652f, 0.58778525f, -0.58778525f, -0.95105652f];
-    private static readonly float[] s_starY = [-1f, -0.30901699f, 0.80901699f, 0.80901699f, -0.30901699f];
     private const float StarEdgeDistance = 0.30901699f;
+
+    // Standard deviation of the sum of two independent uniform bytes.
+    private const float TriangularStd = 104.51f;
 
     /// <summary>Names of the classes, by label; a dataset with k classes uses the first k.</summary>
     public static IReadOnlyList<string> ClassNames { get; } =
@@ -102,6 +102,9 @@ public static class ShapesDataset
             float background = 50 * rng.NextFloat();
             float ink = foreground * colour[c];
             Span<byte> pixels = image.Slice(c * plane, plane);
+            // 8.8 fixed point keeps the per-pixel work in integers.
+            int bg = (int)(background * 256) + 128, fg = (int)(ink * 256) + 128;
+            int scale = (int)(noiseScale * 256);
             ulong bits = 0;
             for (int p = 0; p < plane; p++)
             {
@@ -113,8 +116,7 @@ public static class ShapesDataset
                 // Sum of two uniform bytes: a cheap bell-ish (triangular) noise centred on zero.
                 int noise = (int)(bits & 0xFF) + (int)((bits >> 8) & 0xFF) - 255;
                 bits >>= 16;
-                float value = (mask[p] ? ink : background) + (noise * noiseScale) + 0.5f;
-                pixels[p] = (byte)Math.Clamp((int)value, 0, 255);
+                pixels[p] = (byte)Math.Clamp(((mask[p] ? fg : bg) + (noise * scale)) >> 8, 0, 255);
             }
         }
     }
@@ -136,26 +138,24 @@ public static class ShapesDataset
     }
 
     // (u, v) is the pixel centre relative to the shape centre in units of its half-size; v grows downwards.
-    private static bool Contains(int shape, float u, float v)
+    private static bool Contains(int shape, float u, float v) => shape switch
     {
-        float au = Math.Abs(u), av = Math.Abs(v);
-        float d2 = (u * u) + (v * v);
-        float box = Math.Max(au, av);
-        return shape switch
-        {
-            0 => d2 <= 1,
-            1 => box <= 0.9f,
-            2 => v <= 1 && au <= (v + 1) / 2,
-            3 => box <= 1 && Math.Min(au, av) <= 0.3f,
-            4 => d2 <= 1 && d2 >= 0.3f,
-            5 => au <= 1 && av <= 0.3f,
-            6 => au + av <= 1,
-            7 => box <= 0.9f && box >= 0.5f,
-            8 => box <= 1 && Math.Abs(au - av) <= 0.4f,
-            9 => InStar(u, v),
-            _ => throw new ArgumentOutOfRangeException(nameof(shape)),
-        };
-    }
+        0 => (u * u) + (v * v) <= 1,
+        1 => Math.Abs(u) <= 0.9f && Math.Abs(v) <= 0.9f,
+        2 => v <= 1 && Math.Abs(u) <= (v + 1) / 2,
+        3 => Math.Max(Math.Abs(u), Math.Abs(v)) <= 1 && Math.Min(Math.Abs(u), Math.Abs(v)) <= 0.3f,
+        4 => (u * u) + (v * v) is <= 1 and >= 0.3f,
+        5 => Math.Abs(u) <= 1 && Math.Abs(v) <= 0.3f,
+        6 => Math.Abs(u) + Math.Abs(v) <= 1,
+        7 => Math.Max(Math.Abs(u), Math.Abs(v)) is <= 0.9f and >= 0.5f,
+        8 => Math.Max(Math.Abs(u), Math.Abs(v)) <= 1 && Math.Abs(Math.Abs(u) - Math.Abs(v)) <= 0.4f,
+        _ => InStar(u, v),
+    };
+
+    // Unit vectors to the five tips of a star with its first tip at the top (y grows downwards).
+    private static ReadOnlySpan<float> StarX => [0f, 0.95105652f, 0.58778525f, -0.58778525f, -0.95105652f];
+
+    private static ReadOnlySpan<float> StarY => [-1f, -0.30901699f, 0.80901699f, 0.80901699f, -0.30901699f];
 
     // A filled pentagram is the set of points beyond at most one of the five lines joining every second tip.
     private static bool InStar(float u, float v)
@@ -163,7 +163,7 @@ public static class ShapesDataset
         int outside = 0;
         for (int k = 0; k < 5; k++)
         {
-            if ((u * s_starX[k]) + (v * s_starY[k]) > StarEdgeDistance)
+            if ((u * StarX[k]) + (v * StarY[k]) > StarEdgeDistance)
             {
                 outside++;
             }
@@ -171,9 +171,6 @@ public static class ShapesDataset
 
         return outside <= 1;
     }
-
-    // Standard deviation of the sum of two independent uniform bytes.
-    private const float TriangularStd = 104.51f;
 
     private struct SplitMix64(ulong state)
     {

@@ -15,6 +15,9 @@ public static partial class SpecAnalyzer
     public static SpecAnalysis Analyze(ModelSpec spec, SpecLimits? limits = null) =>
         new Analysis(spec, limits ?? SpecLimits.Default).Run();
 
+    /// <summary>Each layer's name: the given one, or its kind's prefix and the next free number (conv1, relu1, …).</summary>
+    public static string[] LayerNames(IReadOnlyList<LayerSpec> layers) => new Analysis(new ModelSpec { Layers = layers }, SpecLimits.Default).AssignNames(layers);
+
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     private static partial Regex LayerNamePattern();
 
@@ -107,7 +110,7 @@ public static partial class SpecAnalyzer
             return true;
         }
 
-        private string[] AssignNames(IReadOnlyList<LayerSpec> layers)
+        public string[] AssignNames(IReadOnlyList<LayerSpec> layers)
         {
             var names = new string[layers.Count];
             var taken = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -293,8 +296,12 @@ public static partial class SpecAnalyzer
                         break;
                     }
 
-                    int? height = WindowOutput(plan, errors, "height", input[1], input[2], plan.Kernel.Height, plan.Stride.Height, plan.Padding.Size.Height, plan.Dilation.Height);
-                    int? width = WindowOutput(plan, errors, "width", input[1], input[2], plan.Kernel.Width, plan.Stride.Width, plan.Padding.Size.Width, plan.Dilation.Width);
+                    // A square window on a square input: one message for both sides, not two identical ones.
+                    bool square = input[1] == input[2] && plan.Kernel.IsSquare && plan.Stride.IsSquare && plan.Padding.Size.IsSquare && plan.Dilation.IsSquare;
+                    int? height = WindowOutput(plan, errors, "height", square, input[1], input[2], plan.Kernel.Height, plan.Stride.Height, plan.Padding.Size.Height, plan.Dilation.Height);
+                    int? width = square
+                        ? height
+                        : WindowOutput(plan, errors, "width", false, input[1], input[2], plan.Kernel.Width, plan.Stride.Width, plan.Padding.Size.Width, plan.Dilation.Width);
                     if (height is null || width is null)
                     {
                         break;
@@ -373,7 +380,7 @@ public static partial class SpecAnalyzer
         }
 
         /// <summary>One side of a window layer's output, or null with an error naming the formula.</summary>
-        private int? WindowOutput(LayerPlan plan, LayerErrors errors, string side, int inHeight, int inWidth, int kernel, int stride, int padding, int dilation)
+        private int? WindowOutput(LayerPlan plan, LayerErrors errors, string side, bool square, int inHeight, int inWidth, int kernel, int stride, int padding, int dilation)
         {
             int size = side == "height" ? inHeight : inWidth;
             if (plan.Padding.Same)
@@ -398,9 +405,10 @@ public static partial class SpecAnalyzer
             long dropped = span % stride;
             if (dropped != 0)
             {
-                string unit = side == "height" ? "row" : "column";
+                string unit = square ? "row and column" : side == "height" ? "row" : "column";
+                string sides = square ? "height and width" : side;
                 _warnings.Add(new SpecIssue(plan.Index, plan.Name, $"layers[{plan.Index}].stride",
-                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {side} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}): the last {dropped} {unit}{(dropped == 1 ? "" : "s")} of the input {(dropped == 1 ? "is" : "are")} never seen"));
+                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {sides} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}): the last {dropped} {unit}{(dropped == 1 ? "" : "s")} of the input {(dropped == 1 ? "is" : "are")} never seen"));
             }
 
             return (int)output;

@@ -58,6 +58,11 @@ public static class SpecReader
             return analysis;
         }
 
+        // The reader knows only given names; name its errors as the analyser named the layers (conv1, …).
+        string[] names = SpecAnalyzer.LayerNames(spec.Layers ?? []);
+        readErrors = [.. readErrors.Select(e => e is { LayerIndex: int i, LayerName: null } && i < names.Length
+            ? e with { LayerName = names[i], Message = ReplacePrefix(e.Message, $"layer {i}: ", $"{names[i]}: ") }
+            : e)];
         var reported = readErrors.Select(e => e.Field).ToHashSet(StringComparer.Ordinal);
         bool TopLevelRead(SpecIssue e) => (e.Field == "input" && reported.Any(f => f.StartsWith("input", StringComparison.Ordinal)))
             || (e.Field == "layers" && reported.Contains("layers"));
@@ -101,13 +106,13 @@ public static class SpecReader
         {
             Kind = kind!,
             Name = name,
-            Filters = Int(json, "filters", at + ".filters", index, label, errors),
+            Filters = Int(json, "filters", at + ".filters", index, label, errors, layerName: name),
             Kernel = Pair(json, "kernel", at, index, label, errors),
             Stride = Pair(json, "stride", at, index, label, errors),
             Padding = ReadPadding(json, at, index, label, errors),
             Dilation = Pair(json, "dilation", at, index, label, errors),
             Bias = Bool(json, "bias", at, index, label, errors),
-            Units = Int(json, "units", at + ".units", index, label, errors),
+            Units = Int(json, "units", at + ".units", index, label, errors, layerName: name),
             P = Number(json, "p", at, index, label, errors),
             Slope = Number(json, "slope", at, index, label, errors),
             Eps = Number(json, "eps", at, index, label, errors),
@@ -149,13 +154,13 @@ public static class SpecReader
         return null;
     }
 
-    private static int? Int(JsonElement json, string property, string field, int? index, string? label, List<SpecIssue> errors, bool required = false)
+    private static int? Int(JsonElement json, string property, string field, int? index, string? label, List<SpecIssue> errors, bool required = false, string? layerName = null)
     {
         if (!json.TryGetProperty(property, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
         {
             if (required)
             {
-                errors.Add(new SpecIssue(index, label, field, $"{field} is required: an integer"));
+                errors.Add(new SpecIssue(index, layerName, field, $"{field} is required: an integer"));
             }
 
             return null;
@@ -166,7 +171,7 @@ public static class SpecReader
             return result;
         }
 
-        errors.Add(new SpecIssue(index, index is null ? null : label, field, $"{label ?? field}: {Leaf(field)} must be an integer, got {Describe(value)}"));
+        errors.Add(new SpecIssue(index, layerName, field, $"{label ?? field}: {Leaf(field)} must be an integer, got {Describe(value)}"));
         return null;
     }
 
@@ -182,7 +187,7 @@ public static class SpecReader
             return pair;
         }
 
-        errors.Add(new SpecIssue(index, label, $"{at}.{property}", $"{label}: {property} must be an integer or [height, width], got {Describe(value)}"));
+        errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.{property}", $"{label}: {property} must be an integer or [height, width], got {Describe(value)}"));
         return null;
     }
 
@@ -203,7 +208,7 @@ public static class SpecReader
             return pair;
         }
 
-        errors.Add(new SpecIssue(index, label, $"{at}.padding", $"{label}: padding must be an integer, [height, width] or \"same\", got {Describe(value)}"));
+        errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.padding", $"{label}: padding must be an integer, [height, width] or \"same\", got {Describe(value)}"));
         return null;
     }
 
@@ -239,7 +244,7 @@ public static class SpecReader
             return value.GetBoolean();
         }
 
-        errors.Add(new SpecIssue(index, label, $"{at}.{property}", $"{label}: {property} must be true or false, got {Describe(value)}"));
+        errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.{property}", $"{label}: {property} must be true or false, got {Describe(value)}"));
         return null;
     }
 
@@ -255,9 +260,15 @@ public static class SpecReader
             return value.GetDouble();
         }
 
-        errors.Add(new SpecIssue(index, label, $"{at}.{property}", $"{label}: {property} must be a number, got {Describe(value)}"));
+        errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.{property}", $"{label}: {property} must be a number, got {Describe(value)}"));
         return null;
     }
+
+    /// <summary>The label is the given name, or "layer i" when the layer has none (its automatic name comes later).</summary>
+    private static string? GivenName(string label, int index) => label == $"layer {index}" ? null : label;
+
+    private static string ReplacePrefix(string message, string prefix, string replacement) =>
+        message.StartsWith(prefix, StringComparison.Ordinal) ? replacement + message[prefix.Length..] : message;
 
     private static string Leaf(string field) => field[(field.LastIndexOf('.') + 1)..];
 

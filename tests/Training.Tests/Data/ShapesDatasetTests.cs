@@ -190,8 +190,8 @@ public sealed class ShapesDatasetTests
 
         string perClass = string.Join(", ", Enumerable.Range(0, Classes)
             .Select(c => $"{ShapesDataset.ClassNames[c]} {(double)correct[c] / testCounts[c]:P0}"));
-        Assert.True(correct.Sum() > 0.85 * data.Test.Count, $"nearest-centroid accuracy {(double)correct.Sum() / data.Test.Count:P1}: {perClass}");
-        Assert.All(Enumerable.Range(0, Classes), c => Assert.True(correct[c] > 0.5 * testCounts[c], perClass));
+        Assert.True(correct.Sum() > 0.9 * data.Test.Count, $"nearest-centroid accuracy {(double)correct.Sum() / data.Test.Count:P1}: {perClass}");
+        Assert.All(Enumerable.Range(0, Classes), c => Assert.True(correct[c] > 0.75 * testCounts[c], perClass));
     }
 
     private const int Grid = 10;

@@ -1,0 +1,53 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.Json;
+
+namespace TrainingService.Api.Infrastructure;
+
+public static class ApiBasics
+{
+    /// <summary>JSON as the API speaks it: camelCase, enums as strings, no nulls left out (a field is always there).</summary>
+    public static void Configure(JsonSerializerOptions options)
+    {
+        options.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
+        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase));
+        options.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
+    }
+
+    public static IServiceCollection AddApiBasics(this IServiceCollection services)
+    {
+        services.Configure<JsonOptions>(o => Configure(o.SerializerOptions));
+        services.AddProblemDetails();
+        services.AddExceptionHandler<BadRequestExceptionHandler>();
+        services.AddHealthChecks();
+        return services;
+    }
+
+    public static WebApplication MapHealth(this WebApplication app)
+    {
+        app.MapHealthChecks("/health/live").WithTags("Health");
+        app.MapHealthChecks("/health/ready").WithTags("Health");
+        return app;
+    }
+}
+
+/// <summary>Requests the framework could not bind (malformed JSON, wrong content type, too large) become problem details, not 500s.</summary>
+internal sealed class BadRequestExceptionHandler(IProblemDetailsService problemDetails) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        if (exception is not BadHttpRequestException bad)
+        {
+            return false;
+        }
+
+        context.Response.StatusCode = bad.StatusCode;
+        return await problemDetails.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            Exception = exception,
+            ProblemDetails = { Status = bad.StatusCode, Title = "The request could not be read", Detail = bad.Message },
+        });
+    }
+}

@@ -1,0 +1,33 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.OpenApi;
+using Swashbuckle.AspNetCore.SwaggerGen;
+using TrainingService.Training.Specs;
+
+namespace TrainingService.Api.Infrastructure;
+
+/// <summary>Working request examples, so "Try it out" in Swagger UI succeeds as it stands.</summary>
+internal sealed class ExamplesOperationFilter : IOperationFilter
+{
+    private static readonly JsonSerializerOptions s_json = CreateJsonOptions();
+
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        JsonNode? example = operation.OperationId switch
+        {
+            "ValidateModel" => JsonSerializer.SerializeToNode(ModelPresets.LeNet5(), s_json),
+            _ => null,
+        };
+        if (example is not null && operation.RequestBody?.Content is { } content && content.TryGetValue("application/json", out OpenApiMediaType? media))
+        {
+            media.Example = example;
+        }
+    }
+
+    private static JsonSerializerOptions CreateJsonOptions()
+    {
+        var options = new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+        ApiBasics.Configure(options);
+        return options;
+    }
+}

@@ -1,0 +1,183 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace TrainingService.Api.Tests;
+
+public sealed class ModelsApiTests
+{
+    private const string LeNet = """
+        { "name": "lenet5",
+          "input": { "channels": 1, "height": 28, "width": 28 },
+          "layers": [
+            { "kind": "conv2d", "name": "conv1", "filters": 6, "kernel": 5, "stride": 1, "padding": 2 },
+            { "kind": "relu" },
+            { "kind": "maxpool2d", "kernel": 2, "stride": 2 },
+            { "kind": "conv2d", "filters": 16, "kernel": 5 },
+            { "kind": "relu" }, { "kind": "maxpool2d", "kernel": 2 },
+            { "kind": "flatten" },
+            { "kind": "linear", "units": 120 }, { "kind": "relu" },
+            { "kind": "linear", "units": 84 }, { "kind": "relu" },
+            { "kind": "linear", "units": 10 } ] }
+        """;
+
+    [Fact]
+    public async Task ValidLeNetGetsItsPerLayerTable()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+
+        using HttpResponseMessage response = await PostJson(client, LeNet);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(body.GetProperty("valid").GetBoolean());
+        Assert.Equal("[10]", body.GetProperty("outputShape").GetRawText());
+        Assert.Equal(61_706, body.GetProperty("totalParameters").GetInt64());
+        JsonElement[] layers = [.. body.GetProperty("layers").EnumerateArray()];
+        Assert.Equal(12, layers.Length);
+        Assert.Equal(
+            ["conv1", "relu1", "maxpool1", "conv2", "relu2", "maxpool2", "flatten1", "linear1", "relu3", "linear2", "relu4", "linear3"],
+            layers.Select(l => l.GetProperty("name").GetString()));
+        JsonElement conv2 = layers[3];
+        Assert.Equal("[16,10,10]", conv2.GetProperty("outputShape").GetRawText());
+        Assert.Equal(2_416, conv2.GetProperty("parameters").GetInt64());
+        Assert.Equal(240_000, conv2.GetProperty("multiplyAdds").GetInt64());
+        Assert.Equal("[14,14]", conv2.GetProperty("receptiveField").GetRawText());
+        Assert.Equal("[2,2]", conv2.GetProperty("jump").GetRawText());
+        Assert.Equal(JsonValueKind.Null, layers[7].GetProperty("receptiveField").ValueKind);
+        Assert.Empty(body.GetProperty("errors").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task ImpossibleSpecGetsErrorsPinnedToLayerAndField()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        const string spec = """
+            { "input": { "channels": 1, "height": 4, "width": 4 },
+              "layers": [ { "kind": "conv2d", "filters": 8, "kernel": 5 }, { "kind": "flatten" }, { "kind": "linear", "units": 3 } ] }
+            """;
+
+        using HttpResponseMessage response = await PostJson(client, spec);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.False(body.GetProperty("valid").GetBoolean());
+        JsonElement error = Assert.Single(body.GetProperty("errors").EnumerateArray());
+        Assert.Equal(0, error.GetProperty("layerIndex").GetInt32());
+        Assert.Equal("conv1", error.GetProperty("layerName").GetString());
+        Assert.Equal("layers[0].kernel", error.GetProperty("field").GetString());
+        Assert.Equal("conv1: output height ⌊(4 − 5 + 2·0)/1⌋ + 1 = 0 — the kernel is larger than its 4×4 input", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task WrongTypesAreReportedPerFieldWithAutomaticLayerNames()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        const string spec = """
+            { "input": { "channels": 1, "height": 28, "width": 28 },
+              "layers": [ { "kind": "conv2d", "filters": "six", "kernel": 5 }, { "kind": "flatten" }, { "kind": "linear", "units": 3, "bias": "yes" } ] }
+            """;
+
+        using HttpResponseMessage response = await PostJson(client, spec);
+
+        JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        JsonElement[] errors = [.. body.GetProperty("errors").EnumerateArray()];
+        Assert.Equal(["layers[0].filters", "layers[2].bias"], errors.Select(e => e.GetProperty("field").GetString()));
+        Assert.Equal("conv1", errors[0].GetProperty("layerName").GetString());
+        Assert.Equal("conv1: filters must be an integer, got the string \"six\"", errors[0].GetProperty("message").GetString());
+        Assert.Equal("linear1", errors[1].GetProperty("layerName").GetString());
+    }
+
+    [Theory]
+    [InlineData("{not json", "not valid JSON")]
+    [InlineData("[1, 2]", "JSON array")]
+    [InlineData("\"lenet\"", "JSON string")]
+    [InlineData("{ \"foo\": 1 }", "without \"input\" or \"layers\"")]
+    public async Task BodyThatIsNotASpecGetsProblemDetails(string body, string expected)
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+
+        using HttpResponseMessage response = await PostJson(client, body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        JsonElement problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(400, problem.GetProperty("status").GetInt32());
+        Assert.Equal("body", problem.GetProperty("field").GetString());
+        Assert.Contains(expected, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NonJsonContentTypeGets415ProblemDetails()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+
+        using HttpResponseMessage response = await client.PostAsync(new Uri("/models/validate", UriKind.Relative), new StringContent(LeNet, Encoding.UTF8, "text/plain"));
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task ParameterCapComesFromConfiguration()
+    {
+        await using var factory = new TrainingServiceFactory(new() { ["Specs:MaxParameters"] = "1000" });
+        using HttpClient client = factory.CreateClient();
+
+        using HttpResponseMessage response = await PostJson(client, LeNet);
+
+        JsonElement body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.False(body.GetProperty("valid").GetBoolean());
+        JsonElement error = Assert.Single(body.GetProperty("errors").EnumerateArray());
+        Assert.Equal("the model has 61,706 parameters, over the cap of 1,000", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task SwaggerDocumentsValidateWithAWorkingExample()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+
+        JsonElement document = await client.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
+        JsonElement post = document.GetProperty("paths").GetProperty("/models/validate").GetProperty("post");
+        JsonElement example = post.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("example");
+        using HttpResponseMessage response = await PostJson(client, example.GetRawText());
+        JsonElement result = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.True(result.GetProperty("valid").GetBoolean(), example.GetRawText());
+        using HttpResponseMessage ui = await client.GetAsync(new Uri("/swagger/index.html", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/health/live")]
+    [InlineData("/health/ready")]
+    public async Task HealthEndpointsAnswer(string path)
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+
+        Assert.Equal("Healthy", await client.GetStringAsync(new Uri(path, UriKind.Relative)));
+    }
+
+    [Fact]
+    public async Task UnknownRouteGetsProblemDetails()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+
+        using HttpResponseMessage response = await client.GetAsync(new Uri("/no-such-thing", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    private static Task<HttpResponseMessage> PostJson(HttpClient client, string json) =>
+        client.PostAsync(new Uri("/models/validate", UriKind.Relative), new StringContent(json, Encoding.UTF8, "application/json"));
+}

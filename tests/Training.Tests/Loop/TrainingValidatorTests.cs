@@ -1,0 +1,87 @@
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
+using TrainingService.Training.Loop;
+using TrainingService.Training.Specs;
+using Xunit;
+
+namespace TrainingService.Training.Tests.Loop;
+
+public sealed class TrainingValidatorTests
+{
+    private static readonly ImageDataset s_shapes = Harness.Shapes(samples: 40, classes: 4, testSamples: 8);
+    private static readonly MonitoringOptions s_monitoring = new();
+
+    [Fact]
+    public void AGoodJobHasNoIssues()
+    {
+        Assert.Empty(Validate(ModelPresets.LeNet5(classes: 4), new Hyperparameters()));
+    }
+
+    [Fact]
+    public void ClassCountMismatchNamesBothCounts()
+    {
+        SpecIssue issue = Assert.Single(Validate(ModelPresets.LeNet5(classes: 10), new Hyperparameters()));
+
+        Assert.Equal("model.layers", issue.Field);
+        Assert.Contains("10 classes", issue.Message, StringComparison.Ordinal);
+        Assert.Contains("has 4", issue.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void InputShapeMismatchNamesBothShapes()
+    {
+        SpecIssue issue = Assert.Single(Validate(ModelPresets.LeNet5(channels: 3, height: 32, width: 32, classes: 4), new Hyperparameters()));
+
+        Assert.Equal("model.input", issue.Field);
+        Assert.Contains("3×32×32", issue.Message, StringComparison.Ordinal);
+        Assert.Contains("1×28×28", issue.Message, StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string, Hyperparameters, string> BadHyperparameters => new()
+    {
+        { "epochs 0", new Hyperparameters { Epochs = 0 }, "hyperparameters.epochs" },
+        { "batchSize 0", new Hyperparameters { BatchSize = 0 }, "hyperparameters.batchSize" },
+        { "learningRate 0", new Hyperparameters { LearningRate = 0 }, "hyperparameters.learningRate" },
+        { "learningRate NaN", new Hyperparameters { LearningRate = double.NaN }, "hyperparameters.learningRate" },
+        { "momentum 1", new Hyperparameters { Momentum = 1 }, "hyperparameters.momentum" },
+        { "validationFraction 0.95", new Hyperparameters { ValidationFraction = 0.95 }, "hyperparameters.validationFraction" },
+        { "nesterov with adam", new Hyperparameters { Optimizer = OptimizerKind.Adam, Nesterov = true }, "hyperparameters.nesterov" },
+        { "nesterov without momentum", new Hyperparameters { Momentum = 0, Nesterov = true }, "hyperparameters.nesterov" },
+        { "weightDecay -0.1", new Hyperparameters { WeightDecay = -0.1 }, "hyperparameters.weightDecay" },
+        { "gamma 0", new Hyperparameters { Schedule = ScheduleKind.Step, Gamma = 0 }, "hyperparameters.gamma" },
+        { "stepSize 0", new Hyperparameters { Schedule = ScheduleKind.Step, StepSize = 0 }, "hyperparameters.stepSize" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadHyperparameters))]
+    public void EachBadHyperparameterNamesItsField(string description, Hyperparameters hp, string field)
+    {
+        SpecIssue issue = Assert.Single(Validate(ModelPresets.LeNet5(classes: 4), hp));
+
+        Assert.True(field == issue.Field, $"{description}: expected {field}, got {issue.Field}: {issue.Message}");
+        string name = field["hyperparameters.".Length..];
+        Assert.Contains(name, issue.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void NegativeStatsEveryNamesItsField()
+    {
+        IReadOnlyList<SpecIssue> issues = TrainingValidator.Validate(
+            SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), s_shapes, new Hyperparameters(), new MonitoringOptions { StatsEvery = -1 });
+
+        Assert.Equal("monitoring.statsEvery", Assert.Single(issues).Field);
+    }
+
+    [Fact]
+    public void TheTrainerRefusesAnInvalidJobNamingTheField()
+    {
+        var error = Assert.Throws<ArgumentException>(() =>
+            Harness.Trainer(ModelPresets.LeNet5(classes: 4), s_shapes, new Hyperparameters { BatchSize = 0 }, new RecordingSink()));
+
+        Assert.Contains("hyperparameters.batchSize", error.Message, StringComparison.Ordinal);
+    }
+
+    private static IReadOnlyList<SpecIssue> Validate(ModelSpec spec, Hyperparameters hp) =>
+        TrainingValidator.Validate(SpecAnalyzer.Analyze(spec), s_shapes, hp, s_monitoring);
+}
