@@ -8,20 +8,35 @@ namespace TrainingService.Training.Tests.Specs;
 public sealed class WindowWarningTests
 {
     [Fact]
-    public void ThreeByThreeAtStrideTwoOn28WarnsThatTheLastRowAndColumnAreNeverSeen()
+    public void ThreeByThreeAtStrideTwoOn28WarnsOnceThatTheLastRowAndColumnAreNeverSeen()
     {
         ModelValidationResult result = Analyze(Classifier(1, 28, 28, Conv(4, 3, stride: 2)));
 
         Assert.True(result.Valid, Describe(result.Errors));
         Assert.Equal([4, 13, 13], result.Layers[0].OutputShape);
-        Assert.Equal(2, result.Warnings.Count);
-        Assert.All(result.Warnings, w => Assert.Equal((0, "conv1", "layers[0].stride"), (w.LayerIndex, w.LayerName, w.Field)));
+        SpecIssue warning = Assert.Single(result.Warnings);
+        Assert.Equal((0, "conv1", "layers[0].stride"), (warning.LayerIndex, warning.LayerName, warning.Field));
         Assert.Equal(
-            "conv1: the 3×3 window at stride 2 does not tile the height (28 + 2·0 − 3 = 25 is not a multiple of 2): the last 1 row of the input is never seen",
-            result.Warnings[0].Message);
+            "conv1: the 3×3 window at stride 2 does not tile the height and width (28 + 2·0 − 3 = 25 is not a multiple of 2): the last 1 row and column of the input is never seen",
+            warning.Message);
+    }
+
+    [Fact]
+    public void NonSquareInputWarnsForEachSideWithItsOwnNumbers()
+    {
+        ModelValidationResult onlyHeight = Analyze(Classifier(1, 28, 31, Conv(4, 3, stride: 2)));
+        ModelValidationResult bothSides = Analyze(Classifier(1, 28, 30, Conv(4, 3, stride: 2)));
+
+        Assert.Equal([4, 13, 15], onlyHeight.Layers[0].OutputShape);
         Assert.Equal(
-            "conv1: the 3×3 window at stride 2 does not tile the width (28 + 2·0 − 3 = 25 is not a multiple of 2): the last 1 column of the input is never seen",
-            result.Warnings[1].Message);
+            ["conv1: the 3×3 window at stride 2 does not tile the height (28 + 2·0 − 3 = 25 is not a multiple of 2): the last 1 row of the input is never seen"],
+            onlyHeight.Warnings.Select(w => w.Message));
+        Assert.Equal(
+            [
+                "conv1: the 3×3 window at stride 2 does not tile the height (28 + 2·0 − 3 = 25 is not a multiple of 2): the last 1 row of the input is never seen",
+                "conv1: the 3×3 window at stride 2 does not tile the width (30 + 2·0 − 3 = 27 is not a multiple of 2): the last 1 column of the input is never seen",
+            ],
+            bothSides.Warnings.Select(w => w.Message));
     }
 
     [Fact]
@@ -50,11 +65,11 @@ public sealed class WindowWarningTests
     }
 
     [Fact]
-    public void DilatedKernelWarnsWithItsEffectiveSize()
+    public void DilatedKernelWarnsWithItsEffectiveSizeInPlural()
     {
-        SpecIssue warning = Analyze(Classifier(1, 28, 28, Conv(4, 3, stride: 3, dilation: 2))).Warnings[0];
+        SpecIssue warning = Assert.Single(Analyze(Classifier(1, 28, 28, Conv(4, 3, stride: 3, dilation: 2))).Warnings);
 
-        Assert.Contains("(28 + 2·0 − 5 = 23 is not a multiple of 3): the last 2 rows", warning.Message, StringComparison.Ordinal);
+        Assert.EndsWith("(28 + 2·0 − 5 = 23 is not a multiple of 3): the last 2 rows and columns of the input are never seen", warning.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -64,7 +79,7 @@ public sealed class WindowWarningTests
 
         Assert.True(result.Valid, Describe(result.Errors));
         Assert.Equal(
-            [(0, "layers[0].stride"), (0, "layers[0].stride"), (1, "layers[1].stride")],
+            [(0, "layers[0].stride"), (1, "layers[1].stride")],
             result.Warnings.Select(w => (w.LayerIndex ?? -1, w.Field)));
     }
 

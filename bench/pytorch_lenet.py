@@ -1,0 +1,49 @@
+"""The PyTorch reference for bench/: LeNet-5 on Fashion-MNIST with the same data path, batch, optimiser and
+threads as the C# bare loop. Prints one line: images/s over the timed steps (after a warm-up)."""
+import argparse, gzip, time
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--steps", type=int, default=300)
+p.add_argument("--batch", type=int, default=64)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(1)
+
+with gzip.open(f"{a.data}/train-images-idx3-ubyte.gz") as f:
+    images = torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28).copy())
+with gzip.open(f"{a.data}/train-labels-idx1-ubyte.gz") as f:
+    labels = torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64))
+n = (a.steps + 20) * a.batch
+images, labels = images[:n], labels[:n]
+mean, std = images.float().div(255).mean().item(), images.float().div(255).std(unbiased=False).item()
+scale, shift = 1 / (255 * std), -mean / std
+
+model = nn.Sequential(
+    nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+order = torch.randperm(n)
+
+def step(i):
+    idx = order[i * a.batch:(i + 1) * a.batch]
+    x = images.index_select(0, idx).float().mul_(scale).add_(shift)
+    y = labels.index_select(0, idx)
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    loss.item()
+
+for i in range(20):
+    step(i)
+t = time.perf_counter()
+for i in range(20, 20 + a.steps):
+    step(i)
+print(f"{a.steps * a.batch / (time.perf_counter() - t):.1f}")
