@@ -202,7 +202,7 @@ public static partial class SpecAnalyzer
             }
         }
 
-        private static LayerPlan? Resolve(LayerKind kind, LayerSpec layer, LayerErrors errors, int index, string name)
+        private LayerPlan? Resolve(LayerKind kind, LayerSpec layer, LayerErrors errors, int index, string name)
         {
             var plan = new LayerPlan(index, name, kind, [], []);
             switch (kind)
@@ -233,7 +233,7 @@ public static partial class SpecAnalyzer
                     plan = plan with
                     {
                         Kernel = kernel,
-                        Stride = PositivePair(errors, "stride", layer.Stride ?? kernel),
+                        Stride = layer.Stride is { } stride ? PositivePair(errors, "stride", stride) : kernel,
                         Dilation = 1,
                         Padding = NonNegativePadding(errors, layer.Padding is { Same: false } given ? given : 0),
                     };
@@ -285,7 +285,6 @@ public static partial class SpecAnalyzer
             int[] input = _shape!;
             bool spatial = input.Length == 3;
             string kind = LayerKinds.Name(plan.Kind);
-            int[] output;
             long parameters = 0, multiplyAdds = 0;
             switch (plan.Kind)
             {
@@ -308,18 +307,25 @@ public static partial class SpecAnalyzer
                     }
 
                     int channels = plan.Kind == LayerKind.Conv2d ? plan.Filters : input[0];
-                    output = [channels, height.Value, width.Value];
                     if (plan.Kind == LayerKind.Conv2d)
                     {
-                        long perFilter = (long)input[0] * plan.Kernel.Height * plan.Kernel.Width;
-                        parameters = plan.Filters * (perFilter + (plan.Bias ? 1 : 0));
-                        multiplyAdds = (long)height.Value * width.Value * plan.Filters * perFilter;
+                        try
+                        {
+                            long perFilter = checked((long)input[0] * plan.Kernel.Height * plan.Kernel.Width);
+                            parameters = checked(plan.Filters * (perFilter + (plan.Bias ? 1 : 0)));
+                            multiplyAdds = checked((long)height.Value * width.Value * plan.Filters * perFilter);
+                        }
+                        catch (OverflowException)
+                        {
+                            errors.Add("filters", $"{plan.Filters} filters of {K(plan.Kernel)}×{input[0]} make more parameters or multiply-adds than 64 bits can count");
+                            break;
+                        }
                     }
 
                     _rf = (_rf.H + (Effective(plan.Kernel.Height, plan.Dilation.Height) - 1) * _jump.H,
                            _rf.W + (Effective(plan.Kernel.Width, plan.Dilation.Width) - 1) * _jump.W);
                     _jump = (_jump.H * plan.Stride.Height, _jump.W * plan.Stride.Width);
-                    Accept(plan, output, parameters, multiplyAdds);
+                    Accept(plan, [channels, height.Value, width.Value], parameters, multiplyAdds, errors);
                     return;
                 case LayerKind.BatchNorm2d:
                     if (!spatial)
@@ -328,11 +334,11 @@ public static partial class SpecAnalyzer
                         break;
                     }
 
-                    Accept(plan, input, 2L * input[0], 0);
+                    Accept(plan, Long(input), 2L * input[0], 0, errors);
                     return;
                 case LayerKind.Flatten:
                     _spatialTracking = false;
-                    Accept(plan, [input.Aggregate(1, (a, b) => a * b)], 0, 0);
+                    Accept(plan, [input.Aggregate(1L, (a, b) => a * b)], 0, 0, errors);
                     return;
                 case LayerKind.GlobalAvgPool:
                     if (!spatial)
@@ -342,7 +348,7 @@ public static partial class SpecAnalyzer
                     }
 
                     _spatialTracking = false;
-                    Accept(plan, [input[0]], 0, 0);
+                    Accept(plan, [input[0]], 0, 0, errors);
                     return;
                 case LayerKind.Linear:
                     if (spatial)
@@ -352,18 +358,35 @@ public static partial class SpecAnalyzer
                     }
 
                     multiplyAdds = (long)input[0] * plan.Units;
-                    Accept(plan, [plan.Units], multiplyAdds + (plan.Bias ? plan.Units : 0), multiplyAdds);
+                    Accept(plan, [plan.Units], multiplyAdds + (plan.Bias ? plan.Units : 0), multiplyAdds, errors);
                     return;
                 default:
-                    Accept(plan, input, 0, 0);
+                    Accept(plan, Long(input), 0, 0, errors);
                     return;
             }
 
             _shape = null;
         }
 
-        private void Accept(LayerPlan plan, int[] output, long parameters, long multiplyAdds)
+        private void Accept(LayerPlan plan, long[] shape, long parameters, long multiplyAdds, LayerErrors errors)
         {
+            long elements = shape.Aggregate(1L, (a, b) => a * b);
+            long total = _reports.Sum(r => r.ActivationBytes) + (elements * BytesPerFloat);
+            if (elements > int.MaxValue)
+            {
+                errors.Add("kind", $"its output {string.Join("×", shape)} = {N(elements)} values per sample is more than one layer may have ({N(int.MaxValue)})");
+                _shape = null;
+                return;
+            }
+
+            if (total > limits.MaxActivationBytes)
+            {
+                errors.Add("kind", $"its output {string.Join("×", shape)} takes the layer outputs of one sample to {N(total)} bytes, over the cap of {N(limits.MaxActivationBytes)}");
+                _shape = null;
+                return;
+            }
+
+            int[] output = [.. shape.Select(d => (int)d)];
             bool spatial = output.Length == 3 && _spatialTracking;
             _plan.Add(plan with { InputShape = _shape!, OutputShape = output, Parameters = parameters });
             _reports.Add(new LayerReport(
@@ -375,7 +398,7 @@ public static partial class SpecAnalyzer
                 multiplyAdds,
                 spatial ? [_rf.H, _rf.W] : null,
                 spatial ? [_jump.H, _jump.W] : null,
-                output.Aggregate(1L, (a, b) => a * b) * BytesPerFloat));
+                elements * BytesPerFloat));
             _shape = output;
         }
 
@@ -402,13 +425,19 @@ public static partial class SpecAnalyzer
                 return null;
             }
 
-            long dropped = span % stride;
+            // Positions past the last window: the trailing padding among them hides no input.
+            long dropped = Math.Max(0, (span % stride) - padding);
             if (dropped != 0)
             {
-                string unit = square ? "row and column" : side == "height" ? "row" : "column";
+                string unit = (square, dropped == 1) switch
+                {
+                    (true, true) => "row and column",
+                    (true, false) => "rows and columns",
+                    (false, _) => (side == "height" ? "row" : "column") + (dropped == 1 ? "" : "s"),
+                };
                 string sides = square ? "height and width" : side;
                 _warnings.Add(new SpecIssue(plan.Index, plan.Name, $"layers[{plan.Index}].stride",
-                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {sides} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}): the last {dropped} {unit}{(dropped == 1 ? "" : "s")} of the input {(dropped == 1 ? "is" : "are")} never seen"));
+                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {sides} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}{(padding > 0 ? $", beyond the padding of {padding}" : "")}): the last {dropped} {unit} of the input {(dropped == 1 ? "is" : "are")} never seen"));
             }
 
             return (int)output;
@@ -467,7 +496,7 @@ public static partial class SpecAnalyzer
             return value.Value;
         }
 
-        private static IntPair RequirePair(LayerErrors errors, string field, IntPair? value)
+        private IntPair RequirePair(LayerErrors errors, string field, IntPair? value)
         {
             if (value is null)
             {
@@ -478,25 +507,35 @@ public static partial class SpecAnalyzer
             return PositivePair(errors, field, value.Value);
         }
 
-        private static IntPair PositivePair(LayerErrors errors, string field, IntPair value)
+        private IntPair PositivePair(LayerErrors errors, string field, IntPair value)
         {
             if (value.Height <= 0 || value.Width <= 0)
             {
                 errors.Add(field, $"{field} must be at least 1, got {value}");
             }
+            else if (value.Height > limits.MaxWindowSide || value.Width > limits.MaxWindowSide)
+            {
+                errors.Add(field, $"{field} is {value}, over the cap of {limits.MaxWindowSide}");
+            }
 
             return value;
         }
 
-        private static Padding NonNegativePadding(LayerErrors errors, Padding value)
+        private Padding NonNegativePadding(LayerErrors errors, Padding value)
         {
             if (!value.Same && (value.Size.Height < 0 || value.Size.Width < 0))
             {
                 errors.Add("padding", $"padding must be 0 or more, got {value}");
             }
+            else if (!value.Same && (value.Size.Height > limits.MaxWindowSide || value.Size.Width > limits.MaxWindowSide))
+            {
+                errors.Add("padding", $"padding is {value}, over the cap of {limits.MaxWindowSide}");
+            }
 
             return value;
         }
+
+        private static long[] Long(int[] shape) => [.. shape.Select(d => (long)d)];
 
         private static int Effective(int kernel, int dilation) => dilation * (kernel - 1) + 1;
 

@@ -12,4 +12,10 @@ public sealed record SpecLimits
     public int MaxInputSide { get; init; } = 1024;
 
     public int MaxLayers { get; init; } = 500;
+
+    /// <summary>Cap on kernel, stride, padding and dilation sides: none is useful beyond the largest input.</summary>
+    public int MaxWindowSide { get; init; } = 1024;
+
+    /// <summary>Cap on all layer outputs of one sample in float32 (what a forward pass keeps for backpropagation).</summary>
+    public long MaxActivationBytes { get; init; } = 1L << 30;
 }

@@ -63,10 +63,12 @@ public static class SpecReader
         readErrors = [.. readErrors.Select(e => e is { LayerIndex: int i, LayerName: null } && i < names.Length
             ? e with { LayerName = names[i], Message = ReplacePrefix(e.Message, $"layer {i}: ", $"{names[i]}: ") }
             : e)];
+        // An analyser error repeats a reader error when it is about the same field, or inside an object the reader rejected whole.
         var reported = readErrors.Select(e => e.Field).ToHashSet(StringComparer.Ordinal);
-        bool TopLevelRead(SpecIssue e) => (e.Field == "input" && reported.Any(f => f.StartsWith("input", StringComparison.Ordinal)))
-            || (e.Field == "layers" && reported.Contains("layers"));
-        var errors = readErrors.Concat(analysis.Result.Errors.Where(e => !reported.Contains(e.Field) && !TopLevelRead(e))).ToList();
+        bool Repeats(SpecIssue e) => reported.Contains(e.Field)
+            || (e.Field == "input" && reported.Any(f => f.StartsWith("input", StringComparison.Ordinal)))
+            || (e.LayerIndex is int i && reported.Contains($"layers[{i}]"));
+        var errors = readErrors.Concat(analysis.Result.Errors.Where(e => !Repeats(e))).ToList();
         return new SpecAnalysis(analysis.Result with { Valid = false, OutputShape = null, Errors = errors }, []);
     }
 
@@ -124,7 +126,8 @@ public static class SpecReader
     {
         foreach (JsonProperty property in json.EnumerateObject())
         {
-            if (allowed.Contains(property.Name, StringComparer.Ordinal))
+            // null means absent: .NET clients serialising a ModelSpec write every unset field as null.
+            if (property.Value.ValueKind == JsonValueKind.Null || allowed.Contains(property.Name, StringComparer.Ordinal))
             {
                 continue;
             }

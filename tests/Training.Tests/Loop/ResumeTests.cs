@@ -20,6 +20,7 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
     public static TheoryData<string, int> Interruptions => new()
     {
         { "lenet5, sgd with momentum", 7 },
+        { "lenet5, sgd with momentum", 12 }, // the last step of epoch 1
         { "dropout, adam", 7 },
         { "dropout, adam", 17 },
     };

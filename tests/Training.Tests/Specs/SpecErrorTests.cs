@@ -421,12 +421,18 @@ public sealed class SpecErrorTests
     [Fact]
     public void FlattenedSizeBeyondInt32IsAnErrorNotAWrappedShape()
     {
-        // 4096 filters on 1024×1024 flatten to 2^32 features, which wraps to 0 in an int.
+        // 4096 filters on 1024×1024 flatten to 2^32 features, which wraps to 0 in an int; the conv's 16 GiB output
+        // is already over the activation cap, so the error is reported there.
         ModelValidationResult result = Analyze(Of(1, 1024, 1024, Conv(4096, 1), Flatten(), Linear(10)));
 
         Assert.False(result.Valid);
         Assert.All(result.Layers, l => Assert.All(l.OutputShape, d => Assert.True(d > 0, $"{l.Name} has a dimension of {d}")));
-        Assert.Contains(result.Errors, e => e.LayerIndex == 1);
+        SpecIssue error = Assert.Single(result.Errors);
+        Assert.Equal(0, error.LayerIndex);
+        Assert.Contains("over the cap of 1,073,741,824", error.Message, StringComparison.Ordinal);
+
+        ModelValidationResult uncapped = Analyze(Of(1, 1024, 1024, Conv(4096, 1), Flatten(), Linear(10)), new SpecLimits { MaxActivationBytes = long.MaxValue });
+        Assert.Contains(uncapped.Errors, e => e.LayerIndex == 0 && e.Message.Contains("4,294,967,296 values per sample", StringComparison.Ordinal));
     }
 
     [Fact]
