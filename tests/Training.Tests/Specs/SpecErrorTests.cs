@@ -421,18 +421,24 @@ public sealed class SpecErrorTests
     [Fact]
     public void FlattenedSizeBeyondInt32IsAnErrorNotAWrappedShape()
     {
-        // 4096 filters on 1024×1024 flatten to 2^32 features, which wraps to 0 in an int; the conv's 16 GiB output
-        // is already over the activation cap, so the error is reported there.
+        // 4096 filters on 1024×1024 make 2^32 values per sample, which would wrap to 0 in an int once flattened.
         ModelValidationResult result = Analyze(Of(1, 1024, 1024, Conv(4096, 1), Flatten(), Linear(10)));
 
         Assert.False(result.Valid);
         Assert.All(result.Layers, l => Assert.All(l.OutputShape, d => Assert.True(d > 0, $"{l.Name} has a dimension of {d}")));
         SpecIssue error = Assert.Single(result.Errors);
         Assert.Equal(0, error.LayerIndex);
-        Assert.Contains("over the cap of 1,073,741,824", error.Message, StringComparison.Ordinal);
+        Assert.Contains("4,294,967,296 values per sample", error.Message, StringComparison.Ordinal);
+    }
 
-        ModelValidationResult uncapped = Analyze(Of(1, 1024, 1024, Conv(4096, 1), Flatten(), Linear(10)), new SpecLimits { MaxActivationBytes = long.MaxValue });
-        Assert.Contains(uncapped.Errors, e => e.LayerIndex == 0 && e.Message.Contains("4,294,967,296 values per sample", StringComparison.Ordinal));
+    [Fact]
+    public void LayerOutputsOverTheActivationCapAreAnError()
+    {
+        // 64 filters on 1024×1024: 256 MiB per sample, over a 100 MiB cap.
+        ModelValidationResult result = Analyze(Of(1, 1024, 1024, Conv(64, 1), Flatten(), Linear(10)), new SpecLimits { MaxActivationBytes = 100L << 20 });
+
+        SpecIssue error = Assert.Single(result.Errors);
+        Assert.Equal("conv1: its output 64×1024×1024 takes the layer outputs of one sample to 268,435,456 bytes, over the cap of 104,857,600", error.Message);
     }
 
     [Fact]
