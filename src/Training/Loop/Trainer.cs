@@ -129,8 +129,8 @@ public sealed class Trainer : IDisposable
 
                 if (control.PauseRequested && !control.CancelRequested)
                 {
-                    SaveCheckpoint();
                     Emit(new StateEvent { State = RunState.Paused });
+                    SaveCheckpoint(); // after the event, so a run stopped while paused resumes with the next seq
                     if (!control.WaitWhilePaused(stop))
                     {
                         return TrainingOutcome.Interrupted;

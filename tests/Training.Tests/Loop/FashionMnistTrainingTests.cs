@@ -23,7 +23,7 @@ public sealed class FashionMnistTrainingTests(ITestOutputHelper output)
             missing.Length == 0,
             $"Fashion-MNIST is not installed ({string.Join(", ", missing)} missing): run `apt-get install -y dataset-fashion-mnist`.");
         ImageDataset data = IdxReader.Read("fashion-mnist", paths[0], paths[1], paths[2], paths[3]);
-        var hp = new Hyperparameters { Epochs = 2, BatchSize = 64, Optimizer = OptimizerKind.Sgd, LearningRate = 0.05, Momentum = 0.9 };
+        var hp = new Hyperparameters { Epochs = 2, BatchSize = 64, Optimizer = OptimizerKind.Sgd, LearningRate = 0.05, Momentum = 0.9, Schedule = ScheduleKind.Cosine };
 
         var stopwatch = Stopwatch.StartNew();
         RecordingSink sink = Harness.Train(ModelPresets.LeNet5(), data, hp, statsEvery: 10);
