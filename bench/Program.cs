@@ -50,13 +50,18 @@ if (mode == "accuracy")
 int rounds = Option("--rounds", 5), steps = Option("--steps", 300), batch = Option("--batch", 64), threads = Option("--threads", 2);
 set_num_threads(threads);
 ImageDataset subset = Subset(fashion, steps * batch);
-var configurations = new (string Name, Func<double> Run)[]
-{
+(string Name, Func<double> Run)[] configurations =
+[
     ("bare TorchSharp loop", () => BareLoop(lenet, subset, batch)),
     ("Trainer, stats off", () => TrainerRun(lenet, subset, batch, threads, 0)),
     ("Trainer, stats every 10 steps", () => TrainerRun(lenet, subset, batch, threads, 10)),
     ("Trainer, stats every step", () => TrainerRun(lenet, subset, batch, threads, 1)),
-};
+];
+if (PyTorchAvailable())
+{
+    configurations = [.. configurations, ("PyTorch (Debian python3-torch), same loop", () => PyTorch(steps, batch, threads))];
+}
+
 var results = configurations.ToDictionary(c => c.Name, _ => new List<double>());
 foreach (var (name, run) in configurations)
 {
@@ -71,12 +76,41 @@ for (int round = 0; round < rounds; round++)
     }
 }
 
-Console.WriteLine($"LeNet-5, Fashion-MNIST, batch {batch}, {threads} threads, {steps} steps per block, {rounds} interleaved rounds; median images/s");
-double bare = Median(results[configurations[0].Name]);
+Console.WriteLine($"LeNet-5, Fashion-MNIST, batch {batch}, {threads} threads, {steps} steps per block, {rounds} interleaved rounds");
+Console.WriteLine("| configuration | median images/s | median of per-round ratios to the bare loop | images/s per round |");
+Console.WriteLine("|---|---:|---:|---|");
+List<double> bare = results[configurations[0].Name];
 foreach (var (name, _) in configurations)
 {
-    double median = Median(results[name]);
-    Console.WriteLine($"| {name} | {median:F0} | {median / bare:F3} | {string.Join(" ", results[name].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |");
+    List<double> ratios = [.. results[name].Zip(bare, (v, b) => v / b)];
+    Console.WriteLine($"| {name} | {Median(results[name]):F0} | {Median(ratios):F3} | {string.Join(" ", results[name].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |");
+}
+
+// bench/pytorch_lenet.py in a child process: the same model, data path, optimiser, batch and threads. OpenBLAS on one
+// thread is PyTorch's fastest setting here (FACTS.md); torch's own intra-op threads are set by --threads.
+static double PyTorch(int steps, int batch, int threads)
+{
+    var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "pytorch_lenet.py"), "--steps", $"{steps}", "--batch", $"{batch}", "--threads", $"{threads}"])
+    {
+        RedirectStandardOutput = true,
+        Environment = { ["OPENBLAS_NUM_THREADS"] = "1" },
+    };
+    using Process process = Process.Start(start)!;
+    string output = process.StandardOutput.ReadToEnd();
+    process.WaitForExit();
+    return double.Parse(output.Trim(), CultureInfo.InvariantCulture);
+}
+
+static bool PyTorchAvailable()
+{
+    if (!File.Exists("/usr/bin/python3"))
+    {
+        return false;
+    }
+
+    using Process? process = Process.Start(new ProcessStartInfo("/usr/bin/python3", ["-c", "import torch, numpy"]) { RedirectStandardError = true });
+    process!.WaitForExit();
+    return process.ExitCode == 0;
 }
 
 static double Median(List<double> values)

@@ -12,11 +12,15 @@ namespace TrainingService.Training.Monitoring;
 /// Per-layer activation statistics and per-parameter norms, gradient norms and update ratios for one step,
 /// computed on the host straight from tensor memory, with no torch ops on the training path.
 /// Parameter figures are exact. A layer output of more than <see cref="SampleSize"/> values is summarised by a
-/// fixed uniform random sample of that many of them (chosen once per layer and output size), smaller ones exactly.
+/// fixed random sample of that many of them, smaller ones exactly. The sample is <see cref="RunLength"/>-value runs
+/// of consecutive values at distinct run-aligned offsets, chosen uniformly once per layer and output size:
+/// whole cache lines rather than scattered values, which makes it several times cheaper to read.
 /// </summary>
 public sealed class StatsCollector
 {
     public const int HistogramBins = 32;
+
+    public const int RunLength = 32;
 
     private readonly SpecModel _model;
     private readonly (string Name, Parameter Parameter)[] _parameters;
@@ -24,13 +28,14 @@ public sealed class StatsCollector
     private readonly double[] _norms;
     private readonly double[] _gradNorms;
     private readonly LayerStats?[] _layers;
-    private readonly Dictionary<(int Layer, long Count), int[]> _samplePositions = [];
+    private readonly Dictionary<(int Layer, int Count), int[]> _runStarts = [];
     private readonly float[] _sample;
     private readonly int _seed;
 
     public StatsCollector(SpecModel model, int sampleSize = 4096, int seed = 1)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(sampleSize, 16);
+        ArgumentOutOfRangeException.ThrowIfLessThan(sampleSize, RunLength);
+        sampleSize -= sampleSize % RunLength;
         _model = model;
         _seed = seed;
         SampleSize = sampleSize;
@@ -90,10 +95,10 @@ public sealed class StatsCollector
         ReadOnlySpan<float> sample = values;
         if (values.Length > SampleSize)
         {
-            int[] positions = Positions(index, values.Length);
-            for (int i = 0; i < positions.Length; i++)
+            int[] runs = RunStarts(index, values.Length);
+            for (int i = 0; i < runs.Length; i++)
             {
-                _sample[i] = values[positions[i]];
+                values.Slice(runs[i], RunLength).CopyTo(_sample.AsSpan(i * RunLength));
             }
 
             sample = _sample;
@@ -112,20 +117,47 @@ public sealed class StatsCollector
 
         float min = TensorPrimitives.Min(values);
         float max = TensorPrimitives.Max(values);
-        double sum = 0, sumOfSquares = 0;
-        int zeros = 0;
-        var histogram = new long[HistogramBins];
-        double scale = max > min ? HistogramBins / ((double)max - min) : 0;
-        foreach (float v in values)
+        // Four independent accumulators and sub-histograms: runs of equal values (a ReLU's zeros) would otherwise
+        // serialise every increment on one memory location.
+        // NaN or infinite outputs (a diverging run) leave the histogram empty; mean and std show NaN/∞.
+        bool finite = float.IsFinite(min) && float.IsFinite(max);
+        float scale = finite && max > min ? HistogramBins / (max - min) : 0;
+        Span<long> bins = stackalloc long[4 * HistogramBins];
+        bins.Clear();
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+        int zeros = 0, i = 0;
+        for (; i + 4 <= values.Length; i += 4)
         {
-            sum += v;
-            sumOfSquares += (double)v * v;
-            if (v == 0)
-            {
-                zeros++;
-            }
+            double a = values[i], b = values[i + 1], c = values[i + 2], d = values[i + 3];
+            s0 += a;
+            s1 += b;
+            s2 += c;
+            s3 += d;
+            q0 += a * a;
+            q1 += b * b;
+            q2 += c * c;
+            q3 += d * d;
+            zeros += (a == 0 ? 1 : 0) + (b == 0 ? 1 : 0) + (c == 0 ? 1 : 0) + (d == 0 ? 1 : 0);
+            bins[Bin(values[i], min, scale)]++;
+            bins[HistogramBins + Bin(values[i + 1], min, scale)]++;
+            bins[(2 * HistogramBins) + Bin(values[i + 2], min, scale)]++;
+            bins[(3 * HistogramBins) + Bin(values[i + 3], min, scale)]++;
+        }
 
-            histogram[Math.Min(HistogramBins - 1, (int)((v - (double)min) * scale))]++;
+        for (; i < values.Length; i++)
+        {
+            double a = values[i];
+            s0 += a;
+            q0 += a * a;
+            zeros += a == 0 ? 1 : 0;
+            bins[Bin(values[i], min, scale)]++;
+        }
+
+        double sum = s0 + s1 + s2 + s3, sumOfSquares = q0 + q1 + q2 + q3;
+        var histogram = new long[HistogramBins];
+        for (int b = 0; b < HistogramBins && finite; b++)
+        {
+            histogram[b] = bins[b] + bins[HistogramBins + b] + bins[(2 * HistogramBins) + b] + bins[(3 * HistogramBins) + b];
         }
 
         double mean = sum / values.Length;
@@ -133,24 +165,31 @@ public sealed class StatsCollector
         return new LayerStats(name, kind, mean, Math.Sqrt(variance), min, max, (double)zeros / values.Length, histogram);
     }
 
-    private int[] Positions(int layer, int count)
+    private static int Bin(float value, float min, float scale)
     {
-        if (_samplePositions.TryGetValue((layer, count), out int[]? positions))
+        int bin = (int)((value - min) * scale);
+        return bin < 0 ? 0 : bin < HistogramBins ? bin : HistogramBins - 1; // < 0: NaN converts to int.MinValue
+    }
+
+    private int[] RunStarts(int layer, int count)
+    {
+        if (_runStarts.TryGetValue((layer, count), out int[]? starts))
         {
-            return positions;
+            return starts;
         }
 
-        // Floyd's algorithm: SampleSize distinct positions, uniform, sorted for sequential reads.
+        // Floyd's algorithm: distinct run slots, uniform, sorted for sequential reads.
+        int slots = count / RunLength, wanted = SampleSize / RunLength;
         var random = new Random(unchecked((_seed * 1_000_003) + (layer * 7_919) + count)); // HashCode is randomised per process
-        var chosen = new HashSet<int>(SampleSize);
-        for (int j = count - SampleSize; j < count; j++)
+        var chosen = new HashSet<int>(wanted);
+        for (int j = slots - wanted; j < slots; j++)
         {
             int t = random.Next(j + 1);
             chosen.Add(chosen.Contains(t) ? j : t);
         }
 
-        positions = [.. chosen.Order()];
-        _samplePositions[(layer, count)] = positions;
-        return positions;
+        starts = [.. chosen.Order().Select(slot => slot * RunLength)];
+        _runStarts[(layer, count)] = starts;
+        return starts;
     }
 }

@@ -55,6 +55,27 @@ public sealed class StatsCollectorTests
     }
 
     [Fact]
+    public void NonFiniteLayerOutputsAreReportedNotFatal()
+    {
+        using var model = new SpecModel(SpecAnalyzer.Analyze(s_small));
+        var collector = new StatsCollector(model);
+        using var scope = NewDisposeScope();
+        Tensor x = randn(2, 1, 8, 8);
+        x[0, 0, 0, 0] = tensor(float.NaN);
+        x[1, 0, 0, 0] = tensor(float.PositiveInfinity);
+
+        collector.BeginForward();
+        model.call(x);
+        collector.BeforeUpdate();
+        LayersEvent stats = collector.AfterUpdate(1);
+
+        LayerStats conv = stats.Layers[0];
+        Assert.True(double.IsNaN(conv.Mean));
+        Assert.All(conv.Histogram, count => Assert.Equal(0, count));
+        Assert.Equal(5, stats.Layers.Count);
+    }
+
+    [Fact]
     public void LargeLayerOutputsAreSampledCloseToTheExactFigures()
     {
         const int SampleSize = 4096;
