@@ -8,6 +8,7 @@ using TrainingService.Training.Monitoring;
 using TrainingService.Training.Native;
 using TrainingService.Training.Specs;
 using static TorchSharp.torch;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace TrainingService.Training.Loop;
 
@@ -216,7 +217,7 @@ public sealed class Trainer : IDisposable
             }
 
             loss = lossTensor.item<float>();
-            correct = logits.argmax(1).eq(y).sum().item<long>();
+            correct = CountCorrect(logits, _data.Train.Labels, batch);
         }
 
         long now = Stopwatch.GetTimestamp();
@@ -299,6 +300,20 @@ public sealed class Trainer : IDisposable
 
         _model.train();
         return (lossSum / indices.Length, (double)correct / indices.Length);
+    }
+
+    /// <summary>Top-1 hits, read from the logits' memory: four torch ops a step fewer than argmax/eq/sum/item.</summary>
+    private long CountCorrect(Tensor logits, byte[] labels, int[] batch)
+    {
+        ReadOnlySpan<float> scores = TensorMemory.Floats(logits);
+        int classes = _data.Classes;
+        long correct = 0;
+        for (int i = 0; i < batch.Length; i++)
+        {
+            correct += TensorPrimitives.IndexOfMax(scores.Slice(i * classes, classes)) == labels[batch[i]] ? 1 : 0;
+        }
+
+        return correct;
     }
 
     private (Tensor X, Tensor Y) Batch(Tensor images, Tensor labels, int[] batch)
