@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 namespace TrainingService.Training.Native;
 
 /// <summary>
-/// glibc malloc settings that keep libtorch's large, short-lived buffers out of mmap/munmap: without them each
-/// step page-faults its buffers in again and training runs ~30% slower (measured, docs/benchmarks.md).
+/// glibc malloc settings that keep libtorch's large, short-lived buffers out of mmap/munmap, so a step does not
+/// page-fault its buffers in again. ../shared/FACTS.md reports +30% from them; on our benchmark machine the
+/// difference was within noise (docs/benchmarks.md). They cost nothing, so they stay.
 /// </summary>
 public static partial class NativeTuning
 {
