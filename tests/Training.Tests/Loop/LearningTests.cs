@@ -63,3 +63,33 @@ public sealed class LearningTests(ITestOutputHelper output)
         Assert.True(sink.Steps[^1].Loss < 0.05, $"the last loss is {sink.Steps[^1].Loss}");
     }
 }
+
+/// <summary>The built-in dataset is the default: a small CNN must learn it quickly on two cores.</summary>
+[Collection(SequentialTraining.Name)]
+public sealed class ShapesLearningTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void SmallCnnPassesNinetyFivePercentOnFourShapeClasses()
+    {
+        // The default shapes dataset (4 classes, 2,000 training and 500 test images of 28×28) and a two-convolution CNN.
+        ImageDataset data = ShapesDataset.Generate(new ShapesOptions());
+        var spec = new Contracts.Specs.ModelSpec
+        {
+            Input = new Contracts.Specs.InputSpec(1, 28, 28),
+            Layers =
+            [
+                new() { Kind = "conv2d", Filters = 8, Kernel = 3, Padding = 1 }, new() { Kind = "relu" }, new() { Kind = "maxpool2d", Kernel = 2 },
+                new() { Kind = "conv2d", Filters = 16, Kernel = 3, Padding = 1 }, new() { Kind = "relu" }, new() { Kind = "maxpool2d", Kernel = 2 },
+                new() { Kind = "flatten" }, new() { Kind = "linear", Units = 4 },
+            ],
+        };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        RecordingSink sink = Harness.Train(spec, data, new Hyperparameters { Epochs = 10, Optimizer = OptimizerKind.Adam, LearningRate = 3e-3 }, statsEvery: 10);
+
+        clock.Stop();
+        double best = sink.Epochs.Max(e => e.ValidationAccuracy ?? 0);
+        output.WriteLine($"validation accuracy per epoch: {string.Join(", ", sink.Epochs.Select(e => $"{e.ValidationAccuracy:P1}"))}; {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.True(best > 0.95, $"best validation accuracy {best:P1}"); // its time is a benchmark figure, not asserted here
+    }
+}
