@@ -1,6 +1,7 @@
 using Serilog;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Models;
+using TrainingService.Api.Persistence;
 
 Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateBootstrapLogger();
 
@@ -13,17 +14,19 @@ try
         .Enrich.FromLogContext()
         .WriteTo.Console());
     builder.Services.AddApiBasics();
+    builder.Services.AddStorage();
     builder.Services.AddSpecs();
     builder.Services.AddSwagger();
 
     WebApplication app = builder.Build();
+    await app.MigrateDatabaseAsync();
     app.UseExceptionHandler();
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
     app.UseSwaggerWithUi();
     app.MapHealth();
     app.MapModels();
-    app.Run();
+    await app.RunAsync();
     return 0;
 }
 catch (Exception ex) when (ex is not HostAbortedException)

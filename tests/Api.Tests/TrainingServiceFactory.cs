@@ -4,14 +4,30 @@ using Microsoft.AspNetCore.Mvc.Testing;
 namespace TrainingService.Api.Tests;
 
 /// <summary>The service in memory, with configuration a test may override.</summary>
-public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings = null) : WebApplicationFactory<Program>
+public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings = null, string? dataFolder = null) : WebApplicationFactory<Program>
 {
+    private readonly bool _ownsDataFolder = dataFolder is null;
+
+    /// <summary>A fresh data folder per factory unless one is given (a restart test passes the same one twice).</summary>
+    public string DataFolder { get; } = dataFolder ?? Directory.CreateTempSubdirectory("trainingservice-tests-").FullName;
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        builder.UseSetting("Storage:DataFolder", DataFolder);
         foreach ((string key, string? value) in settings ?? [])
         {
             builder.UseSetting(key, value);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_ownsDataFolder)
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(DataFolder, recursive: true);
         }
     }
 }

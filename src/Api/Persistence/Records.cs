@@ -1,0 +1,107 @@
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Api.Persistence;
+
+/// <summary>A dataset the service keeps: its files live in the data folder under datasets/{Id}/.</summary>
+public sealed class DatasetRecord
+{
+    public Guid Id { get; set; }
+
+    public required string Owner { get; set; }
+
+    public required string Name { get; set; }
+
+    /// <summary>"shapes" (generated) or "idx" (uploaded).</summary>
+    public required string Source { get; set; }
+
+    public int Classes { get; set; }
+
+    public int Channels { get; set; }
+
+    public int Height { get; set; }
+
+    public int Width { get; set; }
+
+    public int TrainCount { get; set; }
+
+    public int TestCount { get; set; }
+
+    public required float[] Mean { get; set; }
+
+    public required float[] Std { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>A named, validated model spec.</summary>
+public sealed class ModelRecord
+{
+    public Guid Id { get; set; }
+
+    public required string Owner { get; set; }
+
+    public required string Name { get; set; }
+
+    /// <summary>The spec as JSON, as sent (after validation).</summary>
+    public required string Spec { get; set; }
+
+    public long Parameters { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>A training job: what to train and where it stands.</summary>
+public sealed class JobRecord
+{
+    public Guid Id { get; set; }
+
+    public required string Owner { get; set; }
+
+    public RunState State { get; set; }
+
+    public required string Spec { get; set; }
+
+    public Guid? ModelId { get; set; }
+
+    public Guid DatasetId { get; set; }
+
+    public required string Hyperparameters { get; set; }
+
+    public required string Monitoring { get; set; }
+
+    public long TotalSteps { get; set; }
+
+    public long Step { get; set; }
+
+    public int Epoch { get; set; }
+
+    public double? LatestLoss { get; set; }
+
+    public double? BestValidationAccuracy { get; set; }
+
+    public double? SamplesPerSecond { get; set; }
+
+    /// <summary>The last event's seq persisted.</summary>
+    public long LastSeq { get; set; }
+
+    public string? Error { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    public DateTime? StartedAt { get; set; }
+
+    public DateTime? FinishedAt { get; set; }
+}
+
+/// <summary>One event of a job's history, as streamed: (JobId, Seq) is unique.</summary>
+public sealed class JobEventRecord
+{
+    public Guid JobId { get; set; }
+
+    public long Seq { get; set; }
+
+    public required string Kind { get; set; }
+
+    /// <summary>The event as the stream's camelCase JSON.</summary>
+    public required string Json { get; set; }
+}

@@ -1,0 +1,54 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Design;
+using Microsoft.Extensions.Options;
+
+namespace TrainingService.Api.Persistence;
+
+/// <summary>Where the service keeps its database and files.</summary>
+public sealed class StorageOptions
+{
+    /// <summary>The data folder: training.db, datasets/, jobs/ (checkpoints and weights). Relative paths are from the working directory.</summary>
+    public string DataFolder { get; set; } = "data";
+
+    public string FullDataFolder => Path.GetFullPath(DataFolder);
+
+    public string DatasetFolder(Guid id) => Path.Combine(FullDataFolder, "datasets", id.ToString("N"));
+
+    public string JobFolder(Guid id) => Path.Combine(FullDataFolder, "jobs", id.ToString("N"));
+}
+
+public static class Storage
+{
+    /// <summary>The owner of everything until authentication arrives.</summary>
+    public const string DefaultOwner = "local";
+
+    public static IServiceCollection AddStorage(this IServiceCollection services)
+    {
+        services.AddOptions<StorageOptions>().BindConfiguration("Storage")
+            .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set").ValidateOnStart();
+        services.AddDbContext<TrainingDb>((sp, options) =>
+        {
+            StorageOptions storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            Directory.CreateDirectory(storage.FullDataFolder);
+            options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}");
+        });
+        services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database");
+        return services;
+    }
+
+    /// <summary>Brings the database to the latest migration before the service takes requests.</summary>
+    public static async Task MigrateDatabaseAsync(this WebApplication app)
+    {
+        await using AsyncServiceScope scope = app.Services.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        await db.Database.MigrateAsync();
+        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;");
+    }
+}
+
+/// <summary>Lets `dotnet ef migrations add` build the context without starting the host.</summary>
+internal sealed class DesignTimeTrainingDbFactory : IDesignTimeDbContextFactory<TrainingDb>
+{
+    public TrainingDb CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<TrainingDb>().UseSqlite("Data Source=design-time.db").Options);
+}
