@@ -1,9 +1,14 @@
 using Serilog;
+using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
+using TrainingService.Api.Jobs;
 using TrainingService.Api.Models;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Streaming;
 
-Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateBootstrapLogger();
+// A plain logger until the host's is built (a reloadable bootstrap logger can be frozen once per process, which
+// breaks hosts built side by side in tests).
+Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateLogger();
 
 try
 {
@@ -12,10 +17,13 @@ try
         .ReadFrom.Configuration(builder.Configuration)
         .ReadFrom.Services(services)
         .Enrich.FromLogContext()
-        .WriteTo.Console());
+        .WriteTo.Console(), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
     builder.Services.AddStorage();
+    builder.Services.AddDatasets();
     builder.Services.AddSpecs();
+    builder.Services.AddStreaming(builder.Configuration);
+    builder.Services.AddJobs();
     builder.Services.AddSwagger();
 
     WebApplication app = builder.Build();
@@ -23,9 +31,12 @@ try
     app.UseExceptionHandler();
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
+    app.UseCors();
     app.UseSwaggerWithUi();
     app.MapHealth();
     app.MapModels();
+    app.MapDatasets();
+    app.MapJobs();
     await app.RunAsync();
     return 0;
 }

@@ -11,7 +11,7 @@ public static class ApiBasics
     public static void Configure(JsonSerializerOptions options)
     {
         options.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
-        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase));
+        options.Converters.Add(new JsonStringEnumConverter()); // RunState as in the vocabulary (Running); option enums name their members (sgd)
         options.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
     }
 

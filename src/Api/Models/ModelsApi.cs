@@ -1,6 +1,10 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Specs;
 
@@ -25,8 +29,55 @@ public static class ModelsApi
             .WithDescription("Returns 200 with valid = true and, per layer, the output shape, parameters, multiply-adds, receptive field and jump; "
                 + "or valid = false with errors pinned to their layer and field. A body that is not a JSON model spec gets 400.")
             .Accepts<ModelSpec>("application/json");
+        group.MapPost("/", Create).WithName("CreateModel").WithSummary("Save a valid model spec under a name");
+        group.MapGet("/", List).WithName("ListModels").WithSummary("Saved model specs, newest first");
+        group.MapGet("/{id:guid}", Get).WithName("GetModel").WithSummary("A saved model spec");
         return group;
     }
+
+    /// <summary>Saves a spec that validates; 400 with its errors otherwise.</summary>
+    public static async Task<Results<CreatedAtRoute<ModelView>, ValidationProblem>> Create(
+        CreateModelRequest request, TrainingDb db, IOptions<SpecLimits> limits, CancellationToken cancellationToken)
+    {
+        SpecAnalysis analysis = SpecReader.ReadAndAnalyze(request.Spec, limits.Value);
+        var errors = analysis.Result.Errors
+            .GroupBy(e => e.Field.Length == 0 ? "spec" : $"spec.{e.Field}")
+            .ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100)
+        {
+            errors["name"] = ["name is required, at most 100 characters"];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors, title: "The model cannot be saved");
+        }
+
+        ModelSpec spec = SpecReader.Read(request.Spec).Spec!;
+        var model = new ModelRecord
+        {
+            Id = Guid.CreateVersion7(),
+            Owner = Storage.DefaultOwner,
+            Name = request.Name.Trim(),
+            Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
+            Parameters = analysis.Result.TotalParameters,
+            CreatedAt = DateTime.UtcNow,
+        };
+        db.Models.Add(model);
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.CreatedAtRoute(View(model), "GetModel", new { id = model.Id });
+    }
+
+    public static async Task<Ok<ModelView[]>> List(TrainingDb db, CancellationToken cancellationToken) =>
+        TypedResults.Ok((await db.Models.AsNoTracking().OrderByDescending(m => m.CreatedAt).ToListAsync(cancellationToken)).Select(View).ToArray());
+
+    public static async Task<Results<Ok<ModelView>, NotFound<ProblemDetails>>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
+        await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == id, cancellationToken) is { } model
+            ? TypedResults.Ok(View(model))
+            : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Not found", Detail = $"There is no model {id}.", Extensions = { ["field"] = "id" } });
+
+    private static ModelView View(ModelRecord m) =>
+        new(m.Id, m.Name, m.Parameters, JsonSerializer.Deserialize<ModelSpec>(m.Spec, JsonSerializerOptions.Web)!, m.CreatedAt);
 
     /// <summary>Validates a model spec.</summary>
     public static async Task<Results<Ok<ModelValidationResult>, ProblemHttpResult>> Validate(

@@ -24,6 +24,9 @@ public sealed record TrainerOptions
     /// <summary>Intra-op threads for torch; null: one per core.</summary>
     public int? Threads { get; init; }
 
+    /// <summary>Where to save the trained weights (TorchSharp's format) before the run reports Succeeded; null: not saved.</summary>
+    public string? WeightsPath { get; init; }
+
     /// <summary>Values per layer output summarised by the layer statistics (larger outputs are sampled).</summary>
     public int StatsSampleSize { get; init; } = 4096;
 }
@@ -124,6 +127,7 @@ public sealed class Trainer : IDisposable
             {
                 if (stop.IsCancellationRequested)
                 {
+                    Emit(new StateEvent { State = RunState.Queued, Reason = $"stopped with the service at step {_position.Step}; it resumes from its checkpoint" });
                     SaveCheckpoint();
                     return TrainingOutcome.Interrupted;
                 }
@@ -162,6 +166,13 @@ public sealed class Trainer : IDisposable
 
             EndEpoch();
             lastTick = Stopwatch.GetTimestamp();
+        }
+
+        if (_options.WeightsPath is { } weights)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(weights))!);
+            _model.save(weights + ".tmp");
+            File.Move(weights + ".tmp", weights, overwrite: true);
         }
 
         Emit(new StateEvent { State = RunState.Succeeded });
@@ -335,6 +346,7 @@ public sealed class Trainer : IDisposable
     {
         if (_options.CheckpointPath is { } path)
         {
+            _sink.Flush();
             Checkpoint.Save(path, _position with { RandomState = Checkpoint.RandomState() }, _model, _optimizer);
         }
     }

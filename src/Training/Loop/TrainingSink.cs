@@ -6,6 +6,14 @@ namespace TrainingService.Training.Loop;
 public interface ITrainingSink
 {
     void Publish(TrainingEvent trainingEvent);
+
+    /// <summary>
+    /// Called before a checkpoint is written: returns once every event published so far is durable, so a run resumed
+    /// from that checkpoint never has a gap in its history.
+    /// </summary>
+    void Flush()
+    {
+    }
 }
 
 /// <summary>A person's commands to a running job: pause, resume, cancel. Obeyed between steps.</summary>

@@ -55,7 +55,7 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
 
         (RecordingSink before, RecordingSink after) = InterruptAndResume(spec, hp, interruptAfterStep: 7, pauseAtStep: 3);
 
-        Assert.Equal([RunState.Running, RunState.Paused, RunState.Running], before.States);
+        Assert.Equal([RunState.Running, RunState.Paused, RunState.Running, RunState.Queued], before.States); // Queued: stopped with the host
         Assert.Equal([RunState.Running, RunState.Succeeded], after.States);
         Assert.Equal("resumed at step 7", ((StateEvent)after.Events[0]).Reason);
         Harness.AssertConsecutiveSeq(before.Events.Concat(after.Events));

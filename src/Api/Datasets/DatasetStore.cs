@@ -1,0 +1,210 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Persistence;
+using TrainingService.Training.Data;
+
+namespace TrainingService.Api.Datasets;
+
+/// <summary>
+/// The datasets' files: every dataset is kept as raw IDX files in <see cref="StorageOptions.DatasetFolder"/>
+/// (train-images.idx, train-labels.idx and, with a test split, test-images.idx, test-labels.idx).
+/// Keeps the most recently used datasets in memory. Thread-safe.
+/// </summary>
+public sealed class DatasetStore(IOptions<StorageOptions> storage)
+{
+    /// <summary>How many loaded datasets stay in memory.</summary>
+    public const int CacheCapacity = 4;
+
+    public const string TrainImagesFile = "train-images.idx";
+    public const string TrainLabelsFile = "train-labels.idx";
+    public const string TestImagesFile = "test-images.idx";
+    public const string TestLabelsFile = "test-labels.idx";
+
+    private readonly StorageOptions _storage = storage.Value;
+    private readonly Lock _gate = new();
+
+    // Most recently used first. Lazy so that concurrent loads of one dataset read its files once.
+    private readonly List<(Guid Id, Lazy<ImageDataset> Dataset)> _recent = [];
+    private readonly ConcurrentDictionary<Guid, int[]> _classCounts = new();
+
+    private string Root => Path.Combine(_storage.FullDataFolder, "datasets");
+
+    /// <summary>Loads a dataset from its IDX files, or returns it from memory; its name is the record's.</summary>
+    /// <exception cref="DirectoryNotFoundException">The dataset's folder is gone.</exception>
+    /// <exception cref="FileNotFoundException">One of its files is gone.</exception>
+    /// <exception cref="DatasetFormatException">One of its files is damaged.</exception>
+    public ImageDataset Load(DatasetRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        Lazy<ImageDataset> entry;
+        lock (_gate)
+        {
+            int index = _recent.FindIndex(e => e.Id == record.Id);
+            if (index >= 0)
+            {
+                entry = _recent[index].Dataset;
+                _recent.RemoveAt(index);
+            }
+            else
+            {
+                string folder = _storage.DatasetFolder(record.Id);
+                string name = record.Name;
+                entry = new Lazy<ImageDataset>(() => Read(folder, name));
+            }
+
+            Remember(record.Id, entry);
+        }
+
+        try
+        {
+            return entry.Value;
+        }
+        catch
+        {
+            lock (_gate)
+            {
+                _recent.RemoveAll(e => e.Dataset == entry);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Train images per class, by label; reads only the labels file when the dataset is not in memory.
+    /// Empty when the dataset's files are gone, so that one damaged dataset does not break a listing.
+    /// </summary>
+    public int[] ClassCounts(DatasetRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        if (_classCounts.TryGetValue(record.Id, out int[]? counts))
+        {
+            return counts;
+        }
+
+        try
+        {
+            return _classCounts.GetOrAdd(record.Id, CountLabels(record));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>A new, empty folder for an upload or a generated dataset on its way in, beside the datasets' folders.</summary>
+    internal string CreateIncomingFolder() =>
+        Directory.CreateDirectory(Path.Combine(Root, $".incoming-{Guid.NewGuid():N}")).FullName;
+
+    /// <summary>Writes <paramref name="dataset"/> as raw IDX files into <paramref name="folder"/>.</summary>
+    internal static void Write(ImageDataset dataset, string folder)
+    {
+        WriteImages(Path.Combine(folder, TrainImagesFile), dataset, dataset.Train);
+        WriteLabels(Path.Combine(folder, TrainLabelsFile), dataset.Train);
+        if (dataset.Test is { } test)
+        {
+            WriteImages(Path.Combine(folder, TestImagesFile), dataset, test);
+            WriteLabels(Path.Combine(folder, TestLabelsFile), test);
+        }
+    }
+
+    /// <summary>Makes the IDX files in <paramref name="incomingFolder"/> the dataset <paramref name="id"/>, kept in memory as well.</summary>
+    internal void Commit(string incomingFolder, Guid id, ImageDataset dataset)
+    {
+        string folder = _storage.DatasetFolder(id);
+        Directory.Move(incomingFolder, folder);
+        lock (_gate)
+        {
+            Remember(id, new Lazy<ImageDataset>(dataset));
+        }
+    }
+
+    /// <summary>Forgets a dataset and deletes its files; nothing happens when it has none.</summary>
+    public void Delete(Guid id)
+    {
+        lock (_gate)
+        {
+            _recent.RemoveAll(e => e.Id == id);
+        }
+
+        _classCounts.TryRemove(id, out _);
+        string folder = _storage.DatasetFolder(id);
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private void Remember(Guid id, Lazy<ImageDataset> entry)
+    {
+        _recent.Insert(0, (id, entry));
+        if (_recent.Count > CacheCapacity)
+        {
+            _recent.RemoveAt(_recent.Count - 1);
+        }
+    }
+
+    private static ImageDataset Read(string folder, string name)
+    {
+        string testImages = Path.Combine(folder, TestImagesFile);
+        bool hasTest = File.Exists(testImages);
+        return IdxReader.Read(
+            name,
+            Path.Combine(folder, TrainImagesFile),
+            Path.Combine(folder, TrainLabelsFile),
+            hasTest ? testImages : null,
+            hasTest ? Path.Combine(folder, TestLabelsFile) : null);
+    }
+
+    private int[] CountLabels(DatasetRecord record)
+    {
+        lock (_gate)
+        {
+            (Guid _, Lazy<ImageDataset> cached) = _recent.Find(e => e.Id == record.Id);
+            if (cached is { IsValueCreated: true })
+            {
+                return cached.Value.ClassCounts(cached.Value.Train);
+            }
+        }
+
+        // The store wrote this file: an 8-byte header (magic, count), then one byte per label.
+        byte[] file = File.ReadAllBytes(Path.Combine(_storage.DatasetFolder(record.Id), TrainLabelsFile));
+        var counts = new int[record.Classes];
+        foreach (byte label in file.AsSpan(8))
+        {
+            if (label < counts.Length)
+            {
+                counts[label]++;
+            }
+        }
+
+        return counts;
+    }
+
+    private static void WriteImages(string path, ImageDataset dataset, ImageSplit split)
+    {
+        // 3-D (N×H×W) for grey images, as MNIST does; 4-D (N×C×H×W) otherwise.
+        int[] dims = dataset.Channels == 1
+            ? [split.Count, dataset.Height, dataset.Width]
+            : [split.Count, dataset.Channels, dataset.Height, dataset.Width];
+        WriteIdx(path, dims, split.Images);
+    }
+
+    private static void WriteLabels(string path, ImageSplit split) => WriteIdx(path, [split.Count], split.Labels);
+
+    private static void WriteIdx(string path, int[] dims, byte[] data)
+    {
+        var header = new byte[4 + (4 * dims.Length)];
+        header[2] = 0x08;
+        header[3] = (byte)dims.Length;
+        for (int i = 0; i < dims.Length; i++)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4 + (4 * i)), dims[i]);
+        }
+
+        using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+        file.Write(header);
+        file.Write(data);
+    }
+}

@@ -1,0 +1,343 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Datasets;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
+
+namespace TrainingService.Api.Datasets;
+
+public static class DatasetsApi
+{
+    private const string ShapesSource = ShapesDataset.Name;
+
+    public static IServiceCollection AddDatasets(this IServiceCollection services)
+    {
+        services.AddOptions<UploadOptions>().BindConfiguration("Uploads")
+            .Validate(o => o.MaxRequestBytes > 0, "Uploads:MaxRequestBytes must be positive").ValidateOnStart();
+        services.AddSingleton<DatasetStore>();
+        services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());
+        return services;
+    }
+
+    public static RouteGroupBuilder MapDatasets(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder group = app.MapGroup("/datasets").WithTags("Datasets");
+        group.MapPost("/", Upload)
+            .WithName(DatasetsOperationFilter.UploadOperation)
+            .WithSummary("Upload a dataset as IDX files (MNIST's format, raw or .gz)")
+            .WithDescription("multipart/form-data with name, format = idx, files images and labels and, optionally, testImages and testLabels. "
+                + "The files are checked before they are kept; a file that is not valid IDX, or test images of another size than the train images, "
+                + "get 400 with field = the form field at fault. Bodies over Uploads:MaxRequestBytes get 413.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        group.MapPost("/builtin", CreateBuiltin)
+            .WithName(DatasetsOperationFilter.BuiltinOperation)
+            .WithSummary("Generate a built-in dataset (shapes)")
+            .WithDescription("Generates the synthetic shapes dataset: one filled or outlined shape per image, at a random position, size and brightness, "
+                + "on a noisy background. Every field has a default; an option out of range gets 400 keyed by the option.");
+        group.MapGet("/", List)
+            .WithName("ListDatasets")
+            .WithSummary("List the datasets, newest first");
+        group.MapGet("/{id:guid}", Get)
+            .WithName("GetDataset")
+            .WithSummary("Get a dataset")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapGet("/{id:guid}/samples/{index:int}.png", GetSample)
+            .WithName("GetDatasetSample")
+            .WithSummary("Get a train image as PNG")
+            .WithDescription("Grey for one channel, RGB for three. scale (1..16, default 1) enlarges it by repeating pixels. "
+                + "An index outside the train split gets 404.")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/{id:guid}", Delete)
+            .WithName("DeleteDataset")
+            .WithSummary("Delete a dataset and its files")
+            .WithDescription("A dataset that a queued, running or paused job uses gets 409.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+        return group;
+    }
+
+    /// <summary>Receives IDX files, checks them and keeps them as a dataset.</summary>
+    public static async Task<Results<Created<DatasetView>, ProblemHttpResult>> Upload(
+        HttpContext context, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
+    {
+        long maxBytes = services.Uploads.Value.MaxRequestBytes;
+        if (context.Request.ContentLength > maxBytes)
+        {
+            return DatasetUpload.TooLarge(maxBytes);
+        }
+
+        // Kestrel's default (30 MB) applies unless raised before the body is read.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
+        {
+            sizeLimit.MaxRequestBodySize = maxBytes;
+        }
+
+        string incoming = services.Store.CreateIncomingFolder();
+        try
+        {
+            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, incoming, maxBytes, cancellationToken);
+            if (problem is not null)
+            {
+                return problem;
+            }
+
+            ImageDataset dataset;
+            try
+            {
+                dataset = IdxReader.Read(
+                    upload!.Name,
+                    upload.Files[DatasetUpload.Images],
+                    upload.Files[DatasetUpload.Labels],
+                    upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
+                    upload.Files.GetValueOrDefault(DatasetUpload.TestLabels));
+            }
+            catch (DatasetFormatException ex)
+            {
+                return DatasetUpload.Invalid(ex.File, ex.Message, title: "A dataset file is not valid IDX");
+            }
+
+            // Kept as raw IDX whatever came in (gzip, 4-D grey), so loading never decompresses.
+            foreach (string file in upload.Files.Values)
+            {
+                File.Delete(file);
+            }
+
+            DatasetRecord record = await KeepAsync(services, incoming, dataset, DatasetUpload.IdxFormat, cancellationToken);
+            services.Logger.LogInformation(
+                "Dataset {DatasetId} {DatasetName} uploaded: {TrainCount} train and {TestCount} test images of {Channels}x{Height}x{Width}, {Classes} classes",
+                record.Id, record.Name, record.TrainCount, record.TestCount, record.Channels, record.Height, record.Width, record.Classes);
+            return TypedResults.Created($"/datasets/{record.Id}", ToView(record, services.Store));
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return DatasetUpload.TooLarge(maxBytes);
+        }
+        finally
+        {
+            if (Directory.Exists(incoming))
+            {
+                Directory.Delete(incoming, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Generates a built-in dataset and keeps it.</summary>
+    public static async Task<Results<Created<DatasetView>, ValidationProblem>> CreateBuiltin(
+        BuiltinDatasetRequest request, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
+    {
+        if (!string.Equals(request.Kind, ShapesDataset.Name, StringComparison.OrdinalIgnoreCase))
+        {
+            return Invalid("kind", $"Unknown kind \"{request.Kind}\"; the only kind is \"{ShapesDataset.Name}\".");
+        }
+
+        string name = request.Name?.Trim() ?? ShapesDataset.Name;
+        if (name.Length is 0 or > DatasetUpload.MaxNameLength)
+        {
+            return Invalid("name", $"name must have 1 to {DatasetUpload.MaxNameLength} characters.");
+        }
+
+        var defaults = new ShapesOptions();
+        var options = new ShapesOptions
+        {
+            Classes = request.Classes ?? defaults.Classes,
+            Samples = request.Samples ?? defaults.Samples,
+            TestSamples = request.TestSamples ?? defaults.TestSamples,
+            ImageSize = request.ImageSize ?? defaults.ImageSize,
+            Channels = request.Channels ?? defaults.Channels,
+            Seed = request.Seed ?? defaults.Seed,
+        };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentOutOfRangeException ex) when (ex.ParamName is not null)
+        {
+            // Message appends " (Parameter 'x')"; the field key already says which.
+            return Invalid(ex.ParamName, ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal));
+        }
+
+        ImageDataset generated = ShapesDataset.Generate(options);
+
+        string incoming = services.Store.CreateIncomingFolder();
+        try
+        {
+            DatasetRecord record = await KeepAsync(services, incoming, Renamed(generated, name), ShapesSource, cancellationToken);
+            services.Logger.LogInformation(
+                "Dataset {DatasetId} {DatasetName} generated: {Kind}, {TrainCount} train and {TestCount} test images",
+                record.Id, record.Name, ShapesDataset.Name, record.TrainCount, record.TestCount);
+            return TypedResults.Created($"/datasets/{record.Id}", ToView(record, services.Store));
+        }
+        finally
+        {
+            if (Directory.Exists(incoming))
+            {
+                Directory.Delete(incoming, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Lists the datasets, newest first.</summary>
+    public static async Task<Ok<List<DatasetView>>> List([AsParameters] DatasetServices services, CancellationToken cancellationToken)
+    {
+        List<DatasetRecord> records = await services.Db.Datasets.AsNoTracking()
+            .Where(d => d.Owner == Storage.DefaultOwner)
+            .OrderByDescending(d => d.CreatedAt)
+            .ToListAsync(cancellationToken);
+        return TypedResults.Ok(records.ConvertAll(r => ToView(r, services.Store)));
+    }
+
+    /// <summary>Gets one dataset.</summary>
+    public static async Task<Results<Ok<DatasetView>, ProblemHttpResult>> Get(
+        Guid id, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
+    {
+        DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
+        return record is null ? NoSuchDataset(id) : TypedResults.Ok(ToView(record, services.Store));
+    }
+
+    /// <summary>Renders train image <paramref name="index"/> as PNG.</summary>
+    /// <param name="id">The dataset.</param>
+    /// <param name="index">The train image, from 0.</param>
+    /// <param name="scale">Each pixel becomes scale × scale pixels, 1..16; 1 when left out.</param>
+    /// <param name="services">The handlers' dependencies.</param>
+    /// <param name="cancellationToken">The request's.</param>
+    public static async Task<Results<FileContentHttpResult, ProblemHttpResult, ValidationProblem>> GetSample(
+        Guid id, int index, int? scale, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
+    {
+        if (scale is < 1 or > SamplePng.MaxScale)
+        {
+            return Invalid("scale", $"scale must be between 1 and {SamplePng.MaxScale}, but was {scale}.");
+        }
+
+        DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
+        if (record is null)
+        {
+            return NoSuchDataset(id);
+        }
+
+        if (index < 0 || index >= record.TrainCount)
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status404NotFound,
+                title: "No such sample",
+                detail: $"Dataset {id} has train images 0 to {record.TrainCount - 1}; there is no image {index}.");
+        }
+
+        byte[] png = SamplePng.Encode(services.Store.Load(record), index, scale ?? 1);
+        return TypedResults.File(png, "image/png");
+    }
+
+    /// <summary>Deletes a dataset that no unfinished job uses.</summary>
+    public static async Task<Results<NoContent, ProblemHttpResult>> Delete(
+        Guid id, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
+    {
+        DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
+        if (record is null)
+        {
+            return NoSuchDataset(id);
+        }
+
+        List<Guid> jobs = await services.Db.Jobs
+            .Where(j => j.DatasetId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused))
+            .Select(j => j.Id)
+            .Take(10)
+            .ToListAsync(cancellationToken);
+        if (jobs.Count > 0)
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status409Conflict,
+                title: "The dataset is in use",
+                detail: $"Dataset {id} is used by {(jobs.Count == 1 ? "a job" : "jobs")} that have not finished ({string.Join(", ", jobs)}); cancel them or wait for them to end.",
+                extensions: new Dictionary<string, object?> { ["jobIds"] = jobs });
+        }
+
+        services.Db.Datasets.Remove(record);
+        await services.Db.SaveChangesAsync(cancellationToken);
+        services.Store.Delete(id);
+        services.Logger.LogInformation("Dataset {DatasetId} {DatasetName} deleted", id, record.Name);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<DatasetRecord> KeepAsync(
+        DatasetServices services, string incoming, ImageDataset dataset, string source, CancellationToken cancellationToken)
+    {
+        DatasetStore.Write(dataset, incoming);
+        var record = new DatasetRecord
+        {
+            Id = Guid.NewGuid(),
+            Owner = Storage.DefaultOwner,
+            Name = dataset.Name,
+            Source = source,
+            Classes = dataset.Classes,
+            Channels = dataset.Channels,
+            Height = dataset.Height,
+            Width = dataset.Width,
+            TrainCount = dataset.Train.Count,
+            TestCount = dataset.Test?.Count ?? 0,
+            Mean = dataset.Mean,
+            Std = dataset.Std,
+            CreatedAt = DateTime.UtcNow,
+        };
+        services.Store.Commit(incoming, record.Id, dataset);
+        try
+        {
+            services.Db.Datasets.Add(record);
+            await services.Db.SaveChangesAsync(cancellationToken);
+        }
+        catch
+        {
+            services.Store.Delete(record.Id);
+            throw;
+        }
+
+        return record;
+    }
+
+    private static Task<DatasetRecord?> FindAsync(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
+        db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.Owner == Storage.DefaultOwner, cancellationToken);
+
+    private static DatasetView ToView(DatasetRecord record, DatasetStore store) => new()
+    {
+        Id = record.Id,
+        Name = record.Name,
+        Source = record.Source,
+        Classes = record.Classes,
+        TrainCount = record.TrainCount,
+        TestCount = record.TestCount,
+        Shape = [record.Channels, record.Height, record.Width],
+        Mean = record.Mean,
+        Std = record.Std,
+        ClassCounts = store.ClassCounts(record),
+        ClassNames = record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null,
+        CreatedAt = new DateTimeOffset(DateTime.SpecifyKind(record.CreatedAt, DateTimeKind.Utc)),
+    };
+
+    private static ImageDataset Renamed(ImageDataset dataset, string name) => new()
+    {
+        Name = name,
+        Channels = dataset.Channels,
+        Height = dataset.Height,
+        Width = dataset.Width,
+        Classes = dataset.Classes,
+        Train = dataset.Train,
+        Test = dataset.Test,
+        Mean = dataset.Mean,
+        Std = dataset.Std,
+    };
+
+    private static ProblemHttpResult NoSuchDataset(Guid id) => TypedResults.Problem(
+        statusCode: StatusCodes.Status404NotFound,
+        title: "No such dataset",
+        detail: $"There is no dataset {id}.");
+
+    private static ValidationProblem Invalid(string field, string message) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "The request is invalid");
+}
+
+/// <summary>What the dataset handlers need, bound with [AsParameters].</summary>
+public sealed record DatasetServices(TrainingDb Db, DatasetStore Store, IOptions<UploadOptions> Uploads, ILogger<DatasetServices> Logger);

@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using TrainingService.Training.Loop;
+
+namespace TrainingService.Api.Jobs;
+
+/// <summary>Worker settings (configuration section "Jobs").</summary>
+public sealed class JobOptions
+{
+    /// <summary>Jobs trained at once, each on its own thread.</summary>
+    public int Concurrency { get; set; } = 1;
+
+    /// <summary>Intra-op threads per job; null: one per core divided by the concurrency.</summary>
+    public int? ThreadsPerJob { get; set; }
+
+    /// <summary>A checkpoint every this many steps (besides epoch ends, pauses and shutdown), so a crash loses little.</summary>
+    public int CheckpointEverySteps { get; set; } = 500;
+}
+
+/// <summary>The queue of jobs to train, in arrival order.</summary>
+public sealed class JobQueue
+{
+    private readonly Channel<Guid> _channel = Channel.CreateUnbounded<Guid>();
+
+    public void Enqueue(Guid jobId) => _channel.Writer.TryWrite(jobId);
+
+    public IAsyncEnumerable<Guid> ReadAllAsync(CancellationToken cancellationToken) => _channel.Reader.ReadAllAsync(cancellationToken);
+}
+
+/// <summary>
+/// A person's commands to each job, by id, and which jobs a worker has started. A queued job is cancelled here
+/// directly; a started one through its <see cref="TrainingControl"/>, between steps.
+/// </summary>
+public sealed class JobControls
+{
+    private readonly ConcurrentDictionary<Guid, Entry> _jobs = new();
+
+    public TrainingControl For(Guid jobId) => _jobs.GetOrAdd(jobId, _ => new Entry()).Control;
+
+    /// <summary>The worker takes the job, unless it was cancelled while queued.</summary>
+    public bool TryStart(Guid jobId)
+    {
+        Entry entry = _jobs.GetOrAdd(jobId, _ => new Entry());
+        lock (entry)
+        {
+            if (entry.Control.CancelRequested)
+            {
+                return false;
+            }
+
+            entry.Started = true;
+            return true;
+        }
+    }
+
+    /// <summary>True when the job had not started: it is cancelled without ever running.</summary>
+    public bool TryCancelQueued(Guid jobId)
+    {
+        Entry entry = _jobs.GetOrAdd(jobId, _ => new Entry());
+        lock (entry)
+        {
+            entry.Control.Cancel();
+            return !entry.Started;
+        }
+    }
+
+    public void Finished(Guid jobId)
+    {
+        if (_jobs.TryRemove(jobId, out Entry? entry))
+        {
+            entry.Control.Dispose();
+        }
+    }
+
+    private sealed class Entry
+    {
+        public TrainingControl Control { get; } = new();
+
+        public bool Started { get; set; }
+    }
+}

@@ -1,0 +1,186 @@
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Datasets;
+using TrainingService.Api.Persistence;
+using TrainingService.Api.Streaming;
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
+using TrainingService.Training.Loop;
+using TrainingService.Training.Specs;
+
+namespace TrainingService.Api.Jobs;
+
+/// <summary>
+/// Trains queued jobs, <see cref="JobOptions.Concurrency"/> at a time, each on a thread of its own. On start it
+/// re-queues what an earlier process left unfinished; on shutdown running jobs write a checkpoint and go back to Queued.
+/// </summary>
+public sealed class JobWorker(
+    JobQueue queue,
+    JobControls controls,
+    EventPump pump,
+    DatasetStore datasets,
+    IServiceScopeFactory scopes,
+    IOptions<JobOptions> options,
+    IOptions<StorageOptions> storage,
+    IOptions<SpecLimits> limits,
+    ILogger<JobWorker> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await RequeueUnfinishedAsync(stoppingToken);
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Value.Concurrency)).Select(_ => RunLoopAsync(stoppingToken)));
+    }
+
+    private async Task RequeueUnfinishedAsync(CancellationToken cancellationToken)
+    {
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        List<(Guid Id, RunState State)> unfinished = [.. (await db.Jobs.AsNoTracking()
+            .Where(j => j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused)
+            .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.State }).ToListAsync(cancellationToken))
+            .Select(j => (j.Id, j.State))];
+        foreach ((Guid id, RunState state) in unfinished)
+        {
+            if (state == RunState.Paused)
+            {
+                controls.For(id).Pause(); // still paused after a restart, until a person resumes it
+            }
+
+            logger.LogInformation("Re-queued job {JobId}, found {State}", id, state);
+            queue.Enqueue(id);
+        }
+    }
+
+    private async Task RunLoopAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await foreach (Guid jobId in queue.ReadAllAsync(stoppingToken))
+            {
+                using (logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId }))
+                {
+                    await RunJobAsync(jobId, stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task RunJobAsync(Guid jobId, CancellationToken stoppingToken)
+    {
+        JobRecord? job;
+        DatasetRecord? datasetRecord;
+        await using (AsyncServiceScope scope = scopes.CreateAsyncScope())
+        {
+            TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+            job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, stoppingToken);
+            datasetRecord = job is null ? null : await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, stoppingToken);
+        }
+
+        if (job is null || job.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled || !controls.TryStart(jobId))
+        {
+            controls.Finished(jobId);
+            return;
+        }
+
+        var sink = new PumpSink(pump, jobId, job.LastSeq);
+        var done = new TaskCompletionSource<TrainingOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                done.SetResult(Train(job, datasetRecord, sink, stoppingToken));
+            }
+            catch (Exception ex)
+            {
+                done.SetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = $"job {jobId:N}",
+        };
+        logger.LogInformation("Job {JobId} starting", jobId);
+        thread.Start();
+        try
+        {
+            TrainingOutcome outcome = await done.Task;
+            logger.LogInformation("Job {JobId} ended: {Outcome}", jobId, outcome);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Job {JobId} failed", jobId);
+            sink.Publish(new StateEvent { State = RunState.Failed, Reason = ex is ArgumentException or InvalidDataException or DatasetFormatException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}" });
+        }
+        finally
+        {
+            controls.Finished(jobId);
+            await pump.FlushAsync();
+        }
+    }
+
+    /// <summary>On the job's own thread: build the trainer, resume from the checkpoint if there is one, train.</summary>
+    private TrainingOutcome Train(JobRecord job, DatasetRecord? datasetRecord, PumpSink sink, CancellationToken stoppingToken)
+    {
+        if (datasetRecord is null)
+        {
+            throw new InvalidDataException($"dataset {job.DatasetId} no longer exists");
+        }
+
+        ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!;
+        SpecAnalysis analysis = SpecAnalyzer.Analyze(spec, limits.Value);
+        Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
+        MonitoringOptions monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!;
+        ImageDataset data = datasets.Load(datasetRecord);
+        string folder = storage.Value.JobFolder(job.Id);
+        var trainerOptions = new TrainerOptions
+        {
+            CheckpointPath = Path.Combine(folder, "checkpoint.bin"),
+            WeightsPath = Path.Combine(folder, "model.dat"),
+            CheckpointEverySteps = options.Value.CheckpointEverySteps,
+            Threads = options.Value.ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, options.Value.Concurrency)),
+        };
+        using var trainer = new Trainer(analysis, data, hyperparameters, monitoring, sink, trainerOptions);
+        if (File.Exists(trainerOptions.CheckpointPath))
+        {
+            trainer.RestoreFrom(trainerOptions.CheckpointPath);
+            if (trainer.Position.Seq < sink.LastSeq)
+            {
+                // A crash lost the steps after the last checkpoint: drop their events, the resumed run emits them again.
+                pump.TruncateAfter(job.Id, trainer.Position.Seq);
+            }
+
+            logger.LogInformation("Job {JobId} resumes from its checkpoint at step {Step}", job.Id, trainer.Position.Step);
+        }
+        else if (sink.LastSeq > 0)
+        {
+            pump.TruncateAfter(job.Id, 0);
+        }
+
+        return trainer.Run(controls.For(job.Id), stoppingToken);
+    }
+
+    /// <summary>The trainer's sink: events to the pump, remembering the last seq for events the worker adds.</summary>
+    private sealed class PumpSink(EventPump pump, Guid jobId, long lastSeq) : ITrainingSink
+    {
+        public long LastSeq { get; private set; } = lastSeq;
+
+        public void Publish(TrainingEvent trainingEvent)
+        {
+            if (trainingEvent.Seq == 0)
+            {
+                trainingEvent = trainingEvent with { Seq = LastSeq + 1, Time = DateTimeOffset.UtcNow };
+            }
+
+            LastSeq = trainingEvent.Seq;
+            pump.Publish(jobId, trainingEvent);
+        }
+
+        // On the job's own thread, never the thread pool: blocking here is safe, and it lasts one database write.
+        public void Flush() => pump.FlushAsync().GetAwaiter().GetResult();
+    }
+}

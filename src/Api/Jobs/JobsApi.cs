@@ -1,0 +1,289 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Datasets;
+using TrainingService.Api.Persistence;
+using TrainingService.Api.Streaming;
+using TrainingService.Contracts.Jobs;
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Loop;
+using TrainingService.Training.Specs;
+
+namespace TrainingService.Api.Jobs;
+
+/// <summary>What the job handlers need, as one parameter.</summary>
+public sealed record JobServices(TrainingDb Db, JobQueue Queue, JobControls Controls, EventPump Pump, DatasetStore Datasets, IOptions<SpecLimits> Limits, IOptions<StorageOptions> Storage);
+
+public static class JobsApi
+{
+    public static IServiceCollection AddJobs(this IServiceCollection services)
+    {
+        services.AddOptions<JobOptions>().BindConfiguration("Jobs")
+            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1, "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1")
+            .ValidateOnStart();
+        services.AddSingleton<JobQueue>();
+        services.AddSingleton<JobControls>();
+        services.AddSingleton<LiveEvents>();
+        // The pump is registered before the worker so it stops after it and persists the worker's last events.
+        services.AddSingleton<EventPump>();
+        services.AddHostedService(sp => sp.GetRequiredService<EventPump>());
+        services.AddHostedService<JobWorker>();
+        return services;
+    }
+
+    public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder group = app.MapGroup("/jobs").WithTags("Jobs");
+        group.MapPost("/", Create).WithName("CreateJob").WithSummary("Start training a model on a dataset");
+        group.MapGet("/", List).WithName("ListJobs").WithSummary("Jobs, newest first, optionally of one state");
+        group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job's state, progress, ETA, latest loss and best validation accuracy");
+        group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").WithSummary("Stop a job for good");
+        group.MapPost("/{id:guid}/pause", Pause).WithName("PauseJob").WithSummary("Pause a running job after its current step (it checkpoints)");
+        group.MapPost("/{id:guid}/resume", Resume).WithName("ResumeJob").WithSummary("Resume a paused job");
+        group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order");
+        group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
+        app.MapHub<TrainingHub>("/hubs/training");
+        return group;
+    }
+
+    /// <summary>Validates the request and queues the job; 202 with Location /jobs/{id}.</summary>
+    public static async Task<Results<AcceptedAtRoute<JobView>, ValidationProblem, ProblemHttpResult>> Create(
+        CreateJobRequest request, [AsParameters] JobServices services, CancellationToken cancellationToken)
+    {
+        DatasetRecord? dataset = await services.Db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == request.DatasetId, cancellationToken);
+        if (dataset is null)
+        {
+            return Problems.NotFound("datasetId", $"There is no dataset {request.DatasetId}.");
+        }
+
+        var errors = new Dictionary<string, string[]>();
+        SpecAnalysis? analysis;
+        string? specJson;
+        if (request.Model is { } model && request.ModelId is not null)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["model"] = ["Give model or modelId, not both."] });
+        }
+
+        if (request.ModelId is Guid modelId)
+        {
+            ModelRecord? saved = await services.Db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
+            if (saved is null)
+            {
+                return Problems.NotFound("modelId", $"There is no model {modelId}.");
+            }
+
+            specJson = saved.Spec;
+        }
+        else
+        {
+            specJson = request.Model is { ValueKind: not JsonValueKind.Null } given
+                ? given.GetRawText()
+                : JsonSerializer.Serialize(ModelPresets.LeNet5(dataset.Channels, dataset.Height, dataset.Width, dataset.Classes), JsonSerializerOptions.Web);
+        }
+
+        using (JsonDocument document = JsonDocument.Parse(specJson))
+        {
+            analysis = SpecReader.ReadAndAnalyze(document.RootElement, services.Limits.Value);
+        }
+
+        foreach (SpecIssue issue in analysis.Result.Errors)
+        {
+            Add(errors, issue.Field.Length == 0 ? "model" : $"model.{issue.Field}", issue.Message);
+        }
+
+        Hyperparameters hyperparameters = request.Hyperparameters ?? new Hyperparameters();
+        MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
+        if (analysis.IsValid)
+        {
+            foreach (SpecIssue issue in TrainingValidator.Validate(analysis, services.Datasets.Load(dataset), hyperparameters, monitoring))
+            {
+                Add(errors, issue.Field, issue.Message);
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors, title: "The job cannot be trained");
+        }
+
+        ModelSpec spec;
+        using (JsonDocument document = JsonDocument.Parse(specJson))
+        {
+            spec = SpecReader.Read(document.RootElement).Spec!;
+        }
+
+        int trainCount = dataset.TrainCount - (int)Math.Round(dataset.TrainCount * (hyperparameters.ValidationFraction ?? (dataset.TestCount == 0 ? 0.1 : 0)));
+        var job = new JobRecord
+        {
+            Id = Guid.CreateVersion7(),
+            Owner = Storage.DefaultOwner,
+            State = RunState.Queued,
+            Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
+            ModelId = request.ModelId,
+            DatasetId = dataset.Id,
+            Hyperparameters = JsonSerializer.Serialize(hyperparameters, JsonSerializerOptions.Web),
+            Monitoring = JsonSerializer.Serialize(monitoring, JsonSerializerOptions.Web),
+            TotalSteps = (long)Math.Ceiling(trainCount / (double)hyperparameters.BatchSize) * hyperparameters.Epochs,
+            CreatedAt = DateTime.UtcNow,
+        };
+        services.Db.Jobs.Add(job);
+        await services.Db.SaveChangesAsync(cancellationToken);
+        services.Queue.Enqueue(job.Id);
+        return TypedResults.AcceptedAtRoute(View(job), "GetJob", new { id = job.Id });
+    }
+
+    /// <summary>Jobs, newest first; filter with state, page with skip and take (at most 200).</summary>
+    public static async Task<Ok<JobView[]>> List(TrainingDb db, RunState? state, int skip = 0, int take = 50, CancellationToken cancellationToken = default)
+    {
+        IQueryable<JobRecord> jobs = db.Jobs.AsNoTracking();
+        if (state is not null)
+        {
+            jobs = jobs.Where(j => j.State == state);
+        }
+
+        List<JobRecord> page = await jobs.OrderByDescending(j => j.CreatedAt).Skip(Math.Max(0, skip)).Take(Math.Clamp(take, 1, 200)).ToListAsync(cancellationToken);
+        return TypedResults.Ok(page.Select(View).ToArray());
+    }
+
+    public static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
+        await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
+            ? TypedResults.Ok(View(job))
+            : Problems.NotFound("id", $"There is no job {id}.");
+
+    /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Cancel(
+        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        if (job.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
+        {
+            return Problems.Conflict($"Job {id} has already ended ({job.State}); there is nothing to cancel.");
+        }
+
+        if (services.Controls.TryCancelQueued(id))
+        {
+            services.Pump.Publish(id, new StateEvent { Seq = job.LastSeq + 1, Time = DateTimeOffset.UtcNow, State = RunState.Cancelled, Reason = "cancelled before it started" });
+            await services.Pump.FlushAsync();
+        }
+
+        return TypedResults.Accepted($"/jobs/{id}", View(await Reload(services.Db, id, cancellationToken)));
+    }
+
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Pause(
+        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        if (job.State != RunState.Running)
+        {
+            return Problems.Conflict($"Job {id} is {job.State}; only a running job can be paused.");
+        }
+
+        services.Controls.For(id).Pause();
+        return TypedResults.Accepted($"/jobs/{id}", View(job));
+    }
+
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Resume(
+        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        if (job.State != RunState.Paused)
+        {
+            return Problems.Conflict($"Job {id} is {job.State}; only a paused job can be resumed.");
+        }
+
+        services.Controls.For(id).Resume();
+        return TypedResults.Accepted($"/jobs/{id}", View(job));
+    }
+
+    /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
+    public static async Task<Results<ContentHttpResult, ProblemHttpResult>> Events(
+        Guid id, TrainingDb db, long afterSeq = 0, int limit = 1000, CancellationToken cancellationToken = default)
+    {
+        if (!await db.Jobs.AnyAsync(j => j.Id == id, cancellationToken))
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        List<string> events = await db.JobEvents.AsNoTracking()
+            .Where(e => e.JobId == id && e.Seq > afterSeq).OrderBy(e => e.Seq).Take(Math.Clamp(limit, 1, 10_000))
+            .Select(e => e.Json).ToListAsync(cancellationToken);
+        var json = new StringBuilder(events.Sum(e => e.Length + 1) + 2).Append('[').AppendJoin(',', events).Append(']');
+        return TypedResults.Content(json.ToString(), "application/json");
+    }
+
+    public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Weights(
+        Guid id, TrainingDb db, IOptions<StorageOptions> storage, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        string path = Path.Combine(storage.Value.JobFolder(id), "model.dat");
+        return job.State == RunState.Succeeded && File.Exists(path)
+            ? TypedResults.PhysicalFile(path, "application/octet-stream", $"job-{id:N}.dat")
+            : Problems.Conflict($"Job {id} is {job.State}; weights are there once it has succeeded.");
+    }
+
+    private static async Task<JobRecord> Reload(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
+        await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
+
+    private static void Add(Dictionary<string, string[]> errors, string field, string message) =>
+        errors[field] = errors.TryGetValue(field, out string[]? existing) ? [.. existing, message] : [message];
+
+    internal static JobView View(JobRecord job) => new()
+    {
+        Id = job.Id,
+        State = job.State,
+        DatasetId = job.DatasetId,
+        ModelId = job.ModelId,
+        Model = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!,
+        Hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!,
+        Monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!,
+        Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
+        Step = job.Step,
+        TotalSteps = job.TotalSteps,
+        Epoch = job.Epoch,
+        EtaSeconds = job.State == RunState.Running && job.SamplesPerSecond > 0
+            ? (job.TotalSteps - job.Step) * (JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!.BatchSize / job.SamplesPerSecond.Value)
+            : null,
+        LatestLoss = job.LatestLoss,
+        BestValidationAccuracy = job.BestValidationAccuracy,
+        SamplesPerSecond = job.SamplesPerSecond,
+        LastSeq = job.LastSeq,
+        Error = job.Error,
+        CreatedAt = job.CreatedAt,
+        StartedAt = job.StartedAt,
+        FinishedAt = job.FinishedAt,
+    };
+}
+
+/// <summary>Problem details naming the field and the reason.</summary>
+internal static class Problems
+{
+    public static ProblemHttpResult NotFound(string field, string detail) =>
+        TypedResults.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Not found", extensions: new Dictionary<string, object?> { ["field"] = field });
+
+    public static ProblemHttpResult Conflict(string detail) =>
+        TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Conflict");
+}

@@ -1,0 +1,177 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.EntityFrameworkCore;
+using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Streaming;
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Api.Streaming;
+
+/// <summary>
+/// Takes every job's events from the training threads without ever blocking them, persists them in batches
+/// (about ten a second) together with each job's summary, then hands them to the live stream. What a dashboard
+/// receives live is therefore always already in the history.
+/// </summary>
+public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ILogger<EventPump> logger) : BackgroundService
+{
+    public static readonly JsonSerializerOptions Json = StreamJson.Options;
+
+    private static readonly TimeSpan s_frame = TimeSpan.FromMilliseconds(100);
+    private const int MaxBatch = 5000;
+
+    private TaskCompletionSource _flushRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private readonly Channel<Item> _channel = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>Queue an event of a job; never blocks.</summary>
+    public void Publish(Guid jobId, TrainingEvent trainingEvent) => _channel.Writer.TryWrite(new Item(jobId, StreamEvent.From(trainingEvent), null));
+
+    /// <summary>Queue: forget the job's persisted events after <paramref name="seq"/> (a run restarting from an older checkpoint replays them).</summary>
+    public void TruncateAfter(Guid jobId, long seq) => _channel.Writer.TryWrite(new Item(jobId, null, seq));
+
+    /// <summary>Completes once everything queued before the call is persisted and handed on.</summary>
+    public Task FlushAsync()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_channel.Writer.TryWrite(new Item(Guid.Empty, null, null, done)))
+        {
+            return Task.CompletedTask; // stopped: everything was persisted on the way out
+        }
+
+        _flushRequested.TrySetResult();
+        return done.Task;
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _channel.Writer.TryComplete();
+        await base.StopAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var batch = new List<Item>(MaxBatch);
+        // Runs until the channel completes (StopAsync), so events queued during shutdown are still persisted.
+        while (await _channel.Reader.WaitToReadAsync(CancellationToken.None))
+        {
+            while (batch.Count < MaxBatch && _channel.Reader.TryRead(out Item? item))
+            {
+                batch.Add(item);
+            }
+
+            try
+            {
+                await PersistAsync(batch);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogError(ex, "Persisting {Count} job events failed", batch.Count);
+            }
+
+            foreach (Item item in batch)
+            {
+                item.Flushed?.TrySetResult();
+            }
+
+            batch.Clear();
+            if (!stoppingToken.IsCancellationRequested)
+            {
+                // About ten frames a second, unless someone waits for a flush (a checkpoint): then at once.
+                Task flush = Volatile.Read(ref _flushRequested).Task;
+                await Task.WhenAny(Task.Delay(s_frame, CancellationToken.None), flush);
+                if (flush.IsCompleted)
+                {
+                    Volatile.Write(ref _flushRequested, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                }
+            }
+        }
+    }
+
+    private async Task PersistAsync(List<Item> batch)
+    {
+        if (batch.TrueForAll(i => i.Event is null && i.TruncateAfter is null))
+        {
+            return;
+        }
+
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
+        Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
+        var delivered = new Dictionary<Guid, List<StreamEvent>>();
+        foreach (Item item in batch)
+        {
+            if (!jobs.TryGetValue(item.JobId, out JobRecord? job))
+            {
+                continue;
+            }
+
+            if (item.TruncateAfter is long after)
+            {
+                await db.SaveChangesAsync();
+                await db.JobEvents.Where(e => e.JobId == item.JobId && e.Seq > after).ExecuteDeleteAsync();
+                job.LastSeq = Math.Min(job.LastSeq, after);
+                live.Truncate(item.JobId, after);
+                continue;
+            }
+
+            StreamEvent e = item.Event!;
+            if (e.Seq <= job.LastSeq)
+            {
+                continue; // already persisted (a replay after a crash); never stored twice
+            }
+
+            db.JobEvents.Add(new JobEventRecord { JobId = item.JobId, Seq = e.Seq, Kind = e.Kind, Json = JsonSerializer.Serialize(e, Json) });
+            Summarise(job, e);
+            (delivered.TryGetValue(item.JobId, out List<StreamEvent>? list) ? list : delivered[item.JobId] = []).Add(e);
+        }
+
+        await db.SaveChangesAsync();
+        foreach ((Guid jobId, List<StreamEvent> events) in delivered)
+        {
+            live.Persisted(jobId, events, jobs[jobId].State);
+        }
+    }
+
+    private static void Summarise(JobRecord job, StreamEvent e)
+    {
+        job.LastSeq = e.Seq;
+        switch (e.Kind)
+        {
+            case "step":
+                job.Step = e.Step!.Value;
+                job.Epoch = e.Epoch!.Value;
+                job.LatestLoss = double.IsFinite(e.Loss!.Value) ? e.Loss : null;
+                job.SamplesPerSecond = e.SamplesPerSecond;
+                break;
+            case "epoch":
+                if (e.ValidationAccuracy is double accuracy && (job.BestValidationAccuracy is null || accuracy > job.BestValidationAccuracy))
+                {
+                    job.BestValidationAccuracy = accuracy;
+                }
+
+                break;
+            case "state":
+                job.State = e.State!.Value;
+                if (e.State == RunState.Running)
+                {
+                    job.StartedAt ??= e.Time;
+                    job.Error = null;
+                }
+
+                if (e.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
+                {
+                    job.FinishedAt = e.Time;
+                }
+
+                if (e.State == RunState.Failed)
+                {
+                    job.Error = e.Reason;
+                }
+
+                break;
+        }
+    }
+
+    private sealed record Item(Guid JobId, StreamEvent? Event, long? TruncateAfter, TaskCompletionSource? Flushed = null);
+}

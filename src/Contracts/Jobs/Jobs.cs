@@ -1,0 +1,81 @@
+using System.Text.Json;
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Contracts.Jobs;
+
+/// <summary>Start a training job. Only datasetId is required: the model defaults to a LeNet-style CNN sized to the dataset.</summary>
+public sealed record CreateJobRequest
+{
+    /// <summary>The dataset to train on (POST /datasets or /datasets/builtin).</summary>
+    public Guid DatasetId { get; init; }
+
+    /// <summary>A model spec; leave out (with modelId) for the default.</summary>
+    public JsonElement? Model { get; init; }
+
+    /// <summary>A model saved with POST /models, instead of model.</summary>
+    public Guid? ModelId { get; init; }
+
+    public Hyperparameters? Hyperparameters { get; init; }
+
+    public MonitoringOptions? Monitoring { get; init; }
+}
+
+/// <summary>A job and where it stands.</summary>
+public sealed record JobView
+{
+    public Guid Id { get; init; }
+
+    public RunState State { get; init; }
+
+    public Guid DatasetId { get; init; }
+
+    public Guid? ModelId { get; init; }
+
+    public required ModelSpec Model { get; init; }
+
+    public required Hyperparameters Hyperparameters { get; init; }
+
+    public required MonitoringOptions Monitoring { get; init; }
+
+    /// <summary>Steps done over steps in all, 0 to 1.</summary>
+    public double Progress { get; init; }
+
+    public long Step { get; init; }
+
+    public long TotalSteps { get; init; }
+
+    public int Epoch { get; init; }
+
+    /// <summary>Seconds left at the latest speed; null until it is running.</summary>
+    public double? EtaSeconds { get; init; }
+
+    public double? LatestLoss { get; init; }
+
+    public double? BestValidationAccuracy { get; init; }
+
+    public double? SamplesPerSecond { get; init; }
+
+    /// <summary>The last event's seq: history up to here is available at /jobs/{id}/events.</summary>
+    public long LastSeq { get; init; }
+
+    /// <summary>Why the job failed.</summary>
+    public string? Error { get; init; }
+
+    public DateTime CreatedAt { get; init; }
+
+    public DateTime? StartedAt { get; init; }
+
+    public DateTime? FinishedAt { get; init; }
+}
+
+/// <summary>Save a validated model spec under a name.</summary>
+public sealed record CreateModelRequest
+{
+    public required string Name { get; init; }
+
+    public required JsonElement Spec { get; init; }
+}
+
+/// <summary>A saved model spec.</summary>
+public sealed record ModelView(Guid Id, string Name, long Parameters, ModelSpec Spec, DateTime CreatedAt);

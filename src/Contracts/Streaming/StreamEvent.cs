@@ -1,0 +1,69 @@
+using System.Text.Json.Serialization;
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Contracts.Streaming;
+
+/// <summary>
+/// One event of a job as the stream and the history carry it: <see cref="Kind"/> says which other fields are set
+/// (JSON leaves the rest out). Flat rather than polymorphic so both SignalR protocols, JSON and MessagePack, carry it.
+/// </summary>
+public sealed record StreamEvent
+{
+    /// <summary>1, 2, 3, … per job, with no gap.</summary>
+    public long Seq { get; init; }
+
+    /// <summary>step, layers, epoch, state or alert.</summary>
+    public required string Kind { get; init; }
+
+    /// <summary>When it happened, UTC.</summary>
+    public DateTime Time { get; init; }
+
+    /// <summary>step, epoch.</summary>
+    public int? Epoch { get; init; }
+
+    /// <summary>step, layers: the global step, from 1.</summary>
+    public long? Step { get; init; }
+
+    /// <summary>step: the batch's mean cross-entropy.</summary>
+    public double? Loss { get; init; }
+
+    public double? LearningRate { get; init; }
+
+    public double? SamplesPerSecond { get; init; }
+
+    /// <summary>layers: each layer's output statistics.</summary>
+    public IReadOnlyList<LayerStats>? Layers { get; init; }
+
+    /// <summary>layers: each parameter tensor's norm, gradient norm and update ratio.</summary>
+    public IReadOnlyList<ParameterStats>? Parameters { get; init; }
+
+    public double? TrainLoss { get; init; }
+
+    public double? TrainAccuracy { get; init; }
+
+    public double? ValidationLoss { get; init; }
+
+    public double? ValidationAccuracy { get; init; }
+
+    /// <summary>state: Running, Paused, Succeeded, Failed or Cancelled.</summary>
+    public RunState? State { get; init; }
+
+    /// <summary>state: why (a failure's cause, "resumed at step 120", …).</summary>
+    public string? Reason { get; init; }
+
+    public static StreamEvent From(TrainingEvent e) => e switch
+    {
+        StepEvent s => new() { Seq = s.Seq, Kind = "step", Time = s.Time.UtcDateTime, Epoch = s.Epoch, Step = s.Step, Loss = s.Loss, LearningRate = s.LearningRate, SamplesPerSecond = s.SamplesPerSecond },
+        LayersEvent l => new() { Seq = l.Seq, Kind = "layers", Time = l.Time.UtcDateTime, Step = l.Step, Layers = l.Layers, Parameters = l.Parameters },
+        EpochEvent p => new() { Seq = p.Seq, Kind = "epoch", Time = p.Time.UtcDateTime, Epoch = p.Epoch, TrainLoss = p.TrainLoss, TrainAccuracy = p.TrainAccuracy, ValidationLoss = p.ValidationLoss, ValidationAccuracy = p.ValidationAccuracy },
+        StateEvent t => new() { Seq = t.Seq, Kind = "state", Time = t.Time.UtcDateTime, State = t.State, Reason = t.Reason },
+        _ => throw new ArgumentException($"no stream form for {e.GetType().Name}", nameof(e)),
+    };
+}
+
+/// <summary>What the server calls on a connected dashboard (SignalR hub at /hubs/training).</summary>
+public interface ITrainingClient
+{
+    /// <summary>Events of one job in seq order, continuing exactly after the last one sent to this connection.</summary>
+    Task Events(Guid jobId, IReadOnlyList<StreamEvent> events);
+}

@@ -1,0 +1,125 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Contracts.Streaming;
+
+namespace TrainingService.Api.Tests.Jobs;
+
+/// <summary>Small datasets and models so a job trains in a second or two.</summary>
+internal static class JobHarness
+{
+    public static readonly JsonSerializerOptions Json = CreateJson();
+
+    public const string TinySpec = """
+        { "input": { "channels": 1, "height": 16, "width": 16 },
+          "layers": [ { "kind": "conv2d", "filters": 4, "kernel": 3 }, { "kind": "relu" }, { "kind": "maxpool2d", "kernel": 2 },
+                      { "kind": "flatten" }, { "kind": "linear", "units": 2 } ] }
+        """;
+
+    public static async Task<Guid> CreateShapesAsync(HttpClient client, int classes = 2, int samples = 256, int imageSize = 16)
+    {
+        using HttpResponseMessage response = await client.PostAsJsonAsync(
+            "/datasets/builtin", new { kind = "shapes", classes, samples, testSamples = 64, imageSize, channels = 1, seed = 1 });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+    }
+
+    public static async Task<(HttpResponseMessage Response, JsonElement Body)> PostJobAsync(HttpClient client, string json)
+    {
+        HttpResponseMessage response = await client.PostAsync(new Uri("/jobs", UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        JsonElement body = response.Content.Headers.ContentLength == 0 ? default : await response.Content.ReadFromJsonAsync<JsonElement>();
+        return (response, body);
+    }
+
+    public static async Task<JsonElement> WaitForStateAsync(HttpClient client, Guid jobId, string state, TimeSpan? timeout = null)
+    {
+        DateTime deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            JsonElement job = await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}");
+            string current = job.GetProperty("state").GetString()!;
+            if (current == state)
+            {
+                return job;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"job {jobId} is {current}, still not {state}: {job}");
+            Assert.False(current is "Failed" or "Cancelled" or "Succeeded" && current != state, $"job {jobId} ended {current}: {job}");
+            await Task.Delay(50);
+        }
+    }
+
+    public static async Task<List<StreamEvent>> HistoryAsync(HttpClient client, Guid jobId)
+    {
+        var all = new List<StreamEvent>();
+        while (true)
+        {
+            List<StreamEvent> page = (await client.GetFromJsonAsync<List<StreamEvent>>($"/jobs/{jobId}/events?afterSeq={(all.Count == 0 ? 0 : all[^1].Seq)}&limit=500", Json))!;
+            if (page.Count == 0)
+            {
+                return all;
+            }
+
+            all.AddRange(page);
+        }
+    }
+
+    public static HubConnection Hub(TrainingServiceFactory factory, bool messagePack = false)
+    {
+        IHubConnectionBuilder builder = new HubConnectionBuilder()
+            .WithUrl(new Uri(factory.Server.BaseAddress, "/hubs/training"), o =>
+            {
+                o.Transports = HttpTransportType.LongPolling;
+                o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
+            });
+        builder = messagePack ? builder.AddMessagePackProtocol() : builder.AddJsonProtocol(o => o.PayloadSerializerOptions = Json);
+        return builder.Build();
+    }
+
+    public static void AssertConsecutive(IReadOnlyList<StreamEvent> events)
+    {
+        for (int i = 0; i < events.Count; i++)
+        {
+            Assert.True(events[i].Seq == i + 1, $"event {i} has seq {events[i].Seq}; seqs: {string.Join(",", events.Select(e => e.Seq))}");
+        }
+    }
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        options.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
+        options.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+        return options;
+    }
+}
+
+/// <summary>Collects what a SignalR client receives, per job, in arrival order.</summary>
+internal sealed class StreamRecorder
+{
+    private readonly ConcurrentQueue<StreamEvent> _events = new();
+
+    public StreamRecorder(HubConnection connection) =>
+        connection.On<Guid, List<StreamEvent>>(nameof(ITrainingClient.Events), (_, events) =>
+        {
+            foreach (StreamEvent e in events)
+            {
+                _events.Enqueue(e);
+            }
+        });
+
+    public List<StreamEvent> Events => [.. _events];
+
+    public async Task WaitForAsync(Func<List<StreamEvent>, bool> condition, TimeSpan? timeout = null)
+    {
+        DateTime deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (!condition(Events))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out; received {Events.Count} events, last seq {Events.LastOrDefault()?.Seq}");
+            await Task.Delay(20);
+        }
+    }
+}
