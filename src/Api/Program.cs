@@ -17,7 +17,7 @@ try
         .ReadFrom.Configuration(builder.Configuration)
         .ReadFrom.Services(services)
         .Enrich.FromLogContext()
-        .WriteTo.Console(), preserveStaticLogger: true);
+        .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
     builder.Services.AddStorage();
     builder.Services.AddDatasets();

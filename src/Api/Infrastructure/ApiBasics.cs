@@ -19,6 +19,8 @@ public static class ApiBasics
     {
         services.Configure<JsonOptions>(o => Configure(o.SerializerOptions));
         services.AddProblemDetails();
+        // Binding failures (a malformed body, a wrong enum) reach BadRequestExceptionHandler, which names the field.
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddExceptionHandler<BadRequestExceptionHandler>();
         services.AddHealthChecks();
         return services;
@@ -43,11 +45,19 @@ internal sealed class BadRequestExceptionHandler(IProblemDetailsService problemD
         }
 
         context.Response.StatusCode = bad.StatusCode;
-        return await problemDetails.TryWriteAsync(new ProblemDetailsContext
+        var problem = new ProblemDetailsContext
         {
             HttpContext = context,
             Exception = exception,
             ProblemDetails = { Status = bad.StatusCode, Title = "The request could not be read", Detail = bad.Message },
-        });
+        };
+        if (bad.InnerException is JsonException json)
+        {
+            string field = json.Path is { Length: > 2 } path ? path[2..] : "body";
+            problem.ProblemDetails.Detail = $"{field}: {json.Message.Split(" Path:")[0]}";
+            problem.ProblemDetails.Extensions["field"] = field;
+        }
+
+        return await problemDetails.TryWriteAsync(problem);
     }
 }

@@ -11,11 +11,19 @@ internal sealed class ExamplesOperationFilter : IOperationFilter
 {
     private static readonly JsonSerializerOptions s_json = CreateJsonOptions();
 
+    // No datasetId: the newest dataset, e.g. the one just made with POST /datasets/builtin.
+    private const string CreateJobExample = """
+        { "hyperparameters": { "epochs": 3, "batchSize": 64, "optimizer": "sgd", "learningRate": 0.05, "momentum": 0.9, "schedule": "cosine" },
+          "monitoring": { "statsEvery": 10 } }
+        """;
+
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
         JsonNode? example = operation.OperationId switch
         {
             "ValidateModel" => JsonSerializer.SerializeToNode(ModelPresets.LeNet5(), s_json),
+            "CreateModel" => JsonSerializer.SerializeToNode(new { name = "lenet5", spec = ModelPresets.LeNet5() }, s_json),
+            "CreateJob" => JsonNode.Parse(CreateJobExample),
             _ => null,
         };
         if (example is not null && operation.RequestBody?.Content is { } content && content.TryGetValue("application/json", out OpenApiMediaType? media))

@@ -38,7 +38,9 @@ public static class JobsApi
     public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder app)
     {
         RouteGroupBuilder group = app.MapGroup("/jobs").WithTags("Jobs");
-        group.MapPost("/", Create).WithName("CreateJob").WithSummary("Start training a model on a dataset");
+        group.MapPost("/", Create).WithName("CreateJob").WithSummary("Start training a model on a dataset")
+            .WithDescription("202 with Location /jobs/{id}. Every field has a default: without datasetId the newest dataset is used, "
+                + "without model a LeNet-style CNN sized to the dataset. Watch it live on the hub /hubs/training (docs/streaming.md).");
         group.MapGet("/", List).WithName("ListJobs").WithSummary("Jobs, newest first, optionally of one state");
         group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job's state, progress, ETA, latest loss and best validation accuracy");
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").WithSummary("Stop a job for good");
@@ -54,10 +56,14 @@ public static class JobsApi
     public static async Task<Results<AcceptedAtRoute<JobView>, ValidationProblem, ProblemHttpResult>> Create(
         CreateJobRequest request, [AsParameters] JobServices services, CancellationToken cancellationToken)
     {
-        DatasetRecord? dataset = await services.Db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == request.DatasetId, cancellationToken);
+        DatasetRecord? dataset = request.DatasetId is Guid datasetId
+            ? await services.Db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == datasetId, cancellationToken)
+            : await services.Db.Datasets.AsNoTracking().OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
         if (dataset is null)
         {
-            return Problems.NotFound("datasetId", $"There is no dataset {request.DatasetId}.");
+            return Problems.NotFound("datasetId", request.DatasetId is null
+                ? "There is no dataset yet: create one with POST /datasets/builtin or upload one with POST /datasets."
+                : $"There is no dataset {request.DatasetId}.");
         }
 
         var errors = new Dictionary<string, string[]>();

@@ -4,11 +4,11 @@ using TrainingService.Contracts.Training;
 
 namespace TrainingService.Contracts.Jobs;
 
-/// <summary>Start a training job. Only datasetId is required: the model defaults to a LeNet-style CNN sized to the dataset.</summary>
+/// <summary>Start a training job. Every field has a default: the newest dataset, a LeNet-style CNN sized to it, 10 epochs of SGD.</summary>
 public sealed record CreateJobRequest
 {
-    /// <summary>The dataset to train on (POST /datasets or /datasets/builtin).</summary>
-    public Guid DatasetId { get; init; }
+    /// <summary>The dataset to train on (POST /datasets or /datasets/builtin); left out: the newest dataset.</summary>
+    public Guid? DatasetId { get; init; }
 
     /// <summary>A model spec; leave out (with modelId) for the default.</summary>
     public JsonElement? Model { get; init; }

@@ -31,8 +31,6 @@ public sealed class RestartTests
             await using (var second = new TrainingServiceFactory(dataFolder: folder))
             {
                 using HttpClient client = second.CreateClient();
-                JsonElement stopped = await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}");
-                stepAtStop = stopped.GetProperty("step").GetInt64();
                 JsonElement done = await JobHarness.WaitForStateAsync(client, jobId, "Succeeded");
 
                 List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
@@ -40,7 +38,11 @@ public sealed class RestartTests
                 Assert.Equal(done.GetProperty("totalSteps").GetInt64(), history.Count(e => e.Kind == "step"));
                 Assert.Equal(Enumerable.Range(1, (int)done.GetProperty("totalSteps").GetInt64()).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
                 Assert.Equal([RunState.Running, RunState.Queued, RunState.Running, RunState.Succeeded], history.Where(e => e.Kind == "state").Select(e => e.State!.Value));
-                Assert.StartsWith($"resumed at step {stepAtStop}", history.Where(e => e.Kind == "state").ElementAt(2).Reason, StringComparison.Ordinal);
+                StreamEvent stopped = history.First(e => e.State == RunState.Queued);
+                stepAtStop = history.Last(e => e.Kind == "step" && e.Seq < stopped.Seq).Step!.Value;
+                Assert.True(stepAtStop >= 40, $"stopped at step {stepAtStop}");
+                Assert.Equal($"stopped with the service at step {stepAtStop}; it resumes from its checkpoint", stopped.Reason);
+                Assert.Equal($"resumed at step {stepAtStop}", history.Where(e => e.Kind == "state").ElementAt(2).Reason);
             }
         }
         finally
