@@ -57,6 +57,12 @@ ImageDataset subset = Subset(fashion, steps * batch);
     ("Trainer, stats every 10 steps", () => TrainerRun(lenet, subset, batch, threads, 10)),
     ("Trainer, stats every step", () => TrainerRun(lenet, subset, batch, threads, 1)),
 ];
+using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
+if (service is not null)
+{
+    configurations = [.. configurations, ("the service (REST job, stats every 10 steps, events persisted and streamed)", () => service.TrainOnce(batch, threads))];
+}
+
 if (PyTorchAvailable())
 {
     configurations = [.. configurations, ("PyTorch (Debian python3-torch), same loop", () => PyTorch(steps, batch, threads))];

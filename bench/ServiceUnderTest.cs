@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using TrainingService.Contracts.Specs;
+using TrainingService.Training.Data;
+
+/// <summary>
+/// The real service in a child process on a loopback port with a temporary data folder: the benchmark uploads the
+/// same images as the bare loop, then times whole jobs from their Running event to their Succeeded event.
+/// </summary>
+internal sealed class ServiceUnderTest : IDisposable
+{
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
+
+    private readonly Process _process;
+    private readonly HttpClient _client;
+    private readonly string _dataFolder;
+    private readonly Guid _datasetId;
+    private readonly ModelSpec _model;
+    private readonly int _trainCount;
+
+    private ServiceUnderTest(Process process, HttpClient client, string dataFolder, Guid datasetId, ModelSpec model, int trainCount)
+    {
+        _process = process;
+        _client = client;
+        _dataFolder = dataFolder;
+        _datasetId = datasetId;
+        _model = model;
+        _trainCount = trainCount;
+    }
+
+    public static async Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model)
+    {
+        string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+        string api = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api/bin", configuration, "net10.0/TrainingService.Api.dll"));
+        string dataFolder = Directory.CreateTempSubdirectory("trainingservice-bench-").FullName;
+        const int Port = 5177;
+        var start = new ProcessStartInfo("dotnet", [api, "--urls", $"http://127.0.0.1:{Port}", "--Storage:DataFolder", dataFolder, "--Serilog:MinimumLevel:Default", "Warning"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(api)!,
+        };
+        Process process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromMinutes(5) };
+        for (int i = 0; ; i++)
+        {
+            try
+            {
+                if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).IsSuccessStatusCode)
+                {
+                    break;
+                }
+            }
+            catch (HttpRequestException) when (i < 300)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        using var form = new MultipartFormDataContent
+        {
+            { new StringContent("bench"), "name" },
+            { new StringContent("idx"), "format" },
+            { new ByteArrayContent(Idx(0x803, [data.Train.Count, data.Height, data.Width], data.Train.Images)), "images", "images.idx" },
+            { new ByteArrayContent(Idx(0x801, [data.Train.Count], data.Train.Labels)), "labels", "labels.idx" },
+        };
+        using HttpResponseMessage created = await client.PostAsync(new Uri("/datasets", UriKind.Relative), form);
+        created.EnsureSuccessStatusCode();
+        Guid datasetId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        var service = new ServiceUnderTest(process, client, dataFolder, datasetId, model, data.Train.Count);
+        for (int i = 0; i < 3; i++)
+        {
+            service.TrainOnce(64, 2); // a fresh process JIT-compiles and tiers up for a few jobs; a running service has done that
+        }
+
+        return service;
+    }
+
+    /// <summary>One job of one epoch; images per second between its Running and Succeeded events.</summary>
+    public double TrainOnce(int batch, int threads)
+    {
+        _ = threads; // the service's worker uses one thread per core (2 here), like the other cases
+        var request = new
+        {
+            datasetId = _datasetId,
+            model = _model,
+            hyperparameters = new { epochs = 1, batchSize = batch, learningRate = 0.01, momentum = 0.9, validationFraction = 0.0 },
+            monitoring = new { statsEvery = 10 },
+        };
+        using HttpResponseMessage response = _client.PostAsJsonAsync("/jobs", request, s_json).GetAwaiter().GetResult();
+        response.EnsureSuccessStatusCode();
+        Guid jobId = response.Content.ReadFromJsonAsync<JsonElement>().GetAwaiter().GetResult().GetProperty("id").GetGuid();
+        while (true)
+        {
+            Thread.Sleep(50);
+            JsonElement job = _client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}").GetAwaiter().GetResult();
+            string state = job.GetProperty("state").GetString()!;
+            if (state == "Succeeded")
+            {
+                break;
+            }
+
+            if (state is "Failed" or "Cancelled")
+            {
+                throw new InvalidOperationException($"bench job {state}: {job}");
+            }
+        }
+
+        JsonElement[] states = [.. _client.GetFromJsonAsync<JsonElement[]>($"/jobs/{jobId}/events?limit=10000").GetAwaiter().GetResult()!
+            .Where(e => e.GetProperty("kind").GetString() == "state")];
+        DateTime started = states.First(e => e.GetProperty("state").GetString() == "Running").GetProperty("time").GetDateTime();
+        DateTime finished = states.First(e => e.GetProperty("state").GetString() == "Succeeded").GetProperty("time").GetDateTime();
+        return _trainCount / (finished - started).TotalSeconds;
+    }
+
+    public void Dispose()
+    {
+        _client.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+
+        _process.Dispose();
+        Directory.Delete(_dataFolder, recursive: true);
+    }
+
+    private static byte[] Idx(int magic, int[] dimensions, byte[] payload)
+    {
+        var bytes = new byte[4 + (4 * dimensions.Length) + payload.Length];
+        WriteBigEndian(bytes, 0, magic);
+        for (int i = 0; i < dimensions.Length; i++)
+        {
+            WriteBigEndian(bytes, 4 + (4 * i), dimensions[i]);
+        }
+
+        payload.CopyTo(bytes, 4 + (4 * dimensions.Length));
+        return bytes;
+    }
+
+    private static void WriteBigEndian(byte[] bytes, int offset, int value) =>
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(offset), value);
+}
