@@ -12,11 +12,12 @@ namespace TrainingService.Api.Streaming;
 /// (about ten a second) together with each job's summary, then hands them to the live stream. What a dashboard
 /// receives live is therefore always already in the history.
 /// </summary>
-public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ILogger<EventPump> logger) : BackgroundService
+public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
 {
     public static readonly JsonSerializerOptions Json = StreamJson.Options;
 
-    private static readonly TimeSpan s_frame = TimeSpan.FromMilliseconds(100);
+    // How often events are persisted and sent: about ten frames a second by default (Streaming:FrameMilliseconds).
+    private readonly TimeSpan _frame = TimeSpan.FromMilliseconds(Math.Clamp(configuration.GetValue("Streaming:FrameMilliseconds", 100), 10, 5000));
     private const int MaxBatch = 5000;
 
     private TaskCompletionSource _flushRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -78,7 +79,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ILog
             {
                 // About ten frames a second, unless someone waits for a flush (a checkpoint): then at once.
                 Task flush = Volatile.Read(ref _flushRequested).Task;
-                await Task.WhenAny(Task.Delay(s_frame, CancellationToken.None), flush);
+                await Task.WhenAny(Task.Delay(_frame, CancellationToken.None), flush);
                 if (flush.IsCompleted)
                 {
                     Volatile.Write(ref _flushRequested, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
