@@ -10,6 +10,7 @@ using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
 using TrainingService.Training.Specs;
 
@@ -105,7 +106,17 @@ public static class JobsApi
         MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
         if (analysis.IsValid)
         {
-            foreach (SpecIssue issue in TrainingValidator.Validate(analysis, services.Datasets.Load(dataset), hyperparameters, monitoring))
+            ImageDataset data;
+            try
+            {
+                data = services.Datasets.Load(dataset);
+            }
+            catch (Exception ex) when (ex is IOException or DatasetFormatException)
+            {
+                return Problems.Conflict($"Dataset {dataset.Id} cannot be read ({ex.Message}); upload it again.");
+            }
+
+            foreach (SpecIssue issue in TrainingValidator.Validate(analysis, data, hyperparameters, monitoring))
             {
                 Add(errors, issue.Field, issue.Message);
             }
