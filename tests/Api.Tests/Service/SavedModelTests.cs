@@ -39,9 +39,15 @@ public sealed class SavedModelTests
         Assert.Equal($"/models/{id}", created.Headers.Location?.AbsolutePath);
 
         JsonElement listed = Assert.Single((await client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray());
-        Assert.Equal(id, listed.GetProperty("id").GetGuid());
         JsonElement fetched = await client.GetFromJsonAsync<JsonElement>(created.Headers.Location);
-        Assert.Equal(view.GetRawText(), fetched.GetRawText());
+        foreach (JsonElement again in new[] { listed, fetched })
+        {
+            Assert.Equal(id, again.GetProperty("id").GetGuid());
+            Assert.Equal("lenet-28", again.GetProperty("name").GetString());
+            Assert.Equal(61_706, again.GetProperty("parameters").GetInt64());
+            Assert.Equal(view.GetProperty("spec").GetRawText(), again.GetProperty("spec").GetRawText());
+            Assert.Equal(view.GetProperty("createdAt").GetDateTime(), again.GetProperty("createdAt").GetDateTime());
+        }
     }
 
     [Fact]
@@ -52,8 +58,11 @@ public sealed class SavedModelTests
 
         using HttpResponseMessage response = await client.GetAsync(new Uri($"/models/{Guid.NewGuid()}", UriKind.Relative));
 
-        JsonElement problem = await ServiceHarness.AssertProblemAsync(response, HttpStatusCode.NotFound);
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        JsonElement problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(404, problem.GetProperty("status").GetInt32());
         Assert.Equal("id", problem.GetProperty("field").GetString());
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType); // as every other 404 of the API
     }
 
     [Fact]
