@@ -15,6 +15,7 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
     {
         builder.UseEnvironment("Testing");
         builder.UseSetting("Storage:DataFolder", DataFolder);
+        builder.UseSetting("Jobs:ThreadsPerJob", "1"); // tiny test models; two intra-op threads only fight over a busy CI machine
         foreach ((string key, string? value) in settings ?? [])
         {
             builder.UseSetting(key, value);

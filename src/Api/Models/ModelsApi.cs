@@ -71,10 +71,10 @@ public static class ModelsApi
     public static async Task<Ok<ModelView[]>> List(TrainingDb db, CancellationToken cancellationToken) =>
         TypedResults.Ok((await db.Models.AsNoTracking().OrderByDescending(m => m.CreatedAt).ToListAsync(cancellationToken)).Select(View).ToArray());
 
-    public static async Task<Results<Ok<ModelView>, NotFound<ProblemDetails>>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
+    public static async Task<Results<Ok<ModelView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
         await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == id, cancellationToken) is { } model
             ? TypedResults.Ok(View(model))
-            : TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "Not found", Detail = $"There is no model {id}.", Extensions = { ["field"] = "id" } });
+            : Jobs.Problems.NotFound("id", $"There is no model {id}.");
 
     private static ModelView View(ModelRecord m) =>
         new(m.Id, m.Name, m.Parameters, JsonSerializer.Deserialize<ModelSpec>(m.Spec, JsonSerializerOptions.Web)!, m.CreatedAt);

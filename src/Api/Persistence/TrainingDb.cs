@@ -13,6 +13,13 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
 
     public DbSet<JobEventRecord> JobEvents => Set<JobEventRecord>();
 
+    /// <summary>Every time is stored and read as UTC: SQLite keeps no DateTimeKind, and the API writes ISO-8601 with Z.</summary>
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        configurationBuilder.Properties<DateTime>().HaveConversion<UtcConverter>();
+        configurationBuilder.Properties<DateTime?>().HaveConversion<UtcConverter>();
+    }
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.Entity<DatasetRecord>().HasIndex(d => d.Owner);
@@ -26,3 +33,6 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
         modelBuilder.Entity<JobEventRecord>().HasKey(e => new { e.JobId, e.Seq });
     }
 }
+
+internal sealed class UtcConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<DateTime, DateTime>(
+    v => v.ToUniversalTime(), v => DateTime.SpecifyKind(v, DateTimeKind.Utc));

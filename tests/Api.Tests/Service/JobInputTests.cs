@@ -9,23 +9,23 @@ public sealed class JobInputTests
 {
     /// <summary>{dataset} is a real 16×16 two-class dataset's id, {tiny} a model that fits it.</summary>
     [Theory]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "epochs": 0 } }""", 400, "hyperparameters.epochs")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "batchSize": 0 } }""", 400, "hyperparameters.batchSize")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "learningRate": -1 } }""", 400, "hyperparameters.learningRate")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "learningRate": "NaN" } }""", 400, "hyperparameters.learningRate")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "optimizer": "foo" } }""", 400, "hyperparameters.optimizer")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "validationFraction": 0.95 } }""", 400, "hyperparameters.validationFraction")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "epochs": "ten" } }""", 400, "hyperparameters.epochs")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "epochs": 1e12 } }""", 400, "hyperparameters.epochs")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": 5 }""", 400, "hyperparameters")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": {tiny}, "monitoring": { "statsEvery": -1 } }""", 400, "monitoring.statsEvery")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": 5 }""", 400, "model")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": "lenet" }""", 400, "model")]
-    [InlineData("""{ "datasetId": "{dataset}", "model": [] }""", 400, "model")]
-    [InlineData("""{ "datasetId": "00000000-0000-0000-0000-000000000002", "model": {tiny} }""", 404, "datasetId")]
-    [InlineData("""{ "datasetId": "not-a-guid", "model": {tiny} }""", 400, "datasetId")]
-    [InlineData("""{ "datasetId": "{dataset}", "modelId": "00000000-0000-0000-0000-000000000003" }""", 404, "modelId")]
-    public async Task BadJobRequestIsAProblemNamingTheFieldNeverA500(string template, int status, string field)
+    [InlineData("hyperparameters.epochs", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "epochs": 0 } }""")]
+    [InlineData("hyperparameters.batchSize", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "batchSize": 0 } }""")]
+    [InlineData("hyperparameters.learningRate", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "learningRate": -1 } }""")]
+    [InlineData("hyperparameters.learningRate", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "learningRate": "NaN" } }""")]
+    [InlineData("hyperparameters.optimizer", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "optimizer": "foo" } }""")]
+    [InlineData("hyperparameters.validationFraction", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "validationFraction": 0.95 } }""")]
+    [InlineData("hyperparameters.epochs", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "epochs": "ten" } }""")]
+    [InlineData("hyperparameters.epochs", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "epochs": 1e12 } }""")]
+    [InlineData("hyperparameters", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": 5 }""")]
+    [InlineData("monitoring.statsEvery", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "monitoring": { "statsEvery": -1 } }""")]
+    [InlineData("model", 400, """{ "datasetId": "{dataset}", "model": 5 }""")]
+    [InlineData("model", 400, """{ "datasetId": "{dataset}", "model": "lenet" }""")]
+    [InlineData("model", 400, """{ "datasetId": "{dataset}", "model": [] }""")]
+    [InlineData("datasetId", 404, """{ "datasetId": "00000000-0000-0000-0000-000000000002", "model": {tiny} }""")]
+    [InlineData("datasetId", 400, """{ "datasetId": "not-a-guid", "model": {tiny} }""")]
+    [InlineData("modelId", 404, """{ "datasetId": "{dataset}", "modelId": "00000000-0000-0000-0000-000000000003" }""")]
+    public async Task BadJobRequestIsAProblemNamingTheFieldNeverA500(string field, int status, string template)
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
         using HttpClient client = factory.CreateClient();

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 using TrainingService.Api.Tests.Jobs;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
+using Xunit.Abstractions;
 
 namespace TrainingService.Api.Tests.Service;
 
@@ -13,10 +14,10 @@ namespace TrainingService.Api.Tests.Service;
 public sealed class StalledClientCollection;
 
 [Collection(nameof(StalledClientTests))]
-public sealed class StalledClientTests
+public sealed class StalledClientTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task StalledClientSlowsNeitherTrainingNorOtherClientsAndLaterGetsEveryEvent()
+    public async Task ClientWhoseHandlerBlocksSlowsNeitherTrainingNorOtherClientsAndLaterGetsEveryEvent()
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
         using HttpClient client = factory.CreateClient();
@@ -32,7 +33,8 @@ public sealed class StalledClientTests
         var stalledEvents = new ConcurrentQueue<StreamEvent>();
         int stalledFrames = 0;
         await using HubConnection stalled = JobHarness.Hub(factory);
-        // SignalR runs a connection's handlers one at a time, so while this one waits the connection consumes nothing.
+        // A connection's handlers run one at a time: while this one waits no later frame reaches the test. (The client
+        // still drains its transport into a queue, so the server never feels it; the next test stalls the transport.)
         stalled.On<Guid, List<StreamEvent>>(nameof(ITrainingClient.Events), async (_, events) =>
         {
             Interlocked.Increment(ref stalledFrames);
@@ -61,6 +63,7 @@ public sealed class StalledClientTests
         Assert.True(Volatile.Read(ref stalledFrames) >= 1, "the stalled connection never received a frame, so it was never stalled");
         Assert.Empty(stalledEvents);
         TimeSpan withStalledClient = WallTime(history);
+        output.WriteLine($"{history.Count} events; wall time {withStalledClient.TotalMilliseconds:F0} ms with a stalled client, {baseline.TotalMilliseconds:F0} ms without subscribers");
         // Loose: a guard against training waiting for a client, not a benchmark; the allowance absorbs scheduler noise
         // on a shared machine when a run lasts well under a second.
         Assert.True(withStalledClient <= (2 * baseline) + TimeSpan.FromMilliseconds(250),
@@ -77,6 +80,47 @@ public sealed class StalledClientTests
         List<StreamEvent> caughtUp = [.. stalledEvents];
         JobHarness.AssertConsecutive(caughtUp);
         Assert.Equal(JsonSerializer.Serialize(history, JobHarness.Json), JsonSerializer.Serialize(caughtUp, JobHarness.Json));
+    }
+
+    [Fact]
+    public async Task ClientThatStopsReadingItsTransportHoldsUpOnlyItsOwnSubscription()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 512);
+        // Layer statistics every step: about 0.7 MB of events, far more than the connection buffers on either side.
+        string request = $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 10, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""";
+
+        Guid baselineId = await StartAsync(client, request);
+        await JobHarness.WaitForStateAsync(client, baselineId, "Succeeded");
+        TimeSpan baseline = WallTime(await JobHarness.HistoryAsync(client, baselineId));
+
+        await using var stalled = new RawStreamClient(factory);
+        await using HubConnection healthy = JobHarness.Hub(factory);
+        var healthyEvents = new StreamRecorder(healthy);
+        await stalled.StartAsync();
+        await healthy.StartAsync();
+
+        Guid jobId = await StartAsync(client, request);
+        await stalled.SubscribeAsync(jobId, 0);
+        await healthy.InvokeAsync("Subscribe", jobId, 0L);
+        await stalled.ReadUntilAsync(events => events.Count > 0, TimeSpan.FromSeconds(10)); // then it reads nothing more
+        await JobHarness.WaitForStateAsync(client, jobId, "Succeeded", TimeSpan.FromSeconds(30));
+        await healthyEvents.WaitForAsync(events => events.Any(e => e.State == RunState.Succeeded), TimeSpan.FromSeconds(10));
+
+        List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
+        JobHarness.AssertConsecutive(history);
+        int bytes = JsonSerializer.SerializeToUtf8Bytes(history, JobHarness.Json).Length;
+        Assert.True(bytes > 256 * 1024, $"the events take only {bytes} bytes: the server may never have had to hold the stalled connection back");
+        Assert.Equal(JsonSerializer.Serialize(history, JobHarness.Json), JsonSerializer.Serialize(healthyEvents.Events, JobHarness.Json));
+        TimeSpan withStalledClient = WallTime(history);
+        output.WriteLine($"{history.Count} events, {bytes / 1024} KiB; wall time {withStalledClient.TotalMilliseconds:F0} ms with a stalled transport, {baseline.TotalMilliseconds:F0} ms without subscribers");
+        Assert.True(withStalledClient <= (2 * baseline) + TimeSpan.FromMilliseconds(250),
+            $"with a stalled client the job ran {withStalledClient.TotalMilliseconds:F0} ms, without subscribers {baseline.TotalMilliseconds:F0} ms");
+
+        await stalled.ReadUntilAsync(events => events.Any(e => e.State == RunState.Succeeded), TimeSpan.FromSeconds(20));
+        JobHarness.AssertConsecutive(stalled.Events);
+        Assert.Equal(JsonSerializer.Serialize(history, JobHarness.Json), JsonSerializer.Serialize(stalled.Events, JobHarness.Json));
     }
 
     private static async Task<Guid> StartAsync(HttpClient client, string request)

@@ -24,6 +24,7 @@ public sealed class TimestampTests
 
         var stamps = new Dictionary<string, string?>
         {
+            ["GET /datasets/{id} createdAt"] = (await client.GetFromJsonAsync<JsonElement>($"/datasets/{datasetId}")).GetProperty("createdAt").GetString(),
             ["POST /models createdAt"] = model.GetProperty("createdAt").GetString(),
             ["GET /models/{id} createdAt"] = (await client.GetFromJsonAsync<JsonElement>($"/models/{model.GetProperty("id").GetGuid()}")).GetProperty("createdAt").GetString(),
             ["GET /models createdAt"] = (await client.GetFromJsonAsync<JsonElement>("/models"))[0].GetProperty("createdAt").GetString(),
