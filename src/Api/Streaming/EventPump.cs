@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
@@ -100,6 +102,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
         var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
         Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
         var delivered = new Dictionary<Guid, List<StreamEvent>>();
+        var rows = new List<(Guid JobId, long Seq, string Kind, string Json)>();
         foreach (Item item in batch)
         {
             if (!jobs.TryGetValue(item.JobId, out JobRecord? job))
@@ -111,6 +114,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             {
                 await db.SaveChangesAsync();
                 await db.JobEvents.Where(e => e.JobId == item.JobId && e.Seq > after).ExecuteDeleteAsync();
+                rows.RemoveAll(r => r.JobId == item.JobId && r.Seq > after);
                 job.LastSeq = Math.Min(job.LastSeq, after);
                 live.Truncate(item.JobId, after);
                 continue;
@@ -122,15 +126,51 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
                 continue; // already persisted (a replay after a crash); never stored twice
             }
 
-            db.JobEvents.Add(new JobEventRecord { JobId = item.JobId, Seq = e.Seq, Kind = e.Kind, Json = JsonSerializer.Serialize(e, Json) });
+            rows.Add((item.JobId, e.Seq, e.Kind, JsonSerializer.Serialize(e, Json)));
             Summarise(job, e);
             (delivered.TryGetValue(item.JobId, out List<StreamEvent>? list) ? list : delivered[item.JobId] = []).Add(e);
         }
 
-        await db.SaveChangesAsync();
+        await using (IDbContextTransaction transaction = await db.Database.BeginTransactionAsync())
+        {
+            await db.SaveChangesAsync();
+            await InsertAsync(db, transaction, rows);
+            await transaction.CommitAsync();
+        }
+
         foreach ((Guid jobId, List<StreamEvent> events) in delivered)
         {
             live.Persisted(jobId, events, jobs[jobId].State);
+        }
+    }
+
+    /// <summary>
+    /// Events go in through one prepared statement rather than EF change tracking: this runs ten times a second beside
+    /// training, and on a small machine every millisecond of CPU here is taken from libtorch's threads.
+    /// </summary>
+    private static async Task InsertAsync(TrainingDb db, IDbContextTransaction transaction, List<(Guid JobId, long Seq, string Kind, string Json)> rows)
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        var connection = (SqliteConnection)db.Database.GetDbConnection();
+        await using SqliteCommand insert = connection.CreateCommand();
+        insert.Transaction = (SqliteTransaction)transaction.GetDbTransaction();
+        insert.CommandText = "INSERT INTO JobEvents (JobId, Seq, Kind, Json) VALUES ($job, $seq, $kind, $json)";
+        SqliteParameter job = insert.Parameters.Add("$job", SqliteType.Text);
+        SqliteParameter seq = insert.Parameters.Add("$seq", SqliteType.Integer);
+        SqliteParameter kind = insert.Parameters.Add("$kind", SqliteType.Text);
+        SqliteParameter json = insert.Parameters.Add("$json", SqliteType.Text);
+        insert.Prepare();
+        foreach ((Guid jobId, long s, string k, string j) in rows)
+        {
+            job.Value = jobId.ToString().ToUpperInvariant(); // as EF Core's SQLite provider stores a Guid
+            seq.Value = s;
+            kind.Value = k;
+            json.Value = j;
+            await insert.ExecuteNonQueryAsync();
         }
     }
 
