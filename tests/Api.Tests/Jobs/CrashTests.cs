@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using TrainingService.Contracts.Streaming;
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Api.Tests.Jobs;
+
+/// <summary>The real service in a child process, killed with SIGKILL mid-job: nothing runs on the way out.</summary>
+public sealed class CrashTests
+{
+    [Fact]
+    public async Task JobRunningWhenTheProcessIsKilledResumesFromItsCheckpointWithContinuousSeqs()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-crash-").FullName;
+        try
+        {
+            Guid jobId;
+            long stepAtKill;
+            using (Service first = await Service.StartAsync(folder))
+            {
+                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
+                (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 40, "batchSize": 16 }, "monitoring": { "statsEvery": 3 } }""");
+                jobId = job.GetProperty("id").GetGuid();
+                do
+                {
+                    await Task.Delay(20);
+                    stepAtKill = (await first.Client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64();
+                }
+                while (stepAtKill < 60);
+
+                first.Kill();
+            }
+
+            using Service second = await Service.StartAsync(folder);
+            JsonElement done = await JobHarness.WaitForStateAsync(second.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
+
+            List<StreamEvent> history = await JobHarness.HistoryAsync(second.Client, jobId);
+            JobHarness.AssertConsecutive(history);
+            long total = done.GetProperty("totalSteps").GetInt64();
+            Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+            StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
+            Assert.Equal([RunState.Running, RunState.Running, RunState.Succeeded], states.Select(e => e.State!.Value));
+            long resumedAt = long.Parse(states[1].Reason!.Replace("resumed at step ", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(resumedAt > 0 && resumedAt <= stepAtKill + 50, $"resumed at step {resumedAt}, killed around step {stepAtKill}");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private sealed class Service : IDisposable
+    {
+        private readonly Process _process;
+
+        private Service(Process process, HttpClient client)
+        {
+            _process = process;
+            Client = client;
+        }
+
+        public HttpClient Client { get; }
+
+        public static async Task<Service> StartAsync(string dataFolder)
+        {
+            int port = FreePort();
+            var start = new ProcessStartInfo("dotnet",
+            [
+                Path.Combine(AppContext.BaseDirectory, "TrainingService.Api.dll"), "--urls", $"http://127.0.0.1:{port}",
+                "--Storage:DataFolder", dataFolder, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
+                "--Serilog:MinimumLevel:Default", "Warning",
+            ])
+            {
+                WorkingDirectory = AppContext.BaseDirectory,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            Process process = Process.Start(start)!;
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var service = new Service(process, client);
+            for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
+            {
+                try
+                {
+                    if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode == HttpStatusCode.OK)
+                    {
+                        return service;
+                    }
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < deadline && !process.HasExited)
+                {
+                }
+            }
+        }
+
+        public void Kill()
+        {
+            _process.Kill(entireProcessTree: true); // SIGKILL: no graceful stop, no final checkpoint
+            _process.WaitForExit();
+        }
+
+        public void Dispose()
+        {
+            Client.Dispose();
+            if (!_process.HasExited)
+            {
+                Kill();
+            }
+
+            _process.Dispose();
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+}
