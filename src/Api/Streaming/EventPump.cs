@@ -140,7 +140,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
 
         foreach ((Guid jobId, List<StreamEvent> events) in delivered)
         {
-            live.Persisted(jobId, events, jobs[jobId].State);
+            live.Persisted(jobId, events);
         }
     }
 

@@ -64,7 +64,7 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
     }
 
     /// <summary>Called by the pump once events are in the history.</summary>
-    internal void Persisted(Guid jobId, List<StreamEvent> events, RunState state)
+    internal void Persisted(Guid jobId, List<StreamEvent> events)
     {
         if (_feeds.TryGetValue(jobId, out JobFeed? feed))
         {
