@@ -60,7 +60,7 @@ ImageDataset subset = Subset(fashion, steps * batch);
 using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
 if (service is not null)
 {
-    configurations = [.. configurations, ("the service (REST job, stats every 10 steps, events persisted, status polled 4×/s)", () => service.TrainOnce(batch, threads))];
+    configurations = [.. configurations, ("the service (REST job, stats every 10 steps, events persisted, status polled 4×/s)", () => service.TrainOnce(batch))];
 }
 
 if (PyTorchAvailable())

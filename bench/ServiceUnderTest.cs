@@ -77,16 +77,16 @@ internal sealed class ServiceUnderTest : IDisposable
         var service = new ServiceUnderTest(process, client, dataFolder, datasetId, model, data.Train.Count);
         for (int i = 0; i < 3; i++)
         {
-            service.TrainOnce(64, 2); // a fresh process JIT-compiles and tiers up for a few jobs; a running service has done that
+            service.TrainOnce(64); // a fresh process JIT-compiles and tiers up for a few jobs; a running service has done that
         }
 
         return service;
     }
 
     /// <summary>One job of one epoch; images per second between its Running and Succeeded events.</summary>
-    public double TrainOnce(int batch, int threads)
+    /// <remarks>The service's worker uses one torch thread per core (2 here), like the other cases.</remarks>
+    public double TrainOnce(int batch)
     {
-        _ = threads; // the service's worker uses one thread per core (2 here), like the other cases
         var request = new
         {
             datasetId = _datasetId,

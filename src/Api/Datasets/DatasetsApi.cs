@@ -314,7 +314,7 @@ public static class DatasetsApi
         Std = record.Std,
         ClassCounts = store.ClassCounts(record),
         ClassNames = record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null,
-        CreatedAt = new DateTimeOffset(DateTime.SpecifyKind(record.CreatedAt, DateTimeKind.Utc)),
+        CreatedAt = new DateTimeOffset(record.CreatedAt), // stored times read back as UTC (TrainingDb)
     };
 
     private static ImageDataset Renamed(ImageDataset dataset, string name) => new()

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
+using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
@@ -268,39 +269,33 @@ public static class JobsApi
     private static void Add(Dictionary<string, string[]> errors, string field, string message) =>
         errors[field] = errors.TryGetValue(field, out string[]? existing) ? [.. existing, message] : [message];
 
-    internal static JobView View(JobRecord job) => new()
+    internal static JobView View(JobRecord job)
     {
-        Id = job.Id,
-        State = job.State,
-        DatasetId = job.DatasetId,
-        ModelId = job.ModelId,
-        Model = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!,
-        Hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!,
-        Monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!,
-        Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
-        Step = job.Step,
-        TotalSteps = job.TotalSteps,
-        Epoch = job.Epoch,
-        EtaSeconds = job.State == RunState.Running && job.SamplesPerSecond > 0
-            ? (job.TotalSteps - job.Step) * (JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!.BatchSize / job.SamplesPerSecond.Value)
-            : null,
-        LatestLoss = job.LatestLoss,
-        BestValidationAccuracy = job.BestValidationAccuracy,
-        SamplesPerSecond = job.SamplesPerSecond,
-        LastSeq = job.LastSeq,
-        Error = job.Error,
-        CreatedAt = job.CreatedAt,
-        StartedAt = job.StartedAt,
-        FinishedAt = job.FinishedAt,
-    };
-}
-
-/// <summary>Problem details naming the field and the reason.</summary>
-internal static class Problems
-{
-    public static ProblemHttpResult NotFound(string field, string detail) =>
-        TypedResults.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Not found", extensions: new Dictionary<string, object?> { ["field"] = field });
-
-    public static ProblemHttpResult Conflict(string detail) =>
-        TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Conflict");
+        Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
+        return new()
+        {
+            Id = job.Id,
+            State = job.State,
+            DatasetId = job.DatasetId,
+            ModelId = job.ModelId,
+            Model = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!,
+            Hyperparameters = hyperparameters,
+            Monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!,
+            Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
+            Step = job.Step,
+            TotalSteps = job.TotalSteps,
+            Epoch = job.Epoch,
+            EtaSeconds = job.State == RunState.Running && job.SamplesPerSecond > 0
+                ? (job.TotalSteps - job.Step) * (hyperparameters.BatchSize / job.SamplesPerSecond.Value)
+                : null,
+            LatestLoss = job.LatestLoss,
+            BestValidationAccuracy = job.BestValidationAccuracy,
+            SamplesPerSecond = job.SamplesPerSecond,
+            LastSeq = job.LastSeq,
+            Error = job.Error,
+            CreatedAt = job.CreatedAt,
+            StartedAt = job.StartedAt,
+            FinishedAt = job.FinishedAt,
+        };
+    }
 }

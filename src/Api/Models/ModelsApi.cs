@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
@@ -74,7 +75,7 @@ public static class ModelsApi
     public static async Task<Results<Ok<ModelView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
         await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == id, cancellationToken) is { } model
             ? TypedResults.Ok(View(model))
-            : Jobs.Problems.NotFound("id", $"There is no model {id}.");
+            : Problems.NotFound("id", $"There is no model {id}.");
 
     private static ModelView View(ModelRecord m) =>
         new(m.Id, m.Name, m.Parameters, JsonSerializer.Deserialize<ModelSpec>(m.Spec, JsonSerializerOptions.Web)!, m.CreatedAt);

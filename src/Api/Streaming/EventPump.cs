@@ -16,8 +16,6 @@ namespace TrainingService.Api.Streaming;
 /// </summary>
 public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
 {
-    public static readonly JsonSerializerOptions Json = StreamJson.Options;
-
     // How often events are persisted and sent: about ten frames a second by default (Streaming:FrameMilliseconds).
     private readonly TimeSpan _frame = TimeSpan.FromMilliseconds(Math.Clamp(configuration.GetValue("Streaming:FrameMilliseconds", 100), 10, 5000));
     private const int MaxBatch = 5000;
@@ -126,7 +124,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
                 continue; // already persisted (a replay after a crash); never stored twice
             }
 
-            rows.Add((item.JobId, e.Seq, e.Kind, JsonSerializer.Serialize(e, Json)));
+            rows.Add((item.JobId, e.Seq, e.Kind, JsonSerializer.Serialize(e, StreamJson.Options)));
             Summarise(job, e);
             (delivered.TryGetValue(item.JobId, out List<StreamEvent>? list) ? list : delivered[item.JobId] = []).Add(e);
         }
