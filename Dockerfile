@@ -6,6 +6,11 @@
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 
+# Node.js and npm from the distribution build the dashboard (src/Api/ClientApp: TypeScript bundled by esbuild).
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+
 # Only what restore reads: the MSBuild props/targets (central package versions, the native-fix targets) and
 # each project file. Source edits then leave the restore layer cached.
 COPY global.json Directory.Build.props Directory.Build.targets Directory.Packages.props ./
@@ -16,10 +21,15 @@ COPY src/Api/Api.csproj src/Api/
 # The RID must match the publish below. The package cache lives in a BuildKit cache mount, not in the layer.
 RUN --mount=type=cache,id=trainingservice-nuget,target=/root/.nuget/packages \
     dotnet restore src/Api/Api.csproj -r linux-x64
+# The dashboard's npm packages, from the committed lockfile, in their own layer too.
+COPY src/Api/ClientApp/package.json src/Api/ClientApp/package-lock.json src/Api/ClientApp/
+RUN --mount=type=cache,id=trainingservice-npm,target=/root/.npm \
+    cd src/Api/ClientApp && npm ci --no-audit --no-fund
 
 # .editorconfig carries the analyzer settings (TreatWarningsAsErrors is on); it only matters from here on.
 COPY .editorconfig ./
 COPY src/ src/
+# The publish builds the dashboard into wwwroot first (the ClientApp targets in src/Api/Api.csproj run npm).
 # -r linux-x64 puts the linux-x64 natives (libtorch*, libLibTorchSharp.so) flat next to the app, where the
 # deps.json probing finds them, and leaves out every other platform's natives (~1 GB less than no RID).
 # No --no-restore: if the cache mount was pruned, the no-op restore sees missing packages and restores again.

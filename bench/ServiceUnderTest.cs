@@ -83,6 +83,25 @@ internal sealed class ServiceUnderTest : IDisposable
         return service;
     }
 
+    public HttpClient Client => _client;
+
+    public Uri BaseAddress => _client.BaseAddress!;
+
+    /// <summary>Starts a job of the benchmark's model over its images for <paramref name="epochs"/> epochs and returns its id.</summary>
+    public async Task<Guid> StartJobAsync(int epochs, int batch)
+    {
+        var request = new
+        {
+            datasetId = _datasetId,
+            model = _model,
+            hyperparameters = new { epochs, batchSize = batch, learningRate = 0.01, momentum = 0.9, validationFraction = 0.0 },
+            monitoring = new { statsEvery = 10 },
+        };
+        using HttpResponseMessage response = await _client.PostAsJsonAsync("/jobs", request, s_json);
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+    }
+
     /// <summary>One job of one epoch; images per second between its Running and Succeeded events.</summary>
     /// <remarks>The service's worker uses one torch thread per core (2 here), like the other cases.</remarks>
     public double TrainOnce(int batch)

@@ -28,10 +28,12 @@ try
 
     WebApplication app = builder.Build();
     await app.MigrateDatabaseAsync();
+    app.UseResponseCompression();
     app.UseExceptionHandler();
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
     app.UseCors();
+    app.UseDashboard();
     app.UseSwaggerWithUi();
     app.MapHealth();
     app.MapModels();

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
@@ -233,7 +234,8 @@ public static class JobsApi
     }
 
     /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
-    public static async Task<Results<ContentHttpResult, ProblemHttpResult>> Events(
+    /// <remarks>The stored JSON of each event is streamed as it is read: no event is parsed, no page is built in memory.</remarks>
+    public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> Events(
         Guid id, TrainingDb db, long afterSeq = 0, int limit = 1000, CancellationToken cancellationToken = default)
     {
         if (!await db.Jobs.AnyAsync(j => j.Id == id, cancellationToken))
@@ -241,11 +243,30 @@ public static class JobsApi
             return Problems.NotFound("id", $"There is no job {id}.");
         }
 
-        List<string> events = await db.JobEvents.AsNoTracking()
-            .Where(e => e.JobId == id && e.Seq > afterSeq).OrderBy(e => e.Seq).Take(Math.Clamp(limit, 1, 10_000))
-            .Select(e => e.Json).ToListAsync(cancellationToken);
-        var json = new StringBuilder(events.Sum(e => e.Length + 1) + 2).Append('[').AppendJoin(',', events).Append(']');
-        return TypedResults.Content(json.ToString(), "application/json");
+        return TypedResults.Stream(async body =>
+        {
+            var connection = (SqliteConnection)db.Database.GetDbConnection();
+            await connection.OpenAsync(cancellationToken);
+            await using SqliteCommand query = connection.CreateCommand();
+            query.CommandText = "SELECT Json FROM JobEvents WHERE JobId = $job AND Seq > $after ORDER BY Seq LIMIT $limit";
+            query.Parameters.AddWithValue("$job", id.ToString().ToUpperInvariant()); // as EF Core's SQLite provider stores a Guid
+            query.Parameters.AddWithValue("$after", afterSeq);
+            query.Parameters.AddWithValue("$limit", Math.Clamp(limit, 1, 10_000));
+            await using SqliteDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
+            await using var writer = new StreamWriter(body, new UTF8Encoding(false), bufferSize: 64 * 1024);
+            await writer.WriteAsync('[');
+            for (bool first = true; await reader.ReadAsync(cancellationToken); first = false)
+            {
+                if (!first)
+                {
+                    await writer.WriteAsync(',');
+                }
+
+                await writer.WriteAsync(reader.GetString(0));
+            }
+
+            await writer.WriteAsync(']');
+        }, "application/json");
     }
 
     public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Weights(

@@ -33,6 +33,8 @@ public static class ModelsApi
         group.MapPost("/", Create).WithName("CreateModel").WithSummary("Save a valid model spec under a name");
         group.MapGet("/", List).WithName("ListModels").WithSummary("Saved model specs, newest first");
         group.MapGet("/{id:guid}", Get).WithName("GetModel").WithSummary("A saved model spec");
+        group.MapGet("/presets", Presets).WithName("ListModelPresets")
+            .WithSummary("Well-known model specs (tiny CNN, LeNet-5, small VGG) sized to an input shape and class count");
         return group;
     }
 
@@ -67,6 +69,34 @@ public static class ModelsApi
         db.Models.Add(model);
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.CreatedAtRoute(View(model), "GetModel", new { id = model.Id });
+    }
+
+    /// <summary>Every preset for channels × height × width inputs and the class count; 400 naming the field when out of range.</summary>
+    public static Results<Ok<ModelPreset[]>, ValidationProblem> Presets(
+        IOptions<SpecLimits> limits, int channels = 1, int height = 28, int width = 28, int classes = 10)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (channels < 1 || channels > limits.Value.MaxInputChannels)
+        {
+            errors["channels"] = [$"channels must be 1..{limits.Value.MaxInputChannels}, got {channels}"];
+        }
+
+        foreach ((string field, int side) in new[] { ("height", height), ("width", width) })
+        {
+            if (side < 16 || side > limits.Value.MaxInputSide)
+            {
+                errors[field] = [$"{field} must be 16..{limits.Value.MaxInputSide} (the presets pool twice by 2, then need at least 4 pixels), got {side}"];
+            }
+        }
+
+        if (classes < 2 || classes > 100_000)
+        {
+            errors["classes"] = [$"classes must be 2..100000, got {classes}"];
+        }
+
+        return errors.Count > 0
+            ? TypedResults.ValidationProblem(errors, title: "No presets for this input")
+            : TypedResults.Ok(ModelPresets.All(channels, height, width, classes).ToArray());
     }
 
     public static async Task<Ok<ModelView[]>> List(TrainingDb db, CancellationToken cancellationToken) =>

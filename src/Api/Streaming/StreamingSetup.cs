@@ -11,6 +11,7 @@ public static class StreamingSetup
         services.AddSignalR()
             .AddJsonProtocol(o => StreamJson.Configure(o.PayloadSerializerOptions))
             .AddMessagePackProtocol();
+        services.AddSingleton<HubConnections>();
         string[] origins = configuration.GetSection("Cors:AllowedOrigins").Get<string[]>() ?? [];
         services.AddCors(cors => cors.AddDefaultPolicy(policy =>
         {

@@ -7,12 +7,48 @@ namespace TrainingService.Api.Streaming;
 /// /hubs/training. A client calls Subscribe(jobId, afterSeq) and receives Events(jobId, events) with every event after
 /// afterSeq — history first, then live — in seq order, with no gap and no duplicate. See docs/streaming.md.
 /// </summary>
-public sealed class TrainingHub(LiveEvents live) : Hub<ITrainingClient>
+public sealed class TrainingHub(LiveEvents live, HubConnections connections) : Hub<ITrainingClient>
 {
+    public override Task OnConnectedAsync()
+    {
+        connections.Add(Context);
+        return Task.CompletedTask;
+    }
+
     /// <summary>Stream a job's events after <paramref name="afterSeq"/> (0: from the start).</summary>
     public Task Subscribe(Guid jobId, long afterSeq) => live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq);
 
     public Task Unsubscribe(Guid jobId) => live.UnsubscribeAsync(Context.ConnectionId, jobId);
 
-    public override Task OnDisconnectedAsync(Exception? exception) => live.DisconnectedAsync(Context.ConnectionId);
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        connections.Remove(Context);
+        return live.DisconnectedAsync(Context.ConnectionId);
+    }
+}
+
+/// <summary>
+/// The open hub connections, so that a stopping server closes them at once: otherwise Kestrel waits for every
+/// dashboard's WebSocket up to the shutdown timeout (30 s), and `docker stop` kills the process before running jobs
+/// have checkpointed. Clients see the close and reconnect (to the restarted server).
+/// </summary>
+public sealed class HubConnections
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HubCallerContext> _open = new();
+
+    public HubConnections(IHostApplicationLifetime lifetime) => lifetime.ApplicationStopping.Register(AbortAll);
+
+    public int Count => _open.Count;
+
+    internal void Add(HubCallerContext context) => _open[context.ConnectionId] = context;
+
+    internal void Remove(HubCallerContext context) => _open.TryRemove(context.ConnectionId, out _);
+
+    private void AbortAll()
+    {
+        foreach (HubCallerContext context in _open.Values)
+        {
+            context.Abort();
+        }
+    }
 }

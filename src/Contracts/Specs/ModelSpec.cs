@@ -22,7 +22,7 @@ public sealed record InputSpec(int Channels, int Height, int Width);
 /// One layer. <see cref="Kind"/> decides which of the other fields apply:
 /// conv2d (filters, kernel, stride, padding, dilation, bias), maxpool2d/avgpool2d (kernel, stride, padding),
 /// leakyrelu (slope), batchnorm2d (eps, momentum), dropout (p), linear (units, bias);
-/// relu, sigmoid, tanh, flatten and globalavgpool take none.
+/// relu, sigmoid, tanh, flatten and globalavgpool take none. Fields left unset are left out of its JSON.
 /// </summary>
 public sealed record LayerSpec
 {
@@ -30,39 +30,51 @@ public sealed record LayerSpec
     public required string Kind { get; init; }
 
     /// <summary>Unique layer name; defaults to the kind and a counter (conv1, relu1, …).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Name { get; init; }
 
     /// <summary>conv2d: the number of filters (output channels).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Filters { get; init; }
 
     /// <summary>conv2d, pools: window size, an integer or [height, width].</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IntPair? Kernel { get; init; }
 
     /// <summary>conv2d (default 1), pools (default the kernel): an integer or [height, width].</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IntPair? Stride { get; init; }
 
     /// <summary>conv2d, pools: zero padding on each side, an integer or [height, width]; conv2d also takes "same" (stride 1 only).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public Padding? Padding { get; init; }
 
     /// <summary>conv2d: spacing between kernel taps (default 1), an integer or [height, width].</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IntPair? Dilation { get; init; }
 
     /// <summary>conv2d, linear: whether to learn a bias (default true).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public bool? Bias { get; init; }
 
     /// <summary>linear: the number of outputs.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public int? Units { get; init; }
 
     /// <summary>dropout: the probability of zeroing an element, in [0, 1) (default 0.5).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? P { get; init; }
 
     /// <summary>leakyrelu: the slope for negative inputs (default 0.01).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Slope { get; init; }
 
     /// <summary>batchnorm2d: added to the variance for stability (default 1e-5).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Eps { get; init; }
 
     /// <summary>batchnorm2d: the running statistics' update factor (default 0.1).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? Momentum { get; init; }
 }
 

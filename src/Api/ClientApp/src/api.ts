@@ -1,0 +1,72 @@
+import { probe } from './probe';
+import type { DatasetView, JobView, ModelPreset, Problem, RunState, StreamEvent, ValidationResult } from './types';
+
+/** A failed request, carrying the server's problem details. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly problem: Problem) {
+    super(problem.detail ?? problem.title ?? `HTTP ${status}`);
+  }
+
+  /** Every message, prefixed by the field it names. */
+  describe(): string[] {
+    const lines = Object.entries(this.problem.errors ?? {}).flatMap(([field, messages]) => messages.map((m) => `${field}: ${m}`));
+    return lines.length > 0 ? lines : [this.message];
+  }
+}
+
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const response = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+  });
+  const text = await response.text();
+  const t = performance.now();
+  if (!response.ok) {
+    let problem: Problem;
+    try {
+      problem = JSON.parse(text) as Problem;
+    } catch {
+      problem = { status: response.status, title: text || response.statusText };
+    }
+    throw new ApiError(response.status, problem);
+  }
+  const result = (text ? JSON.parse(text) : undefined) as T;
+  probe.timings.parseMs += performance.now() - t;
+  return result;
+}
+
+export const api = {
+  jobs: (state?: RunState | '', take = 100) => request<JobView[]>('GET', `jobs?take=${take}${state ? `&state=${state}` : ''}`),
+  job: (id: string) => request<JobView>('GET', `jobs/${id}`),
+  createJob: (body: unknown) => request<JobView>('POST', 'jobs', body),
+  control: (id: string, action: 'pause' | 'resume' | 'cancel') => request<JobView>('POST', `jobs/${id}/${action}`),
+  events: (id: string, afterSeq: number, limit: number, signal?: AbortSignal) =>
+    request<StreamEvent[]>('GET', `jobs/${id}/events?afterSeq=${afterSeq}&limit=${limit}`, undefined, signal),
+  datasets: () => request<DatasetView[]>('GET', 'datasets'),
+  dataset: (id: string) => request<DatasetView>('GET', `datasets/${id}`),
+  builtinDataset: (body: unknown) => request<DatasetView>('POST', 'datasets/builtin', body),
+  samplePng: (id: string, index: number) => `datasets/${id}/samples/${index}.png`,
+  presets: (channels: number, height: number, width: number, classes: number) =>
+    request<ModelPreset[]>('GET', `models/presets?channels=${channels}&height=${height}&width=${width}&classes=${classes}`),
+  validate: (spec: unknown, signal?: AbortSignal) => request<ValidationResult>('POST', 'models/validate', spec, signal),
+};
+
+/**
+ * A job's history from seq 1 to upTo, fetched in pages of 10,000 in parallel (seqs have no gaps, so page bounds are
+ * known up front) and handed over in seq order as each page in order arrives.
+ */
+export async function loadHistory(id: string, afterSeq: number, upTo: number, onPage: (events: StreamEvent[]) => void, signal?: AbortSignal) {
+  const page = 10_000;
+  const starts: number[] = [];
+  for (let s = afterSeq; s < upTo; s += page) starts.push(s);
+  const pending = starts.map((s) => api.events(id, s, Math.min(page, upTo - s), signal));
+  for (const p of pending) {
+    const events = await p;
+    const t = performance.now();
+    onPage(events);
+    probe.timings.handleMs += performance.now() - t;
+  }
+  probe.timings.historyMs = performance.now();
+}

@@ -1,0 +1,39 @@
+type Child = Node | string | number | null | undefined | false;
+type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
+
+/** Creates an element: attributes (on* become listeners, false/null are left out) and children. */
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+export const fmt = {
+  /** 4 significant digits, or – for a missing value. */
+  num: (v: number | null | undefined, digits = 4) => (v === null || v === undefined || Number.isNaN(v) ? '–' : Number(v.toPrecision(digits)).toString()),
+  pct: (v: number | null | undefined) => (v === null || v === undefined || Number.isNaN(v) ? '–' : `${(v * 100).toFixed(1)}%`),
+  int: (v: number) => v.toLocaleString('en-US'),
+  duration: (seconds: number | null | undefined) => {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '–';
+    const s = Math.round(seconds);
+    if (s < 60) return `${s}s`;
+    if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+    return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  },
+  time: (iso: string) => new Date(iso).toLocaleString(),
+  shape: (s: number[] | null | undefined) => (s ? s.join('×') : '–'),
+  short: (id: string) => id.slice(-8),
+};
+
+/** A page of the dashboard: renders into main and cleans up (timers, connections) when the user leaves it. */
+export interface Page {
+  dispose(): void;
+}

@@ -1,0 +1,296 @@
+import { api, ApiError } from '../api';
+import { HeatStrip, LineChart, palette, type Source } from '../charts';
+import { fmt, h, type Page } from '../dom';
+import { JobData } from '../jobdata';
+import { smooth } from '../series';
+import { JobFollower, type LinkStatus } from '../stream';
+import { finished, type JobView, type StreamEvent } from '../types';
+import { probe } from '../probe';
+
+/**
+ * One job, live: header (state, step, ETA, speed), controls, notices, and every chart, fed by the history and then
+ * the stream. All data is kept; charts decimate when they draw.
+ */
+export function jobPage(main: HTMLElement, id: string): Page {
+  const data = new JobData();
+  let job: JobView | undefined;
+  let link: LinkStatus = 'connecting';
+  let smoothing = Number(localStorage.getItem('smoothing') ?? '0.6');
+  let smoothed = new Float64Array(0);
+  let smoothedFor = -1;
+  const charts: LineChart[] = [];
+  const strips = new Map<string, HeatStrip>();
+  let layerChartsBuilt = false;
+  let headerPending = false;
+  let stripsTimer = 0;
+  const pendingLatency: number[] = [];
+  let historyLoaded = false;
+
+  // --- page skeleton -------------------------------------------------------------------------------------------
+  const title = h('h1', {}, `Job ${fmt.short(id)}`);
+  const badge = h('span', { id: 'state', class: 'badge' }, '…');
+  const linkBadge = h('span', { id: 'link', class: 'link', role: 'status' }, 'connecting');
+  const stepText = h('span', { id: 'step' }, '0');
+  const totalText = h('span', { id: 'total-steps' }, '');
+  const epochText = h('span', { id: 'epoch' }, '–');
+  const etaText = h('span', { id: 'eta' }, '–');
+  const speedText = h('span', { id: 'speed' }, '–');
+  const lossText = h('span', { id: 'loss' }, '–');
+  const accText = h('span', { id: 'best-acc' }, '–');
+  const progress = h('progress', { id: 'progress', max: 1, value: 0, 'aria-label': 'Progress' });
+  const pause = h('button', { type: 'button', id: 'pause', disabled: true }, 'Pause');
+  const resume = h('button', { type: 'button', id: 'resume', disabled: true }, 'Resume');
+  const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
+  const controlStatus = h('p', { class: 'muted', role: 'status', id: 'control-status' });
+  const notices = h('ul', { id: 'notices', class: 'notices', 'aria-live': 'polite' });
+  const lossHost = h('div', { id: 'loss-chart', class: 'chart' });
+  const slider = h('input', { id: 'smoothing', type: 'range', min: 0, max: 0.99, step: 0.01, value: smoothing });
+  const sliderValue = h('output', { for: 'smoothing' }, smoothing.toFixed(2));
+  const logToggle = h('input', { id: 'log-scale', type: 'checkbox', checked: localStorage.getItem('logLoss') === 'true' });
+  const layerSection = h('div', { class: 'charts' });
+  const stripHost = h('div', { class: 'strips' });
+  const layerNote = h('p', { class: 'muted' }, 'Layer statistics appear with the first measurement (every “statsEvery” steps).');
+
+  main.replaceChildren(
+    h('div', { class: 'heading' }, title, badge, linkBadge),
+    h('p', { class: 'summary' },
+      'Step ', stepText, totalText, ' · epoch ', epochText, ' · ETA ', etaText, ' · ', speedText, ' samples/s · loss ', lossText, ' · best val. acc. ', accText),
+    progress,
+    h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, cancel, h('a', { href: `jobs/${id}/weights` , class: 'button', id: 'weights', hidden: true }, 'Download weights')),
+    controlStatus,
+    h('section', { 'aria-labelledby': 'notices-h' }, h('h2', { id: 'notices-h' }, 'Alerts'), notices),
+    h('section', { 'aria-labelledby': 'loss-h' },
+      h('h2', { id: 'loss-h' }, 'Loss per step'),
+      h('div', { class: 'chart-controls' },
+        h('label', { for: 'smoothing' }, 'Smoothing '), slider, sliderValue,
+        h('label', { class: 'check', for: 'log-scale' }, logToggle, ' Log scale'),
+        h('span', { class: 'small muted' }, 'Drag to zoom, double-click to see the whole run.')),
+      lossHost),
+    h('section', { 'aria-labelledby': 'epoch-h' }, h('h2', { id: 'epoch-h' }, 'Per epoch'),
+      h('div', { class: 'charts two' }, h('div', { id: 'acc-chart', class: 'chart' }), h('div', { id: 'epoch-loss-chart', class: 'chart' }))),
+    h('section', { 'aria-labelledby': 'rate-h' }, h('h2', { id: 'rate-h' }, 'Learning rate and speed'),
+      h('div', { class: 'charts two' }, h('div', { id: 'lr-chart', class: 'chart' }), h('div', { id: 'speed-chart', class: 'chart' }))),
+    h('section', { 'aria-labelledby': 'layers-h' }, h('h2', { id: 'layers-h' }, 'Layers'), layerNote, layerSection),
+    h('section', { 'aria-labelledby': 'dist-h' }, h('h2', { id: 'dist-h' }, 'Activation distributions'),
+      h('p', { class: 'small muted' }, 'Each strip: one layer’s output histogram over time (left to right); darker and yellower = more outputs at that value.'),
+      stripHost));
+
+  // --- charts --------------------------------------------------------------------------------------------------
+  const s = data.steps;
+  const lossSource: Source = () => {
+    if (smoothedFor !== s.loss.length) {
+      if (smoothed.length < s.loss.length) smoothed = new Float64Array(Math.max(1024, s.loss.length * 2));
+      smooth(s.loss.view(), smoothing, smoothed);
+      smoothedFor = s.loss.length;
+    }
+    return { x: s.step.view(), ys: [s.loss.view(), smoothed.subarray(0, s.loss.length)] };
+  };
+  const lossChart = new LineChart(lossHost, {
+    title: 'Training loss (batch mean cross-entropy)', x: 'step', log: logToggle.checked, height: 280,
+    series: [{ label: 'loss', color: 'rgba(78,121,167,0.35)', width: 1 }, { label: 'smoothed', color: palette[0], width: 2 }],
+  }, lossSource);
+  lossChart.onDrawn = () => {
+    if (pendingLatency.length === 0) return;
+    const now = Date.now();
+    for (const t of pendingLatency) probe.latencies.push(now - t);
+    pendingLatency.length = 0;
+  };
+  charts.push(lossChart);
+  const e = data.epochs;
+  charts.push(new LineChart(main.querySelector<HTMLElement>('#acc-chart')!, {
+    title: 'Accuracy', x: 'epoch', format: (v) => `${(v * 100).toFixed(1)}%`,
+    series: [{ label: 'train', color: palette[0], points: true }, { label: 'validation', color: palette[1], points: true }],
+  }, () => ({ x: e.epoch.view(), ys: [e.trainAccuracy.view(), e.validationAccuracy.view()] })));
+  charts.push(new LineChart(main.querySelector<HTMLElement>('#epoch-loss-chart')!, {
+    title: 'Loss', x: 'epoch',
+    series: [{ label: 'train', color: palette[0], points: true }, { label: 'validation', color: palette[1], points: true }],
+  }, () => ({ x: e.epoch.view(), ys: [e.trainLoss.view(), e.validationLoss.view()] })));
+  charts.push(new LineChart(main.querySelector<HTMLElement>('#lr-chart')!, {
+    title: 'Learning rate', x: 'step', height: 180, series: [{ label: 'learning rate', color: palette[4] }],
+  }, () => ({ x: s.step.view(), ys: [s.learningRate.view()] })));
+  charts.push(new LineChart(main.querySelector<HTMLElement>('#speed-chart')!, {
+    title: 'Samples per second', x: 'step', height: 180, series: [{ label: 'samples/s', color: palette[6] }],
+  }, () => ({ x: s.step.view(), ys: [s.samplesPerSecond.view()] })));
+
+  function buildLayerCharts() {
+    if (layerChartsBuilt || data.layers.size === 0) return;
+    layerChartsBuilt = true;
+    layerNote.remove();
+    const layers = [...data.layers.values()];
+    const params = [...data.parameters.values()];
+    const x = () => layers[0].step.view();
+    const add = (title: string, ys: () => Float64Array[], names: string[], extra: Partial<ConstructorParameters<typeof LineChart>[1]> = {}, px = x) => {
+      const host = h('div', { class: 'chart' });
+      layerSection.append(host);
+      charts.push(new LineChart(host, {
+        title, x: 'step', height: 240, ...extra,
+        series: names.map((n, i) => ({ label: n, color: palette[i % palette.length], dash: i >= palette.length ? [4, 3] : undefined })),
+      }, () => ({ x: px(), ys: ys() })));
+    };
+    add('Activation mean', () => layers.map((l) => l.mean.view()), layers.map((l) => l.name));
+    add('Activation std', () => layers.map((l) => l.std.view()), layers.map((l) => l.name));
+    add('Fraction of zeros (dead or inactive ReLUs)', () => layers.map((l) => l.zeroFraction.view()), layers.map((l) => l.name), { format: (v) => `${(v * 100).toFixed(0)}%` });
+    if (params.length > 0) {
+      const px = () => params[0].step.view();
+      add('Update / weight ratio (healthy ≈ 1e-3; shaded 1e-4 … 1e-2)', () => params.map((p) => p.updateRatio.view()), params.map((p) => p.name),
+        { log: true, band: { from: 1e-4, to: 1e-2, mark: 1e-3 } }, px);
+      add('Gradient norm', () => params.map((p) => p.gradNorm.view()), params.map((p) => p.name), { log: true }, px);
+    }
+    for (const l of layers) {
+      const strip = new HeatStrip(stripHost, `${l.name} (${l.kind})`);
+      strip.onVisible = () => drawStrip(l.name);
+      strips.set(l.name, strip);
+    }
+  }
+
+  function drawStrips() {
+    stripsTimer = 0;
+    for (const [name, strip] of strips) if (strip.isVisible) drawStrip(name);
+  }
+
+  function drawStrip(name: string) {
+    const l = data.layers.get(name)!;
+    strips.get(name)!.draw(l.histograms, l.min.view(), l.max.view(), l.step.view());
+  }
+
+  // --- header and controls -------------------------------------------------------------------------------------
+  function renderHeader() {
+    headerPending = false;
+    const state = data.state ?? job?.state;
+    badge.textContent = state ?? '…';
+    badge.className = `badge ${(state ?? '').toLowerCase()}`;
+    linkBadge.textContent = link === 'live' ? '● live' : link;
+    linkBadge.className = `link ${link}`;
+    const step = s.step.length > 0 ? s.step.last : job?.step ?? 0;
+    stepText.textContent = fmt.int(step);
+    const total = job?.totalSteps ?? 0;
+    totalText.textContent = total ? ` / ${fmt.int(total)}` : '';
+    progress.value = total ? Math.min(1, step / total) : 0;
+    epochText.textContent = s.epoch.length > 0 ? String(s.epoch.last) : '–';
+    const speed = recentSpeed();
+    speedText.textContent = fmt.num(speed, 3);
+    etaText.textContent = state === 'Running' && speed > 0 && job ? fmt.duration(((total - step) * job.hyperparameters.batchSize) / speed) : '–';
+    lossText.textContent = fmt.num(s.loss.last);
+    let best = NaN;
+    for (const v of e.validationAccuracy.view()) if (!(v <= best)) best = v;
+    accText.textContent = fmt.pct(Number.isNaN(best) ? job?.bestValidationAccuracy : best);
+    pause.disabled = state !== 'Running';
+    resume.disabled = state !== 'Paused';
+    cancel.disabled = !state || finished(state);
+    main.querySelector<HTMLElement>('#weights')!.hidden = state !== 'Succeeded';
+    probe.job = { id, seq: data.seq, steps: s.step.length, lastStep: step, gaps: data.gaps, repeatedSteps: data.repeatedSteps, state: state ?? '', link };
+  }
+
+  /** Mean samples/s over the last 20 steps: single steps are noisy. */
+  function recentSpeed() {
+    const n = s.samplesPerSecond.length;
+    let sum = 0;
+    let count = 0;
+    for (let i = Math.max(0, n - 20); i < n; i++) {
+      const v = s.samplesPerSecond.get(i);
+      if (Number.isFinite(v)) { sum += v; count++; }
+    }
+    return count ? sum / count : NaN;
+  }
+
+  function scheduleHeader() {
+    if (headerPending) return;
+    headerPending = true;
+    requestAnimationFrame(renderHeader);
+  }
+
+  async function control(action: 'pause' | 'resume' | 'cancel') {
+    if (action === 'cancel' && !confirm('Cancel this job for good? Its progress is kept in the history, but it cannot be resumed.')) return;
+    controlStatus.textContent = `${action}…`;
+    try {
+      await api.control(id, action);
+      controlStatus.textContent = '';
+    } catch (err) {
+      controlStatus.textContent = err instanceof ApiError ? err.describe().join('; ') : String(err);
+    }
+  }
+  pause.addEventListener('click', () => void control('pause'));
+  resume.addEventListener('click', () => void control('resume'));
+  cancel.addEventListener('click', () => void control('cancel'));
+  slider.addEventListener('input', () => {
+    smoothing = slider.valueAsNumber;
+    sliderValue.textContent = smoothing.toFixed(2);
+    localStorage.setItem('smoothing', String(smoothing));
+    smoothedFor = -1;
+    lossChart.invalidate();
+  });
+  logToggle.addEventListener('change', () => {
+    localStorage.setItem('logLoss', String(logToggle.checked));
+    lossChart.setLog(logToggle.checked);
+  });
+
+  // --- data ----------------------------------------------------------------------------------------------------
+  function onEvents(events: StreamEvent[], live: boolean) {
+    data.add(events);
+    if (live) for (const ev of events) if (ev.kind === 'step') pendingLatency.push(Date.parse(ev.time));
+    if (!historyLoaded) return; // the history draws once, when all of it is in
+    if (events.some((ev) => ev.kind === 'state')) void refreshJob();
+    redraw(live);
+  }
+
+  function redraw(live: boolean) {
+    if (!layerChartsBuilt) buildLayerCharts();
+    for (const c of charts) c.invalidate();
+    if (strips.size > 0 && !stripsTimer) stripsTimer = window.setTimeout(drawStrips, live ? 1000 : 0);
+    scheduleHeader();
+  }
+
+  async function refreshJob() {
+    try {
+      job = await api.job(id);
+      title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}`;
+      if (job.error) data.notices.some((n) => n.text === job!.error) || notices.append(h('li', { class: 'error' }, job.error));
+      scheduleHeader();
+    } catch {
+      // The stream keeps the page current; the header's totals wait for the next state change.
+    }
+  }
+
+  let renderedNotices = 0;
+  const noticeTimer = window.setInterval(() => {
+    for (; renderedNotices < data.notices.length; renderedNotices++) {
+      const n = data.notices[renderedNotices];
+      notices.prepend(h('li', { class: n.severity }, h('strong', {}, n.title), ' ', n.text, h('span', { class: 'small muted' }, ` (${fmt.time(n.time)})`)));
+    }
+    if (notices.childElementCount === 0) notices.replaceChildren(h('li', { class: 'muted empty' }, 'None so far.'));
+    else notices.querySelector('.empty')?.remove();
+  }, 250);
+
+  const follower = new JobFollower(id, onEvents, (status) => { link = status; scheduleHeader(); });
+  const started = performance.now();
+  void (async () => {
+    try {
+      job = await api.job(id);
+    } catch (err) {
+      main.replaceChildren(h('h1', {}, 'Job not found'), h('p', {}, err instanceof ApiError ? err.describe().join('; ') : String(err)), h('a', { href: '#/' }, 'All jobs'));
+      return;
+    }
+    title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}`;
+    scheduleHeader();
+    await follower.start(job.lastSeq, () => {
+      historyLoaded = true;
+      redraw(false);
+      scheduleHeader();
+    });
+    // History is in and drawn at the next frame: record when, for the 100,000-step rendering test.
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      probe.historyMs = performance.now() - started;
+      main.dataset.historyLoaded = 'true';
+    }));
+  })();
+
+  return {
+    dispose() {
+      follower.close();
+      for (const c of charts) c.destroy();
+      for (const strip of strips.values()) strip.destroy();
+      window.clearInterval(noticeTimer);
+      window.clearTimeout(stripsTimer);
+    },
+  };
+}

@@ -1,0 +1,311 @@
+import { api, ApiError } from '../api';
+import { fmt, h, type Page } from '../dom';
+import type { DatasetView, ModelPreset, SpecIssue, ValidationResult } from '../types';
+
+/**
+ * New job: pick or generate a dataset (samples and class counts shown), write or pick a model spec while its
+ * per-layer table from /models/validate follows the typing (errors on their layer's row), set hyperparameters, start.
+ */
+export function newJobPage(main: HTMLElement, navigate: (hash: string) => void): Page {
+  let disposed = false;
+  let datasets: DatasetView[] = [];
+  let validation: AbortController | undefined;
+  let debounce = 0;
+
+  // --- dataset -------------------------------------------------------------------------------------------------
+  const datasetSelect = h('select', { id: 'dataset', name: 'datasetId', 'data-field': 'datasetId' });
+  const datasetInfo = h('div', { class: 'dataset-info', 'aria-live': 'polite' });
+  const gen = {
+    classes: h('input', { id: 'gen-classes', type: 'number', min: 2, max: 10, value: 4 }),
+    samples: h('input', { id: 'gen-samples', type: 'number', min: 1, max: 200000, value: 2000 }),
+    testSamples: h('input', { id: 'gen-test', type: 'number', min: 0, max: 100000, value: 500 }),
+    imageSize: h('input', { id: 'gen-size', type: 'number', min: 16, max: 64, value: 28 }),
+    channels: h('select', { id: 'gen-channels' }, h('option', { value: 1 }, '1 (grey)'), h('option', { value: 3 }, '3 (colour)')),
+  };
+  const genStatus = h('p', { class: 'muted', role: 'status' });
+  const genButton = h('button', { type: 'button', id: 'generate' }, 'Generate shapes dataset');
+  genButton.addEventListener('click', async () => {
+    genButton.disabled = true;
+    genStatus.textContent = 'Generating…';
+    try {
+      const d = await api.builtinDataset({
+        kind: 'shapes',
+        classes: gen.classes.valueAsNumber,
+        samples: gen.samples.valueAsNumber,
+        testSamples: gen.testSamples.valueAsNumber,
+        imageSize: gen.imageSize.valueAsNumber,
+        channels: Number(gen.channels.value),
+      });
+      genStatus.textContent = `Generated ${d.name}: ${fmt.int(d.trainCount)} train and ${fmt.int(d.testCount)} test images.`;
+      await loadDatasets(d.id);
+    } catch (e) {
+      genStatus.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+    } finally {
+      genButton.disabled = false;
+    }
+  });
+
+  // --- model ---------------------------------------------------------------------------------------------------
+  const presetBar = h('div', { class: 'presets', role: 'group', 'aria-label': 'Model presets' });
+  const editor = h('textarea', {
+    id: 'spec', name: 'model', rows: 18, spellcheck: 'false', autocomplete: 'off', 'data-field': 'model',
+    'aria-describedby': 'spec-help', 'aria-label': 'Model spec (JSON)',
+  });
+  const specStatus = h('p', { id: 'spec-status', role: 'status', class: 'muted' });
+  const layerTable = h('tbody');
+  editor.addEventListener('input', () => scheduleValidation());
+  editor.addEventListener('keydown', (e) => {
+    // Tab indents inside the editor; Escape then Tab leaves it (keyboard users are never trapped).
+    if (e.key === 'Tab' && !e.shiftKey && editor.dataset.escaped !== 'true') {
+      e.preventDefault();
+      editor.setRangeText('  ', editor.selectionStart, editor.selectionEnd, 'end');
+      scheduleValidation();
+    }
+    editor.dataset.escaped = String(e.key === 'Escape');
+  });
+
+  // --- hyperparameters -----------------------------------------------------------------------------------------
+  const hp = {
+    epochs: numberField('epochs', 'Epochs', 3, 1),
+    batchSize: numberField('batchSize', 'Batch size', 64, 1),
+    learningRate: numberField('learningRate', 'Learning rate', 0.01, 'any'),
+    momentum: numberField('momentum', 'Momentum', 0.9, 'any'),
+    weightDecay: numberField('weightDecay', 'Weight decay', 0, 'any'),
+    validationFraction: numberField('validationFraction', 'Validation fraction (empty: the test split)', '', 'any'),
+    seed: numberField('seed', 'Seed', 1, 1),
+  };
+  const optimizer = h('select', { id: 'hp-optimizer', 'data-field': 'hyperparameters.optimizer' }, [['sgd', 'SGD'], ['adam', 'Adam'], ['adamw', 'AdamW']].map(([v, t]) => h('option', { value: v }, t)));
+  const schedule = h('select', { id: 'hp-schedule', 'data-field': 'hyperparameters.schedule' }, [['constant', 'Constant'], ['step', 'Step (× gamma every stepSize epochs)'], ['cosine', 'Cosine']].map(([v, t]) => h('option', { value: v }, t)));
+  const nesterov = h('input', { id: 'hp-nesterov', type: 'checkbox', 'data-field': 'hyperparameters.nesterov' });
+  const statsEvery = h('input', { id: 'mon-statsEvery', type: 'number', min: 1, value: 10, 'data-field': 'monitoring.statsEvery' });
+  const startErrors = h('ul', { class: 'errors', role: 'alert' });
+  const start = h('button', { type: 'submit', id: 'start', class: 'primary' }, 'Start training');
+
+  const form = h('form', { class: 'new-job', novalidate: true },
+    h('h1', {}, 'New job'),
+    h('section', { 'aria-labelledby': 'dataset-h' },
+      h('h2', { id: 'dataset-h' }, '1. Dataset'),
+      h('label', { for: 'dataset' }, 'Train on'), datasetSelect,
+      datasetInfo,
+      h('details', {},
+        h('summary', {}, 'Generate a dataset of shapes'),
+        h('div', { class: 'grid' },
+          labelled('gen-classes', 'Classes', gen.classes), labelled('gen-samples', 'Train images', gen.samples),
+          labelled('gen-test', 'Test images', gen.testSamples), labelled('gen-size', 'Image side (px)', gen.imageSize),
+          labelled('gen-channels', 'Channels', gen.channels)),
+        genButton, genStatus)),
+    h('section', { 'aria-labelledby': 'model-h' },
+      h('h2', { id: 'model-h' }, '2. Model'),
+      presetBar,
+      h('p', { id: 'spec-help', class: 'small muted' }, 'JSON: input {channels, height, width} and layers [{kind, …}]. The table below follows as you type. Tab indents; Esc then Tab leaves the editor.'),
+      editor,
+      specStatus,
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'layers' },
+          h('caption', { class: 'visually-hidden' }, 'Per-layer table'),
+          h('thead', {}, h('tr', {}, ['#', 'Layer', 'Kind', 'Output', 'Parameters', 'Mult-adds', 'Receptive field'].map((t) => h('th', { scope: 'col' }, t)))),
+          layerTable))),
+    h('section', { 'aria-labelledby': 'hp-h' },
+      h('h2', { id: 'hp-h' }, '3. Hyperparameters'),
+      h('div', { class: 'grid' },
+        hp.epochs.label, hp.batchSize.label, labelled('hp-optimizer', 'Optimizer', optimizer), hp.learningRate.label, hp.momentum.label,
+        h('label', { class: 'check', for: 'hp-nesterov' }, nesterov, ' Nesterov momentum'),
+        hp.weightDecay.label, labelled('hp-schedule', 'Schedule', schedule), hp.validationFraction.label, hp.seed.label,
+        labelled('mon-statsEvery', 'Layer statistics every … steps', statsEvery))),
+    startErrors,
+    start);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    void submit();
+  });
+  datasetSelect.addEventListener('change', () => void showDataset());
+  main.replaceChildren(form);
+
+  async function loadDatasets(select?: string) {
+    datasets = await api.datasets();
+    if (disposed) return;
+    datasetSelect.replaceChildren(...datasets.map((d) =>
+      h('option', { value: d.id, selected: d.id === select }, `${d.name} · ${fmt.shape(d.shape)} · ${d.classes} classes · ${fmt.int(d.trainCount)} images`)));
+    if (datasets.length === 0) {
+      datasetSelect.append(h('option', { value: '' }, 'No datasets yet: generate one below'));
+    }
+    await showDataset();
+  }
+
+  async function showDataset() {
+    const d = datasets.find((x) => x.id === datasetSelect.value);
+    if (!d) {
+      datasetInfo.replaceChildren(h('p', { class: 'muted' }, 'Generate a dataset below, or upload one through the API (POST /datasets).'));
+      return;
+    }
+    const total = d.classCounts.reduce((a, b) => a + b, 0);
+    const names = d.classNames ?? d.classCounts.map((_, i) => `class ${i}`);
+    datasetInfo.replaceChildren(
+      h('div', { class: 'thumbs', 'aria-label': 'Sample images' },
+        Array.from({ length: Math.min(16, d.trainCount) }, (_, i) => h('img', { src: api.samplePng(d.id, i), alt: `train sample ${i}`, width: 48, height: 48, loading: 'lazy' }))),
+      h('table', { class: 'counts' },
+        h('caption', {}, `${d.source} · ${fmt.shape(d.shape)} · ${fmt.int(d.trainCount)} train, ${fmt.int(d.testCount)} test`),
+        h('tbody', {}, d.classCounts.map((c, i) => h('tr', {},
+          h('th', { scope: 'row' }, names[i] ?? `class ${i}`),
+          h('td', { class: 'num' }, fmt.int(c)),
+          h('td', { class: 'bar-cell' }, h('span', { class: 'bar', style: `width:${total ? (100 * c) / Math.max(...d.classCounts) : 0}%` })))))));
+    await loadPresets(d);
+  }
+
+  async function loadPresets(d: DatasetView) {
+    const [channels, height, width] = d.shape;
+    let presets: ModelPreset[] = [];
+    try {
+      presets = await api.presets(channels, height, width, d.classes);
+    } catch (e) {
+      presetBar.replaceChildren(h('span', { class: 'muted' }, e instanceof ApiError ? e.describe().join('; ') : String(e)));
+      return;
+    }
+    presetBar.replaceChildren(h('span', { class: 'small' }, 'Presets: '), ...presets.map((p) => {
+      const b = h('button', { type: 'button', title: p.description, 'data-preset': p.name }, p.name);
+      b.addEventListener('click', () => setSpec(p.spec));
+      return b;
+    }));
+    // A new dataset brings a fresh spec sized to it, unless the user has written one of their own.
+    if (!editor.value || editor.dataset.fromPreset === 'true') setSpec(presets.find((p) => p.name === 'lenet5')?.spec ?? presets[0].spec);
+  }
+
+  function setSpec(spec: unknown) {
+    editor.value = JSON.stringify(spec, null, 2);
+    editor.dataset.fromPreset = 'true';
+    scheduleValidation(0);
+  }
+
+  function scheduleValidation(delay = 250) {
+    if (delay > 0) editor.dataset.fromPreset = 'false';
+    window.clearTimeout(debounce);
+    debounce = window.setTimeout(() => void validate(), delay);
+  }
+
+  async function validate() {
+    validation?.abort();
+    let spec: unknown;
+    try {
+      spec = JSON.parse(editor.value);
+    } catch (e) {
+      specStatus.className = 'error';
+      specStatus.textContent = `Not JSON yet: ${jsonError(editor.value, e)}`;
+      editor.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    validation = new AbortController();
+    try {
+      const result = await api.validate(spec, validation.signal);
+      renderValidation(result);
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') return;
+      specStatus.className = 'error';
+      specStatus.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+      editor.setAttribute('aria-invalid', 'true');
+    }
+  }
+
+  function renderValidation(r: ValidationResult) {
+    editor.setAttribute('aria-invalid', String(!r.valid));
+    specStatus.className = r.valid ? 'ok' : 'error';
+    specStatus.textContent = r.valid
+      ? `Valid: ${fmt.int(r.totalParameters)} parameters, ${fmt.int(r.totalMultiplyAdds)} multiply-adds per image, output ${fmt.shape(r.outputShape)}.`
+      : `${r.errors.length} error${r.errors.length === 1 ? '' : 's'}: ${r.errors.filter((e) => e.layerIndex == null).map((e) => e.message).join(' ') || 'see the layers marked below.'}`;
+    const byLayer = new Map<number, SpecIssue[]>();
+    for (const issue of [...r.errors, ...r.warnings]) {
+      if (issue.layerIndex == null) continue;
+      byLayer.set(issue.layerIndex, [...(byLayer.get(issue.layerIndex) ?? []), issue]);
+    }
+    const indices = [...new Set([...r.layers.map((l) => l.index), ...byLayer.keys()])].sort((a, b) => a - b);
+    const rows: HTMLTableRowElement[] = [];
+    for (const i of indices) {
+      const l = r.layers.find((x) => x.index === i);
+      const issues = byLayer.get(i) ?? [];
+      const isError = issues.some((x) => r.errors.includes(x));
+      rows.push(h('tr', { class: isError ? 'has-error' : issues.length ? 'has-warning' : '', 'data-layer': i },
+        h('td', { class: 'num' }, i),
+        h('td', {}, l?.name ?? issues[0]?.layerName ?? ''),
+        h('td', {}, l?.kind ?? ''),
+        h('td', {}, l ? fmt.shape(l.outputShape) : '–'),
+        h('td', { class: 'num' }, l ? fmt.int(l.parameters) : '–'),
+        h('td', { class: 'num' }, l ? fmt.int(l.multiplyAdds) : '–'),
+        h('td', {}, l?.receptiveField ? fmt.shape(l.receptiveField) : '–')));
+      for (const issue of issues) {
+        const error = r.errors.includes(issue);
+        rows.push(h('tr', { class: error ? 'issue error' : 'issue warning' },
+          h('td', {}), h('td', { colspan: 6 }, `${error ? 'Error' : 'Warning'} at ${issue.field}: ${issue.message}`)));
+      }
+    }
+    layerTable.replaceChildren(...rows);
+  }
+
+  async function submit() {
+    startErrors.replaceChildren();
+    form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el !== editor && el.removeAttribute('aria-invalid'));
+    let model: unknown;
+    try {
+      model = JSON.parse(editor.value);
+    } catch (e) {
+      startErrors.append(h('li', {}, `model: not JSON: ${jsonError(editor.value, e)}`));
+      editor.focus();
+      return;
+    }
+    const fraction = hp.validationFraction.input.value.trim();
+    const body = {
+      datasetId: datasetSelect.value || undefined,
+      model,
+      hyperparameters: {
+        epochs: hp.epochs.input.valueAsNumber,
+        batchSize: hp.batchSize.input.valueAsNumber,
+        optimizer: optimizer.value,
+        learningRate: hp.learningRate.input.valueAsNumber,
+        momentum: hp.momentum.input.valueAsNumber,
+        nesterov: nesterov.checked,
+        weightDecay: hp.weightDecay.input.valueAsNumber,
+        schedule: schedule.value,
+        seed: hp.seed.input.valueAsNumber,
+        validationFraction: fraction === '' ? null : Number(fraction),
+      },
+      monitoring: { statsEvery: statsEvery.valueAsNumber },
+    };
+    start.disabled = true;
+    try {
+      const job = await api.createJob(body);
+      navigate(`#/jobs/${job.id}`);
+    } catch (e) {
+      const lines = e instanceof ApiError ? e.describe() : [String(e)];
+      startErrors.replaceChildren(...lines.map((l) => h('li', {}, l)));
+      if (e instanceof ApiError) {
+        for (const field of [...Object.keys(e.problem.errors ?? {}), e.problem.field ?? '']) {
+          form.querySelector(`[data-field="${CSS.escape(field)}"]`)?.setAttribute('aria-invalid', 'true');
+        }
+      }
+    } finally {
+      start.disabled = false;
+    }
+  }
+
+  void loadDatasets();
+  return { dispose: () => { disposed = true; window.clearTimeout(debounce); validation?.abort(); } };
+}
+
+function numberField(name: string, text: string, value: number | string, step: number | 'any') {
+  const id = `hp-${name}`;
+  const input = h('input', { id, name, type: 'number', step, value, 'data-field': `hyperparameters.${name}` });
+  return { input, label: labelled(id, text, input) };
+}
+
+function labelled(id: string, text: string, control: HTMLElement) {
+  return h('div', { class: 'field' }, h('label', { for: id }, text), control);
+}
+
+/** JSON.parse's message with the line and column of its position, when it gives one. */
+function jsonError(text: string, e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const m = /position (\d+)/.exec(message);
+  if (!m) return message;
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  const column = before.length - before.lastIndexOf('\n');
+  return `${message} (line ${line}, column ${column})`;
+}

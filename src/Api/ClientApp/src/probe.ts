@@ -1,0 +1,16 @@
+/**
+ * What the dashboard knows about itself, readable from the browser console and by the browser tests and the latency
+ * benchmark (window.trainingDashboard): the followed job's seq, steps, gaps, and per-step latency from the server's
+ * step time to the frame that drew it.
+ */
+export const probe = {
+  job: null as null | { id: string; seq: number; steps: number; lastStep: number; gaps: number; repeatedSteps: number; state: string; link: string },
+  /** Milliseconds from a step's server timestamp to the end of the animation frame that drew it (live steps only). */
+  latencies: [] as number[],
+  /** Milliseconds from opening the job page to its history being drawn. */
+  historyMs: NaN,
+  /** Where the time went: JSON parsing of responses, handling events (storing them), drawing charts (ms). */
+  timings: { parseMs: 0, handleMs: 0, drawMs: 0, historyMs: 0 },
+};
+
+(window as unknown as { trainingDashboard: typeof probe }).trainingDashboard = probe;

@@ -1,0 +1,119 @@
+import { HubConnection, HubConnectionBuilder, HubConnectionState, LogLevel } from '@microsoft/signalr';
+import { loadHistory } from './api';
+import type { StreamEvent } from './types';
+
+export type LinkStatus = 'connecting' | 'live' | 'reconnecting' | 'offline';
+
+/**
+ * Follows one job: history from the REST API first, then the live stream from /hubs/training, continuing after the
+ * last seq it holds. It reconnects by itself for as long as the page is open (network drop, server restart) and
+ * resubscribes after its last seq; events it already holds are dropped by seq, and a gap, should one ever appear,
+ * is filled from the history before anything after it is delivered. So `onEvents` sees seq 1, 2, 3, … exactly once,
+ * told whether they came from the history or live from the stream.
+ */
+export class JobFollower {
+  private connection?: HubConnection;
+  private lastSeq = 0;
+  private filling?: Promise<void>;
+  private queued: StreamEvent[] = [];
+  private closed = false;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly jobId: string,
+    private readonly onEvents: (events: StreamEvent[], live: boolean) => void,
+    private readonly onStatus: (status: LinkStatus) => void,
+  ) {}
+
+  get seq() {
+    return this.lastSeq;
+  }
+
+  /** Loads history up to `upTo` (the job's lastSeq from GET /jobs/{id}), calls `loaded`, then goes live. */
+  async start(upTo: number, loaded: () => void) {
+    this.onStatus('connecting');
+    await loadHistory(this.jobId, 0, upTo, (page) => this.accept(page, false), this.abort.signal);
+    if (this.closed) return;
+    loaded();
+    const connection = new HubConnectionBuilder()
+      .withUrl('hubs/training')
+      .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (c) => Math.min(250 * 2 ** c.previousRetryCount, 3000) })
+      .configureLogging(LogLevel.Warning)
+      .build();
+    this.connection = connection;
+    connection.on('Events', (jobId: string, events: StreamEvent[]) => {
+      if (jobId === this.jobId) this.receive(events);
+    });
+    connection.onreconnecting(() => this.onStatus('reconnecting'));
+    connection.onreconnected(() => this.subscribe());
+    connection.onclose(() => {
+      if (!this.closed) void this.connectLoop();
+    });
+    await this.connectLoop();
+  }
+
+  close() {
+    this.closed = true;
+    this.abort.abort();
+    void this.connection?.stop();
+  }
+
+  private async connectLoop() {
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        if (this.connection!.state === HubConnectionState.Disconnected) await this.connection!.start();
+        await this.subscribe();
+        return;
+      } catch {
+        this.onStatus('offline');
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 3000)));
+      }
+    }
+  }
+
+  private async subscribe() {
+    await this.filling;
+    await this.connection!.invoke('Subscribe', this.jobId, this.lastSeq);
+    this.onStatus('live');
+  }
+
+  private receive(events: StreamEvent[]) {
+    if (this.filling) {
+      this.queued.push(...events);
+      return;
+    }
+    const first = events.find((e) => e.seq > this.lastSeq);
+    if (first && first.seq > this.lastSeq + 1) {
+      this.queued.push(...events);
+      this.filling = this.fill(first.seq - 1);
+      return;
+    }
+    this.accept(events, true);
+  }
+
+  /** Fetches what is missing up to `upTo` from the history, then delivers what arrived meanwhile. */
+  private async fill(upTo: number) {
+    let queued: StreamEvent[] = [];
+    try {
+      await loadHistory(this.jobId, this.lastSeq, upTo, (page) => this.accept(page, false), this.abort.signal);
+      queued = this.queued;
+    } catch {
+      // The history is unreachable right now: forget what arrived after the gap and ask the stream to start over
+      // after the last seq held (the subscription replaces the old one; a dead connection reconnects and does it).
+      void this.connection?.invoke('Subscribe', this.jobId, this.lastSeq).catch(() => undefined);
+    } finally {
+      this.filling = undefined;
+      this.queued = [];
+    }
+    if (queued.length > 0) this.receive(queued);
+  }
+
+  private accept(events: StreamEvent[], live: boolean) {
+    let start = 0;
+    while (start < events.length && events[start].seq <= this.lastSeq) start++;
+    if (start === events.length) return;
+    const fresh = start === 0 ? events : events.slice(start);
+    this.lastSeq = fresh[fresh.length - 1].seq;
+    this.onEvents(fresh, live);
+  }
+}

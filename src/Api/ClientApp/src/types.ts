@@ -1,0 +1,156 @@
+// The shapes of the public REST API and the SignalR stream, as the server writes them (camelCase JSON).
+
+export type RunState = 'Queued' | 'Running' | 'Paused' | 'Succeeded' | 'Failed' | 'Cancelled';
+export const runStates: RunState[] = ['Queued', 'Running', 'Paused', 'Succeeded', 'Failed', 'Cancelled'];
+export const finished = (s: RunState) => s === 'Succeeded' || s === 'Failed' || s === 'Cancelled';
+
+/** A number as the stream writes it: NaN and ±Infinity arrive as strings. */
+export type Num = number | 'NaN' | 'Infinity' | '-Infinity';
+export const num = (v: Num | undefined | null): number => (v === undefined || v === null ? NaN : typeof v === 'string' ? Number(v) : v);
+
+export interface Hyperparameters {
+  epochs: number;
+  batchSize: number;
+  optimizer: 'sgd' | 'adam' | 'adamw';
+  learningRate: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  schedule: 'constant' | 'step' | 'cosine';
+  stepSize: number;
+  gamma: number;
+  seed: number;
+  validationFraction?: number | null;
+}
+
+export interface ModelSpec {
+  name?: string | null;
+  input?: { channels: number; height: number; width: number } | null;
+  layers?: Record<string, unknown>[] | null;
+}
+
+export interface JobView {
+  id: string;
+  state: RunState;
+  datasetId: string;
+  modelId?: string | null;
+  model: ModelSpec;
+  hyperparameters: Hyperparameters;
+  monitoring: { statsEvery: number };
+  progress: number;
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  etaSeconds?: number | null;
+  latestLoss?: number | null;
+  bestValidationAccuracy?: number | null;
+  samplesPerSecond?: number | null;
+  lastSeq: number;
+  error?: string | null;
+  createdAt: string;
+  startedAt?: string | null;
+  finishedAt?: string | null;
+}
+
+export interface DatasetView {
+  id: string;
+  name: string;
+  source: string;
+  classes: number;
+  trainCount: number;
+  testCount: number;
+  shape: number[];
+  classCounts: number[];
+  classNames?: string[] | null;
+  createdAt: string;
+}
+
+export interface LayerReport {
+  index: number;
+  name: string;
+  kind: string;
+  outputShape: number[];
+  parameters: number;
+  multiplyAdds: number;
+  receptiveField?: number[] | null;
+  jump?: number[] | null;
+  activationBytes: number;
+}
+
+export interface SpecIssue {
+  layerIndex?: number | null;
+  layerName?: string | null;
+  field: string;
+  message: string;
+}
+
+export interface ValidationResult {
+  valid: boolean;
+  outputShape?: number[] | null;
+  totalParameters: number;
+  totalMultiplyAdds: number;
+  totalActivationBytes: number;
+  layers: LayerReport[];
+  warnings: SpecIssue[];
+  errors: SpecIssue[];
+}
+
+export interface ModelPreset {
+  name: string;
+  description: string;
+  spec: ModelSpec;
+}
+
+export interface LayerStats {
+  name: string;
+  kind: string;
+  mean: Num;
+  std: Num;
+  min: Num;
+  max: Num;
+  zeroFraction: Num;
+  histogram: number[];
+}
+
+export interface ParameterStats {
+  name: string;
+  norm: Num;
+  gradNorm: Num;
+  updateRatio: Num;
+}
+
+/** One event of a job; kind says which fields are set (step, layers, epoch, state, alert). */
+export interface StreamEvent {
+  seq: number;
+  kind: string;
+  time: string;
+  epoch?: number;
+  step?: number;
+  loss?: Num;
+  learningRate?: Num;
+  samplesPerSecond?: Num;
+  layers?: LayerStats[];
+  parameters?: ParameterStats[];
+  trainLoss?: Num;
+  trainAccuracy?: Num;
+  validationLoss?: Num | null;
+  validationAccuracy?: Num | null;
+  state?: RunState;
+  reason?: string | null;
+  // alert events (diagnostics)
+  code?: string;
+  severity?: string;
+  layer?: string | null;
+  message?: string;
+  suggestion?: string | null;
+}
+
+/** RFC 7807 problem details, with validation errors keyed by field when the server names them. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  field?: string;
+  errors?: Record<string, string[]>;
+}

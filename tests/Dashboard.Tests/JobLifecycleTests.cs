@@ -1,0 +1,107 @@
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace TrainingService.Dashboard.Tests;
+
+[Collection(BrowserCollection.Name)]
+public sealed class JobLifecycleTests(Browser browser)
+{
+    [Fact]
+    public async Task ANewJobMadeInTheUiStreamsLiveAndPausesResumesAndCancels()
+    {
+        await using LiveService service = LiveService.Start();
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync("#/new");
+
+        // Generate a dataset from the page: its samples and class counts appear.
+        await page.ClickAsync("summary:has-text('Generate')");
+        await page.FillAsync("#gen-samples", "1000");
+        await page.ClickAsync("#generate");
+        await Expect(page.Locator("#dataset option")).ToHaveCountAsync(1);
+        await Expect(page.Locator(".thumbs img")).ToHaveCountAsync(16);
+        await Expect(page.Locator("table.counts tbody tr")).ToHaveCountAsync(4);
+        Assert.True(await page.Locator(".thumbs img").First.EvaluateAsync<bool>("img => img.complete && img.naturalWidth === 28"));
+
+        // Pick the tiny preset: the per-layer table follows from /models/validate.
+        await page.ClickAsync("[data-preset=tiny]");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:");
+        await Expect(page.Locator("table.layers tbody tr")).ToHaveCountAsync(8);
+        await Expect(page.Locator("table.layers tbody tr").First).ToContainTextAsync("8×28×28");
+
+        await page.FillAsync("#hp-epochs", "300");
+        await page.FillAsync("#hp-learningRate", "0.05");
+        await page.ClickAsync("#start");
+        await page.WaitForSelectorAsync("#state, ul.errors li"); // the job page, or the reasons it could not start
+        Assert.Equal([], await page.Locator("ul.errors li").AllTextContentsAsync());
+        Assert.Contains("#/jobs/", page.Url, StringComparison.Ordinal);
+
+        // Loss points arrive live (drawn by the loss chart) and the step counter rises.
+        await Dashboard.WaitAsync(page, "p.job && p.job.state === 'Running' && p.job.steps >= 20 && p.latencies.length >= 5");
+        long before = long.Parse((await page.TextContentAsync("#step"))!.Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture);
+        await Dashboard.WaitAsync(page, $"p.job.lastStep > {before + 10}");
+        Assert.True(await page.Locator("#loss-chart canvas").CountAsync() > 0);
+        await Expect(page.Locator("#link")).ToContainTextAsync("live");
+        await Browser.ScreenshotAsync(page, "job-running");
+
+        await page.ClickAsync("#pause");
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Paused");
+        await Expect(page.Locator("#resume")).ToBeEnabledAsync();
+        long paused = (await Dashboard.ProbeAsync(page)).LastStep;
+        await Task.Delay(1000);
+        Assert.Equal(paused, (await Dashboard.ProbeAsync(page)).LastStep);
+        await Browser.ScreenshotAsync(page, "job-paused");
+
+        await page.ClickAsync("#resume");
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Running");
+        await Dashboard.WaitAsync(page, $"p.job.lastStep > {paused + 10}");
+
+        await page.ClickAsync("#cancel"); // confirm() is accepted by the test browser
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Cancelled");
+        await Expect(page.Locator("#pause")).ToBeDisabledAsync();
+        await Expect(page.Locator("#cancel")).ToBeDisabledAsync();
+
+        // Every step exactly once, every event in seq order, as many as the server's history holds.
+        Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
+        Assert.Equal(0, probe.Gaps);
+        Assert.Equal(0, probe.RepeatedSteps);
+        Assert.Equal(probe.LastStep, probe.Steps);
+        var history = await Dashboard.HistoryAsync(service.Client, Guid.Parse(probe.Id));
+        Assert.Equal(history.Count, probe.Seq);
+        Assert.Equal(history.Count(e => e.GetProperty("kind").GetString() == "step"), probe.Steps);
+        await Browser.ScreenshotAsync(page, "job-cancelled");
+    }
+
+    [Fact]
+    public async Task SpecErrorsArePinnedToTheirLayerAndBadHyperparametersToTheirField()
+    {
+        await using LiveService service = LiveService.Start();
+        await Dashboard.ShapesDatasetAsync(service.Client);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync("#/new");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:"); // LeNet-5 sized to the dataset
+
+        const string tooBigKernel = """
+            { "input": { "channels": 1, "height": 28, "width": 28 },
+              "layers": [ { "kind": "conv2d", "filters": 6, "kernel": 5 }, { "kind": "relu" }, { "kind": "maxpool2d", "kernel": 2 },
+                          { "kind": "conv2d", "filters": 16, "kernel": 20 }, { "kind": "flatten" }, { "kind": "linear", "units": 4 } ] }
+            """;
+        await page.FillAsync("#spec", tooBigKernel);
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("error");
+        await Expect(page.Locator("table.layers tr[data-layer='3']")).ToHaveClassAsync("has-error");
+        await Expect(page.Locator("table.layers tr.issue.error").First).ToContainTextAsync("layers[3]");
+        await Expect(page.Locator("#spec")).ToHaveAttributeAsync("aria-invalid", "true");
+        await Browser.ScreenshotAsync(page, "spec-error");
+
+        await page.FillAsync("#spec", "{ \"layers\": [ ");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Not JSON");
+
+        await page.ClickAsync("[data-preset=tiny]");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:");
+        await page.FillAsync("#hp-batchSize", "0");
+        await page.ClickAsync("#start");
+        await Expect(page.Locator("ul.errors")).ToContainTextAsync("hyperparameters.batchSize");
+        await Expect(page.Locator("#hp-batchSize")).ToHaveAttributeAsync("aria-invalid", "true");
+        Assert.EndsWith("#/new", page.Url, StringComparison.Ordinal);
+        await Browser.ScreenshotAsync(page, "hyperparameter-error");
+    }
+}
