@@ -35,7 +35,8 @@ internal sealed class ServiceUnderTest : IDisposable
         string api = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api/bin", configuration, "net10.0/TrainingService.Api.dll"));
         string dataFolder = Directory.CreateTempSubdirectory("trainingservice-bench-").FullName;
         const int Port = 5177;
-        var start = new ProcessStartInfo("dotnet", [api, "--urls", $"http://127.0.0.1:{Port}", "--Storage:DataFolder", dataFolder, "--Serilog:MinimumLevel:Default", "Warning",
+        string contentRoot = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api")); // wwwroot: the dashboard
+        var start = new ProcessStartInfo("dotnet", [api, "--contentRoot", contentRoot, "--urls", $"http://127.0.0.1:{Port}", "--Storage:DataFolder", dataFolder, "--Serilog:MinimumLevel:Default", "Warning",
             "--Streaming:FrameMilliseconds", Environment.GetEnvironmentVariable("BENCH_FRAME_MS") ?? "100"])
         {
             RedirectStandardOutput = true,

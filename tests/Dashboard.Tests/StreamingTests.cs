@@ -28,7 +28,11 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
 
         // Watch the link go down while the server is away (it stops gracefully: the job checkpoints and re-queues).
         Task down = Dashboard.WaitAsync(page, "p.job.link !== 'live'", 30_000);
+        var restart = Stopwatch.StartNew();
         await service.RestartAsync(TimeSpan.FromSeconds(2));
+        output.WriteLine($"restarted in {restart.ElapsedMilliseconds} ms");
+        // The old server closed the page's WebSocket when it began stopping, instead of waiting for it (30 s).
+        Assert.True(restart.Elapsed < TimeSpan.FromSeconds(10), $"the restart took {restart.Elapsed}");
         await down;
         long before = (await Dashboard.ProbeAsync(page)).LastStep;
         await Dashboard.WaitAsync(page, $"p.job.link === 'live' && p.job.state === 'Running' && p.job.lastStep > {before + 20}");

@@ -22,21 +22,33 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
 
     private TaskCompletionSource _flushRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    // Set once an event could not be persisted (a database error, or an event published after the pump stopped). From
+    // then on every flush fails, so no checkpoint is written past a hole in the history: a job that checkpointed
+    // before the loss resumes from there on the next start, and its history after that checkpoint is replayed.
+    private Exception? _lost;
+
     private readonly Channel<Item> _channel = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
 
     /// <summary>Queue an event of a job; never blocks.</summary>
-    public void Publish(Guid jobId, TrainingEvent trainingEvent) => _channel.Writer.TryWrite(new Item(jobId, StreamEvent.From(trainingEvent), null));
+    public void Publish(Guid jobId, TrainingEvent trainingEvent)
+    {
+        if (!_channel.Writer.TryWrite(new Item(jobId, StreamEvent.From(trainingEvent), null)))
+        {
+            Lose(new InvalidOperationException($"event {trainingEvent.Seq} of job {jobId} was published after the event pump stopped"));
+        }
+    }
 
     /// <summary>Queue: forget the job's persisted events after <paramref name="seq"/> (a run restarting from an older checkpoint replays them).</summary>
     public void TruncateAfter(Guid jobId, long seq) => _channel.Writer.TryWrite(new Item(jobId, null, seq));
 
-    /// <summary>Completes once everything queued before the call is persisted and handed on.</summary>
+    /// <summary>Completes once everything queued before the call is persisted and handed on; fails if any event was lost.</summary>
     public Task FlushAsync()
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_channel.Writer.TryWrite(new Item(Guid.Empty, null, null, done)))
         {
-            return Task.CompletedTask; // stopped: everything was persisted on the way out
+            // Stopped: everything queued was persisted on the way out, unless something was lost.
+            return Volatile.Read(ref _lost) is { } lost ? Task.FromException(Lost(lost)) : Task.CompletedTask;
         }
 
         _flushRequested.TrySetResult();
@@ -64,14 +76,23 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             {
                 await PersistAsync(batch);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex)
             {
                 logger.LogError(ex, "Persisting {Count} job events failed", batch.Count);
+                Lose(ex);
             }
 
+            Exception? lost = Volatile.Read(ref _lost);
             foreach (Item item in batch)
             {
-                item.Flushed?.TrySetResult();
+                if (lost is null)
+                {
+                    item.Flushed?.TrySetResult();
+                }
+                else
+                {
+                    item.Flushed?.TrySetException(Lost(lost));
+                }
             }
 
             batch.Clear();
@@ -87,6 +108,11 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             }
         }
     }
+
+    private void Lose(Exception cause) => Interlocked.CompareExchange(ref _lost, cause, null);
+
+    private static IOException Lost(Exception cause) =>
+        new("Job events could not be persisted, so no checkpoint may be written past them; the job resumes from its previous checkpoint when the service starts again.", cause);
 
     private async Task PersistAsync(List<Item> batch)
     {

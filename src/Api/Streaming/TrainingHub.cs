@@ -35,17 +35,27 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections) : H
 public sealed class HubConnections
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HubCallerContext> _open = new();
+    private volatile bool _stopping;
 
     public HubConnections(IHostApplicationLifetime lifetime) => lifetime.ApplicationStopping.Register(AbortAll);
 
     public int Count => _open.Count;
 
-    internal void Add(HubCallerContext context) => _open[context.ConnectionId] = context;
+    /// <summary>Tracks a new connection; one that arrives while the server stops (a quick reconnect) is closed at once.</summary>
+    internal void Add(HubCallerContext context)
+    {
+        _open[context.ConnectionId] = context;
+        if (_stopping)
+        {
+            context.Abort();
+        }
+    }
 
     internal void Remove(HubCallerContext context) => _open.TryRemove(context.ConnectionId, out _);
 
     private void AbortAll()
     {
+        _stopping = true;
         foreach (HubCallerContext context in _open.Values)
         {
             context.Abort();

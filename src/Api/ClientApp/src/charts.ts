@@ -43,6 +43,9 @@ export class LineChart {
   onDrawn?: () => void;
 
   constructor(private readonly host: HTMLElement, private options: ChartOptions, private readonly source: Source) {
+    // The canvas is a picture; its legend (a table of the values under the cursor) is the text.
+    host.setAttribute('role', 'figure');
+    host.setAttribute('aria-label', options.title);
     this.build();
     this.resize = new ResizeObserver(() => {
       if (this.plot && Math.abs(this.plot.width - this.width()) > 1) {
@@ -209,6 +212,7 @@ export class HeatStrip {
     this.canvas = document.createElement('canvas');
     this.canvas.height = 56;
     this.canvas.setAttribute('role', 'img');
+    this.canvas.setAttribute('aria-label', `Activation histograms of ${label} over time`);
     figure.append(this.caption, this.canvas);
     host.append(figure);
     this.seen = new IntersectionObserver((entries) => {

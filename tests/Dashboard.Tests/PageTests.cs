@@ -1,0 +1,134 @@
+using Deque.AxeCore.Commons;
+using Deque.AxeCore.Playwright;
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace TrainingService.Dashboard.Tests;
+
+/// <summary>The jobs list, a phone-sized screen, the keyboard, and an accessibility scan of every page.</summary>
+[Collection(BrowserCollection.Name)]
+public sealed class PageTests(Browser browser)
+{
+    [Fact]
+    public async Task TheJobsListShowsStateProgressAndFiltersByState()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        Guid cancelled = await Dashboard.LongJobAsync(service.Client, dataset);
+        await Dashboard.WaitForStateAsync(service.Client, cancelled, "Running");
+        await service.Client.PostAsync(new Uri($"jobs/{cancelled}/cancel", UriKind.Relative), null);
+        await Dashboard.WaitForStateAsync(service.Client, cancelled, "Cancelled");
+        Guid running = await Dashboard.LongJobAsync(service.Client, dataset);
+
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync("");
+        await Expect(page.Locator("table.jobs tbody tr")).ToHaveCountAsync(2);
+        ILocator row = page.Locator($"tr[data-job='{running}']");
+        await Expect(row.Locator(".badge")).ToHaveTextAsync("Running");
+        await Expect(row.Locator("td").Nth(4)).Not.ToHaveTextAsync("–"); // the latest loss, refreshed while it trains
+        string before = (await row.Locator(".progress-cell .small").TextContentAsync())!;
+        await Expect(row.Locator(".progress-cell .small")).Not.ToHaveTextAsync(before); // steps move on by themselves
+        await Expect(row.Locator(".progress-cell .small")).ToContainTextAsync("ETA");
+        await Browser.ScreenshotAsync(page, "jobs-list");
+
+        await page.SelectOptionAsync("#state-filter", "Cancelled");
+        await Expect(page.Locator("table.jobs tbody tr")).ToHaveCountAsync(1);
+        await Expect(page.Locator($"tr[data-job='{cancelled}'] .badge")).ToHaveTextAsync("Cancelled");
+        Assert.EndsWith("#/?state=Cancelled", page.Url, StringComparison.Ordinal);
+
+        await page.SelectOptionAsync("#state-filter", "");
+        await page.ClickAsync($"tr[data-job='{running}'] a");
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Running");
+        await service.Client.PostAsync(new Uri($"jobs/{running}/cancel", UriKind.Relative), null);
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Cancelled");
+    }
+
+    [Fact]
+    public async Task EveryPageFitsA390PixelWideScreen()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        IPage page = await browser.NewPageAsync(service.BaseUrl, width: 390, height: 844);
+        foreach ((string route, string name, string ready) in new[]
+        {
+            ("", "phone-jobs", "table.jobs tbody tr"),
+            ("#/new", "phone-new-job", "table.layers tbody tr"),
+            ($"#/jobs/{job}", "phone-job", "#layers-h ~ .charts .uplot"),
+        })
+        {
+            await page.GotoAsync(route);
+            await page.Locator(ready).First.WaitForAsync();
+            int width = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth");
+            Assert.True(width <= 390, $"{name}: the page is {width} px wide on a 390 px screen");
+            await Browser.ScreenshotAsync(page, name);
+        }
+
+        await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Cancelled");
+    }
+
+    [Fact]
+    public async Task AJobCanBePausedAndResumedWithTheKeyboardAlone()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync($"#/jobs/{job}");
+        await Dashboard.WaitAsync(page, "p.job && p.job.state === 'Running'");
+
+        await TabToAsync(page, "pause");
+        await page.Keyboard.PressAsync("Enter");
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Paused");
+        await TabToAsync(page, "resume");
+        await page.Keyboard.PressAsync("Space");
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Running");
+
+        // In the spec editor Tab indents; Escape then Tab leaves it.
+        await page.GotoAsync("#/new");
+        await page.Locator("table.layers tbody tr").First.WaitForAsync();
+        await page.FocusAsync("#spec");
+        await page.Keyboard.PressAsync("Tab");
+        Assert.Equal("spec", await page.EvaluateAsync<string>("() => document.activeElement.id"));
+        await page.Keyboard.PressAsync("Escape");
+        await page.Keyboard.PressAsync("Tab");
+        Assert.NotEqual("spec", await page.EvaluateAsync<string>("() => document.activeElement.id"));
+        await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+    }
+
+    [Fact]
+    public async Task NoPageHasSeriousAccessibilityViolations()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        foreach ((string route, string ready) in new[] { ("", "table.jobs tbody tr"), ("#/new", "table.layers tbody tr"), ($"#/jobs/{job}", "#layers-h ~ .charts .uplot") })
+        {
+            await page.GotoAsync(route);
+            await page.Locator(ready).First.WaitForAsync();
+            AxeResult result = await page.RunAxe();
+            string[] serious = [.. result.Violations.Where(v => v.Impact is "serious" or "critical")
+                .Select(v => $"{v.Id} ({v.Impact}): {v.Help} — {string.Join("; ", v.Nodes.Take(3).Select(n => n.Html))}")];
+            Assert.True(serious.Length == 0, $"{(route.Length == 0 ? "jobs" : route)}:\n{string.Join("\n", serious)}");
+        }
+
+        await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+    }
+
+    /// <summary>Presses Tab until the element with the id has focus (at most 60 times).</summary>
+    private static async Task TabToAsync(IPage page, string id)
+    {
+        for (int i = 0; i < 60; i++)
+        {
+            await page.Keyboard.PressAsync("Tab");
+            if (await page.EvaluateAsync<string>("() => document.activeElement.id") == id)
+            {
+                return;
+            }
+        }
+
+        Assert.Fail($"#{id} is not reachable with Tab");
+    }
+}
