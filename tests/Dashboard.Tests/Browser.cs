@@ -45,8 +45,18 @@ public sealed class Browser : IAsyncLifetime
         return page;
     }
 
-    public static async Task ScreenshotAsync(IPage page, string name) =>
+    /// <summary>A full-page screenshot; the page is scrolled through first, since charts draw only when near the viewport.</summary>
+    public static async Task ScreenshotAsync(IPage page, string name)
+    {
+        await page.EvaluateAsync("""
+            async () => {
+              const frame = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              for (let y = 0; y < document.documentElement.scrollHeight; y += window.innerHeight / 2) { window.scrollTo(0, y); await frame(); }
+              window.scrollTo(0, 0); await frame();
+            }
+            """);
         await page.ScreenshotAsync(new() { Path = Path.Combine(ScreenshotFolder, $"{name}.png"), FullPage = true });
+    }
 
     public async Task DisposeAsync()
     {

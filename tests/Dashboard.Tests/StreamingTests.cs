@@ -51,6 +51,35 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AfterANetworkDropTheChartContinuesWithNoGapAndNoDuplicate()
+    {
+        await using LiveService service = LiveService.Start();
+        await using var network = new DroppableProxy(service.Port);
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        IPage page = await browser.NewPageAsync(network.BaseUrl);
+        await page.GotoAsync($"#/jobs/{job}");
+        await Dashboard.WaitAsync(page, "p.job && p.job.link === 'live' && p.job.state === 'Running' && p.job.steps >= 20");
+
+        Task down = Dashboard.WaitAsync(page, "p.job.link !== 'live'", 30_000);
+        await network.DropAsync(TimeSpan.FromSeconds(3)); // the job trains on meanwhile
+        await down;
+        long before = (await Dashboard.ProbeAsync(page)).LastStep;
+        await Dashboard.WaitAsync(page, $"p.job.link === 'live' && p.job.lastStep > {before + 20}");
+        await Browser.ScreenshotAsync(page, "network-drop");
+
+        await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Cancelled");
+        Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
+        List<JsonElement> history = await Dashboard.HistoryAsync(service.Client, job);
+        Assert.Equal(0, probe.Gaps);
+        Assert.Equal(0, probe.RepeatedSteps);
+        Assert.Equal(probe.LastStep, probe.Steps);
+        Assert.Equal(history.Count, probe.Seq);
+        Assert.Equal(history.Count(e => e.GetProperty("kind").GetString() == "step"), probe.Steps);
+    }
+
+    [Fact]
     public async Task AJobWithAHundredThousandStepsRendersWithinTwoSeconds()
     {
         await using LiveService service = LiveService.Start();
