@@ -178,6 +178,38 @@ public sealed class ModelsApiTests
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
+    [Fact]
+    public async Task PresetsAreSizedToTheInputAndEachValidatesWithOneOutputPerClass()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        JsonElement presets = await client.GetFromJsonAsync<JsonElement>("/models/presets?channels=3&height=32&width=32&classes=7");
+        Assert.Equal(["tiny", "lenet5", "vgg"], presets.EnumerateArray().Select(p => p.GetProperty("name").GetString()));
+        foreach (JsonElement preset in presets.EnumerateArray())
+        {
+            JsonElement spec = preset.GetProperty("spec");
+            Assert.Equal(3, spec.GetProperty("input").GetProperty("channels").GetInt32());
+            Assert.False(spec.GetProperty("layers")[0].TryGetProperty("units", out _), "unset layer fields are left out of a spec's JSON");
+            JsonElement result = await (await PostJson(client, spec.GetRawText())).Content.ReadFromJsonAsync<JsonElement>();
+            Assert.True(result.GetProperty("valid").GetBoolean(), $"{preset.GetProperty("name")}: {result}");
+            Assert.Equal([7], result.GetProperty("outputShape").EnumerateArray().Select(d => d.GetInt32()));
+        }
+    }
+
+    [Theory]
+    [InlineData("?height=8", "height")]
+    [InlineData("?width=2000", "width")]
+    [InlineData("?channels=0", "channels")]
+    [InlineData("?classes=1", "classes")]
+    public async Task PresetsForAnImpossibleInputAreA400NamingTheField(string query, string field)
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        HttpResponseMessage response = await client.GetAsync(new Uri($"/models/presets{query}", UriKind.Relative));
+        JsonElement problem = await Service.ServiceHarness.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+        Assert.Contains(field, Service.ServiceHarness.FieldsOf(problem));
+    }
+
     private static Task<HttpResponseMessage> PostJson(HttpClient client, string json) =>
         client.PostAsync(new Uri("/models/validate", UriKind.Relative), new StringContent(json, Encoding.UTF8, "application/json"));
 }

@@ -70,13 +70,7 @@ public sealed class Browser : IAsyncLifetime
 
     private static string FindScreenshotFolder()
     {
-        DirectoryInfo? dir = new(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "TrainingService.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        string folder = Path.Combine(dir?.FullName ?? AppContext.BaseDirectory, "artifacts", "screenshots");
+        string folder = Path.Combine(Dashboard.RepositoryRoot, "artifacts", "screenshots");
         Directory.CreateDirectory(folder);
         return folder;
     }

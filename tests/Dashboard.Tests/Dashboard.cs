@@ -7,6 +7,20 @@ namespace TrainingService.Dashboard.Tests;
 /// <summary>What the tests read from a page and do through the REST API.</summary>
 internal static class Dashboard
 {
+    /// <summary>The folder holding TrainingService.sln, found upwards from the test binaries.</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
+    private static string FindRepositoryRoot()
+    {
+        DirectoryInfo? dir = new(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "TrainingService.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException($"TrainingService.sln not found above {AppContext.BaseDirectory}");
+    }
+
     /// <summary>window.trainingDashboard.job: the followed job as the page holds it.</summary>
     public sealed record JobProbe(string Id, long Seq, long Steps, long LastStep, long Gaps, long RepeatedSteps, string State, string Link);
 

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Json;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -76,9 +78,19 @@ public sealed class JobLifecycleTests(Browser browser)
     {
         await using LiveService service = LiveService.Start();
         await Dashboard.ShapesDatasetAsync(service.Client);
+        HttpResponseMessage saved = await service.Client.PostAsJsonAsync("models", new
+        {
+            name = "my small net",
+            spec = new { name = "mine", input = new { channels = 1, height = 28, width = 28 }, layers = new object[] { new { kind = "flatten" }, new { kind = "linear", units = 4 } } },
+        });
+        Assert.Equal(HttpStatusCode.Created, saved.StatusCode);
         IPage page = await browser.NewPageAsync(service.BaseUrl);
         await page.GotoAsync("#/new");
         await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:"); // LeNet-5 sized to the dataset
+
+        await page.ClickAsync("[data-model]:has-text('my small net')"); // a model saved with POST /models
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("3,140 parameters");
+        await Expect(page.Locator("table.layers tbody tr")).ToHaveCountAsync(2);
 
         const string tooBigKernel = """
             { "input": { "channels": 1, "height": 28, "width": 28 },

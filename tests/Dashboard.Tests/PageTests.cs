@@ -84,6 +84,7 @@ public sealed class PageTests(Browser browser)
         await TabToAsync(page, "resume");
         await page.Keyboard.PressAsync("Space");
         await Expect(page.Locator("#state")).ToHaveTextAsync("Running");
+        await Browser.ScreenshotAsync(page, "keyboard-resumed");
 
         // In the spec editor Tab indents; Escape then Tab leaves it.
         await page.GotoAsync("#/new");
@@ -109,6 +110,7 @@ public sealed class PageTests(Browser browser)
             await page.GotoAsync(route);
             await page.Locator(ready).First.WaitForAsync();
             AxeResult result = await page.RunAxe();
+            await Browser.ScreenshotAsync(page, $"axe-{(route.Length == 0 ? "jobs" : route.Contains("new", StringComparison.Ordinal) ? "new-job" : "job")}");
             string[] serious = [.. result.Violations.Where(v => v.Impact is "serious" or "critical")
                 .Select(v => $"{v.Id} ({v.Impact}): {v.Help} — {string.Join("; ", v.Nodes.Take(3).Select(n => n.Html))}")];
             Assert.True(serious.Length == 0, $"{(route.Length == 0 ? "jobs" : route)}:\n{string.Join("\n", serious)}");

@@ -16,6 +16,10 @@ public sealed class TorchAgreementTests
     private static readonly Dictionary<string, ModelSpec> s_specs = new(StringComparer.Ordinal)
     {
         ["lenet5 preset, 28x28 with pad 2"] = ModelPresets.LeNet5(),
+        ["tiny preset, 3x16x16, 7 classes"] = ModelPresets.TinyCnn(3, 16, 16, 7),
+        ["vgg preset, 28x28"] = ModelPresets.SmallVgg(),
+        ["vgg preset, 3x32x32"] = ModelPresets.SmallVgg(3, 32, 32, 10),
+        ["lenet5 preset, 16x16 (the smallest the presets endpoint accepts)"] = ModelPresets.LeNet5(1, 16, 16, 2),
         ["lenet5 classic, 32x32 without padding"] = Of(1, 32, 32,
             Conv(6, 5), Relu(), MaxPool(2), Conv(16, 5), Relu(), MaxPool(2), Flatten(),
             Linear(120), Relu(), Linear(84), Relu(), Linear(10)),

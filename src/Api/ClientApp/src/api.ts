@@ -1,5 +1,5 @@
 import { probe } from './probe';
-import type { DatasetView, JobView, ModelPreset, Problem, RunState, StreamEvent, ValidationResult } from './types';
+import type { DatasetView, JobView, ModelPreset, ModelSpec, Problem, RunState, StreamEvent, ValidationResult } from './types';
 
 /** A failed request, carrying the server's problem details. */
 export class ApiError extends Error {
@@ -50,6 +50,7 @@ export const api = {
   samplePng: (id: string, index: number) => `datasets/${id}/samples/${index}.png`,
   presets: (channels: number, height: number, width: number, classes: number) =>
     request<ModelPreset[]>('GET', `models/presets?channels=${channels}&height=${height}&width=${width}&classes=${classes}`),
+  models: () => request<{ id: string; name: string; parameters: number; spec: ModelSpec }[]>('GET', 'models'),
   validate: (spec: unknown, signal?: AbortSignal) => request<ValidationResult>('POST', 'models/validate', spec, signal),
 };
 

@@ -155,8 +155,9 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   async function loadPresets(d: DatasetView) {
     const [channels, height, width] = d.shape;
     let presets: ModelPreset[] = [];
+    let saved: Awaited<ReturnType<typeof api.models>> = [];
     try {
-      presets = await api.presets(channels, height, width, d.classes);
+      [presets, saved] = await Promise.all([api.presets(channels, height, width, d.classes), api.models()]);
     } catch (e) {
       presetBar.replaceChildren(h('span', { class: 'muted' }, e instanceof ApiError ? e.describe().join('; ') : String(e)));
       return;
@@ -164,6 +165,10 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
     presetBar.replaceChildren(h('span', { class: 'small' }, 'Presets: '), ...presets.map((p) => {
       const b = h('button', { type: 'button', title: p.description, 'data-preset': p.name }, p.name);
       b.addEventListener('click', () => setSpec(p.spec));
+      return b;
+    }), ...(saved.length > 0 ? [h('span', { class: 'small' }, ' Saved: ')] : []), ...saved.slice(0, 12).map((m) => {
+      const b = h('button', { type: 'button', title: `${fmt.int(m.parameters)} parameters (POST /models)`, 'data-model': m.id }, m.name);
+      b.addEventListener('click', () => setSpec(m.spec));
       return b;
     }));
     // A new dataset brings a fresh spec sized to it, unless the user has written one of their own.
