@@ -63,6 +63,25 @@ internal static class Dashboard
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
     }
 
+    /// <summary>A shapes dataset and a long job on it (see <see cref="LongJobAsync"/>).</summary>
+    public static async Task<Guid> LongJobOnShapesAsync(HttpClient client) => await LongJobAsync(client, await ShapesDatasetAsync(client));
+
+    /// <summary>
+    /// The page holds the job's history exactly: every event once, in seq order, as many as the server's history
+    /// (read after the job has finished, so the two can be compared), and every step from 1 to the last once.
+    /// </summary>
+    public static async Task<(JobProbe Probe, List<JsonElement> History)> AssertEveryEventOnceAsync(IPage page, HttpClient client, Guid job)
+    {
+        JobProbe probe = await ProbeAsync(page);
+        List<JsonElement> history = await HistoryAsync(client, job);
+        Assert.Equal(0, probe.Gaps);
+        Assert.Equal(0, probe.RepeatedSteps);
+        Assert.Equal(probe.LastStep, probe.Steps);
+        Assert.Equal(history.Count, probe.Seq);
+        Assert.Equal(history.Count(e => e.GetProperty("kind").GetString() == "step"), probe.Steps);
+        return (probe, history);
+    }
+
     public static async Task<JsonElement> JobAsync(HttpClient client, Guid id) =>
         await client.GetFromJsonAsync<JsonElement>($"jobs/{id}");
 

@@ -63,13 +63,7 @@ public sealed class JobLifecycleTests(Browser browser)
         await Expect(page.Locator("#cancel")).ToBeDisabledAsync();
 
         // Every step exactly once, every event in seq order, as many as the server's history holds.
-        Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
-        Assert.Equal(0, probe.Gaps);
-        Assert.Equal(0, probe.RepeatedSteps);
-        Assert.Equal(probe.LastStep, probe.Steps);
-        var history = await Dashboard.HistoryAsync(service.Client, Guid.Parse(probe.Id));
-        Assert.Equal(history.Count, probe.Seq);
-        Assert.Equal(history.Count(e => e.GetProperty("kind").GetString() == "step"), probe.Steps);
+        await Dashboard.AssertEveryEventOnceAsync(page, service.Client, Guid.Parse((await Dashboard.ProbeAsync(page)).Id));
         await Browser.ScreenshotAsync(page, "job-cancelled");
     }
 

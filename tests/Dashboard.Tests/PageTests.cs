@@ -47,8 +47,7 @@ public sealed class PageTests(Browser browser)
     public async Task EveryPageFitsA390PixelWideScreen()
     {
         await using LiveService service = LiveService.Start();
-        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
-        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
         IPage page = await browser.NewPageAsync(service.BaseUrl, width: 390, height: 844);
         foreach ((string route, string name, string ready) in new[]
         {
@@ -72,8 +71,7 @@ public sealed class PageTests(Browser browser)
     public async Task AJobCanBePausedAndResumedWithTheKeyboardAlone()
     {
         await using LiveService service = LiveService.Start();
-        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
-        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
         IPage page = await browser.NewPageAsync(service.BaseUrl);
         await page.GotoAsync($"#/jobs/{job}");
         await Dashboard.WaitAsync(page, "p.job && p.job.state === 'Running'");
@@ -102,8 +100,7 @@ public sealed class PageTests(Browser browser)
     public async Task NoPageHasSeriousAccessibilityViolations()
     {
         await using LiveService service = LiveService.Start();
-        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
-        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
         IPage page = await browser.NewPageAsync(service.BaseUrl);
         foreach ((string route, string ready) in new[] { ("", "table.jobs tbody tr"), ("#/new", "table.layers tbody tr"), ($"#/jobs/{job}", "#layers-h ~ .charts .uplot") })
         {

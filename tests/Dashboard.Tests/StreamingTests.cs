@@ -20,8 +20,7 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
     public async Task AfterTheServerGoesAwayAndComesBackTheChartContinuesWithNoGapAndNoDuplicate()
     {
         await using LiveService service = LiveService.Start();
-        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
-        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
         IPage page = await browser.NewPageAsync(service.BaseUrl);
         await page.GotoAsync($"#/jobs/{job}");
         await Dashboard.WaitAsync(page, "p.job && p.job.link === 'live' && p.job.state === 'Running' && p.job.steps >= 20");
@@ -40,13 +39,7 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
 
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
         await Expect(page.Locator("#state")).ToHaveTextAsync("Cancelled");
-        Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
-        List<JsonElement> history = await Dashboard.HistoryAsync(service.Client, job);
-        Assert.Equal(0, probe.Gaps);
-        Assert.Equal(0, probe.RepeatedSteps);
-        Assert.Equal(probe.LastStep, probe.Steps); // steps 1..N, each once
-        Assert.Equal(history.Count, probe.Seq);
-        Assert.Equal(history.Count(e => e.GetProperty("kind").GetString() == "step"), probe.Steps);
+        (_, List<JsonElement> history) = await Dashboard.AssertEveryEventOnceAsync(page, service.Client, job);
         Assert.Contains(history, e => e.GetProperty("kind").GetString() == "state" && e.GetProperty("state").GetString() == "Queued");
     }
 
@@ -55,8 +48,7 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
     {
         await using LiveService service = LiveService.Start();
         await using var network = new DroppableProxy(service.Port);
-        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
-        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
         IPage page = await browser.NewPageAsync(network.BaseUrl);
         await page.GotoAsync($"#/jobs/{job}");
         await Dashboard.WaitAsync(page, "p.job && p.job.link === 'live' && p.job.state === 'Running' && p.job.steps >= 20");
@@ -70,13 +62,7 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
 
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
         await Expect(page.Locator("#state")).ToHaveTextAsync("Cancelled");
-        Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
-        List<JsonElement> history = await Dashboard.HistoryAsync(service.Client, job);
-        Assert.Equal(0, probe.Gaps);
-        Assert.Equal(0, probe.RepeatedSteps);
-        Assert.Equal(probe.LastStep, probe.Steps);
-        Assert.Equal(history.Count, probe.Seq);
-        Assert.Equal(history.Count(e => e.GetProperty("kind").GetString() == "step"), probe.Steps);
+        await Dashboard.AssertEveryEventOnceAsync(page, service.Client, job);
     }
 
     [Fact]
