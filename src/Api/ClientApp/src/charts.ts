@@ -101,7 +101,10 @@ export class LineChart {
       width: this.width(),
       height: this.height(),
       scales: { x: { time: false }, y: o.log ? { distr: 3 } : {} },
-      axes: [{ label: o.x, incrs: integerSteps }, { size: 60, values: o.format ? (_u, vals) => vals.map((v) => o.format!(v)) : undefined }],
+      axes: [
+        { label: o.x, incrs: integerSteps },
+        { size: 60, values: o.format ? (_u, vals) => vals.map((v) => o.format!(v)) : o.log ? (_u, vals) => vals.map(logTick) : undefined },
+      ],
       legend: { live: true },
       cursor: {
         drag: { x: true, y: false, setScale: false },
@@ -306,3 +309,9 @@ function heat(t: number): [number, number, number] {
 
 /** Tick spacings for x axes that count steps or epochs: whole numbers only. */
 const integerSteps = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10_000, 20_000, 25_000, 50_000, 100_000, 200_000, 500_000, 1_000_000];
+
+/** A log axis's tick: 1e-5 rather than uPlot's rounding of it to 0. */
+function logTick(v: number | null): string {
+  if (v == null) return '';
+  return v !== 0 && (Math.abs(v) < 0.01 || Math.abs(v) >= 1e5) ? v.toExponential(0) : String(Number(v.toPrecision(3)));
+}

@@ -1,6 +1,7 @@
 import { api, ApiError } from '../api';
 import { fmt, h, type Page } from '../dom';
-import type { DatasetView, ModelPreset, SpecIssue, ValidationResult } from '../types';
+import { formatSpec } from '../specformat';
+import type { DatasetView, ModelPreset, ModelSpec, SpecIssue, ValidationResult } from '../types';
 
 /**
  * New job: pick or generate a dataset (samples and class counts shown), write or pick a model spec while its
@@ -175,8 +176,8 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
     if (!editor.value || editor.dataset.fromPreset === 'true') setSpec(presets.find((p) => p.name === 'lenet5')?.spec ?? presets[0].spec);
   }
 
-  function setSpec(spec: unknown) {
-    editor.value = JSON.stringify(spec, null, 2);
+  function setSpec(spec: ModelSpec) {
+    editor.value = formatSpec(spec);
     editor.dataset.fromPreset = 'true';
     scheduleValidation(0);
   }
