@@ -20,8 +20,8 @@ public sealed record InputSpec(int Channels, int Height, int Width);
 
 /// <summary>
 /// One layer. <see cref="Kind"/> decides which of the other fields apply:
-/// conv2d (filters, kernel, stride, padding, dilation, bias), maxpool2d/avgpool2d (kernel, stride, padding),
-/// leakyrelu (slope), batchnorm2d (eps, momentum), dropout (p), linear (units, bias);
+/// conv2d (filters, kernel, stride, padding, dilation, bias, biasInit), maxpool2d/avgpool2d (kernel, stride, padding),
+/// leakyrelu (slope), batchnorm2d (eps, momentum), dropout (p), linear (units, bias, biasInit);
 /// relu, sigmoid, tanh, flatten and globalavgpool take none. Fields left unset are left out of its JSON.
 /// </summary>
 public sealed record LayerSpec
@@ -56,6 +56,10 @@ public sealed record LayerSpec
     /// <summary>conv2d, linear: whether to learn a bias (default true).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public bool? Bias { get; init; }
+
+    /// <summary>conv2d, linear: start every bias at this value instead of PyTorch's small random ones (bias must be on).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BiasInit { get; init; }
 
     /// <summary>linear: the number of outputs.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -21,7 +21,7 @@ public sealed record StreamEvent
     /// <summary>step, epoch.</summary>
     public int? Epoch { get; init; }
 
-    /// <summary>step, layers: the global step, from 1.</summary>
+    /// <summary>step, layers, alert: the global step, from 1.</summary>
     public long? Step { get; init; }
 
     /// <summary>step: the batch's mean cross-entropy.</summary>
@@ -51,12 +51,28 @@ public sealed record StreamEvent
     /// <summary>state: why (a failure's cause, "resumed at step 120", …).</summary>
     public string? Reason { get; init; }
 
+    /// <summary>alert: the rule (initial-loss, loss-explosion, dead-relu, …).</summary>
+    public string? Code { get; init; }
+
+    /// <summary>alert: info, warning or critical.</summary>
+    public string? Severity { get; init; }
+
+    /// <summary>alert: the layer or parameter tensor concerned.</summary>
+    public string? Layer { get; init; }
+
+    /// <summary>alert: what was seen, with the numbers.</summary>
+    public string? Message { get; init; }
+
+    /// <summary>alert: what to try.</summary>
+    public string? Suggestion { get; init; }
+
     public static StreamEvent From(TrainingEvent e) => e switch
     {
         StepEvent s => new() { Seq = s.Seq, Kind = "step", Time = s.Time.UtcDateTime, Epoch = s.Epoch, Step = s.Step, Loss = s.Loss, LearningRate = s.LearningRate, SamplesPerSecond = s.SamplesPerSecond },
         LayersEvent l => new() { Seq = l.Seq, Kind = "layers", Time = l.Time.UtcDateTime, Step = l.Step, Layers = l.Layers, Parameters = l.Parameters },
         EpochEvent p => new() { Seq = p.Seq, Kind = "epoch", Time = p.Time.UtcDateTime, Epoch = p.Epoch, TrainLoss = p.TrainLoss, TrainAccuracy = p.TrainAccuracy, ValidationLoss = p.ValidationLoss, ValidationAccuracy = p.ValidationAccuracy },
         StateEvent t => new() { Seq = t.Seq, Kind = "state", Time = t.Time.UtcDateTime, State = t.State, Reason = t.Reason },
+        AlertEvent a => new() { Seq = a.Seq, Kind = "alert", Time = a.Time.UtcDateTime, Step = a.Step, Code = a.Code, Severity = a.Severity, Layer = a.Layer, Message = a.Message, Suggestion = a.Suggestion },
         _ => throw new ArgumentException($"no stream form for {e.GetType().Name}", nameof(e)),
     };
 }

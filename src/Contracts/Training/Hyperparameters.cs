@@ -71,4 +71,78 @@ public sealed record MonitoringOptions
 {
     /// <summary>Layer and parameter statistics every this many steps; 0 turns them off.</summary>
     public int StatsEvery { get; init; } = 10;
+
+    /// <summary>The babysitting rules the trainer applies as it goes, each raising an alert event; see docs/diagnostics.md.</summary>
+    public DiagnosticsOptions Diagnostics { get; init; } = new();
+}
+
+/// <summary>What to do when the loss or a weight becomes NaN or infinite.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<NonFiniteAction>))]
+public enum NonFiniteAction
+{
+    /// <summary>Alert and fail the job; the last checkpoint (from before) is kept.</summary>
+    [JsonStringEnumMemberName("stop")] Stop,
+
+    /// <summary>Alert only; training goes on.</summary>
+    [JsonStringEnumMemberName("alert")] Alert,
+}
+
+/// <summary>
+/// Thresholds of the diagnostic rules, per job. Rules that read layer statistics run only when statsEvery > 0;
+/// "measurements" counts those statistics steps. docs/diagnostics.md explains each rule.
+/// </summary>
+public sealed record DiagnosticsOptions
+{
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>initial-loss: alert when the first step's loss differs from ln(classes) by more than this fraction of it.</summary>
+    public double InitialLossTolerance { get; init; } = 0.5;
+
+    /// <summary>non-finite: stop the job (default) or only alert.</summary>
+    public NonFiniteAction OnNonFinite { get; init; } = NonFiniteAction.Stop;
+
+    /// <summary>loss-explosion: alert when the loss, smoothed over ~10 steps, exceeds this multiple of the first step's loss.</summary>
+    public double ExplosionFactor { get; init; } = 3;
+
+    /// <summary>loss-not-falling: after this many steps, the mean loss of the last 20 must be below the first 10 steps' mean by <see cref="MinimumLossDrop"/>.</summary>
+    public int NotFallingSteps { get; init; } = 300;
+
+    /// <summary>loss-not-falling: the fraction by which the loss must have fallen.</summary>
+    public double MinimumLossDrop { get; init; } = 0.05;
+
+    /// <summary>
+    /// update-ratio-high: a weight tensor's ‖Δw‖/‖w‖ above this in every one of the last <see cref="Window"/> measurements.
+    /// About 1e-3 is the rule of thumb for healthy; a healthy LeNet-5 on Fashion-MNIST (SGD 0.05, momentum 0.9) keeps
+    /// conv1 at 1.4–3e-2 through its first 600 steps, hence 3e-2 (docs/diagnostics.md).
+    /// </summary>
+    public double UpdateRatioHigh { get; init; } = 3e-2;
+
+    /// <summary>update-ratio-low: below this in every one of the last <see cref="Window"/> measurements (not judged while a schedule has taken the learning rate under a tenth of its start).</summary>
+    public double UpdateRatioLow { get; init; } = 1e-5;
+
+    /// <summary>Measurements a layer-statistics rule looks back over (persistence).</summary>
+    public int Window { get; init; } = 10;
+
+    /// <summary>Measurements skipped before the layer-statistics rules start (the first steps are unlike the rest).</summary>
+    public int WarmupMeasurements { get; init; } = 5;
+
+    /// <summary>dead-relu: alert when more than this fraction of a ReLU layer's units had no positive output in every batch of the window.</summary>
+    public double DeadUnitFraction { get; init; } = 0.5;
+
+    /// <summary>saturation: alert when more than this fraction of a sigmoid or tanh layer's outputs are within 2% of its limits, over the window.</summary>
+    public double SaturatedFraction { get; init; } = 0.5;
+
+    /// <summary>vanishing-/exploding-gradients: alert when weight layers' ‖∂L/∂w‖/‖w‖ differ across depth by more than this factor, over the window.</summary>
+    public double GradientSpread { get; init; } = 1e4;
+
+    /// <summary>overfitting: alert when the validation loss has stayed over 5% above its best for this many epochs while the train−validation accuracy gap widened.</summary>
+    public int OverfittingEpochs { get; init; } = 3;
+
+    /// <summary>overfitting: and the gap is at least this large.</summary>
+    public double OverfittingGap { get; init; } = 0.05;
+
+    /// <summary>plateau: alert (info) when the best validation accuracy has not improved by <see cref="PlateauDelta"/> for this many epochs.</summary>
+    public int PlateauEpochs { get; init; } = 4;
+
+    public double PlateauDelta { get; init; } = 0.002;
 }

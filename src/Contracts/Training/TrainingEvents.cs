@@ -8,6 +8,7 @@ namespace TrainingService.Contracts.Training;
 [JsonDerivedType(typeof(LayersEvent), "layers")]
 [JsonDerivedType(typeof(EpochEvent), "epoch")]
 [JsonDerivedType(typeof(StateEvent), "state")]
+[JsonDerivedType(typeof(AlertEvent), "alert")]
 public abstract record TrainingEvent
 {
     public long Seq { get; init; }
@@ -47,7 +48,14 @@ public sealed record LayersEvent : TrainingEvent
 /// <summary>A layer's output over a batch.</summary>
 /// <param name="Histogram">Counts in equal-width bins from <paramref name="Min"/> to <paramref name="Max"/>.</param>
 /// <param name="ZeroFraction">Fraction of outputs exactly 0 (dead or inactive ReLU units).</param>
-public sealed record LayerStats(string Name, string Kind, double Mean, double Std, double Min, double Max, double ZeroFraction, long[] Histogram);
+public sealed record LayerStats(string Name, string Kind, double Mean, double Std, double Min, double Max, double ZeroFraction, long[] Histogram)
+{
+    /// <summary>ReLU layers: fraction of units (channels, or features) with no positive output anywhere in the batch.</summary>
+    public double? InactiveUnits { get; init; }
+
+    /// <summary>Sigmoid and tanh layers: fraction of outputs within 2% of the function's limits.</summary>
+    public double? Saturated { get; init; }
+}
 
 /// <summary>A parameter tensor at one step.</summary>
 /// <param name="Name">e.g. conv1.weight.</param>
@@ -87,4 +95,27 @@ public sealed record StateEvent : TrainingEvent
     public RunState State { get; init; }
 
     public string? Reason { get; init; }
+}
+
+/// <summary>A diagnosis: something in the run looks wrong, what it probably means and what to try.</summary>
+public sealed record AlertEvent : TrainingEvent
+{
+    /// <summary>The rule: initial-loss, non-finite, loss-explosion, loss-not-falling, update-ratio-high, update-ratio-low,
+    /// dead-relu, saturation, vanishing-gradients, exploding-gradients, overfitting, plateau.</summary>
+    public required string Code { get; init; }
+
+    /// <summary>info, warning or critical.</summary>
+    public required string Severity { get; init; }
+
+    /// <summary>The layer or parameter tensor it is about, when it is about one.</summary>
+    public string? Layer { get; init; }
+
+    /// <summary>The step at which it was seen.</summary>
+    public long Step { get; init; }
+
+    /// <summary>What was seen, with the numbers.</summary>
+    public required string Message { get; init; }
+
+    /// <summary>What to try.</summary>
+    public string? Suggestion { get; init; }
 }

@@ -47,6 +47,7 @@ public sealed class Trainer : IDisposable
     private readonly SpecModel _model;
     private readonly OptimizerHelper _optimizer;
     private readonly StatsCollector? _stats;
+    private readonly Diagnostics? _diagnostics;
     private readonly Tensor _images;
     private readonly Tensor _labels;
     private readonly Tensor _scale;
@@ -79,6 +80,7 @@ public sealed class Trainer : IDisposable
         _model = new SpecModel(model);
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
+        _diagnostics = _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
 
         long[] shape = [data.Train.Count, data.Channels, data.Height, data.Width];
         _images = tensor(data.Train.Images, shape, ScalarType.Byte);
@@ -158,6 +160,13 @@ public sealed class Trainer : IDisposable
                 int start = _position.BatchInEpoch * _hp.BatchSize;
                 int[] batch = order[start..Math.Min(start + _hp.BatchSize, order.Length)];
                 Step(batch, ref lastTick);
+                if (_diagnostics?.Failure is { } failure)
+                {
+                    // No checkpoint: the last one, from before the failure, is the one to resume or inspect.
+                    Emit(new StateEvent { State = RunState.Failed, Reason = failure });
+                    return TrainingOutcome.Failed;
+                }
+
                 if (_options.CheckpointEverySteps > 0 && _position.Step % _options.CheckpointEverySteps == 0)
                 {
                     SaveCheckpoint();
@@ -254,6 +263,23 @@ public sealed class Trainer : IDisposable
         {
             Emit(layers);
         }
+
+        if (_diagnostics is not null)
+        {
+            EmitAll(_diagnostics.OnStep(step, loss, learningRate));
+            if (layers is not null && _diagnostics.Failure is null)
+            {
+                EmitAll(_diagnostics.OnLayers(layers, _stats!.ActiveUnits, learningRate));
+            }
+        }
+    }
+
+    private void EmitAll(List<AlertEvent> alerts)
+    {
+        foreach (AlertEvent alert in alerts)
+        {
+            Emit(alert);
+        }
     }
 
     private void EndEpoch()
@@ -262,14 +288,20 @@ public sealed class Trainer : IDisposable
         double? best = validationAccuracy is { } accuracy
             ? Math.Max(accuracy, _position.BestValidationAccuracy ?? double.MinValue)
             : _position.BestValidationAccuracy;
-        Emit(new EpochEvent
+        var epoch = new EpochEvent
         {
             Epoch = _position.Epoch,
             TrainLoss = _position.EpochSeen > 0 ? _position.EpochLossSum / _position.EpochSeen : double.NaN,
             TrainAccuracy = _position.EpochSeen > 0 ? (double)_position.EpochCorrect / _position.EpochSeen : double.NaN,
             ValidationLoss = validationLoss,
             ValidationAccuracy = validationAccuracy,
-        });
+        };
+        Emit(epoch);
+        if (_diagnostics is not null)
+        {
+            EmitAll(_diagnostics.OnEpoch(epoch, _position.Step, LearningRateSchedule.At(_hp, _position.Epoch, _position.Step, TotalSteps)));
+        }
+
         _position = _position with
         {
             Epoch = _position.Epoch + 1,

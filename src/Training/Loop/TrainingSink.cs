@@ -64,4 +64,7 @@ public enum TrainingOutcome
 
     /// <summary>The host is stopping: a checkpoint was written and the run can resume from it.</summary>
     Interrupted,
+
+    /// <summary>A diagnosis stopped it (NaN or infinity); the last checkpoint, from before, is kept.</summary>
+    Failed,
 }

@@ -29,6 +29,22 @@ public static class TrainingValidator
         Check(hp.Gamma is > 0 and <= 1, "hyperparameters.gamma", $"gamma must be in (0, 1], got {hp.Gamma}");
         Check(hp.ValidationFraction is null or (>= 0 and <= 0.9), "hyperparameters.validationFraction", $"validationFraction must be in [0, 0.9], got {hp.ValidationFraction}");
         Check(monitoring.StatsEvery >= 0, "monitoring.statsEvery", $"statsEvery must be 0 (off) or more, got {monitoring.StatsEvery}");
+        DiagnosticsOptions d = monitoring.Diagnostics ?? new DiagnosticsOptions();
+        const string D = "monitoring.diagnostics.";
+        Check(d.InitialLossTolerance > 0, D + "initialLossTolerance", $"initialLossTolerance must be above 0, got {d.InitialLossTolerance}");
+        Check(d.ExplosionFactor > 1, D + "explosionFactor", $"explosionFactor must be above 1, got {d.ExplosionFactor}");
+        Check(d.NotFallingSteps >= 30, D + "notFallingSteps", $"notFallingSteps must be at least 30 (it compares the first 10 steps with the last 20), got {d.NotFallingSteps}");
+        Check(d.MinimumLossDrop is > 0 and < 1, D + "minimumLossDrop", $"minimumLossDrop must be in (0, 1), got {d.MinimumLossDrop}");
+        Check(d.UpdateRatioLow > 0 && d.UpdateRatioHigh > d.UpdateRatioLow, D + "updateRatioHigh", $"updateRatioLow must be above 0 and below updateRatioHigh, got {d.UpdateRatioLow} and {d.UpdateRatioHigh}");
+        Check(d.Window >= 1, D + "window", $"window must be at least 1 measurement, got {d.Window}");
+        Check(d.WarmupMeasurements >= 0, D + "warmupMeasurements", $"warmupMeasurements must be 0 or more, got {d.WarmupMeasurements}");
+        Check(d.DeadUnitFraction is > 0 and <= 1, D + "deadUnitFraction", $"deadUnitFraction must be in (0, 1], got {d.DeadUnitFraction}");
+        Check(d.SaturatedFraction is > 0 and <= 1, D + "saturatedFraction", $"saturatedFraction must be in (0, 1], got {d.SaturatedFraction}");
+        Check(d.GradientSpread > 1, D + "gradientSpread", $"gradientSpread must be above 1, got {d.GradientSpread}");
+        Check(d.OverfittingEpochs >= 1, D + "overfittingEpochs", $"overfittingEpochs must be at least 1, got {d.OverfittingEpochs}");
+        Check(d.OverfittingGap is >= 0 and <= 1, D + "overfittingGap", $"overfittingGap must be in [0, 1], got {d.OverfittingGap}");
+        Check(d.PlateauEpochs >= 1, D + "plateauEpochs", $"plateauEpochs must be at least 1, got {d.PlateauEpochs}");
+        Check(d.PlateauDelta >= 0, D + "plateauDelta", $"plateauDelta must be 0 or more, got {d.PlateauDelta}");
         if (!model.IsValid)
         {
             errors.Add(new SpecIssue(null, null, "model", "the model spec has errors: " + string.Join("; ", model.Result.Errors.Select(e => e.Message))));

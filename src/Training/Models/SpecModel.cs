@@ -26,6 +26,12 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
         for (int i = 0; i < _layers.Length; i++)
         {
             register_module(Plan[i].Name, _layers[i]);
+            if (Plan[i].BiasInit is { } value)
+            {
+                using var noGrad = no_grad();
+                Parameter? bias = _layers[i] switch { Conv2d c => c.bias, Linear l => l.bias, _ => null };
+                bias?.fill_(value);
+            }
         }
     }
 

@@ -31,6 +31,7 @@ public sealed class StatsCollector
     private readonly Dictionary<(int Layer, int Count), int[]> _runStarts = [];
     private readonly float[] _sample;
     private readonly int _seed;
+    private readonly Dictionary<string, bool[]> _activeUnits = [];
 
     public StatsCollector(SpecModel model, int sampleSize = 4096, int seed = 1)
     {
@@ -48,6 +49,9 @@ public sealed class StatsCollector
     }
 
     public int SampleSize { get; }
+
+    /// <summary>ReLU layers at the last collected step: per unit (channel or feature), whether any output in the batch was positive.</summary>
+    public IReadOnlyDictionary<string, bool[]> ActiveUnits => _activeUnits;
 
     /// <summary>Start observing layer outputs for the coming forward pass.</summary>
     public void BeginForward()
@@ -105,7 +109,57 @@ public sealed class StatsCollector
         }
 
         LayerPlan plan = _model.Plan[index];
-        _layers[index] = Summarise(plan.Name, LayerKinds.Name(plan.Kind), sample);
+        LayerStats stats = Summarise(plan.Name, LayerKinds.Name(plan.Kind), sample);
+        _layers[index] = plan.Kind switch
+        {
+            LayerKind.Relu => stats with { InactiveUnits = InactiveUnits(plan.Name, values, output.shape) },
+            LayerKind.Sigmoid => stats with { Saturated = FractionOutside(sample, 0.02f, 0.98f) },
+            LayerKind.Tanh => stats with { Saturated = FractionOutside(sample, -0.98f, 0.98f) },
+            _ => stats,
+        };
+    }
+
+    /// <summary>
+    /// Marks each unit (dimension 1: a channel or a feature) active when any of its outputs in the batch is positive,
+    /// reading the whole output (a unit can be active in one image only); returns the fraction never active.
+    /// </summary>
+    private double InactiveUnits(string layer, ReadOnlySpan<float> values, long[] shape)
+    {
+        int units = shape.Length > 1 ? (int)shape[1] : 1;
+        int inner = 1;
+        for (int d = 2; d < shape.Length; d++)
+        {
+            inner *= (int)shape[d];
+        }
+
+        if (!_activeUnits.TryGetValue(layer, out bool[]? active) || active.Length != units)
+        {
+            _activeUnits[layer] = active = new bool[units];
+        }
+
+        Array.Clear(active);
+        int remaining = units;
+        for (int offset = 0, unit = 0; offset < values.Length && remaining > 0; offset += inner, unit = unit + 1 == units ? 0 : unit + 1)
+        {
+            if (!active[unit] && (inner == 1 ? values[offset] > 0 : TensorPrimitives.Max(values.Slice(offset, inner)) > 0))
+            {
+                active[unit] = true;
+                remaining--;
+            }
+        }
+
+        return (double)remaining / units;
+    }
+
+    private static double FractionOutside(ReadOnlySpan<float> values, float low, float high)
+    {
+        int outside = 0;
+        foreach (float v in values)
+        {
+            outside += v < low || v > high ? 1 : 0;
+        }
+
+        return values.IsEmpty ? 0 : (double)outside / values.Length;
     }
 
     internal static LayerStats Summarise(string name, string kind, ReadOnlySpan<float> values)

@@ -69,12 +69,12 @@ public static class LayerKinds
     /// <summary>The optional and required fields of a kind, besides "kind" and "name".</summary>
     public static IReadOnlyList<string> Fields(LayerKind kind) => kind switch
     {
-        LayerKind.Conv2d => ["filters", "kernel", "stride", "padding", "dilation", "bias"],
+        LayerKind.Conv2d => ["filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit"],
         LayerKind.MaxPool2d or LayerKind.AvgPool2d => ["kernel", "stride", "padding"],
         LayerKind.LeakyRelu => ["slope"],
         LayerKind.BatchNorm2d => ["eps", "momentum"],
         LayerKind.Dropout => ["p"],
-        LayerKind.Linear => ["units", "bias"],
+        LayerKind.Linear => ["units", "bias", "biasInit"],
         _ => [],
     };
 

@@ -17,6 +17,9 @@ public sealed record LayerPlan(int Index, string Name, LayerKind Kind, int[] Inp
 
     public bool Bias { get; init; }
 
+    /// <summary>conv2d, linear: the biases' starting value; null for PyTorch's default initialisation.</summary>
+    public double? BiasInit { get; init; }
+
     public int Units { get; init; }
 
     public double P { get; init; }

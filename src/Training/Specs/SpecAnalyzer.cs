@@ -188,7 +188,7 @@ public static partial class SpecAnalyzer
             (string Field, object? Value)[] given =
             [
                 ("filters", layer.Filters), ("kernel", layer.Kernel), ("stride", layer.Stride), ("padding", layer.Padding),
-                ("dilation", layer.Dilation), ("bias", layer.Bias), ("units", layer.Units), ("p", layer.P),
+                ("dilation", layer.Dilation), ("bias", layer.Bias), ("biasInit", layer.BiasInit), ("units", layer.Units), ("p", layer.P),
                 ("slope", layer.Slope), ("eps", layer.Eps), ("momentum", layer.Momentum),
             ];
             foreach ((string field, object? value) in given)
@@ -200,6 +200,25 @@ public static partial class SpecAnalyzer
                         : $"{field} does not apply to {LayerKinds.Name(kind)}; it takes {string.Join(", ", allowed)}");
                 }
             }
+        }
+
+        private static double? BiasInit(LayerErrors errors, LayerSpec layer)
+        {
+            if (layer.BiasInit is not { } value)
+            {
+                return null;
+            }
+
+            if (!double.IsFinite(value))
+            {
+                errors.Add("biasInit", $"biasInit must be a finite number, got {value}");
+            }
+            else if (layer.Bias == false)
+            {
+                errors.Add("biasInit", "biasInit needs a bias, but bias is false");
+            }
+
+            return value;
         }
 
         private LayerPlan? Resolve(LayerKind kind, LayerSpec layer, LayerErrors errors, int index, string name)
@@ -216,6 +235,7 @@ public static partial class SpecAnalyzer
                         Dilation = PositivePair(errors, "dilation", layer.Dilation ?? 1),
                         Padding = NonNegativePadding(errors, layer.Padding ?? 0),
                         Bias = layer.Bias ?? true,
+                        BiasInit = BiasInit(errors, layer),
                     };
                     if (plan.Padding.Same && (plan.Stride.Height != 1 || plan.Stride.Width != 1))
                     {
@@ -274,7 +294,7 @@ public static partial class SpecAnalyzer
 
                     return plan with { P = p };
                 case LayerKind.Linear:
-                    return plan with { Units = RequirePositive(errors, "units", layer.Units), Bias = layer.Bias ?? true };
+                    return plan with { Units = RequirePositive(errors, "units", layer.Units), Bias = layer.Bias ?? true, BiasInit = BiasInit(errors, layer) };
                 default:
                     return plan;
             }

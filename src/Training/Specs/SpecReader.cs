@@ -101,7 +101,7 @@ public static class SpecReader
         string? kind = json.TryGetProperty("kind", out JsonElement k) ? String(k, at + ".kind", index, name, errors) : null;
         string[] allowed = kind is not null && LayerKinds.TryParse(kind, out LayerKind parsed)
             ? ["kind", "name", .. LayerKinds.Fields(parsed)]
-            : ["kind", "name", "filters", "kernel", "stride", "padding", "dilation", "bias", "units", "p", "slope", "eps", "momentum"];
+            : ["kind", "name", "filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit", "units", "p", "slope", "eps", "momentum"];
         UnknownFields(json, allowed, at, index, name, errors, kind);
 
         return new LayerSpec
@@ -114,6 +114,7 @@ public static class SpecReader
             Padding = ReadPadding(json, at, index, label, errors),
             Dilation = Pair(json, "dilation", at, index, label, errors),
             Bias = Bool(json, "bias", at, index, label, errors),
+            BiasInit = Number(json, "biasInit", at, index, label, errors),
             Units = Int(json, "units", at + ".units", index, label, errors, layerName: name),
             P = Number(json, "p", at, index, label, errors),
             Slope = Number(json, "slope", at, index, label, errors),

@@ -38,5 +38,7 @@ public sealed class FashionMnistTrainingTests(ITestOutputHelper output)
         Assert.Equal(2 * 938, sink.Steps.Count);
         Assert.Equal(2 * 938 / 10, sink.Events.OfType<LayersEvent>().Count());
         Assert.True(sink.Epochs[^1].ValidationAccuracy >= 0.85, $"test accuracy {sink.Epochs[^1].ValidationAccuracy:P2} is below 85%");
+        // A healthy run on real data: the babysitting rules stay quiet (no false alarm above info).
+        Assert.Empty(sink.Alerts.Where(a => a.Severity != "info").Select(a => $"step {a.Step} {a.Code} {a.Layer}: {a.Message}"));
     }
 }

@@ -30,6 +30,8 @@ internal sealed class RecordingSink(Action<TrainingEvent>? onEvent = null) : ITr
 
     public IReadOnlyList<RunState> States => [.. _events.OfType<StateEvent>().Select(e => e.State)];
 
+    public IReadOnlyList<AlertEvent> Alerts => [.. _events.OfType<AlertEvent>()];
+
     public void Publish(TrainingEvent trainingEvent)
     {
         _events.Add(trainingEvent);
