@@ -1,5 +1,6 @@
 using Deque.AxeCore.Commons;
 using Deque.AxeCore.Playwright;
+using System.Net.Http.Json;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -114,6 +115,32 @@ public sealed class PageTests(Browser browser)
         }
 
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+    }
+
+    [Fact]
+    public async Task AlertsAppearAsTheyArriveWithTheirSuggestion()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        // Biases of 30 before the classifier: the first loss is far from ln 4 (the initial-loss rule).
+        HttpResponseMessage created = await service.Client.PostAsJsonAsync("jobs", new
+        {
+            datasetId = dataset,
+            model = new
+            {
+                input = new { channels = 1, height = 28, width = 28 },
+                layers = new object[] { new { kind = "flatten" }, new { kind = "linear", units = 32, biasInit = 30 }, new { kind = "relu" }, new { kind = "linear", units = 4 } },
+            },
+            hyperparameters = new { epochs = 3, learningRate = 0.0001 },
+        });
+        Guid job = (await created.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("id").GetGuid();
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync($"#/jobs/{job}");
+        ILocator alert = page.Locator("#notices li.warning", new() { HasText = "initial-loss" });
+        await Expect(alert).ToContainTextAsync("ln(4)");
+        await Expect(alert).ToContainTextAsync("smaller"); // the suggestion
+        await Browser.ScreenshotAsync(page, "alert");
+        await Dashboard.WaitForStateAsync(service.Client, job, "Succeeded");
     }
 
     /// <summary>Presses Tab until the element with the id has focus (at most 60 times).</summary>

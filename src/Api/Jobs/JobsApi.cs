@@ -30,6 +30,7 @@ public static class JobsApi
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
+        services.AddScoped<JobSteering>();
         services.AddSingleton<LiveEvents>();
         // The pump is registered before the worker so it stops after it and persists the worker's last events.
         services.AddSingleton<EventPump>();
@@ -49,6 +50,12 @@ public static class JobsApi
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").WithSummary("Stop a job for good");
         group.MapPost("/{id:guid}/pause", Pause).WithName("PauseJob").WithSummary("Pause a running job after its current step (it checkpoints)");
         group.MapPost("/{id:guid}/resume", Resume).WithName("ResumeJob").WithSummary("Resume a paused job");
+        group.MapPatch("/{id:guid}/hyperparameters", ChangeHyperparameters).WithName("ChangeJobHyperparameters")
+            .WithSummary("Change the learning rate, momentum or weight decay of a job that has not ended, from its next step")
+            .WithDescription("The change is recorded in the job's history as a hyperparameters event (with your reason), so the curves show when and why they changed. "
+                + "A schedule keeps scaling the new base learning rate. Also on the hub: ChangeHyperparameters(jobId, change).");
+        group.MapPost("/{id:guid}/finish", Finish).WithName("FinishJob")
+            .WithSummary("Early stop: finish a running or paused job now and keep its model (it ends Succeeded, with weights)");
         group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         app.MapHub<TrainingHub>("/hubs/training");
@@ -232,6 +239,28 @@ public static class JobsApi
         services.Controls.For(id).Resume();
         return TypedResults.Accepted($"/jobs/{id}", View(job));
     }
+
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> ChangeHyperparameters(
+        Guid id, HyperparameterChange change, JobSteering steering, CancellationToken cancellationToken)
+    {
+        (JobRecord? job, SteeringError? error) = await steering.ChangeAsync(id, change, cancellationToken);
+        return Steered(id, job, error);
+    }
+
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Finish(
+        Guid id, JobSteering steering, CancellationToken cancellationToken)
+    {
+        (JobRecord? job, SteeringError? error) = await steering.FinishAsync(id, cancellationToken);
+        return Steered(id, job, error);
+    }
+
+    private static Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem> Steered(Guid id, JobRecord? job, SteeringError? error) => error switch
+    {
+        null => TypedResults.Accepted($"/jobs/{id}", View(job!)),
+        { Status: StatusCodes.Status400BadRequest } => TypedResults.ValidationProblem(error.Errors, title: error.Title),
+        { Status: StatusCodes.Status404NotFound } => Problems.NotFound("id", error.Errors["id"][0]),
+        _ => Problems.Conflict(error.Errors.Values.First()[0]),
+    };
 
     /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
     /// <remarks>The stored JSON of each event is streamed as it is read: no event is parsed, no page is built in memory.</remarks>

@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.SignalR;
+using TrainingService.Api.Jobs;
 using TrainingService.Contracts.Streaming;
+using TrainingService.Contracts.Training;
 
 namespace TrainingService.Api.Streaming;
 
@@ -7,7 +9,7 @@ namespace TrainingService.Api.Streaming;
 /// /hubs/training. A client calls Subscribe(jobId, afterSeq) and receives Events(jobId, events) with every event after
 /// afterSeq — history first, then live — in seq order, with no gap and no duplicate. See docs/streaming.md.
 /// </summary>
-public sealed class TrainingHub(LiveEvents live, HubConnections connections) : Hub<ITrainingClient>
+public sealed class TrainingHub(LiveEvents live, HubConnections connections, JobSteering steering) : Hub<ITrainingClient>
 {
     public override Task OnConnectedAsync()
     {
@@ -19,6 +21,21 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections) : H
     public Task Subscribe(Guid jobId, long afterSeq) => live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq);
 
     public Task Unsubscribe(Guid jobId) => live.UnsubscribeAsync(Context.ConnectionId, jobId);
+
+    /// <summary>As PATCH /jobs/{id}/hyperparameters; a refusal is a HubException naming the field and the reason.</summary>
+    public async Task ChangeHyperparameters(Guid jobId, HyperparameterChange change) =>
+        Throw((await steering.ChangeAsync(jobId, change, Context.ConnectionAborted)).Error);
+
+    /// <summary>As POST /jobs/{id}/finish: finish now and keep the model.</summary>
+    public async Task Finish(Guid jobId) => Throw((await steering.FinishAsync(jobId, Context.ConnectionAborted)).Error);
+
+    private static void Throw(SteeringError? error)
+    {
+        if (error is not null)
+        {
+            throw new HubException(string.Join("; ", error.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
+        }
+    }
 
     public override Task OnDisconnectedAsync(Exception? exception)
     {

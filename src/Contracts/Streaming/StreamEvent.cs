@@ -12,7 +12,7 @@ public sealed record StreamEvent
     /// <summary>1, 2, 3, … per job, with no gap.</summary>
     public long Seq { get; init; }
 
-    /// <summary>step, layers, epoch, state or alert.</summary>
+    /// <summary>step, layers, epoch, state, alert or hyperparameters.</summary>
     public required string Kind { get; init; }
 
     /// <summary>When it happened, UTC.</summary>
@@ -48,8 +48,14 @@ public sealed record StreamEvent
     /// <summary>state: Running, Paused, Succeeded, Failed or Cancelled.</summary>
     public RunState? State { get; init; }
 
-    /// <summary>state: why (a failure's cause, "resumed at step 120", …).</summary>
+    /// <summary>state: why (a failure's cause, "resumed at step 120", …); hyperparameters: the person's reason.</summary>
     public string? Reason { get; init; }
+
+    /// <summary>hyperparameters: the momentum from now on.</summary>
+    public double? Momentum { get; init; }
+
+    /// <summary>hyperparameters: the weight decay from now on.</summary>
+    public double? WeightDecay { get; init; }
 
     /// <summary>alert: the rule (initial-loss, loss-explosion, dead-relu, …).</summary>
     public string? Code { get; init; }
@@ -72,6 +78,7 @@ public sealed record StreamEvent
         LayersEvent l => new() { Seq = l.Seq, Kind = "layers", Time = l.Time.UtcDateTime, Step = l.Step, Layers = l.Layers, Parameters = l.Parameters },
         EpochEvent p => new() { Seq = p.Seq, Kind = "epoch", Time = p.Time.UtcDateTime, Epoch = p.Epoch, TrainLoss = p.TrainLoss, TrainAccuracy = p.TrainAccuracy, ValidationLoss = p.ValidationLoss, ValidationAccuracy = p.ValidationAccuracy },
         StateEvent t => new() { Seq = t.Seq, Kind = "state", Time = t.Time.UtcDateTime, State = t.State, Reason = t.Reason },
+        HyperparametersEvent h => new() { Seq = h.Seq, Kind = "hyperparameters", Time = h.Time.UtcDateTime, Step = h.Step, LearningRate = h.LearningRate, Momentum = h.Momentum, WeightDecay = h.WeightDecay, Reason = h.Reason },
         AlertEvent a => new() { Seq = a.Seq, Kind = "alert", Time = a.Time.UtcDateTime, Step = a.Step, Code = a.Code, Severity = a.Severity, Layer = a.Layer, Message = a.Message, Suggestion = a.Suggestion },
         _ => throw new ArgumentException($"no stream form for {e.GetType().Name}", nameof(e)),
     };

@@ -146,3 +146,19 @@ public sealed record DiagnosticsOptions
 
     public double PlateauDelta { get; init; } = 0.002;
 }
+
+/// <summary>Steer a job: new values for any of these apply from its next step (PATCH /jobs/{id}/hyperparameters).</summary>
+public sealed record HyperparameterChange
+{
+    /// <summary>The new base learning rate, in (0, 10]; a schedule still scales it.</summary>
+    public double? LearningRate { get; init; }
+
+    /// <summary>The new momentum, in [0, 1); sgd only.</summary>
+    public double? Momentum { get; init; }
+
+    /// <summary>The new weight decay, in [0, 1].</summary>
+    public double? WeightDecay { get; init; }
+
+    /// <summary>Why (kept with the change in the job's history), at most 200 characters.</summary>
+    public string? Reason { get; init; }
+}

@@ -9,6 +9,7 @@ namespace TrainingService.Contracts.Training;
 [JsonDerivedType(typeof(EpochEvent), "epoch")]
 [JsonDerivedType(typeof(StateEvent), "state")]
 [JsonDerivedType(typeof(AlertEvent), "alert")]
+[JsonDerivedType(typeof(HyperparametersEvent), "hyperparameters")]
 public abstract record TrainingEvent
 {
     public long Seq { get; init; }
@@ -118,4 +119,21 @@ public sealed record AlertEvent : TrainingEvent
 
     /// <summary>What to try.</summary>
     public string? Suggestion { get; init; }
+}
+
+/// <summary>A person changed the hyperparameters of the running job; they apply from the step after <see cref="Step"/>.</summary>
+public sealed record HyperparametersEvent : TrainingEvent
+{
+    /// <summary>The last step trained with the old values.</summary>
+    public long Step { get; init; }
+
+    /// <summary>The base learning rate from now on (a schedule still scales it).</summary>
+    public double LearningRate { get; init; }
+
+    public double Momentum { get; init; }
+
+    public double WeightDecay { get; init; }
+
+    /// <summary>Why, as the person said it.</summary>
+    public string? Reason { get; init; }
 }

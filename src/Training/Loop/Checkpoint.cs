@@ -28,6 +28,13 @@ public sealed record TrainingPosition
 
     public double? BestValidationAccuracy { get; init; }
 
+    /// <summary>Hyperparameters a person changed during the run (null: as the job was created).</summary>
+    public double? LearningRate { get; init; }
+
+    public double? Momentum { get; init; }
+
+    public double? WeightDecay { get; init; }
+
     /// <summary>torch's CPU generator state (dropout), so a resumed run draws the same masks.</summary>
     public byte[] RandomState { get; init; } = [];
 }

@@ -40,7 +40,7 @@ public sealed class Trainer : IDisposable
     private const int EvaluationBatch = 1024;
 
     private readonly ImageDataset _data;
-    private readonly Hyperparameters _hp;
+    private Hyperparameters _hp; // a person may change the learning rate, momentum and weight decay as it runs
     private readonly MonitoringOptions _monitoring;
     private readonly ITrainingSink _sink;
     private readonly TrainerOptions _options;
@@ -113,6 +113,7 @@ public sealed class Trainer : IDisposable
     public void RestoreFrom(string checkpointPath)
     {
         _position = Checkpoint.Load(checkpointPath, _model, _optimizer);
+        SetHyperparameters(_position.LearningRate ?? _hp.LearningRate, _position.Momentum ?? _hp.Momentum, _position.WeightDecay ?? _hp.WeightDecay);
     }
 
     /// <summary>Trains until done, cancelled by <paramref name="control"/>, or interrupted by <paramref name="stop"/> (host shutdown).</summary>
@@ -143,7 +144,7 @@ public sealed class Trainer : IDisposable
                         return TrainingOutcome.Interrupted;
                     }
 
-                    if (!control.CancelRequested)
+                    if (!control.CancelRequested && !control.FinishRequested)
                     {
                         Emit(new StateEvent { State = RunState.Running, Reason = "resumed" });
                     }
@@ -155,6 +156,21 @@ public sealed class Trainer : IDisposable
                 {
                     Emit(new StateEvent { State = RunState.Cancelled, Reason = "cancelled by request" });
                     return TrainingOutcome.Cancelled;
+                }
+
+                if (control.FinishRequested)
+                {
+                    if (_position.BatchInEpoch > 0)
+                    {
+                        EndEpoch(); // the partial epoch's figures and validation, like any epoch's
+                    }
+
+                    return Complete($"finished early at step {_position.Step} by request");
+                }
+
+                while (control.TryTakeChange(out HyperparameterChange change))
+                {
+                    Change(change);
                 }
 
                 int start = _position.BatchInEpoch * _hp.BatchSize;
@@ -177,6 +193,11 @@ public sealed class Trainer : IDisposable
             lastTick = Stopwatch.GetTimestamp();
         }
 
+        return Complete(null);
+    }
+
+    private TrainingOutcome Complete(string? reason)
+    {
         if (_options.WeightsPath is { } weights)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(weights))!);
@@ -184,8 +205,45 @@ public sealed class Trainer : IDisposable
             File.Move(weights + ".tmp", weights, overwrite: true);
         }
 
-        Emit(new StateEvent { State = RunState.Succeeded });
+        Emit(new StateEvent { State = RunState.Succeeded, Reason = reason });
         return TrainingOutcome.Succeeded;
+    }
+
+    /// <summary>A person's change, applied between steps and recorded (and checkpointed) so the history says when.</summary>
+    private void Change(HyperparameterChange change)
+    {
+        SetHyperparameters(change.LearningRate ?? _hp.LearningRate, change.Momentum ?? _hp.Momentum, change.WeightDecay ?? _hp.WeightDecay);
+        _position = _position with { LearningRate = _hp.LearningRate, Momentum = _hp.Momentum, WeightDecay = _hp.WeightDecay };
+        Emit(new HyperparametersEvent
+        {
+            Step = _position.Step,
+            LearningRate = _hp.LearningRate,
+            Momentum = _hp.Momentum,
+            WeightDecay = _hp.WeightDecay,
+            Reason = change.Reason,
+        });
+    }
+
+    private void SetHyperparameters(double learningRate, double momentum, double weightDecay)
+    {
+        _hp = _hp with { LearningRate = learningRate, Momentum = momentum, WeightDecay = weightDecay };
+        _diagnostics?.SetBaseLearningRate(learningRate);
+        foreach (ParamGroup group in _optimizer.ParamGroups)
+        {
+            switch (group.Options)
+            {
+                case SGD.Options sgd:
+                    sgd.momentum = momentum;
+                    sgd.weight_decay = weightDecay;
+                    break;
+                case Adam.Options adam:
+                    adam.weight_decay = weightDecay;
+                    break;
+                case AdamW.Options adamW:
+                    adamW.weight_decay = weightDecay;
+                    break;
+            }
+        }
     }
 
     public void Dispose()

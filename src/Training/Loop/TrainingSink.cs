@@ -16,15 +16,31 @@ public interface ITrainingSink
     }
 }
 
-/// <summary>A person's commands to a running job: pause, resume, cancel. Obeyed between steps.</summary>
+/// <summary>A person's commands to a running job: pause, resume, cancel, finish early, change hyperparameters. Obeyed between steps.</summary>
 public sealed class TrainingControl : IDisposable
 {
     private readonly ManualResetEventSlim _running = new(initialState: true);
+    private readonly System.Collections.Concurrent.ConcurrentQueue<HyperparameterChange> _changes = new();
     private volatile bool _cancelRequested;
+    private volatile bool _finishRequested;
 
     public bool PauseRequested => !_running.IsSet;
 
     public bool CancelRequested => _cancelRequested;
+
+    /// <summary>Early stop: finish now and keep the model (the run ends Succeeded with its weights).</summary>
+    public bool FinishRequested => _finishRequested;
+
+    /// <summary>New hyperparameter values, applied before the next step (in the order given).</summary>
+    public void Change(HyperparameterChange change) => _changes.Enqueue(change);
+
+    public void Finish()
+    {
+        _finishRequested = true;
+        _running.Set();
+    }
+
+    internal bool TryTakeChange(out HyperparameterChange change) => _changes.TryDequeue(out change!);
 
     public void Pause() => _running.Reset();
 

@@ -30,6 +30,11 @@ public sealed class Diagnostics(DiagnosticsOptions options, int classes, double 
     private int _epochsWithoutImprovement;
     private bool _nonFinite;
 
+    private double _baseLearningRate = baseLearningRate;
+
+    /// <summary>A person changed the learning rate: "annealed" is judged against the new one.</summary>
+    public void SetBaseLearningRate(double learningRate) => _baseLearningRate = learningRate;
+
     /// <summary>Set when a NaN or infinity appeared and the options say to stop: the job's failure reason.</summary>
     public string? Failure { get; private set; }
 
@@ -122,7 +127,7 @@ public sealed class Diagnostics(DiagnosticsOptions options, int classes, double 
             Raise(alerts, full && window.All(r => r > _o.UpdateRatioHigh), "update-ratio-high", p.Name, e.Step, "warning",
                 () => $"{p.Name}: updates are {median:G2} of the weights (median of the last {_o.Window} measurements), above {_o.UpdateRatioHigh:G1}; about 1e-3 is healthy.",
                 () => $"The learning rate is too high for this layer: try about {learningRate * 1e-3 / Math.Max(median, 1e-12):G2} (now {learningRate:G3}).");
-            bool annealed = learningRate < 0.1 * baseLearningRate;
+            bool annealed = learningRate < 0.1 * _baseLearningRate;
             Raise(alerts, full && !annealed && window.All(r => r < _o.UpdateRatioLow), "update-ratio-low", p.Name, e.Step, "warning",
                 () => $"{p.Name}: updates are {median:G2} of the weights (median of the last {_o.Window} measurements), below {_o.UpdateRatioLow:G1}; about 1e-3 is healthy.",
                 () => $"The learning rate is too low for this layer (or its gradient vanishes): try about {learningRate * 1e-3 / Math.Max(median, 1e-12):G2} (now {learningRate:G3}).");

@@ -1,4 +1,5 @@
 import uPlot from 'uplot';
+import { fmt } from './dom';
 import { probe } from './probe';
 import { decimate } from './series';
 
@@ -21,6 +22,8 @@ export interface ChartOptions {
   band?: { from: number; to: number; mark: number };
   height?: number;
   format?: (v: number) => string;
+  /** A fixed y range (e.g. [0, 1] for fractions) instead of the data's. */
+  yRange?: [number, number];
 }
 
 /** The full data a chart draws from: an ascending x column and one y column per series (views, never copied). */
@@ -100,10 +103,10 @@ export class LineChart {
       title: o.title,
       width: this.width(),
       height: this.height(),
-      scales: { x: { time: false }, y: o.log ? { distr: 3 } : {} },
+      scales: { x: { time: false }, y: o.log ? { distr: 3 } : o.yRange ? { range: o.yRange } : {} },
       axes: [
         { label: o.x, incrs: integerSteps },
-        { size: 60, values: o.format ? (_u, vals) => vals.map((v) => o.format!(v)) : o.log ? (_u, vals) => vals.map(logTick) : undefined },
+        { size: 60, values: (_u, vals) => vals.map((v) => (v == null ? '' : o.format ? o.format(v) : fmt.tick(v))) },
       ],
       legend: { live: true },
       cursor: {
@@ -309,9 +312,3 @@ function heat(t: number): [number, number, number] {
 
 /** Tick spacings for x axes that count steps or epochs: whole numbers only. */
 const integerSteps = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10_000, 20_000, 25_000, 50_000, 100_000, 200_000, 500_000, 1_000_000];
-
-/** A log axis's tick: 1e-5 rather than uPlot's rounding of it to 0. */
-function logTick(v: number | null): string {
-  if (v == null) return '';
-  return v !== 0 && (Math.abs(v) < 0.01 || Math.abs(v) >= 1e5) ? v.toExponential(0) : String(Number(v.toPrecision(3)));
-}

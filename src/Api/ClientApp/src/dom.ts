@@ -31,6 +31,15 @@ export const fmt = {
   time: (iso: string) => new Date(iso).toLocaleString(),
   shape: (s: number[] | null | undefined) => (s ? s.join('×') : '–'),
   short: (id: string) => id.slice(-8),
+  /** An axis tick that fits 60 px: 1e-5 rather than 0.00001 (or 0), 120k rather than 120,000. */
+  tick: (v: number): string => {
+    const a = Math.abs(v);
+    if (v === 0) return '0';
+    if (a < 0.01) return v.toExponential(0);
+    if (a >= 1e6) return `${Number((v / 1e6).toPrecision(3))}M`;
+    if (a >= 1e4) return `${Number((v / 1e3).toPrecision(3))}k`;
+    return String(Number(v.toPrecision(3)));
+  },
 };
 
 /** A page of the dashboard: renders into main and cleans up (timers, connections) when the user leaves it. */

@@ -129,7 +129,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     };
     add('Activation mean', () => layers.map((l) => l.mean.view()), layers.map((l) => l.name));
     add('Activation std', () => layers.map((l) => l.std.view()), layers.map((l) => l.name));
-    add('Fraction of zeros (dead or inactive ReLUs)', () => layers.map((l) => l.zeroFraction.view()), layers.map((l) => l.name), { format: (v) => `${(v * 100).toFixed(0)}%` });
+    add('Fraction of zeros (dead or inactive ReLUs)', () => layers.map((l) => l.zeroFraction.view()), layers.map((l) => l.name), { format: (v) => `${(v * 100).toFixed(0)}%`, yRange: [0, 1] });
     if (params.length > 0) {
       const px = () => params[0].step.view();
       add('Update / weight ratio (healthy ≈ 1e-3; shaded 1e-4 … 1e-2)', () => params.map((p) => p.updateRatio.view()), params.map((p) => p.name),

@@ -1,0 +1,118 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using TrainingService.Api.Tests.Service;
+using TrainingService.Contracts.Streaming;
+
+namespace TrainingService.Api.Tests.Jobs;
+
+/// <summary>Steering a running job over REST and the hub: new hyperparameters from the next step, and finishing early.</summary>
+public sealed class SteeringApiTests
+{
+    private static async Task<(TrainingServiceFactory Factory, HttpClient Client, Guid Job)> RunningJobAsync(string optimizer = "sgd")
+    {
+        TrainingServiceFactory factory = ServiceHarness.Factory();
+        HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 512);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client,
+            $$"""{ "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 300, "batchSize": 16, "optimizer": "{{optimizer}}", "learningRate": 0.01 } }""");
+        Guid id = job.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, id, "Running");
+        return (factory, client, id);
+    }
+
+    private static Task<HttpResponseMessage> PatchAsync(HttpClient client, Guid id, string json) =>
+        client.PatchAsync(new Uri($"/jobs/{id}/hyperparameters", UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+
+    [Fact]
+    public async Task ANewLearningRateIsRecordedAndUsedFromTheNextStep()
+    {
+        (TrainingServiceFactory factory, HttpClient client, Guid id) = await RunningJobAsync();
+        await using (factory)
+        using (client)
+        {
+            HttpResponseMessage response = await PatchAsync(client, id, """{ "learningRate": 0.003, "momentum": 0.5, "reason": "loss is noisy" }""");
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            JsonElement view = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal(0.003, view.GetProperty("hyperparameters").GetProperty("learningRate").GetDouble());
+            Assert.Equal(0.5, view.GetProperty("hyperparameters").GetProperty("momentum").GetDouble());
+
+            List<StreamEvent> history = [];
+            for (int i = 0; i < 200 && !history.Any(e => e.Kind == "hyperparameters"); i++)
+            {
+                await Task.Delay(50);
+                history = await JobHarness.HistoryAsync(client, id);
+            }
+
+            StreamEvent change = Assert.Single(history, e => e.Kind == "hyperparameters");
+            Assert.Equal((0.003, 0.5, 0.0, "loss is noisy"), (change.LearningRate, change.Momentum, change.WeightDecay, change.Reason));
+            await client.PostAsync(new Uri($"/jobs/{id}/cancel", UriKind.Relative), null);
+            await JobHarness.WaitForStateAsync(client, id, "Cancelled");
+            history = await JobHarness.HistoryAsync(client, id);
+            Assert.All(history.Where(e => e.Kind == "step" && e.Step <= change.Step), e => Assert.Equal(0.01, e.LearningRate!.Value, 12));
+            Assert.All(history.Where(e => e.Kind == "step" && e.Step > change.Step), e => Assert.Equal(0.003, e.LearningRate!.Value, 12));
+            Assert.Contains(history, e => e.Kind == "step" && e.Step > change.Step);
+        }
+    }
+
+    [Theory]
+    [InlineData("sgd", """{ "learningRate": 0 }""", "learningRate")]
+    [InlineData("sgd", """{ "momentum": 1 }""", "momentum")]
+    [InlineData("adam", """{ "momentum": 0.5 }""", "momentum")]
+    [InlineData("sgd", """{ "weightDecay": -1 }""", "weightDecay")]
+    [InlineData("sgd", """{ "reason": "no values" }""", "body")]
+    [InlineData("sgd", """{ "learningRate": "fast" }""", "learningRate")]
+    public async Task BadChangesAreA400NamingTheField(string optimizer, string json, string field)
+    {
+        (TrainingServiceFactory factory, HttpClient client, Guid id) = await RunningJobAsync(optimizer);
+        await using (factory)
+        using (client)
+        {
+            JsonElement problem = await ServiceHarness.AssertProblemAsync(await PatchAsync(client, id, json), HttpStatusCode.BadRequest);
+            Assert.Contains(field, ServiceHarness.FieldsOf(problem));
+            await client.PostAsync(new Uri($"/jobs/{id}/cancel", UriKind.Relative), null);
+            await JobHarness.WaitForStateAsync(client, id, "Cancelled");
+            await ServiceHarness.AssertProblemAsync(await PatchAsync(client, id, """{ "learningRate": 0.1 }"""), HttpStatusCode.Conflict);
+            await ServiceHarness.AssertProblemAsync(await PatchAsync(client, Guid.NewGuid(), """{ "learningRate": 0.1 }"""), HttpStatusCode.NotFound);
+        }
+    }
+
+    [Fact]
+    public async Task FinishingEarlyKeepsTheModel()
+    {
+        (TrainingServiceFactory factory, HttpClient client, Guid id) = await RunningJobAsync();
+        await using (factory)
+        using (client)
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync(new Uri($"/jobs/{id}/finish", UriKind.Relative), null)).StatusCode);
+            JsonElement done = await JobHarness.WaitForStateAsync(client, id, "Succeeded");
+            Assert.True(done.GetProperty("step").GetInt64() < done.GetProperty("totalSteps").GetInt64());
+            StreamEvent last = (await JobHarness.HistoryAsync(client, id))[^1];
+            Assert.StartsWith("finished early at step", last.Reason, StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(new Uri($"/jobs/{id}/weights", UriKind.Relative))).StatusCode);
+            await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri($"/jobs/{id}/finish", UriKind.Relative), null), HttpStatusCode.Conflict);
+        }
+    }
+
+    [Fact]
+    public async Task TheHubSteersTooAndRefusesWithTheFieldAndReason()
+    {
+        (TrainingServiceFactory factory, HttpClient client, Guid id) = await RunningJobAsync();
+        await using (factory)
+        using (client)
+        {
+            await using HubConnection hub = JobHarness.Hub(factory);
+            await hub.StartAsync();
+            HubException refused = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("ChangeHyperparameters", id, new { learningRate = 50.0 }));
+            Assert.Contains("learningRate: learningRate must be above 0 and at most 10, got 50", refused.Message, StringComparison.Ordinal);
+
+            await hub.InvokeAsync("ChangeHyperparameters", id, new { weightDecay = 0.001, reason = "from the hub" });
+            await hub.InvokeAsync("Finish", id);
+            await JobHarness.WaitForStateAsync(client, id, "Succeeded");
+            StreamEvent change = Assert.Single(await JobHarness.HistoryAsync(client, id), e => e.Kind == "hyperparameters");
+            Assert.Equal((0.001, "from the hub"), (change.WeightDecay, change.Reason));
+        }
+    }
+}
