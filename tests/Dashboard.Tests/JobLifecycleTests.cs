@@ -110,4 +110,34 @@ public sealed class JobLifecycleTests(Browser browser)
         Assert.EndsWith("#/new", page.Url, StringComparison.Ordinal);
         await Browser.ScreenshotAsync(page, "hyperparameter-error");
     }
+
+    [Fact]
+    public async Task ALearningRateChangedOnThePageIsRecordedAndAJobCanBeFinishedEarly()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync($"#/jobs/{job}");
+        await Dashboard.WaitAsync(page, "p.job && p.job.state === 'Running' && p.job.steps >= 5");
+
+        await page.ClickAsync("summary:has-text('Steer')");
+        await page.FillAsync("#steer-lr", "50");
+        await page.ClickAsync("#steer-apply");
+        await Expect(page.Locator("#steer-status")).ToContainTextAsync("learningRate must be above 0 and at most 10");
+        await Expect(page.Locator("#steer-lr")).ToHaveAttributeAsync("aria-invalid", "true");
+
+        await page.FillAsync("#steer-lr", "0.001");
+        await page.FillAsync("#steer-reason", "too noisy");
+        await page.ClickAsync("#steer-apply");
+        await Expect(page.Locator("#steer-status")).ToContainTextAsync("Applied from the next step: learning rate 0.001");
+        ILocator notice = page.Locator("#notices li", new() { HasText = "hyperparameters" });
+        await Expect(notice).ToContainTextAsync("learning rate 0.001");
+        await Expect(notice).ToContainTextAsync("too noisy");
+        await Browser.ScreenshotAsync(page, "steered");
+
+        await page.ClickAsync("#finish"); // confirm() is accepted
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Succeeded");
+        await Expect(page.Locator("#weights")).ToBeVisibleAsync();
+        await Expect(page.Locator("#notices")).ToContainTextAsync("finished early");
+    }
 }

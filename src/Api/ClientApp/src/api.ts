@@ -41,7 +41,9 @@ export const api = {
   jobs: (state?: RunState | '', take = 100) => request<JobView[]>('GET', `jobs?take=${take}${state ? `&state=${state}` : ''}`),
   job: (id: string) => request<JobView>('GET', `jobs/${id}`),
   createJob: (body: unknown) => request<JobView>('POST', 'jobs', body),
-  control: (id: string, action: 'pause' | 'resume' | 'cancel') => request<JobView>('POST', `jobs/${id}/${action}`),
+  control: (id: string, action: 'pause' | 'resume' | 'cancel' | 'finish') => request<JobView>('POST', `jobs/${id}/${action}`),
+  steer: (id: string, change: { learningRate?: number; momentum?: number; weightDecay?: number; reason?: string }) =>
+    request<JobView>('PATCH', `jobs/${id}/hyperparameters`, change),
   events: (id: string, afterSeq: number, limit: number, signal?: AbortSignal) =>
     request<StreamEvent[]>('GET', `jobs/${id}/events?afterSeq=${afterSeq}&limit=${limit}`, undefined, signal),
   datasets: () => request<DatasetView[]>('GET', 'datasets'),

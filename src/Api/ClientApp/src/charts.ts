@@ -22,6 +22,8 @@ export interface ChartOptions {
   band?: { from: number; to: number; mark: number };
   height?: number;
   format?: (v: number) => string;
+  /** x positions to mark with a vertical line (e.g. the steps after which hyperparameters changed). */
+  markers?: () => number[];
   /** A fixed y range (e.g. [0, 1] for fractions) instead of the data's. */
   yRange?: [number, number];
 }
@@ -132,6 +134,25 @@ export class LineChart {
         })),
       ],
       hooks: {
+        draw: o.markers
+          ? [
+              (u) => {
+                const ctx = u.ctx;
+                ctx.save();
+                ctx.strokeStyle = 'rgba(176, 122, 161, 0.9)';
+                ctx.setLineDash([3, 3]);
+                for (const m of o.markers!()) {
+                  const x = u.valToPos(m, 'x', true);
+                  if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+                  ctx.beginPath();
+                  ctx.moveTo(x, u.bbox.top);
+                  ctx.lineTo(x, u.bbox.top + u.bbox.height);
+                  ctx.stroke();
+                }
+                ctx.restore();
+              },
+            ]
+          : [],
         // uPlot's own drag-zoom is off (drag.setScale = false): a selection becomes our zoom, so the chart redraws
         // the decimated data of that range rather than stretching the points of the whole run.
         setSelect: [

@@ -54,6 +54,8 @@ export class JobData {
   readonly layers = new Map<string, LayerSeries>();
   readonly parameters = new Map<string, ParameterSeries>();
   readonly notices: Notice[] = [];
+  /** Steps after which a person changed the hyperparameters (drawn as markers on the step charts). */
+  readonly changes: number[] = [];
   /** Seqs that did not follow their predecessor by exactly 1; stays 0 unless the stream breaks its promise. */
   gaps = 0;
   /** Steps whose number repeated or went backwards (a resumed job re-running steps after its checkpoint). */
@@ -104,6 +106,16 @@ export class JobData {
           if (e.state === 'Failed' || e.reason) {
             this.notices.push({ seq: e.seq, time: e.time, severity: e.state === 'Failed' ? 'error' : 'info', title: e.state!, text: e.reason ?? '' });
           }
+          break;
+        case 'hyperparameters':
+          this.changes.push(e.step ?? 0);
+          this.notices.push({
+            seq: e.seq,
+            time: e.time,
+            severity: 'info',
+            title: `hyperparameters · after step ${e.step}`,
+            text: `learning rate ${num(e.learningRate)}, momentum ${num(e.momentum)}, weight decay ${num(e.weightDecay)}${e.reason ? ` — “${e.reason}”` : ''}`,
+          });
           break;
         case 'alert':
           this.notices.push({

@@ -137,6 +137,8 @@ export interface StreamEvent {
   validationAccuracy?: Num | null;
   state?: RunState;
   reason?: string | null;
+  momentum?: Num;
+  weightDecay?: Num;
   // alert events (diagnostics)
   code?: string;
   severity?: string;

@@ -41,6 +41,20 @@ export function jobPage(main: HTMLElement, id: string): Page {
   const pause = h('button', { type: 'button', id: 'pause', disabled: true }, 'Pause');
   const resume = h('button', { type: 'button', id: 'resume', disabled: true }, 'Resume');
   const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
+  const finish = h('button', { type: 'button', id: 'finish', disabled: true, title: 'Early stop: end now and keep the model' }, 'Finish now');
+  const steerLr = h('input', { id: 'steer-lr', type: 'number', step: 'any', min: 0, 'data-field': 'learningRate' });
+  const steerMomentum = h('input', { id: 'steer-momentum', type: 'number', step: 'any', min: 0, max: 0.999, 'data-field': 'momentum' });
+  const steerWd = h('input', { id: 'steer-wd', type: 'number', step: 'any', min: 0, 'data-field': 'weightDecay' });
+  const steerReason = h('input', { id: 'steer-reason', type: 'text', maxlength: 200, placeholder: 'why (kept in the history)', 'data-field': 'reason' });
+  const steerApply = h('button', { type: 'submit', id: 'steer-apply' }, 'Apply from the next step');
+  const steerStatus = h('p', { class: 'small', role: 'status', id: 'steer-status' });
+  const steerForm = h('form', { class: 'steer', id: 'steer', 'aria-label': 'Change hyperparameters' },
+    h('div', { class: 'grid' },
+      h('div', { class: 'field' }, h('label', { for: 'steer-lr' }, 'Learning rate'), steerLr),
+      h('div', { class: 'field' }, h('label', { for: 'steer-momentum' }, 'Momentum'), steerMomentum),
+      h('div', { class: 'field' }, h('label', { for: 'steer-wd' }, 'Weight decay'), steerWd),
+      h('div', { class: 'field' }, h('label', { for: 'steer-reason' }, 'Reason'), steerReason)),
+    steerApply, steerStatus);
   const controlStatus = h('p', { class: 'muted', role: 'status', id: 'control-status' });
   const notices = h('ul', { id: 'notices', class: 'notices', 'aria-live': 'polite' });
   const lossHost = h('div', { id: 'loss-chart', class: 'chart' });
@@ -56,8 +70,9 @@ export function jobPage(main: HTMLElement, id: string): Page {
     h('p', { class: 'summary' },
       'Step ', stepText, totalText, ' · epoch ', epochText, ' · ETA ', etaText, ' · ', speedText, ' samples/s · loss ', lossText, ' · best val. acc. ', accText),
     progress,
-    h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, cancel, h('a', { href: `jobs/${id}/weights` , class: 'button', id: 'weights', hidden: true }, 'Download weights')),
+    h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, h('a', { href: `jobs/${id}/weights` , class: 'button', id: 'weights', hidden: true }, 'Download weights')),
     controlStatus,
+    h('details', { class: 'steer-box' }, h('summary', {}, 'Steer: change the learning rate, momentum or weight decay'), steerForm),
     h('section', { 'aria-labelledby': 'notices-h' }, h('h2', { id: 'notices-h' }, 'Alerts'), notices),
     h('section', { 'aria-labelledby': 'loss-h' },
       h('h2', { id: 'loss-h' }, 'Loss per step'),
@@ -86,7 +101,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     return { x: s.step.view(), ys: [s.loss.view(), smoothed.subarray(0, s.loss.length)] };
   };
   const lossChart = new LineChart(lossHost, {
-    title: 'Training loss (batch mean cross-entropy)', x: 'step', log: logToggle.checked, height: 280,
+    title: 'Training loss (batch mean cross-entropy)', x: 'step', log: logToggle.checked, height: 280, markers: () => data.changes,
     series: [{ label: 'loss', color: 'rgba(78,121,167,0.35)', width: 1 }, { label: 'smoothed', color: palette[0], width: 2 }],
   }, lossSource);
   lossChart.onDrawn = () => {
@@ -106,7 +121,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     series: [{ label: 'train', color: palette[0], points: true }, { label: 'validation', color: palette[1], points: true }],
   }, () => ({ x: e.epoch.view(), ys: [e.trainLoss.view(), e.validationLoss.view()] })));
   charts.push(new LineChart(main.querySelector<HTMLElement>('#lr-chart')!, {
-    title: 'Learning rate', x: 'step', height: 180, series: [{ label: 'learning rate', color: palette[4] }],
+    title: 'Learning rate', x: 'step', height: 180, markers: () => data.changes, series: [{ label: 'learning rate', color: palette[4] }],
   }, () => ({ x: s.step.view(), ys: [s.learningRate.view()] })));
   charts.push(new LineChart(main.querySelector<HTMLElement>('#speed-chart')!, {
     title: 'Samples per second', x: 'step', height: 180, series: [{ label: 'samples/s', color: palette[6] }],
@@ -175,6 +190,15 @@ export function jobPage(main: HTMLElement, id: string): Page {
     for (const v of e.validationAccuracy.view()) if (!(v <= best)) best = v;
     accText.textContent = fmt.pct(Number.isNaN(best) ? job?.bestValidationAccuracy : best);
     pause.disabled = state !== 'Running';
+    finish.disabled = state !== 'Running' && state !== 'Paused';
+    steerApply.disabled = !state || finished(state);
+    steerMomentum.disabled = job?.hyperparameters.optimizer !== 'sgd';
+    if (job && !steerForm.dataset.filled) {
+      steerForm.dataset.filled = 'true';
+      steerLr.value = String(job.hyperparameters.learningRate);
+      steerMomentum.value = String(job.hyperparameters.momentum);
+      steerWd.value = String(job.hyperparameters.weightDecay);
+    }
     resume.disabled = state !== 'Paused';
     cancel.disabled = !state || finished(state);
     main.querySelector<HTMLElement>('#weights')!.hidden = state !== 'Succeeded';
@@ -199,8 +223,9 @@ export function jobPage(main: HTMLElement, id: string): Page {
     requestAnimationFrame(renderHeader);
   }
 
-  async function control(action: 'pause' | 'resume' | 'cancel') {
+  async function control(action: 'pause' | 'resume' | 'cancel' | 'finish') {
     if (action === 'cancel' && !confirm('Cancel this job for good? Its progress is kept in the history, but it cannot be resumed.')) return;
+    if (action === 'finish' && !confirm('Finish now? The job ends here as Succeeded and keeps the model it has.')) return;
     controlStatus.textContent = `${action}…`;
     try {
       await api.control(id, action);
@@ -212,6 +237,31 @@ export function jobPage(main: HTMLElement, id: string): Page {
   pause.addEventListener('click', () => void control('pause'));
   resume.addEventListener('click', () => void control('resume'));
   cancel.addEventListener('click', () => void control('cancel'));
+  finish.addEventListener('click', () => void control('finish'));
+  steerForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!job) return;
+    const change: { learningRate?: number; momentum?: number; weightDecay?: number; reason?: string } = {};
+    const hp = job.hyperparameters;
+    if (steerLr.value !== '' && steerLr.valueAsNumber !== hp.learningRate) change.learningRate = steerLr.valueAsNumber;
+    if (!steerMomentum.disabled && steerMomentum.value !== '' && steerMomentum.valueAsNumber !== hp.momentum) change.momentum = steerMomentum.valueAsNumber;
+    if (steerWd.value !== '' && steerWd.valueAsNumber !== hp.weightDecay) change.weightDecay = steerWd.valueAsNumber;
+    if (steerReason.value.trim()) change.reason = steerReason.value.trim();
+    steerForm.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
+    steerStatus.className = 'small';
+    steerStatus.textContent = 'Sending…';
+    try {
+      job = await api.steer(id, change);
+      steerStatus.textContent = `Applied from the next step: learning rate ${job.hyperparameters.learningRate}, momentum ${job.hyperparameters.momentum}, weight decay ${job.hyperparameters.weightDecay}.`;
+      steerReason.value = '';
+    } catch (err) {
+      steerStatus.className = 'small error';
+      steerStatus.textContent = err instanceof ApiError ? err.describe().join('; ') : String(err);
+      if (err instanceof ApiError) {
+        for (const field of Object.keys(err.problem.errors ?? {})) steerForm.querySelector(`[data-field="${field}"]`)?.setAttribute('aria-invalid', 'true');
+      }
+    }
+  });
   slider.addEventListener('input', () => {
     smoothing = slider.valueAsNumber;
     sliderValue.textContent = smoothing.toFixed(2);
