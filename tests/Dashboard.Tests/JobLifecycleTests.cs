@@ -140,4 +140,28 @@ public sealed class JobLifecycleTests(Browser browser)
         await Expect(page.Locator("#weights")).ToBeVisibleAsync();
         await Expect(page.Locator("#notices")).ToContainTextAsync("finished early");
     }
+
+    [Fact]
+    public async Task ARangeTestStartedFromThePagePlotsLossAgainstLearningRateAndSuggestsOne()
+    {
+        await using LiveService service = LiveService.Start();
+        await Dashboard.ShapesDatasetAsync(service.Client);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync("#/new");
+        await page.ClickAsync("[data-preset=tiny]");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:");
+        await page.SelectOptionAsync("#mode", "learningRateRangeTest");
+        await page.FillAsync("#range-min", "0.0001");
+        await page.FillAsync("#range-max", "10");
+        await page.FillAsync("#range-steps", "120");
+        await page.ClickAsync("#start");
+        await page.WaitForSelectorAsync("#state, ul.errors li");
+        Assert.Equal([], await page.Locator("ul.errors li").AllTextContentsAsync());
+
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Succeeded", new() { Timeout = 60_000 });
+        await Expect(page.Locator("#range-chart canvas").First).ToBeVisibleAsync();
+        await Expect(page.Locator("#notices li", new() { HasText = "learningRateRangeTest" })).ToContainTextAsync("learning rate");
+        await Expect(page.Locator("#weights")).ToBeHiddenAsync(); // a range test keeps no model
+        await Browser.ScreenshotAsync(page, "range-test");
+    }
 }

@@ -142,6 +142,7 @@ public sealed class JobWorker(
             CheckpointPath = Path.Combine(folder, "checkpoint.bin"),
             WeightsPath = Path.Combine(folder, "model.dat"),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
+            Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
             Threads = options.Value.ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, options.Value.Concurrency)),
         };
         using var trainer = new Trainer(analysis, data, hyperparameters, monitoring, sink, trainerOptions);

@@ -131,6 +131,14 @@ public static class JobsApi
             }
         }
 
+        if (request.Sanity is { } sanity)
+        {
+            foreach ((string field, string message) in TrainingValidator.ValidateSanity(sanity))
+            {
+                Add(errors, field, message);
+            }
+        }
+
         if (errors.Count > 0)
         {
             return TypedResults.ValidationProblem(errors, title: "The job cannot be trained");
@@ -153,7 +161,13 @@ public static class JobsApi
             DatasetId = dataset.Id,
             Hyperparameters = JsonSerializer.Serialize(hyperparameters, JsonSerializerOptions.Web),
             Monitoring = JsonSerializer.Serialize(monitoring, JsonSerializerOptions.Web),
-            TotalSteps = (long)Math.Ceiling(trainCount / (double)hyperparameters.BatchSize) * hyperparameters.Epochs,
+            Sanity = request.Sanity is null ? null : JsonSerializer.Serialize(request.Sanity, JsonSerializerOptions.Web),
+            TotalSteps = request.Sanity switch
+            {
+                { Check: SanityCheck.OverfitSubset } s => s.MaxSteps,
+                { Check: SanityCheck.LearningRateRangeTest } s => s.Steps,
+                _ => (long)Math.Ceiling(trainCount / (double)hyperparameters.BatchSize) * hyperparameters.Epochs,
+            },
             CreatedAt = DateTime.UtcNow,
         };
         services.Db.Jobs.Add(job);
@@ -310,7 +324,9 @@ public static class JobsApi
         string path = Path.Combine(storage.Value.JobFolder(id), "model.dat");
         return job.State == RunState.Succeeded && File.Exists(path)
             ? TypedResults.PhysicalFile(path, "application/octet-stream", $"job-{id:N}.dat")
-            : Problems.Conflict($"Job {id} is {job.State}; weights are there once it has succeeded.");
+            : Problems.Conflict(job.State == RunState.Succeeded
+                ? $"Job {id} was a learning-rate range test: it keeps no model."
+                : $"Job {id} is {job.State}; weights are there once it has succeeded.");
     }
 
     private static async Task<JobRecord> Reload(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
@@ -331,6 +347,7 @@ public static class JobsApi
             Model = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!,
             Hyperparameters = hyperparameters,
             Monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!,
+            Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
             Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
             Step = job.Step,
             TotalSteps = job.TotalSteps,

@@ -69,6 +69,9 @@ public sealed class JobRecord
 
     public required string Monitoring { get; set; }
 
+    /// <summary>The sanity check the job runs instead of training (JSON of SanityOptions), or null.</summary>
+    public string? Sanity { get; set; }
+
     public long TotalSteps { get; set; }
 
     public long Step { get; set; }

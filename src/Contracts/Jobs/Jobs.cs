@@ -19,6 +19,9 @@ public sealed record CreateJobRequest
     public Hyperparameters? Hyperparameters { get; init; }
 
     public MonitoringOptions? Monitoring { get; init; }
+
+    /// <summary>Run a sanity check (overfitSubset, learningRateRangeTest) instead of training; see docs/diagnostics.md.</summary>
+    public SanityOptions? Sanity { get; init; }
 }
 
 /// <summary>A job and where it stands.</summary>
@@ -37,6 +40,9 @@ public sealed record JobView
     public required Hyperparameters Hyperparameters { get; init; }
 
     public required MonitoringOptions Monitoring { get; init; }
+
+    /// <summary>The sanity check this job runs, if it is one.</summary>
+    public SanityOptions? Sanity { get; init; }
 
     /// <summary>Steps done over steps in all, 0 to 1.</summary>
     public double Progress { get; init; }

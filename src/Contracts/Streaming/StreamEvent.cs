@@ -12,7 +12,7 @@ public sealed record StreamEvent
     /// <summary>1, 2, 3, … per job, with no gap.</summary>
     public long Seq { get; init; }
 
-    /// <summary>step, layers, epoch, state, alert or hyperparameters.</summary>
+    /// <summary>step, layers, epoch, state, alert, hyperparameters or sanity.</summary>
     public required string Kind { get; init; }
 
     /// <summary>When it happened, UTC.</summary>
@@ -57,6 +57,15 @@ public sealed record StreamEvent
     /// <summary>hyperparameters: the weight decay from now on.</summary>
     public double? WeightDecay { get; init; }
 
+    /// <summary>sanity: which check.</summary>
+    public SanityCheck? Check { get; init; }
+
+    /// <summary>sanity: whether it passed.</summary>
+    public bool? Passed { get; init; }
+
+    /// <summary>sanity (learningRateRangeTest): the suggested learning rate.</summary>
+    public double? SuggestedLearningRate { get; init; }
+
     /// <summary>alert: the rule (initial-loss, loss-explosion, dead-relu, …).</summary>
     public string? Code { get; init; }
 
@@ -66,7 +75,7 @@ public sealed record StreamEvent
     /// <summary>alert: the layer or parameter tensor concerned.</summary>
     public string? Layer { get; init; }
 
-    /// <summary>alert: what was seen, with the numbers.</summary>
+    /// <summary>alert, sanity: what was seen, with the numbers.</summary>
     public string? Message { get; init; }
 
     /// <summary>alert: what to try.</summary>
@@ -79,6 +88,7 @@ public sealed record StreamEvent
         EpochEvent p => new() { Seq = p.Seq, Kind = "epoch", Time = p.Time.UtcDateTime, Epoch = p.Epoch, TrainLoss = p.TrainLoss, TrainAccuracy = p.TrainAccuracy, ValidationLoss = p.ValidationLoss, ValidationAccuracy = p.ValidationAccuracy },
         StateEvent t => new() { Seq = t.Seq, Kind = "state", Time = t.Time.UtcDateTime, State = t.State, Reason = t.Reason },
         HyperparametersEvent h => new() { Seq = h.Seq, Kind = "hyperparameters", Time = h.Time.UtcDateTime, Step = h.Step, LearningRate = h.LearningRate, Momentum = h.Momentum, WeightDecay = h.WeightDecay, Reason = h.Reason },
+        SanityEvent c => new() { Seq = c.Seq, Kind = "sanity", Time = c.Time.UtcDateTime, Step = c.Step, Check = c.Check, Passed = c.Passed, Message = c.Message, SuggestedLearningRate = c.SuggestedLearningRate },
         AlertEvent a => new() { Seq = a.Seq, Kind = "alert", Time = a.Time.UtcDateTime, Step = a.Step, Code = a.Code, Severity = a.Severity, Layer = a.Layer, Message = a.Message, Suggestion = a.Suggestion },
         _ => throw new ArgumentException($"no stream form for {e.GetType().Name}", nameof(e)),
     };

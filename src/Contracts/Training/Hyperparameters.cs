@@ -162,3 +162,38 @@ public sealed record HyperparameterChange
     /// <summary>Why (kept with the change in the job's history), at most 200 characters.</summary>
     public string? Reason { get; init; }
 }
+
+/// <summary>A sanity check to run instead of normal training.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<SanityCheck>))]
+public enum SanityCheck
+{
+    /// <summary>Train on a few samples without regularisation: a correct model and pipeline drive the loss to ~0.</summary>
+    [JsonStringEnumMemberName("overfitSubset")] OverfitSubset,
+
+    /// <summary>Raise the learning rate exponentially step by step, record the loss, stop when it blows up, suggest a rate.</summary>
+    [JsonStringEnumMemberName("learningRateRangeTest")] LearningRateRangeTest,
+}
+
+/// <summary>POST /jobs "sanity": run a sanity check instead of training (docs/diagnostics.md).</summary>
+public sealed record SanityOptions
+{
+    public required SanityCheck Check { get; init; }
+
+    /// <summary>overfitSubset: how many training samples (one batch), 2..1000.</summary>
+    public int Samples { get; init; } = 20;
+
+    /// <summary>overfitSubset: at most this many steps.</summary>
+    public int MaxSteps { get; init; } = 300;
+
+    /// <summary>overfitSubset: passed once the batch loss is below this.</summary>
+    public double TargetLoss { get; init; } = 0.01;
+
+    /// <summary>learningRateRangeTest: the first step's learning rate.</summary>
+    public double MinLearningRate { get; init; } = 1e-6;
+
+    /// <summary>learningRateRangeTest: the last step's learning rate.</summary>
+    public double MaxLearningRate { get; init; } = 1;
+
+    /// <summary>learningRateRangeTest: steps from the first rate to the last.</summary>
+    public int Steps { get; init; } = 100;
+}

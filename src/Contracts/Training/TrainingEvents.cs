@@ -10,6 +10,7 @@ namespace TrainingService.Contracts.Training;
 [JsonDerivedType(typeof(StateEvent), "state")]
 [JsonDerivedType(typeof(AlertEvent), "alert")]
 [JsonDerivedType(typeof(HyperparametersEvent), "hyperparameters")]
+[JsonDerivedType(typeof(SanityEvent), "sanity")]
 public abstract record TrainingEvent
 {
     public long Seq { get; init; }
@@ -136,4 +137,21 @@ public sealed record HyperparametersEvent : TrainingEvent
 
     /// <summary>Why, as the person said it.</summary>
     public string? Reason { get; init; }
+}
+
+/// <summary>A sanity check's verdict, the last event before the run ends.</summary>
+public sealed record SanityEvent : TrainingEvent
+{
+    public required SanityCheck Check { get; init; }
+
+    public bool Passed { get; init; }
+
+    /// <summary>What was seen, with the numbers.</summary>
+    public required string Message { get; init; }
+
+    /// <summary>learningRateRangeTest: the suggested learning rate.</summary>
+    public double? SuggestedLearningRate { get; init; }
+
+    /// <summary>The last step.</summary>
+    public long Step { get; init; }
 }

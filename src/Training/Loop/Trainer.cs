@@ -29,6 +29,9 @@ public sealed record TrainerOptions
 
     /// <summary>Values per layer output summarised by the layer statistics (larger outputs are sampled).</summary>
     public int StatsSampleSize { get; init; } = 4096;
+
+    /// <summary>Run this sanity check instead of training (no diagnostics, no checkpoints at epoch ends, no weights for a range test).</summary>
+    public SanityOptions? Sanity { get; init; }
 }
 
 /// <summary>
@@ -48,6 +51,8 @@ public sealed class Trainer : IDisposable
     private readonly OptimizerHelper _optimizer;
     private readonly StatsCollector? _stats;
     private readonly Diagnostics? _diagnostics;
+    private readonly SanityOptions? _sanity;
+    private readonly RangeTest? _rangeTest;
     private readonly Tensor _images;
     private readonly Tensor _labels;
     private readonly Tensor _scale;
@@ -59,6 +64,7 @@ public sealed class Trainer : IDisposable
     private readonly Tensor? _testLabels;
     private readonly long _stepsPerEpoch;
     private TrainingPosition _position = new();
+    private StepEvent? _lastStep;
 
     public Trainer(SpecAnalysis model, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions monitoring, ITrainingSink sink, TrainerOptions? options = null)
     {
@@ -70,17 +76,30 @@ public sealed class Trainer : IDisposable
 
         NativeTuning.Apply();
         _data = data;
-        _hp = hyperparameters;
+        _options = options ?? new TrainerOptions();
+        _sanity = _options.Sanity;
+        _hp = _sanity?.Check switch
+        {
+            // A few samples as one batch, no regularisation, no validation, a fixed rate: can the model learn them by heart?
+            SanityCheck.OverfitSubset => hyperparameters with
+            {
+                BatchSize = Math.Min(_sanity.Samples, data.Train.Count), Epochs = _sanity.MaxSteps, WeightDecay = 0, Schedule = ScheduleKind.Constant, ValidationFraction = 0,
+            },
+            SanityCheck.LearningRateRangeTest => hyperparameters with
+            {
+                Epochs = (int)Math.Ceiling(_sanity.Steps / Math.Ceiling(data.Train.Count / (double)hyperparameters.BatchSize)), Schedule = ScheduleKind.Constant, ValidationFraction = 0,
+            },
+            _ => hyperparameters,
+        };
         _monitoring = monitoring;
         _sink = sink;
-        _options = options ?? new TrainerOptions();
         set_num_threads(_options.Threads ?? Environment.ProcessorCount);
 
         manual_seed(_hp.Seed);
         _model = new SpecModel(model);
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
-        _diagnostics = _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
+        _diagnostics = _sanity is null && _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
 
         long[] shape = [data.Train.Count, data.Channels, data.Height, data.Width];
         _images = tensor(data.Train.Images, shape, ScalarType.Byte);
@@ -92,7 +111,7 @@ public sealed class Trainer : IDisposable
         int[] all = [.. Enumerable.Range(0, data.Train.Count)];
         new Random(_hp.Seed).Shuffle(all);
         _validationIndices = all[..validation];
-        _trainIndices = all[validation..];
+        _trainIndices = _sanity?.Check == SanityCheck.OverfitSubset ? BalancedSubset(all, data.Train.Labels, _hp.BatchSize) : all[validation..];
         _validateOnTest = validation == 0 && data.Test is not null && _hp.ValidationFraction is null;
         if (_validateOnTest)
         {
@@ -101,6 +120,34 @@ public sealed class Trainer : IDisposable
         }
 
         _stepsPerEpoch = (_trainIndices.Length + _hp.BatchSize - 1) / _hp.BatchSize;
+        _rangeTest = _sanity?.Check == SanityCheck.LearningRateRangeTest ? new RangeTest(_sanity) : null;
+    }
+
+    /// <summary>The sanity check's length: an overfitSubset stops early once it passes.</summary>
+    public long SanitySteps => _sanity?.Check switch
+    {
+        SanityCheck.OverfitSubset => _sanity.MaxSteps,
+        SanityCheck.LearningRateRangeTest => _sanity.Steps,
+        _ => 0,
+    };
+
+    /// <summary>Up to <paramref name="count"/> samples, taking the classes in turn so each is there.</summary>
+    private static int[] BalancedSubset(int[] shuffled, byte[] labels, int count)
+    {
+        var byClass = shuffled.GroupBy(i => labels[i]).OrderBy(g => g.Key).Select(g => new Queue<int>(g)).ToList();
+        var subset = new List<int>(count);
+        while (subset.Count < count && byClass.Any(q => q.Count > 0))
+        {
+            foreach (Queue<int> q in byClass.Where(q => q.Count > 0))
+            {
+                if (subset.Count < count)
+                {
+                    subset.Add(q.Dequeue());
+                }
+            }
+        }
+
+        return [.. subset];
     }
 
     public SpecModel Model => _model;
@@ -176,6 +223,12 @@ public sealed class Trainer : IDisposable
                 int start = _position.BatchInEpoch * _hp.BatchSize;
                 int[] batch = order[start..Math.Min(start + _hp.BatchSize, order.Length)];
                 Step(batch, ref lastTick);
+                if (Sanity() is { } verdict)
+                {
+                    Emit(verdict);
+                    return Complete(null, saveWeights: _rangeTest is null);
+                }
+
                 if (_diagnostics?.Failure is { } failure)
                 {
                     // No checkpoint: the last one, from before the failure, is the one to resume or inspect.
@@ -193,12 +246,55 @@ public sealed class Trainer : IDisposable
             lastTick = Stopwatch.GetTimestamp();
         }
 
+        if (_sanity is not null)
+        {
+            Emit(Sanity(final: true)!);
+            return Complete(null, saveWeights: _rangeTest is null);
+        }
+
         return Complete(null);
     }
 
-    private TrainingOutcome Complete(string? reason)
+    /// <summary>The sanity check's verdict once it has one (or, at the end, whatever it has).</summary>
+    private SanityEvent? Sanity(bool final = false)
     {
-        if (_options.WeightsPath is { } weights)
+        if (_sanity is null)
+        {
+            return null;
+        }
+
+        StepEvent last = _lastStep!;
+        if (_rangeTest is not null)
+        {
+            if (final)
+            {
+                return _rangeTest.Verdict(last.Step);
+            }
+
+            _rangeTest.Add(last.LearningRate, last.Loss);
+            return _rangeTest.Done || final || last.Step >= _sanity.Steps ? _rangeTest.Verdict(last.Step) : null;
+        }
+
+        bool passed = last.Loss < _sanity.TargetLoss;
+        if (!passed && !final && last.Step < _sanity.MaxSteps)
+        {
+            return null;
+        }
+
+        return new SanityEvent
+        {
+            Check = SanityCheck.OverfitSubset,
+            Passed = passed,
+            Step = last.Step,
+            Message = passed
+                ? $"The model learnt {_hp.BatchSize} samples by heart: the loss reached {last.Loss:G3} (below {_sanity.TargetLoss:G2}) at step {last.Step}. Model, loss and labels work together; now train on everything."
+                : $"After {last.Step} steps on {_hp.BatchSize} samples the loss is still {last.Loss:G3} (target {_sanity.TargetLoss:G2}). A model that cannot memorise 20 images has a bug (labels, loss, data, a layer cutting the signal) or too small a learning rate ({_hp.LearningRate:G3}).",
+        };
+    }
+
+    private TrainingOutcome Complete(string? reason, bool saveWeights = true)
+    {
+        if (saveWeights && _options.WeightsPath is { } weights)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(weights))!);
             _model.save(weights + ".tmp");
@@ -261,7 +357,7 @@ public sealed class Trainer : IDisposable
     private void Step(int[] batch, ref long lastTick)
     {
         long step = _position.Step + 1;
-        double learningRate = LearningRateSchedule.At(_hp, _position.Epoch, step, TotalSteps);
+        double learningRate = _rangeTest?.LearningRate(step) ?? LearningRateSchedule.At(_hp, _position.Epoch, step, TotalSteps);
         foreach (ParamGroup group in _optimizer.ParamGroups)
         {
             group.LearningRate = learningRate;
@@ -309,14 +405,15 @@ public sealed class Trainer : IDisposable
             EpochCorrect = _position.EpochCorrect + correct,
             EpochSeen = _position.EpochSeen + batch.Length,
         };
-        Emit(new StepEvent
+        _lastStep = new StepEvent
         {
             Epoch = _position.Epoch,
             Step = step,
             Loss = loss,
             LearningRate = learningRate,
             SamplesPerSecond = seconds > 0 ? batch.Length / seconds : 0,
-        });
+        };
+        Emit(_lastStep);
         if (layers is not null)
         {
             Emit(layers);
@@ -369,7 +466,10 @@ public sealed class Trainer : IDisposable
             EpochSeen = 0,
             BestValidationAccuracy = best,
         };
-        SaveCheckpoint();
+        if (_sanity is null)
+        {
+            SaveCheckpoint();
+        }
     }
 
     /// <summary>Mean loss and accuracy over the validation samples, in evaluation mode; nulls when there are none.</summary>

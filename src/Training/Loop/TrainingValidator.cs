@@ -67,4 +67,38 @@ public static class TrainingValidator
         double fraction = hp.ValidationFraction ?? (data.Test is null ? 0.1 : 0);
         return (int)Math.Round(data.Train.Count * fraction);
     }
+
+    /// <summary>A sanity check's settings: each error with its field (under "sanity.").</summary>
+    public static IEnumerable<(string Field, string Message)> ValidateSanity(SanityOptions sanity)
+    {
+        if (sanity.Check == SanityCheck.OverfitSubset)
+        {
+            if (sanity.Samples is < 2 or > 1000)
+            {
+                yield return ("sanity.samples", $"samples must be 2..1000, got {sanity.Samples}");
+            }
+
+            if (sanity.MaxSteps is < 1 or > 100_000)
+            {
+                yield return ("sanity.maxSteps", $"maxSteps must be 1..100000, got {sanity.MaxSteps}");
+            }
+
+            if (!(sanity.TargetLoss > 0))
+            {
+                yield return ("sanity.targetLoss", $"targetLoss must be above 0, got {sanity.TargetLoss}");
+            }
+        }
+        else
+        {
+            if (!(sanity.MinLearningRate > 0 && sanity.MinLearningRate < sanity.MaxLearningRate && sanity.MaxLearningRate <= 100))
+            {
+                yield return ("sanity.maxLearningRate", $"the range needs 0 < minLearningRate < maxLearningRate ≤ 100, got {sanity.MinLearningRate} to {sanity.MaxLearningRate}");
+            }
+
+            if (sanity.Steps is < 10 or > 100_000)
+            {
+                yield return ("sanity.steps", $"steps must be 10..100000, got {sanity.Steps}");
+            }
+        }
+    }
 }

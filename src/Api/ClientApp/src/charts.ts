@@ -18,6 +18,8 @@ export interface ChartOptions {
   x: string;
   series: LineSpec[];
   log?: boolean;
+  /** A logarithmic x axis (the learning rate of a range test). */
+  logX?: boolean;
   /** A horizontal band to shade (e.g. the healthy update/weight ratios) and a dashed line at its mark. */
   band?: { from: number; to: number; mark: number };
   height?: number;
@@ -105,9 +107,9 @@ export class LineChart {
       title: o.title,
       width: this.width(),
       height: this.height(),
-      scales: { x: { time: false }, y: o.log ? { distr: 3 } : o.yRange ? { range: o.yRange } : {} },
+      scales: { x: o.logX ? { time: false, distr: 3 } : { time: false }, y: o.log ? { distr: 3 } : o.yRange ? { range: o.yRange } : {} },
       axes: [
-        { label: o.x, incrs: integerSteps },
+        o.logX ? { label: o.x, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmt.tick(v))) } : { label: o.x, incrs: integerSteps },
         { size: 60, values: (_u, vals) => vals.map((v) => (v == null ? '' : o.format ? o.format(v) : fmt.tick(v))) },
       ],
       legend: { live: true },

@@ -56,6 +56,8 @@ export class JobData {
   readonly notices: Notice[] = [];
   /** Steps after which a person changed the hyperparameters (drawn as markers on the step charts). */
   readonly changes: number[] = [];
+  /** A sanity check's verdict, once it has one. */
+  sanity?: { passed: boolean; message: string; suggested: number | null };
   /** Seqs that did not follow their predecessor by exactly 1; stays 0 unless the stream breaks its promise. */
   gaps = 0;
   /** Steps whose number repeated or went backwards (a resumed job re-running steps after its checkpoint). */
@@ -115,6 +117,16 @@ export class JobData {
             severity: 'info',
             title: `hyperparameters · after step ${e.step}`,
             text: `learning rate ${num(e.learningRate)}, momentum ${num(e.momentum)}, weight decay ${num(e.weightDecay)}${e.reason ? ` — “${e.reason}”` : ''}`,
+          });
+          break;
+        case 'sanity':
+          this.sanity = { passed: e.passed ?? false, message: e.message ?? '', suggested: e.suggestedLearningRate ?? null };
+          this.notices.push({
+            seq: e.seq,
+            time: e.time,
+            severity: e.passed ? 'info' : 'warning',
+            title: `${e.check} ${e.passed ? 'passed' : 'failed'}`,
+            text: e.message ?? '',
           });
           break;
         case 'alert':

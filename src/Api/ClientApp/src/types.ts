@@ -37,6 +37,7 @@ export interface JobView {
   model: ModelSpec;
   hyperparameters: Hyperparameters;
   monitoring: { statsEvery: number };
+  sanity?: { check: 'overfitSubset' | 'learningRateRangeTest'; samples: number; maxSteps: number; minLearningRate: number; maxLearningRate: number; steps: number } | null;
   progress: number;
   step: number;
   totalSteps: number;
@@ -139,6 +140,10 @@ export interface StreamEvent {
   reason?: string | null;
   momentum?: Num;
   weightDecay?: Num;
+  // sanity events
+  check?: string;
+  passed?: boolean;
+  suggestedLearningRate?: number | null;
   // alert events (diagnostics)
   code?: string;
   severity?: string;

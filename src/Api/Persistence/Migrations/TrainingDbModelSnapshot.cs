@@ -140,6 +140,9 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.Property<double?>("SamplesPerSecond")
                         .HasColumnType("REAL");
 
+                    b.Property<string>("Sanity")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Spec")
                         .IsRequired()
                         .HasColumnType("TEXT");

@@ -127,6 +127,21 @@ export function jobPage(main: HTMLElement, id: string): Page {
     title: 'Samples per second', x: 'step', height: 180, series: [{ label: 'samples/s', color: palette[6] }],
   }, () => ({ x: s.step.view(), ys: [s.samplesPerSecond.view()] })));
 
+  /** A range test's curve: loss against learning rate (log axis), the suggested rate marked once known. */
+  function buildRangeTestChart() {
+    if (job?.sanity?.check !== 'learningRateRangeTest' || main.querySelector('#range-chart')) return;
+    const host = h('div', { id: 'range-chart', class: 'chart' });
+    lossHost.closest('section')!.append(h('h3', {}, 'Learning-rate range test'), host);
+    charts.push(new LineChart(host, {
+      title: 'Loss against learning rate (both axes logarithmic)', x: 'learning rate', logX: true, log: true, height: 280,
+      markers: () => (data.sanity?.suggested ? [data.sanity.suggested] : []),
+      series: [{ label: 'loss', color: 'rgba(78,121,167,0.35)', width: 1 }, { label: 'smoothed', color: palette[0], width: 2 }],
+    }, () => {
+      const { ys } = lossSource();
+      return { x: s.learningRate.view(), ys };
+    }));
+  }
+
   function buildLayerCharts() {
     if (layerChartsBuilt || data.layers.size === 0) return;
     layerChartsBuilt = true;
@@ -201,7 +216,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     }
     resume.disabled = state !== 'Paused';
     cancel.disabled = !state || finished(state);
-    main.querySelector<HTMLElement>('#weights')!.hidden = state !== 'Succeeded';
+    main.querySelector<HTMLElement>('#weights')!.hidden = state !== 'Succeeded' || job?.sanity?.check === 'learningRateRangeTest'; // a range test keeps no model
     probe.job = { id, seq: data.seq, steps: s.step.length, lastStep: step, gaps: data.gaps, repeatedSteps: data.repeatedSteps, state: state ?? '', link };
   }
 
@@ -320,7 +335,8 @@ export function jobPage(main: HTMLElement, id: string): Page {
       main.replaceChildren(h('h1', {}, 'Job not found'), h('p', {}, err instanceof ApiError ? err.describe().join('; ') : String(err)), h('a', { href: '#/' }, 'All jobs'));
       return;
     }
-    title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}`;
+    title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}${job.sanity ? ` · ${job.sanity.check}` : ''}`;
+    buildRangeTestChart();
     scheduleHeader();
     await follower.start(job.lastSeq, () => {
       historyLoaded = true;

@@ -79,6 +79,16 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   const schedule = h('select', { id: 'hp-schedule', 'data-field': 'hyperparameters.schedule' }, [['constant', 'Constant'], ['step', 'Step (× gamma every stepSize epochs)'], ['cosine', 'Cosine']].map(([v, t]) => h('option', { value: v }, t)));
   const nesterov = h('input', { id: 'hp-nesterov', type: 'checkbox', 'data-field': 'hyperparameters.nesterov' });
   const statsEvery = h('input', { id: 'mon-statsEvery', type: 'number', min: 1, value: 10, 'data-field': 'monitoring.statsEvery' });
+  const mode = h('select', { id: 'mode', 'data-field': 'sanity.check' },
+    h('option', { value: '' }, 'Train'),
+    h('option', { value: 'overfitSubset' }, 'Sanity check: overfit 20 samples (the loss must reach ~0)'),
+    h('option', { value: 'learningRateRangeTest' }, 'Sanity check: learning-rate range test (suggests a rate)'));
+  const rangeMin = h('input', { id: 'range-min', type: 'number', step: 'any', value: 1e-5, 'data-field': 'sanity.minLearningRate' });
+  const rangeMax = h('input', { id: 'range-max', type: 'number', step: 'any', value: 1, 'data-field': 'sanity.maxLearningRate' });
+  const rangeSteps = h('input', { id: 'range-steps', type: 'number', value: 200, 'data-field': 'sanity.steps' });
+  const rangeFields = h('div', { class: 'grid', hidden: true },
+    labelled('range-min', 'From learning rate', rangeMin), labelled('range-max', 'To learning rate', rangeMax), labelled('range-steps', 'Steps', rangeSteps));
+  mode.addEventListener('change', () => { rangeFields.hidden = mode.value !== 'learningRateRangeTest'; });
   const startErrors = h('ul', { class: 'errors', role: 'alert' });
   const start = h('button', { type: 'submit', id: 'start', class: 'primary' }, 'Start training');
 
@@ -112,7 +122,9 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
         hp.epochs.label, hp.batchSize.label, labelled('hp-optimizer', 'Optimizer', optimizer), hp.learningRate.label, hp.momentum.label,
         h('label', { class: 'check', for: 'hp-nesterov' }, nesterov, ' Nesterov momentum'),
         hp.weightDecay.label, labelled('hp-schedule', 'Schedule', schedule), hp.validationFraction.label, hp.seed.label,
-        labelled('mon-statsEvery', 'Layer statistics every … steps', statsEvery))),
+        labelled('mon-statsEvery', 'Layer statistics every … steps', statsEvery)),
+      labelled('mode', 'Run', mode),
+      rangeFields),
     startErrors,
     start);
   form.addEventListener('submit', (e) => {
@@ -273,6 +285,11 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
         validationFraction: fraction === '' ? null : Number(fraction),
       },
       monitoring: { statsEvery: statsEvery.valueAsNumber },
+      sanity: mode.value === 'overfitSubset'
+        ? { check: 'overfitSubset' }
+        : mode.value === 'learningRateRangeTest'
+          ? { check: 'learningRateRangeTest', minLearningRate: rangeMin.valueAsNumber, maxLearningRate: rangeMax.valueAsNumber, steps: rangeSteps.valueAsNumber }
+          : undefined,
     };
     start.disabled = true;
     try {
