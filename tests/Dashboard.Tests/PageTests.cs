@@ -143,6 +143,30 @@ public sealed class PageTests(Browser browser)
         await Dashboard.WaitForStateAsync(service.Client, job, "Succeeded");
     }
 
+    [Fact]
+    public async Task FiltersAndFeatureMapsAppearForEachConvolutionLayerAndFollowTheChosenProbe()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync($"#/jobs/{job}");
+        await Dashboard.WaitAsync(page, "p.job && p.job.state === 'Running'");
+
+        await page.ClickAsync("#snapshot"); // mid-epoch, on request
+        ILocator filters = page.Locator("#visuals img.filters");
+        await Expect(filters).ToHaveCountAsync(1); // the tiny CNN has one convolution layer
+        await Expect(page.Locator("#visuals-status")).ToContainTextAsync("Taken at step");
+        Assert.True(await filters.EvaluateAsync<bool>("img => img.complete && img.naturalWidth > 0"));
+        await Expect(page.Locator("#probes button")).ToHaveCountAsync(16);
+
+        await page.Locator("#probes button").Nth(5).ClickAsync();
+        await Expect(page.Locator("#visuals img.maps")).ToHaveAttributeAsync("src", new System.Text.RegularExpressions.Regex("sample=5&"));
+        await page.Locator("#visuals img.maps").EvaluateAsync("img => img.decode()");
+        await Browser.ScreenshotAsync(page, "what-the-network-sees");
+        await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+        await Expect(page.Locator("#snapshot")).ToBeDisabledAsync();
+    }
+
     /// <summary>Presses Tab until the element with the id has focus (at most 60 times).</summary>
     private static async Task TabToAsync(IPage page, string id)
     {

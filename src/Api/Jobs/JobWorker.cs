@@ -141,6 +141,7 @@ public sealed class JobWorker(
         {
             CheckpointPath = Path.Combine(folder, "checkpoint.bin"),
             WeightsPath = Path.Combine(folder, "model.dat"),
+            VisualsPath = Path.Combine(folder, "visuals.bin"),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
             Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
             Threads = options.Value.ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, options.Value.Concurrency)),

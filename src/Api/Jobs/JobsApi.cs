@@ -58,6 +58,7 @@ public static class JobsApi
             .WithSummary("Early stop: finish a running or paused job now and keep its model (it ends Succeeded, with weights)");
         group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
+        group.MapVisuals();
         app.MapHub<TrainingHub>("/hubs/training");
         return group;
     }

@@ -12,7 +12,7 @@ public sealed record StreamEvent
     /// <summary>1, 2, 3, … per job, with no gap.</summary>
     public long Seq { get; init; }
 
-    /// <summary>step, layers, epoch, state, alert, hyperparameters or sanity.</summary>
+    /// <summary>step, layers, epoch, state, alert, hyperparameters, sanity or snapshot.</summary>
     public required string Kind { get; init; }
 
     /// <summary>When it happened, UTC.</summary>
@@ -88,6 +88,7 @@ public sealed record StreamEvent
         EpochEvent p => new() { Seq = p.Seq, Kind = "epoch", Time = p.Time.UtcDateTime, Epoch = p.Epoch, TrainLoss = p.TrainLoss, TrainAccuracy = p.TrainAccuracy, ValidationLoss = p.ValidationLoss, ValidationAccuracy = p.ValidationAccuracy },
         StateEvent t => new() { Seq = t.Seq, Kind = "state", Time = t.Time.UtcDateTime, State = t.State, Reason = t.Reason },
         HyperparametersEvent h => new() { Seq = h.Seq, Kind = "hyperparameters", Time = h.Time.UtcDateTime, Step = h.Step, LearningRate = h.LearningRate, Momentum = h.Momentum, WeightDecay = h.WeightDecay, Reason = h.Reason },
+        SnapshotEvent v => new() { Seq = v.Seq, Kind = "snapshot", Time = v.Time.UtcDateTime, Step = v.Step, Epoch = v.Epoch },
         SanityEvent c => new() { Seq = c.Seq, Kind = "sanity", Time = c.Time.UtcDateTime, Step = c.Step, Check = c.Check, Passed = c.Passed, Message = c.Message, SuggestedLearningRate = c.SuggestedLearningRate },
         AlertEvent a => new() { Seq = a.Seq, Kind = "alert", Time = a.Time.UtcDateTime, Step = a.Step, Code = a.Code, Severity = a.Severity, Layer = a.Layer, Message = a.Message, Suggestion = a.Suggestion },
         _ => throw new ArgumentException($"no stream form for {e.GetType().Name}", nameof(e)),

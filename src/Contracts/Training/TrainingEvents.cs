@@ -11,6 +11,7 @@ namespace TrainingService.Contracts.Training;
 [JsonDerivedType(typeof(AlertEvent), "alert")]
 [JsonDerivedType(typeof(HyperparametersEvent), "hyperparameters")]
 [JsonDerivedType(typeof(SanityEvent), "sanity")]
+[JsonDerivedType(typeof(SnapshotEvent), "snapshot")]
 public abstract record TrainingEvent
 {
     public long Seq { get; init; }
@@ -154,4 +155,12 @@ public sealed record SanityEvent : TrainingEvent
 
     /// <summary>The last step.</summary>
     public long Step { get; init; }
+}
+
+/// <summary>New pictures of what the network sees (filters, feature maps) at this step: GET /jobs/{id}/filters/{layer}.png, /featuremaps/{layer}.png.</summary>
+public sealed record SnapshotEvent : TrainingEvent
+{
+    public long Step { get; init; }
+
+    public int Epoch { get; init; }
 }

@@ -30,6 +30,9 @@ public sealed record TrainerOptions
     /// <summary>Values per layer output summarised by the layer statistics (larger outputs are sampled).</summary>
     public int StatsSampleSize { get; init; } = 4096;
 
+    /// <summary>Where to keep the latest <see cref="VisualSnapshot"/> (epoch ends and on request); null: none.</summary>
+    public string? VisualsPath { get; init; }
+
     /// <summary>Run this sanity check instead of training (no diagnostics, no checkpoints at epoch ends, no weights for a range test).</summary>
     public SanityOptions? Sanity { get; init; }
 }
@@ -218,6 +221,11 @@ public sealed class Trainer : IDisposable
                 while (control.TryTakeChange(out HyperparameterChange change))
                 {
                     Change(change);
+                }
+
+                if (control.TakeSnapshotRequest())
+                {
+                    Snapshot();
                 }
 
                 int start = _position.BatchInEpoch * _hp.BatchSize;
@@ -469,7 +477,26 @@ public sealed class Trainer : IDisposable
         if (_sanity is null)
         {
             SaveCheckpoint();
+            Snapshot();
         }
+    }
+
+    /// <summary>Filters and feature maps of the probe images, saved for the API and announced by a snapshot event.</summary>
+    private void Snapshot()
+    {
+        if (_options.VisualsPath is not { } path || _sanity is not null)
+        {
+            return;
+        }
+
+        using (NewDisposeScope())
+        {
+            int[] probes = [.. Enumerable.Range(0, Math.Min(VisualSnapshot.ProbeCount, _data.Train.Count))];
+            (Tensor x, _) = Batch(_images, _labels, probes);
+            VisualSnapshot.Take(_model, x, _position.Step, Math.Max(1, _position.Epoch - (_position.BatchInEpoch == 0 ? 1 : 0))).Save(path);
+        }
+
+        Emit(new SnapshotEvent { Step = _position.Step, Epoch = Math.Max(1, _position.Epoch - (_position.BatchInEpoch == 0 ? 1 : 0)) });
     }
 
     /// <summary>Mean loss and accuracy over the validation samples, in evaluation mode; nulls when there are none.</summary>

@@ -23,6 +23,7 @@ public sealed class TrainingControl : IDisposable
     private readonly System.Collections.Concurrent.ConcurrentQueue<HyperparameterChange> _changes = new();
     private volatile bool _cancelRequested;
     private volatile bool _finishRequested;
+    private volatile bool _snapshotRequested;
 
     public bool PauseRequested => !_running.IsSet;
 
@@ -33,6 +34,16 @@ public sealed class TrainingControl : IDisposable
 
     /// <summary>New hyperparameter values, applied before the next step (in the order given).</summary>
     public void Change(HyperparameterChange change) => _changes.Enqueue(change);
+
+    /// <summary>Pictures of what the network sees now (filters, feature maps), taken before the next step.</summary>
+    public void RequestSnapshot() => _snapshotRequested = true;
+
+    internal bool TakeSnapshotRequest()
+    {
+        bool requested = _snapshotRequested;
+        _snapshotRequested = false;
+        return requested;
+    }
 
     public void Finish()
     {

@@ -46,6 +46,9 @@ export const api = {
     request<JobView>('PATCH', `jobs/${id}/hyperparameters`, change),
   events: (id: string, afterSeq: number, limit: number, signal?: AbortSignal) =>
     request<StreamEvent[]>('GET', `jobs/${id}/events?afterSeq=${afterSeq}&limit=${limit}`, undefined, signal),
+  visuals: (id: string) =>
+    request<{ step: number; epoch: number; probes: number; layers: { name: string; filters: number; channels: number; kernel: number[]; mapSize: number[] }[] }>('GET', `jobs/${id}/visuals`),
+  snapshot: (id: string) => request<void>('POST', `jobs/${id}/snapshot`),
   datasets: () => request<DatasetView[]>('GET', 'datasets'),
   dataset: (id: string) => request<DatasetView>('GET', `datasets/${id}`),
   builtinDataset: (body: unknown) => request<DatasetView>('POST', 'datasets/builtin', body),

@@ -63,6 +63,10 @@ export function jobPage(main: HTMLElement, id: string): Page {
   const logToggle = h('input', { id: 'log-scale', type: 'checkbox', checked: localStorage.getItem('logLoss') === 'true' });
   const layerSection = h('div', { class: 'charts' });
   const stripHost = h('div', { class: 'strips' });
+  const snapshotButton = h('button', { type: 'button', id: 'snapshot', disabled: true }, 'Take pictures now');
+  const visualsHost = h('div', { id: 'visuals', class: 'visuals' });
+  let probeImage = 0;
+  let visualsStep = -1;
   const layerNote = h('p', { class: 'muted' }, 'Layer statistics appear with the first measurement (every “statsEvery” steps).');
 
   main.replaceChildren(
@@ -86,6 +90,10 @@ export function jobPage(main: HTMLElement, id: string): Page {
     h('section', { 'aria-labelledby': 'rate-h' }, h('h2', { id: 'rate-h' }, 'Learning rate and speed'),
       h('div', { class: 'charts two' }, h('div', { id: 'lr-chart', class: 'chart' }), h('div', { id: 'speed-chart', class: 'chart' }))),
     h('section', { 'aria-labelledby': 'layers-h' }, h('h2', { id: 'layers-h' }, 'Layers'), layerNote, layerSection),
+    h('section', { 'aria-labelledby': 'sees-h' }, h('h2', { id: 'sees-h' }, 'What the network sees'),
+      h('div', { class: 'chart-controls' }, snapshotButton, h('span', { id: 'visuals-status', class: 'small muted' }, 'Pictures come at every epoch’s end.')),
+      h('div', { id: 'probes', class: 'thumbs', role: 'group', 'aria-label': 'Probe image' }),
+      visualsHost),
     h('section', { 'aria-labelledby': 'dist-h' }, h('h2', { id: 'dist-h' }, 'Activation distributions'),
       h('p', { class: 'small muted' }, 'Each strip: one layer’s output histogram over time (left to right); darker and yellower = more outputs at that value.'),
       stripHost));
@@ -205,6 +213,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     for (const v of e.validationAccuracy.view()) if (!(v <= best)) best = v;
     accText.textContent = fmt.pct(Number.isNaN(best) ? job?.bestValidationAccuracy : best);
     pause.disabled = state !== 'Running';
+    snapshotButton.disabled = state !== 'Running' && state !== 'Paused';
     finish.disabled = state !== 'Running' && state !== 'Paused';
     steerApply.disabled = !state || finished(state);
     steerMomentum.disabled = job?.hyperparameters.optimizer !== 'sgd';
@@ -295,6 +304,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     if (live) for (const ev of events) if (ev.kind === 'step') pendingLatency.push(Date.parse(ev.time));
     if (!historyLoaded) return; // the history draws once, when all of it is in
     if (events.some((ev) => ev.kind === 'state')) void refreshJob();
+    if (events.some((ev) => ev.kind === 'snapshot')) void refreshVisuals();
     redraw(live);
   }
 
@@ -304,6 +314,50 @@ export function jobPage(main: HTMLElement, id: string): Page {
     if (strips.size > 0 && !stripsTimer) stripsTimer = window.setTimeout(drawStrips, live ? 1000 : 0);
     scheduleHeader();
   }
+
+  /** Filters of every conv layer and its feature maps for the chosen probe image, from the latest snapshot. */
+  async function refreshVisuals() {
+    let v: Awaited<ReturnType<typeof api.visuals>>;
+    try {
+      v = await api.visuals(id);
+    } catch {
+      return; // none yet: they come at the first epoch's end, or on request
+    }
+    if (v.step === visualsStep && visualsHost.childElementCount > 0) return;
+    visualsStep = v.step;
+    main.querySelector('#visuals-status')!.textContent = `Taken at step ${fmt.int(v.step)} (epoch ${v.epoch}).`;
+    const probes = main.querySelector<HTMLElement>('#probes')!;
+    if (probes.childElementCount === 0 && job) {
+      probes.replaceChildren(...Array.from({ length: v.probes }, (_, i) => {
+        const b = h('button', { type: 'button', class: 'probe', 'aria-pressed': String(i === probeImage), title: `probe image ${i}` },
+          h('img', { src: api.samplePng(job!.datasetId, i), alt: `sample ${i}`, width: 40, height: 40 }));
+        b.addEventListener('click', () => {
+          probeImage = i;
+          probes.querySelectorAll('button').forEach((x, k) => x.setAttribute('aria-pressed', String(k === i)));
+          drawVisuals(v);
+        });
+        return b;
+      }));
+    }
+    drawVisuals(v);
+  }
+
+  function drawVisuals(v: Awaited<ReturnType<typeof api.visuals>>) {
+    visualsHost.replaceChildren(...v.layers.map((l) => h('figure', { class: 'visual' },
+      h('figcaption', {}, `${l.name}: ${l.filters} filters of ${l.kernel.join('×')}×${l.channels}`),
+      h('div', { class: 'pair' },
+        h('img', { src: `jobs/${id}/filters/${l.name}.png?v=${v.step}`, alt: `${l.name} filters at step ${v.step}`, class: 'filters' }),
+        h('img', { src: `jobs/${id}/featuremaps/${l.name}.png?sample=${probeImage}&v=${v.step}`, alt: `${l.name} feature maps of probe image ${probeImage} at step ${v.step}`, class: 'maps' })))));
+  }
+
+  snapshotButton.addEventListener('click', async () => {
+    try {
+      await api.snapshot(id);
+      main.querySelector('#visuals-status')!.textContent = 'Taking pictures before the next step…';
+    } catch (err) {
+      main.querySelector('#visuals-status')!.textContent = err instanceof ApiError ? err.describe().join('; ') : String(err);
+    }
+  });
 
   async function refreshJob() {
     try {
@@ -340,6 +394,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     scheduleHeader();
     await follower.start(job.lastSeq, () => {
       historyLoaded = true;
+      void refreshVisuals();
       redraw(false);
       scheduleHeader();
     });
