@@ -62,6 +62,7 @@ ImageDataset subset = Subset(fashion, steps * batch);
     ("bare TorchSharp loop", () => BareLoop(lenet, subset, batch)),
     ("Trainer, stats off", () => TrainerRun(lenet, subset, batch, threads, 0)),
     ("Trainer, stats every 10 steps", () => TrainerRun(lenet, subset, batch, threads, 10)),
+    ("Trainer, defaults: stats every 10 steps, diagnostics, pictures at the epoch's end", () => TrainerRun(lenet, subset, batch, threads, 10, defaults: true)),
     ("Trainer, stats every step", () => TrainerRun(lenet, subset, batch, threads, 1)),
 ];
 using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
@@ -175,10 +176,14 @@ static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
     return order.Length / clock.Elapsed.TotalSeconds;
 }
 
-static double TrainerRun(SpecAnalysis spec, ImageDataset data, int batch, int threads, int statsEvery)
+// Without defaults: no diagnostics and no pictures (the figures of the earlier runs). With them: the babysitting rules
+// on every step and statistics measurement, and the filters and feature maps of 16 probe images at the block's end.
+static double TrainerRun(SpecAnalysis spec, ImageDataset data, int batch, int threads, int statsEvery, bool defaults = false)
 {
     var hp = new Hyperparameters { Epochs = 1, BatchSize = batch, ValidationFraction = 0 };
-    using var trainer = new Trainer(spec, data, hp, new MonitoringOptions { StatsEvery = statsEvery }, new Recorder(print: false), new TrainerOptions { Threads = threads });
+    var monitoring = new MonitoringOptions { StatsEvery = statsEvery, Diagnostics = new DiagnosticsOptions { Enabled = defaults } };
+    string? visuals = defaults ? Path.Combine(Path.GetTempPath(), $"bench-visuals-{Environment.ProcessId}.bin") : null;
+    using var trainer = new Trainer(spec, data, hp, monitoring, new Recorder(print: false), new TrainerOptions { Threads = threads, VisualsPath = visuals });
     using var control = new TrainingControl();
     var clock = Stopwatch.StartNew();
     trainer.Run(control, CancellationToken.None);
