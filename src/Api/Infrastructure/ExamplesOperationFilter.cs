@@ -24,6 +24,7 @@ internal sealed class ExamplesOperationFilter : IOperationFilter
             "ValidateModel" => JsonSerializer.SerializeToNode(ModelPresets.LeNet5(), s_json),
             "CreateModel" => JsonSerializer.SerializeToNode(new { name = "lenet5", spec = ModelPresets.LeNet5() }, s_json),
             "CreateJob" => JsonNode.Parse(CreateJobExample),
+            "ChangeJobHyperparameters" => JsonNode.Parse("""{ "learningRate": 0.005, "reason": "the loss is noisy: a tenth of the rate" }"""),
             _ => null,
         };
         if (example is not null && operation.RequestBody?.Content is { } content && content.TryGetValue("application/json", out OpenApiMediaType? media))
