@@ -56,8 +56,6 @@ public sealed class HubConnections
 
     public HubConnections(IHostApplicationLifetime lifetime) => lifetime.ApplicationStopping.Register(AbortAll);
 
-    public int Count => _open.Count;
-
     /// <summary>Tracks a new connection; one that arrives while the server stops (a quick reconnect) is closed at once.</summary>
     internal void Add(HubCallerContext context)
     {
