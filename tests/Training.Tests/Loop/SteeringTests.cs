@@ -41,9 +41,15 @@ public sealed class SteeringTests
         using var folder = new TempFolder();
         string checkpoint = folder.File("job.ckpt");
         using (var control = new TrainingControl())
+        using (var paused = new ManualResetEventSlim())
         {
             var sink = new RecordingSink(e =>
             {
+                if (e is StateEvent { State: RunState.Paused })
+                {
+                    paused.Set();
+                }
+
                 if (e is StepEvent { Step: 3 })
                 {
                     control.Change(new HyperparameterChange { LearningRate = 0.002 });
@@ -57,7 +63,7 @@ public sealed class SteeringTests
             using Trainer first = Harness.Trainer(ModelPresets.LeNet5(classes: 4), s_data, new Hyperparameters { Epochs = 3, LearningRate = 0.05 }, sink, checkpointPath: checkpoint);
             using var stop = new CancellationTokenSource();
             Task<TrainingOutcome> run = Task.Run(() => first.Run(control, stop.Token));
-            SpinWait.SpinUntil(() => sink.States.Contains(RunState.Paused), TimeSpan.FromSeconds(60));
+            Assert.True(paused.Wait(TimeSpan.FromSeconds(60)), "the run never paused");
             stop.Cancel();
             Assert.Equal(TrainingOutcome.Interrupted, await run);
         }
