@@ -59,6 +59,7 @@ public static class JobsApi
         group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
+        group.MapExport();
         app.MapHub<TrainingHub>("/hubs/training");
         return group;
     }

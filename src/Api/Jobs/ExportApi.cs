@@ -1,0 +1,94 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Infrastructure;
+using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Export;
+
+namespace TrainingService.Api.Jobs;
+
+/// <summary>Trained models out: a job's weights as safetensors or in TorchSharp's format, finished or from its last checkpoint.</summary>
+public static class ExportApi
+{
+    private static readonly string[] s_formats = ["safetensors", "torchsharp"];
+
+    public static RouteGroupBuilder MapExport(this RouteGroupBuilder jobs)
+    {
+        jobs.MapGet("/{id:guid}/export", Export).WithName("ExportJobModel")
+            .WithSummary("The model's weights: format=safetensors (default; PyTorch names, spec and input normalisation in the metadata) or torchsharp (Module.load)")
+            .WithDescription("A succeeded job's final model; a job still training (or stopped) gives its last checkpoint, and says which step in the metadata. "
+                + "ONNX export is not built yet.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/octet-stream");
+        return jobs;
+    }
+
+    public static async Task<Results<FileContentHttpResult, ProblemHttpResult, ValidationProblem>> Export(
+        Guid id, TrainingDb db, IOptions<StorageOptions> storage, string format = "safetensors", CancellationToken cancellationToken = default)
+    {
+        if (!s_formats.Contains(format))
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["format"] = [$"format must be safetensors or torchsharp, got \"{format}\" (ONNX is not built yet)"],
+            });
+        }
+
+        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        string folder = storage.Value.JobFolder(id), final = Path.Combine(folder, "model.dat"), checkpoint = Path.Combine(folder, "checkpoint.bin");
+        List<StateTensor> tensors;
+        string source;
+        long step;
+        if (job.State == RunState.Succeeded && File.Exists(final))
+        {
+            tensors = StateDict.ReadModel(final);
+            (source, step) = ("final", job.Step);
+        }
+        else if (File.Exists(checkpoint))
+        {
+            (tensors, step) = StateDict.ReadCheckpoint(checkpoint);
+            source = "checkpoint";
+        }
+        else
+        {
+            return Problems.Conflict(job.State == RunState.Succeeded
+                ? $"Job {id} keeps no model (a learning-rate range test)."
+                : $"Job {id} ({job.State}) has no weights yet: the first checkpoint comes at the end of epoch 1 or at a pause.");
+        }
+
+        var stream = new MemoryStream();
+        if (format == "torchsharp")
+        {
+            StateDict.Write(new BinaryWriter(stream), tensors);
+            return TypedResults.File(stream.ToArray(), "application/octet-stream", $"job-{id:N}-step{step}.dat");
+        }
+
+        DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = "pt",
+            ["job"] = id.ToString(),
+            ["source"] = source,
+            ["step"] = step.ToString(CultureInfo.InvariantCulture),
+            ["spec"] = job.Spec,
+            ["producer"] = "TrainingService",
+        };
+        if (dataset is not null)
+        {
+            // Inputs are uint8 pixels scaled to [0, 1], then normalised per channel: (x - mean) / std.
+            metadata["input_mean"] = JsonSerializer.Serialize(dataset.Mean);
+            metadata["input_std"] = JsonSerializer.Serialize(dataset.Std);
+            metadata["classes"] = dataset.Classes.ToString(CultureInfo.InvariantCulture);
+        }
+
+        SafeTensors.Write(stream, tensors, metadata);
+        return TypedResults.File(stream.ToArray(), "application/octet-stream", $"job-{id:N}-step{step}.safetensors");
+    }
+}
