@@ -167,6 +167,25 @@ public sealed class PageTests(Browser browser)
         await Expect(page.Locator("#snapshot")).ToBeDisabledAsync();
     }
 
+    [Fact]
+    public async Task AnImageDroppedOnAFinishedJobIsClassifiedWithItsFeatureMaps()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client);
+        HttpResponseMessage created = await service.Client.PostAsJsonAsync("jobs", new { datasetId = dataset, hyperparameters = new { epochs = 2 } });
+        Guid job = (await created.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("id").GetGuid();
+        await Dashboard.WaitForStateAsync(service.Client, job, "Succeeded");
+        byte[] png = await service.Client.GetByteArrayAsync($"datasets/{dataset}/samples/0.png?scale=4");
+
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync($"#/jobs/{job}");
+        await page.SetInputFilesAsync("#try-file", new FilePayload { Name = "sample0.png", MimeType = "image/png", Buffer = png });
+        await Expect(page.Locator("#try-top tbody tr")).ToHaveCountAsync(3);
+        await Expect(page.Locator("#try-top caption")).ToContainTextAsync("final");
+        await Expect(page.Locator("#try-result figure")).ToHaveCountAsync(2); // LeNet-5: conv1, conv2
+        await Browser.ScreenshotAsync(page, "try-it");
+    }
+
     /// <summary>Presses Tab until the element with the id has focus (at most 60 times).</summary>
     private static async Task TabToAsync(IPage page, string id)
     {

@@ -11,7 +11,7 @@ namespace TrainingService.Api.Datasets;
 
 public static class DatasetsApi
 {
-    private const string ShapesSource = ShapesDataset.Name;
+    internal const string ShapesSource = ShapesDataset.Name;
 
     public static IServiceCollection AddDatasets(this IServiceCollection services)
     {

@@ -60,6 +60,7 @@ public static class JobsApi
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
         group.MapExport();
+        group.MapPredict();
         app.MapHub<TrainingHub>("/hubs/training");
         return group;
     }

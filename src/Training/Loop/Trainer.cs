@@ -208,6 +208,12 @@ public sealed class Trainer : IDisposable
                     return TrainingOutcome.Cancelled;
                 }
 
+                // Changes first: one asked for before a finish is applied and recorded, even if no step follows it.
+                while (control.TryTakeChange(out HyperparameterChange change))
+                {
+                    Change(change);
+                }
+
                 if (control.FinishRequested)
                 {
                     if (_position.BatchInEpoch > 0)
@@ -216,11 +222,6 @@ public sealed class Trainer : IDisposable
                     }
 
                     return Complete($"finished early at step {_position.Step} by request");
-                }
-
-                while (control.TryTakeChange(out HyperparameterChange change))
-                {
-                    Change(change);
                 }
 
                 if (control.TakeSnapshotRequest())

@@ -13,7 +13,7 @@ namespace TrainingService.Training.Tests.Specs;
 /// <summary>The analyser computes shapes and parameter counts without torch; the built model must agree layer by layer.</summary>
 public sealed class TorchAgreementTests
 {
-    private static readonly Dictionary<string, ModelSpec> s_specs = new(StringComparer.Ordinal)
+    internal static readonly Dictionary<string, ModelSpec> s_specs = new(StringComparer.Ordinal)
     {
         ["lenet5 preset, 28x28 with pad 2"] = ModelPresets.LeNet5(),
         ["tiny preset, 3x16x16, 7 classes"] = ModelPresets.TinyCnn(3, 16, 16, 7),

@@ -63,6 +63,9 @@ export function jobPage(main: HTMLElement, id: string): Page {
   const logToggle = h('input', { id: 'log-scale', type: 'checkbox', checked: localStorage.getItem('logLoss') === 'true' });
   const layerSection = h('div', { class: 'charts' });
   const stripHost = h('div', { class: 'strips' });
+  const tryInput = h('input', { id: 'try-file', type: 'file', accept: 'image/png,image/jpeg' });
+  const tryZone = h('label', { class: 'drop', for: 'try-file' }, 'Drop an image, or click to choose one', tryInput);
+  const tryResult = h('div', { id: 'try-result', 'aria-live': 'polite' });
   const snapshotButton = h('button', { type: 'button', id: 'snapshot', disabled: true }, 'Take pictures now');
   const visualsHost = h('div', { id: 'visuals', class: 'visuals' });
   let probeImage = 0;
@@ -90,6 +93,9 @@ export function jobPage(main: HTMLElement, id: string): Page {
     h('section', { 'aria-labelledby': 'rate-h' }, h('h2', { id: 'rate-h' }, 'Learning rate and speed'),
       h('div', { class: 'charts two' }, h('div', { id: 'lr-chart', class: 'chart' }), h('div', { id: 'speed-chart', class: 'chart' }))),
     h('section', { 'aria-labelledby': 'layers-h' }, h('h2', { id: 'layers-h' }, 'Layers'), layerNote, layerSection),
+    h('section', { 'aria-labelledby': 'try-h' }, h('h2', { id: 'try-h' }, 'Try it'),
+      h('p', { class: 'small muted' }, 'Drop a PNG or JPEG here, or pick one: it is resized to the model’s input and classified by the latest weights (final, or the last checkpoint).'),
+      tryZone, tryResult),
     h('section', { 'aria-labelledby': 'sees-h' }, h('h2', { id: 'sees-h' }, 'What the network sees'),
       h('div', { class: 'chart-controls' }, snapshotButton, h('span', { id: 'visuals-status', class: 'small muted' }, 'Pictures come at every epoch’s end.')),
       h('div', { id: 'probes', class: 'thumbs', role: 'group', 'aria-label': 'Probe image' }),
@@ -349,6 +355,43 @@ export function jobPage(main: HTMLElement, id: string): Page {
         h('img', { src: `jobs/${id}/filters/${l.name}.png?v=${v.step}`, alt: `${l.name} filters at step ${v.step}`, class: 'filters' }),
         h('img', { src: `jobs/${id}/featuremaps/${l.name}.png?sample=${probeImage}&v=${v.step}`, alt: `${l.name} feature maps of probe image ${probeImage} at step ${v.step}`, class: 'maps' })))));
   }
+
+  /** Classify an image the user gives: top classes with bars, and the feature maps it produced. */
+  async function tryImage(file: File) {
+    tryResult.replaceChildren(h('p', { class: 'muted' }, `Classifying ${file.name}…`));
+    const form = new FormData();
+    form.append('images', file, file.name);
+    const classes = Number((job?.model.layers?.at(-1) as { units?: number } | undefined)?.units ?? 3);
+    form.append('top', String(Math.min(3, classes)));
+    try {
+      const response = await fetch(`jobs/${id}/predict?featureMaps=true`, { method: 'POST', body: form });
+      const body = await response.json();
+      if (!response.ok) throw new ApiError(response.status, body);
+      const top: { class: number; name: string | null; probability: number }[] = body.predictions[0].top;
+      tryResult.replaceChildren(
+        h('div', { class: 'try-row' },
+          h('img', { src: URL.createObjectURL(file), alt: file.name, class: 'try-image' }),
+          h('table', { class: 'counts', id: 'try-top' },
+            h('caption', {}, `Weights: ${body.source} (step ${fmt.int(body.step)})`),
+            h('tbody', {}, top.map((t) => h('tr', {},
+              h('th', { scope: 'row' }, t.name ?? `class ${t.class}`),
+              h('td', { class: 'num' }, fmt.pct(t.probability)),
+              h('td', { class: 'bar-cell' }, h('span', { class: 'bar', style: `width:${100 * t.probability}%` }))))))),
+        ...Object.entries(body.featureMaps ?? {}).map(([layer, src]) => h('figure', { class: 'visual' },
+          h('figcaption', {}, `${layer}: the feature maps this image produced`), h('img', { src: src as string, alt: `${layer} feature maps of ${file.name}` }))));
+    } catch (err) {
+      tryResult.replaceChildren(h('p', { class: 'error' }, err instanceof ApiError ? err.describe().join('; ') : String(err)));
+    }
+  }
+  tryInput.addEventListener('change', () => { if (tryInput.files?.[0]) void tryImage(tryInput.files[0]); });
+  tryZone.addEventListener('dragover', (ev) => { ev.preventDefault(); tryZone.classList.add('over'); });
+  tryZone.addEventListener('dragleave', () => tryZone.classList.remove('over'));
+  tryZone.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    tryZone.classList.remove('over');
+    const file = ev.dataTransfer?.files?.[0];
+    if (file) void tryImage(file);
+  });
 
   snapshotButton.addEventListener('click', async () => {
     try {

@@ -1,0 +1,255 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using SkiaSharp;
+using TrainingService.Api.Datasets;
+using TrainingService.Api.Infrastructure;
+using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Data;
+using TrainingService.Training.Export;
+using TrainingService.Training.Models;
+using TrainingService.Training.Monitoring;
+using TrainingService.Training.Specs;
+using static TorchSharp.torch;
+
+namespace TrainingService.Api.Jobs;
+
+/// <summary>POST /jobs/{id}/predict: class probabilities for images, preprocessed exactly as in training.</summary>
+public static class PredictApi
+{
+    public const int MaxImages = 256;
+
+    /// <summary>Pixel values 0–255 per image, channel by channel, row by row (C × H × W), as the datasets store them.</summary>
+    public sealed record PredictRequest(IReadOnlyList<float[]>? Images, int Top = 3, bool FeatureMaps = false);
+
+    public sealed record ClassProbability(int Class, string? Name, double Probability);
+
+    public sealed record Prediction(IReadOnlyList<ClassProbability> Top);
+
+    /// <param name="Predictions">One per image, in order.</param>
+    /// <param name="Source">final (the succeeded job's model) or checkpoint (the last one of a job still training).</param>
+    /// <param name="Step">The step the weights are from.</param>
+    /// <param name="FeatureMaps">The first image's feature maps per convolution layer, as PNG data URLs, when asked for.</param>
+    public sealed record PredictResponse(IReadOnlyList<Prediction> Predictions, string Source, long Step, IReadOnlyDictionary<string, string>? FeatureMaps);
+
+    private static readonly ConcurrentDictionary<Guid, (string Path, DateTime Written, Inference Model)> s_models = new();
+
+    public static RouteGroupBuilder MapPredict(this RouteGroupBuilder jobs)
+    {
+        jobs.MapPost("/{id:guid}/predict", Predict).WithName("PredictWithJob")
+            .WithSummary("Top classes with probabilities for images: a JSON body { images: [[C×H×W values 0–255]], top }, or PNG/JPEG files (multipart field images, resized to the model's input)")
+            .WithDescription("Uses the final model of a succeeded job, else its last checkpoint. Pixels are scaled and normalised with the dataset's mean and std, as in training. "
+                + "featureMaps=true (JSON) or ?featureMaps=true adds the first image's feature maps per convolution layer as PNG data URLs.")
+            .Accepts<PredictRequest>("application/json", "multipart/form-data")
+            .DisableAntiforgery();
+        return jobs;
+    }
+
+    public static async Task<Results<Ok<PredictResponse>, ValidationProblem, ProblemHttpResult>> Predict(
+        Guid id, HttpRequest request, TrainingDb db, IOptions<StorageOptions> storage, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("id", $"There is no job {id}.");
+        }
+
+        DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
+        ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!;
+        InputSpec input = spec.Input!;
+        int size = input.Channels * input.Height * input.Width;
+        var errors = new Dictionary<string, string[]>();
+        List<float[]> images;
+        int top = 3;
+        bool featureMaps = string.Equals(request.Query["featureMaps"], "true", StringComparison.OrdinalIgnoreCase);
+        if (request.HasFormContentType)
+        {
+            IFormCollection form = await request.ReadFormAsync(cancellationToken);
+            images = [];
+            int index = 0;
+            foreach (IFormFile file in form.Files)
+            {
+                await using Stream stream = file.OpenReadStream();
+                float[]? pixels = Decode(stream, input);
+                if (pixels is null)
+                {
+                    errors[$"images[{index}]"] = [$"{file.FileName} is not a PNG or JPEG image"];
+                }
+                else
+                {
+                    images.Add(pixels);
+                }
+
+                index++;
+            }
+
+            if (form.TryGetValue("top", out var t) && !int.TryParse(t, CultureInfo.InvariantCulture, out top))
+            {
+                errors["top"] = [$"top must be a whole number, got \"{t}\""];
+            }
+        }
+        else
+        {
+            PredictRequest? body;
+            try
+            {
+                body = await request.ReadFromJsonAsync<PredictRequest>(JsonSerializerOptions.Web, cancellationToken);
+            }
+            catch (JsonException ex)
+            {
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [ex.Path is { Length: > 2 } p ? p[2..] : "body"] = [$"not a prediction request: {ex.Message}"] });
+            }
+
+            images = [.. body?.Images ?? []];
+            top = body?.Top ?? 3;
+            featureMaps |= body?.FeatureMaps ?? false;
+            for (int i = 0; i < images.Count; i++)
+            {
+                if (images[i] is null || images[i].Length != size)
+                {
+                    errors[$"images[{i}]"] = [$"expected {size} values ({input.Channels}×{input.Height}×{input.Width}, channel by channel), got {images[i]?.Length ?? 0}"];
+                }
+                else if (images[i].Any(v => !(v is >= 0 and <= 255)))
+                {
+                    errors[$"images[{i}]"] = ["pixel values must be in 0..255"];
+                }
+            }
+        }
+
+        if (images.Count == 0 && errors.Count == 0)
+        {
+            errors["images"] = ["give at least one image: a JSON array of pixel arrays, or PNG/JPEG files in the multipart field images"];
+        }
+
+        if (images.Count > MaxImages)
+        {
+            errors["images"] = [$"at most {MaxImages} images per request, got {images.Count}"];
+        }
+
+        int classes = dataset?.Classes ?? 0;
+        if (top < 1 || (classes > 0 && top > classes))
+        {
+            errors["top"] = [$"top must be 1..{classes}, got {top}"];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors, title: "No prediction");
+        }
+
+        (Inference? model, string source, long step) = Model(job, spec, storage.Value);
+        if (model is null)
+        {
+            return Problems.Conflict($"Job {id} ({job.State}) has no weights yet: the first checkpoint comes at the end of epoch 1 or at a pause.");
+        }
+
+        float[] mean = dataset?.Mean ?? [.. Enumerable.Repeat(0f, input.Channels)], std = dataset?.Std ?? [.. Enumerable.Repeat(1f, input.Channels)];
+        IReadOnlyList<string>? names = dataset?.Source == DatasetsApi.ShapesSource ? [.. ShapesDataset.ClassNames.Take(dataset.Classes)] : null;
+        var maps = featureMaps ? new Dictionary<string, string>() : null;
+        var predictions = new List<Prediction>(images.Count);
+        using (NewDisposeScope())
+        {
+            Tensor x = tensor(images.SelectMany(i => i).ToArray(), [images.Count, input.Channels, input.Height, input.Width]);
+            using Tensor scale = tensor(std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, input.Channels, 1, 1);
+            using Tensor shift = tensor(mean.Zip(std, (m, s) => -m / s).ToArray()).reshape(1, input.Channels, 1, 1);
+            x = x.mul(scale).add(shift);
+            Tensor probabilities = nn.functional.softmax(model.Forward(x, maps is null ? null : (layer, output) =>
+            {
+                if (layer.Kind == LayerKind.Conv2d)
+                {
+                    long[] s = output.shape;
+                    float[] first = output[0].contiguous().data<float>().ToArray();
+                    maps[layer.Name] = "data:image/png;base64," + Convert.ToBase64String(
+                        VisualsApi.RenderMaps(new FeatureMaps(layer.Name, (int)s[1], (int)s[2], (int)s[3], first)));
+                }
+            }), 1);
+            (Tensor values, Tensor indices) = probabilities.topk(top, 1);
+            float[] p = values.data<float>().ToArray();
+            long[] c = indices.data<long>().ToArray();
+            for (int i = 0; i < images.Count; i++)
+            {
+                predictions.Add(new Prediction([.. Enumerable.Range(0, top).Select(k =>
+                {
+                    int cls = (int)c[(i * top) + k];
+                    return new ClassProbability(cls, names is not null && cls < names.Count ? names[cls] : null, p[(i * top) + k]);
+                })]));
+            }
+        }
+
+        return TypedResults.Ok(new PredictResponse(predictions, source, step, maps));
+    }
+
+    /// <summary>The job's model for inference: its final weights when it succeeded, else its last checkpoint; cached until the file changes.</summary>
+    private static (Inference? Model, string Source, long Step) Model(JobRecord job, ModelSpec spec, StorageOptions storage)
+    {
+        string folder = storage.JobFolder(job.Id), final = Path.Combine(folder, "model.dat"), checkpoint = Path.Combine(folder, "checkpoint.bin");
+        string? path = job.State == RunState.Succeeded && File.Exists(final) ? final : File.Exists(checkpoint) ? checkpoint : null;
+        if (path is null)
+        {
+            return (null, "", 0);
+        }
+
+        DateTime written = File.GetLastWriteTimeUtc(path);
+        long step = path == final ? job.Step : 0;
+        if (s_models.TryGetValue(job.Id, out var cached) && cached.Path == path && cached.Written == written)
+        {
+            return (cached.Model, path == final ? "final" : "checkpoint", path == final ? step : StateDict.ReadCheckpoint(path).Step);
+        }
+
+        List<StateTensor> tensors;
+        if (path == final)
+        {
+            tensors = StateDict.ReadModel(path);
+        }
+        else
+        {
+            (tensors, step) = StateDict.ReadCheckpoint(path);
+        }
+
+        var model = new Inference(SpecAnalyzer.Analyze(spec), tensors);
+        s_models[job.Id] = (path, written, model); // the replaced one is left to the finaliser: a request may still use it
+        return (model, path == final ? "final" : "checkpoint", step);
+    }
+
+    /// <summary>A PNG or JPEG resized to the model's input, as 0–255 values channel by channel (grey by luminance for one channel).</summary>
+    private static float[]? Decode(Stream stream, InputSpec input)
+    {
+        using SKBitmap? decoded = SKBitmap.Decode(stream);
+        if (decoded is null)
+        {
+            return null;
+        }
+
+        using SKBitmap resized = decoded.Width == input.Width && decoded.Height == input.Height
+            ? decoded.Copy()
+            : decoded.Resize(new SKImageInfo(input.Width, input.Height), new SKSamplingOptions(SKCubicResampler.Mitchell));
+        int plane = input.Height * input.Width;
+        var pixels = new float[input.Channels * plane];
+        for (int y = 0; y < input.Height; y++)
+        {
+            for (int x = 0; x < input.Width; x++)
+            {
+                SKColor colour = resized.GetPixel(x, y);
+                int at = (y * input.Width) + x;
+                if (input.Channels == 1)
+                {
+                    pixels[at] = MathF.Round((0.299f * colour.Red) + (0.587f * colour.Green) + (0.114f * colour.Blue));
+                }
+                else
+                {
+                    for (int c = 0; c < input.Channels; c++)
+                    {
+                        pixels[(c * plane) + at] = c switch { 0 => colour.Red, 1 => colour.Green, 2 => colour.Blue, _ => 0 };
+                    }
+                }
+            }
+        }
+
+        return pixels;
+    }
+}
