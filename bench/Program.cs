@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 // Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--no-malloc-tuning]
 //   accuracy   [--epochs N]
+//   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 int Option(string name, int fallback)
@@ -45,6 +46,12 @@ if (mode == "accuracy")
     var clock = Stopwatch.StartNew();
     trainer.Run(control, CancellationToken.None);
     Console.WriteLine($"LeNet-5 on Fashion-MNIST, {epochs} epochs {hp}: best test accuracy {sink.Epochs.Max(e => e.ValidationAccuracy):P2}, final {sink.Epochs[^1].ValidationAccuracy:P2}, {clock.Elapsed.TotalSeconds:F0} s");
+    return;
+}
+
+if (mode == "predict")
+{
+    await PredictLatency.RunAsync(Subset(fashion, 6400), ModelPresets.LeNet5(), Option("--requests", 2000));
     return;
 }
 

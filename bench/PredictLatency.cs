@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using TrainingService.Contracts.Specs;
+using TrainingService.Training.Data;
+
+/// <summary>
+/// How long one LeNet-5 prediction takes through the service: a job trains one epoch, then the benchmark sends
+/// one-image requests (JSON pixels, 784 values) one after another and times each round trip on loopback.
+/// </summary>
+internal static class PredictLatency
+{
+    public static async Task RunAsync(ImageDataset data, ModelSpec model, int requests)
+    {
+        using ServiceUnderTest service = await ServiceUnderTest.StartAsync(data, model);
+        Guid job = await service.StartJobAsync(epochs: 1, batch: 64);
+        while ((await service.Client.GetFromJsonAsync<JsonElement>($"/jobs/{job}")).GetProperty("state").GetString() != "Succeeded")
+        {
+            await Task.Delay(200);
+        }
+
+        float[][] images = [.. Enumerable.Range(0, 100).Select(i => data.Train.Images.AsSpan(i * data.SampleSize, data.SampleSize).ToArray().Select(b => (float)b).ToArray())];
+        var uri = new Uri($"/jobs/{job}/predict", UriKind.Relative);
+        var times = new List<double>(requests);
+        for (int i = 0; i < requests + 200; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using HttpResponseMessage response = await service.Client.PostAsJsonAsync(uri, new { images = new[] { images[i % images.Length] }, top = 3 });
+            _ = await response.Content.ReadAsByteArrayAsync();
+            response.EnsureSuccessStatusCode();
+            if (i >= 200)
+            {
+                times.Add(clock.Elapsed.TotalMilliseconds); // the first 200 warm the JIT and the model cache
+            }
+        }
+
+        times.Sort();
+        double P(double q) => times[Math.Min(times.Count - 1, (int)Math.Ceiling(q * times.Count) - 1)];
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"LeNet-5, one 28×28 image per request (JSON), {requests} sequential requests after 200 warm-up: p50 {P(0.5):F2} ms, p90 {P(0.9):F2} ms, p99 {P(0.99):F2} ms, max {times[^1]:F2} ms"));
+    }
+}
