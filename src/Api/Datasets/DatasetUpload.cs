@@ -16,7 +16,9 @@ public sealed class UploadOptions
 /// <summary>The fields of a dataset upload, its files already on disk.</summary>
 /// <param name="Name">The dataset's name, trimmed.</param>
 /// <param name="Files">Form field name ("images", "labels", "testImages", "testLabels") → path of the file as received.</param>
-internal sealed record ReceivedUpload(string Name, IReadOnlyDictionary<string, string> Files);
+/// <param name="Format">idx or csv.</param>
+/// <param name="Shape">csv: channels, height, width as given.</param>
+internal sealed record ReceivedUpload(string Name, IReadOnlyDictionary<string, string> Files, string Format = DatasetUpload.IdxFormat, int[]? Shape = null);
 
 /// <summary>Reads a multipart/form-data dataset upload section by section, streaming each file to disk.</summary>
 internal static class DatasetUpload
@@ -28,11 +30,17 @@ internal static class DatasetUpload
     public const string NameField = "name";
     public const string FormatField = "format";
     public const string IdxFormat = "idx";
+    public const string CsvFormat = "csv";
+    public const string ChannelsField = "channels";
+    public const string HeightField = "height";
+    public const string WidthField = "width";
+    private const string Formats = "\"idx\" (MNIST's IDX files, raw or .gz) or \"csv\" (label, then pixels; with height, width, channels)";
     public const int MaxNameLength = 200;
 
     private const int MaxTextFieldBytes = 1024;
     private static readonly string[] s_fileFields = [Images, Labels, TestImages, TestLabels];
-    private static readonly string[] s_fields = [NameField, FormatField, .. s_fileFields];
+    private static readonly string[] s_shapeFields = [ChannelsField, HeightField, WidthField];
+    private static readonly string[] s_fields = [NameField, FormatField, .. s_shapeFields, .. s_fileFields];
 
     /// <summary>Receives the upload into <paramref name="folder"/>, or says what is wrong with it.</summary>
     /// <exception cref="BadHttpRequestException">The body is larger than <paramref name="maxBytes"/> (status 413), or the client stopped sending.</exception>
@@ -51,6 +59,7 @@ internal static class DatasetUpload
 
         string? name = null, format = null;
         var files = new Dictionary<string, string>(StringComparer.Ordinal);
+        var shape = new Dictionary<string, int>(StringComparer.Ordinal);
         var reader = new MultipartReader(boundary.ToString(), new LimitedReadStream(request.Body, maxBytes))
         {
             // The default (128 MB per part) would cap one file below the request limit.
@@ -73,12 +82,12 @@ internal static class DatasetUpload
                     return (null, Invalid(sentName.ToString(), $"Unknown field \"{sentName}\"; the fields are {string.Join(", ", s_fields)}."));
                 }
 
-                if ((field == NameField && name is not null) || (field == FormatField && format is not null) || files.ContainsKey(field))
+                if ((field == NameField && name is not null) || (field == FormatField && format is not null) || files.ContainsKey(field) || shape.ContainsKey(field))
                 {
                     return (null, Invalid(field, $"{field} is given twice."));
                 }
 
-                if (field is NameField or FormatField)
+                if (field is NameField or FormatField || s_shapeFields.Contains(field))
                 {
                     (string? value, ProblemHttpResult? problem) = await ReadTextAsync(section, field, cancellationToken);
                     if (problem is not null)
@@ -90,14 +99,24 @@ internal static class DatasetUpload
                     {
                         name = value;
                     }
-                    else if (!string.Equals(value!.Trim(), IdxFormat, StringComparison.OrdinalIgnoreCase))
+                    else if (field == FormatField)
                     {
-                        // Refused at once rather than after the files have arrived.
-                        return (null, Invalid(FormatField, $"Unknown format \"{value}\"; the only format is \"{IdxFormat}\" (MNIST's IDX files, raw or .gz)."));
+                        format = value!.Trim().ToLowerInvariant();
+                        if (format is not (IdxFormat or CsvFormat))
+                        {
+                            // Refused at once rather than after the files have arrived.
+                            return (null, Invalid(FormatField, $"Unknown format \"{value}\"; the formats are {Formats}."));
+                        }
                     }
                     else
                     {
-                        format = IdxFormat;
+                        int max = field == ChannelsField ? 64 : 1024;
+                        if (!int.TryParse(value!.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 1 || size > max)
+                        {
+                            return (null, Invalid(field, $"{field} must be a whole number 1..{max}, got \"{value}\"."));
+                        }
+
+                        shape[field] = size;
                     }
 
                     continue;
@@ -122,16 +141,24 @@ internal static class DatasetUpload
             (null, _) => Invalid(NameField, "name is required: a name for the dataset."),
             _ when string.IsNullOrWhiteSpace(name) || name.Trim().Length > MaxNameLength =>
                 Invalid(NameField, $"name must have 1 to {MaxNameLength} characters."),
-            (_, null) => Invalid(FormatField, $"format is required; the only format is \"{IdxFormat}\"."),
+            (_, null) => Invalid(FormatField, $"format is required: {Formats}."),
+            (_, CsvFormat) when s_shapeFields.FirstOrDefault(f => !shape.ContainsKey(f)) is { } absent =>
+                Invalid(absent, $"{absent} is required with format csv: the images' size, channels × height × width."),
+            (_, CsvFormat) when !files.ContainsKey(Images) => Invalid(Images, "The file images is required: the train CSV (label, then pixels, one image per line)."),
+            (_, CsvFormat) when files.ContainsKey(Labels) || files.ContainsKey(TestLabels) =>
+                Invalid(files.ContainsKey(Labels) ? Labels : TestLabels, "A CSV has its labels in its first column: send images (and testImages) only."),
+            (_, IdxFormat) when shape.Count > 0 => Invalid(shape.Keys.First(), "IDX files carry their own size: give channels, height and width only with format csv."),
             _ when !files.ContainsKey(Images) => Invalid(Images, "The file images is required: the train images (IDX, raw or .gz)."),
-            _ when !files.ContainsKey(Labels) => Invalid(Labels, "The file labels is required: the train labels (IDX, raw or .gz)."),
-            _ when files.ContainsKey(TestImages) && !files.ContainsKey(TestLabels) =>
+            _ when format == IdxFormat && !files.ContainsKey(Labels) => Invalid(Labels, "The file labels is required: the train labels (IDX, raw or .gz)."),
+            _ when format == IdxFormat && files.ContainsKey(TestImages) && !files.ContainsKey(TestLabels) =>
                 Invalid(TestLabels, "testImages needs testLabels: send both test files or neither."),
             _ when files.ContainsKey(TestLabels) && !files.ContainsKey(TestImages) =>
                 Invalid(TestImages, "testLabels needs testImages: send both test files or neither."),
             _ => null,
         };
-        return missing is null ? (new ReceivedUpload(name!.Trim(), files), null) : (null, missing);
+        return missing is null
+            ? (new ReceivedUpload(name!.Trim(), files, format!, format == CsvFormat ? [shape[ChannelsField], shape[HeightField], shape[WidthField]] : null), null)
+            : (null, missing);
     }
 
     /// <summary>A 400 problem that names the form field at fault.</summary>

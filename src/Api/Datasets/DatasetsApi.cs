@@ -90,16 +90,19 @@ public static class DatasetsApi
             ImageDataset dataset;
             try
             {
-                dataset = IdxReader.Read(
-                    upload!.Name,
-                    upload.Files[DatasetUpload.Images],
-                    upload.Files[DatasetUpload.Labels],
-                    upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
-                    upload.Files.GetValueOrDefault(DatasetUpload.TestLabels));
+                dataset = upload!.Format == DatasetUpload.CsvFormat
+                    ? CsvDatasetReader.Read(upload.Name, upload.Files[DatasetUpload.Images], upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
+                        upload.Shape![0], upload.Shape[1], upload.Shape[2])
+                    : IdxReader.Read(
+                        upload.Name,
+                        upload.Files[DatasetUpload.Images],
+                        upload.Files[DatasetUpload.Labels],
+                        upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
+                        upload.Files.GetValueOrDefault(DatasetUpload.TestLabels));
             }
             catch (DatasetFormatException ex)
             {
-                return DatasetUpload.Invalid(ex.File, ex.Message, title: "A dataset file is not valid IDX");
+                return DatasetUpload.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {upload!.Format.ToUpperInvariant()}");
             }
 
             // Kept as raw IDX whatever came in (gzip, 4-D grey), so loading never decompresses.
@@ -108,7 +111,7 @@ public static class DatasetsApi
                 File.Delete(file);
             }
 
-            DatasetRecord record = await KeepAsync(services, incoming, dataset, DatasetUpload.IdxFormat, cancellationToken);
+            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload.Format, cancellationToken);
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} uploaded: {TrainCount} train and {TestCount} test images of {Channels}x{Height}x{Width}, {Classes} classes",
                 record.Id, record.Name, record.TrainCount, record.TestCount, record.Channels, record.Height, record.Width, record.Classes);

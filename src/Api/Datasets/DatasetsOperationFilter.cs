@@ -45,16 +45,19 @@ internal sealed class DatasetsOperationFilter : IOperationFilter
                 [DatasetUpload.FormatField] = new OpenApiSchema
                 {
                     Type = JsonSchemaType.String,
-                    Description = "The files' format; only idx.",
-                    Enum = [JsonValue.Create(DatasetUpload.IdxFormat)],
+                    Description = "idx: MNIST's IDX files (images and labels). csv: one image per line, the label first, then the pixels 0–255 channel by channel, row by row, with or without a header row (give channels, height, width).",
+                    Enum = [JsonValue.Create(DatasetUpload.IdxFormat), JsonValue.Create(DatasetUpload.CsvFormat)],
                     Default = JsonValue.Create(DatasetUpload.IdxFormat),
                 },
-                [DatasetUpload.Images] = File("Train images: IDX 0x00000803 (N×H×W) or 0x00000804 (N×C×H×W), raw or .gz."),
-                [DatasetUpload.Labels] = File("Train labels: IDX 0x00000801 (N), raw or .gz."),
-                [DatasetUpload.TestImages] = File("Optional test images, the same size as the train images; with testLabels."),
-                [DatasetUpload.TestLabels] = File("Optional test labels; with testImages."),
+                [DatasetUpload.ChannelsField] = Text("csv: channels per image (1 grey, 3 RGB), 1..64."),
+                [DatasetUpload.HeightField] = Text("csv: image height in pixels, 1..1024."),
+                [DatasetUpload.WidthField] = Text("csv: image width in pixels, 1..1024."),
+                [DatasetUpload.Images] = File("Train images: IDX 0x00000803 (N×H×W) or 0x00000804 (N×C×H×W), raw or .gz; or the train CSV."),
+                [DatasetUpload.Labels] = File("idx: train labels, IDX 0x00000801 (N), raw or .gz. (A CSV has its labels in its first column.)"),
+                [DatasetUpload.TestImages] = File("Optional test images, the same size as the train images (idx: with testLabels); or the test CSV."),
+                [DatasetUpload.TestLabels] = File("idx: optional test labels; with testImages."),
             },
-            Required = new HashSet<string> { DatasetUpload.NameField, DatasetUpload.FormatField, DatasetUpload.Images, DatasetUpload.Labels },
+            Required = new HashSet<string> { DatasetUpload.NameField, DatasetUpload.FormatField, DatasetUpload.Images },
         };
         return new OpenApiRequestBody
         {

@@ -162,7 +162,7 @@ public sealed class DatasetsApiTests
         { "missing name", "name", "name is required", null },
         { "blank name", "name", "name must have 1 to 200 characters", null },
         { "missing format", "format", "format is required", null },
-        { "unknown format", "format", "Unknown format \"csv\"", null },
+        { "unknown format", "format", "Unknown format \"tiff\"", null },
         { "unknown field", "trainImages", "Unknown field \"trainImages\"", null },
         { "images twice", "images", "images is given twice", null },
         { "test images without labels", "testLabels", "send both test files or neither", null },
@@ -192,7 +192,7 @@ public sealed class DatasetsApiTests
             "missing name" => Form(null, "idx", ("images", images), ("labels", labels)),
             "blank name" => Form("   ", "idx", ("images", images), ("labels", labels)),
             "missing format" => Form("d", null, ("images", images), ("labels", labels)),
-            "unknown format" => Form("d", "csv", ("images", images), ("labels", labels)),
+            "unknown format" => Form("d", "tiff", ("images", images), ("labels", labels)),
             "unknown field" => Form("d", "idx", ("trainImages", images), ("labels", labels)),
             "images twice" => Form("d", "idx", ("images", images), ("images", images), ("labels", labels)),
             "test images without labels" => Form("d", "idx", ("images", images), ("labels", labels), ("testImages", images)),
@@ -455,7 +455,8 @@ public sealed class DatasetsApiTests
         JsonElement form = paths.GetProperty("/datasets").GetProperty("post").GetProperty("requestBody")
             .GetProperty("content").GetProperty("multipart/form-data").GetProperty("schema");
         Assert.Equal("binary", form.GetProperty("properties").GetProperty("images").GetProperty("format").GetString());
-        Assert.Equal(["name", "format", "images", "labels"], form.GetProperty("required").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal(["name", "format", "images"], form.GetProperty("required").EnumerateArray().Select(r => r.GetString())); // labels: idx only
+        Assert.Equal(["idx", "csv"], form.GetProperty("properties").GetProperty("format").GetProperty("enum").EnumerateArray().Select(r => r.GetString()));
         Assert.True(paths.GetProperty("/datasets/{id}/samples/{index}.png").TryGetProperty("get", out _));
     }
 
