@@ -42,27 +42,12 @@ public static class ExportApi
             return Problems.NotFound("id", $"There is no job {id}.");
         }
 
-        string folder = storage.Value.JobFolder(id), final = Path.Combine(folder, "model.dat"), checkpoint = Path.Combine(folder, "checkpoint.bin");
-        List<StateTensor> tensors;
-        string source;
-        long step;
-        if (job.State == RunState.Succeeded && File.Exists(final))
+        if (JobWeights.Read(job, storage.Value) is not { } weights)
         {
-            tensors = StateDict.ReadModel(final);
-            (source, step) = ("final", job.Step);
-        }
-        else if (File.Exists(checkpoint))
-        {
-            (tensors, step) = StateDict.ReadCheckpoint(checkpoint);
-            source = "checkpoint";
-        }
-        else
-        {
-            return Problems.Conflict(job.State == RunState.Succeeded
-                ? $"Job {id} keeps no model (a learning-rate range test)."
-                : $"Job {id} ({job.State}) has no weights yet: the first checkpoint comes at the end of epoch 1 or at a pause.");
+            return Problems.Conflict(JobWeights.Missing(job));
         }
 
+        (IReadOnlyList<StateTensor> tensors, string source, long step) = (weights.Tensors, weights.Source, weights.Step);
         var stream = new MemoryStream();
         if (format == "torchsharp")
         {

@@ -136,12 +136,11 @@ public sealed class JobWorker(
         Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
         MonitoringOptions monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!;
         ImageDataset data = datasets.Load(datasetRecord);
-        string folder = storage.Value.JobFolder(job.Id);
         var trainerOptions = new TrainerOptions
         {
-            CheckpointPath = Path.Combine(folder, "checkpoint.bin"),
-            WeightsPath = Path.Combine(folder, "model.dat"),
-            VisualsPath = Path.Combine(folder, "visuals.bin"),
+            CheckpointPath = storage.Value.CheckpointFile(job.Id),
+            WeightsPath = storage.Value.ModelFile(job.Id),
+            VisualsPath = storage.Value.VisualsFile(job.Id),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
             Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
             Threads = options.Value.ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, options.Value.Concurrency)),

@@ -324,7 +324,7 @@ public static class JobsApi
             return Problems.NotFound("id", $"There is no job {id}.");
         }
 
-        string path = Path.Combine(storage.Value.JobFolder(id), "model.dat");
+        string path = storage.Value.ModelFile(id);
         return job.State == RunState.Succeeded && File.Exists(path)
             ? TypedResults.PhysicalFile(path, "application/octet-stream", $"job-{id:N}.dat")
             : Problems.Conflict(job.State == RunState.Succeeded

@@ -37,7 +37,7 @@ public static class PredictApi
     /// <param name="FeatureMaps">The first image's feature maps per convolution layer, as PNG data URLs, when asked for.</param>
     public sealed record PredictResponse(IReadOnlyList<Prediction> Predictions, string Source, long Step, IReadOnlyDictionary<string, string>? FeatureMaps);
 
-    private static readonly ConcurrentDictionary<Guid, (string Path, DateTime Written, Inference Model)> s_models = new();
+    private static readonly ConcurrentDictionary<Guid, Cached> s_models = new();
 
     public static RouteGroupBuilder MapPredict(this RouteGroupBuilder jobs)
     {
@@ -145,7 +145,7 @@ public static class PredictApi
         (Inference? model, string source, long step) = Model(job, spec, storage.Value);
         if (model is null)
         {
-            return Problems.Conflict($"Job {id} ({job.State}) has no weights yet: the first checkpoint comes at the end of epoch 1 or at a pause.");
+            return Problems.Conflict(JobWeights.Missing(job));
         }
 
         float[] mean = dataset?.Mean ?? [.. Enumerable.Repeat(0f, input.Channels)], std = dataset?.Std ?? [.. Enumerable.Repeat(1f, input.Channels)];
@@ -184,37 +184,26 @@ public static class PredictApi
         return TypedResults.Ok(new PredictResponse(predictions, source, step, maps));
     }
 
-    /// <summary>The job's model for inference: its final weights when it succeeded, else its last checkpoint; cached until the file changes.</summary>
+    /// <summary>The job's model for inference from its latest weights; cached until the weights file changes.</summary>
     private static (Inference? Model, string Source, long Step) Model(JobRecord job, ModelSpec spec, StorageOptions storage)
     {
-        string folder = storage.JobFolder(job.Id), final = Path.Combine(folder, "model.dat"), checkpoint = Path.Combine(folder, "checkpoint.bin");
-        string? path = job.State == RunState.Succeeded && File.Exists(final) ? final : File.Exists(checkpoint) ? checkpoint : null;
-        if (path is null)
+        if (JobWeights.Locate(job, storage) is not { } found)
         {
             return (null, "", 0);
         }
 
-        DateTime written = File.GetLastWriteTimeUtc(path);
-        long step = path == final ? job.Step : 0;
-        if (s_models.TryGetValue(job.Id, out var cached) && cached.Path == path && cached.Written == written)
+        if (s_models.TryGetValue(job.Id, out Cached? cached) && cached.Path == found.Path && cached.Written == found.Written)
         {
-            return (cached.Model, path == final ? "final" : "checkpoint", path == final ? step : StateDict.ReadCheckpoint(path).Step);
+            return (cached.Model, cached.Source, cached.Step);
         }
 
-        List<StateTensor> tensors;
-        if (path == final)
-        {
-            tensors = StateDict.ReadModel(path);
-        }
-        else
-        {
-            (tensors, step) = StateDict.ReadCheckpoint(path);
-        }
-
-        var model = new Inference(SpecAnalyzer.Analyze(spec), tensors);
-        s_models[job.Id] = (path, written, model); // the replaced one is left to the finaliser: a request may still use it
-        return (model, path == final ? "final" : "checkpoint", step);
+        JobWeights weights = JobWeights.Read(job, storage)!;
+        var model = new Inference(SpecAnalyzer.Analyze(spec), weights.Tensors);
+        s_models[job.Id] = new Cached(weights.Path, weights.Written, weights.Source, weights.Step, model); // a replaced one is left to the finaliser: a request may still use it
+        return (model, weights.Source, weights.Step);
     }
+
+    private sealed record Cached(string Path, DateTime Written, string Source, long Step, Inference Model);
 
     /// <summary>A PNG or JPEG resized to the model's input, as 0–255 values channel by channel (grey by luminance for one channel).</summary>
     private static float[]? Decode(Stream stream, InputSpec input)

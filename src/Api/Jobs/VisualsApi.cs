@@ -107,7 +107,7 @@ public static class VisualsApi
             return (null, Problems.NotFound("id", $"There is no job {id}."));
         }
 
-        string path = Path.Combine(storage.Value.JobFolder(id), "visuals.bin");
+        string path = storage.Value.VisualsFile(id);
         if (!File.Exists(path))
         {
             return (null, Problems.Conflict($"Job {id} ({job.State}) has no pictures yet: they are taken at every epoch's end and on POST /jobs/{id}/snapshot."));

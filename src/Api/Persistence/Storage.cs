@@ -15,6 +15,15 @@ public sealed class StorageOptions
     public string DatasetFolder(Guid id) => Path.Combine(FullDataFolder, "datasets", id.ToString("N"));
 
     public string JobFolder(Guid id) => Path.Combine(FullDataFolder, "jobs", id.ToString("N"));
+
+    /// <summary>A succeeded job's final model (TorchSharp's format).</summary>
+    public string ModelFile(Guid id) => Path.Combine(JobFolder(id), "model.dat");
+
+    /// <summary>A job's latest checkpoint.</summary>
+    public string CheckpointFile(Guid id) => Path.Combine(JobFolder(id), "checkpoint.bin");
+
+    /// <summary>A job's latest filters and feature maps.</summary>
+    public string VisualsFile(Guid id) => Path.Combine(JobFolder(id), "visuals.bin");
 }
 
 public static class Storage

@@ -490,14 +490,16 @@ public sealed class Trainer : IDisposable
             return;
         }
 
+        // At an epoch's end the position has already moved to the next epoch; mid-epoch (on request) it is this one.
+        int epoch = Math.Max(1, _position.Epoch - (_position.BatchInEpoch == 0 ? 1 : 0));
         using (NewDisposeScope())
         {
             int[] probes = [.. Enumerable.Range(0, Math.Min(VisualSnapshot.ProbeCount, _data.Train.Count))];
             (Tensor x, _) = Batch(_images, _labels, probes);
-            VisualSnapshot.Take(_model, x, _position.Step, Math.Max(1, _position.Epoch - (_position.BatchInEpoch == 0 ? 1 : 0))).Save(path);
+            VisualSnapshot.Take(_model, x, _position.Step, epoch).Save(path);
         }
 
-        Emit(new SnapshotEvent { Step = _position.Step, Epoch = Math.Max(1, _position.Epoch - (_position.BatchInEpoch == 0 ? 1 : 0)) });
+        Emit(new SnapshotEvent { Step = _position.Step, Epoch = epoch });
     }
 
     /// <summary>Mean loss and accuracy over the validation samples, in evaluation mode; nulls when there are none.</summary>
