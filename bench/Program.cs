@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 
 // Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--no-malloc-tuning]
-//   accuracy   [--epochs N]
+//   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
@@ -39,13 +39,16 @@ SpecAnalysis lenet = SpecAnalyzer.Analyze(ModelPresets.LeNet5());
 if (mode == "accuracy")
 {
     int epochs = Option("--epochs", 10);
+    int i = Array.IndexOf(args, "--model");
+    string modelName = i >= 0 && i + 1 < args.Length ? args[i + 1] : "lenet5";
+    ModelPreset preset = ModelPresets.All().Single(p => p.Name == modelName);
     var sink = new Recorder(print: true);
     var hp = new Hyperparameters { Epochs = epochs, BatchSize = 64, LearningRate = 0.05, Momentum = 0.9, Schedule = ScheduleKind.Cosine, WeightDecay = 5e-4 };
-    using var trainer = new Trainer(lenet, fashion, hp, new MonitoringOptions { StatsEvery = 10 }, sink, new TrainerOptions { Threads = Option("--threads", 2) });
+    using var trainer = new Trainer(SpecAnalyzer.Analyze(preset.Spec), fashion, hp, new MonitoringOptions { StatsEvery = 10 }, sink, new TrainerOptions { Threads = Option("--threads", 2) });
     using var control = new TrainingControl();
     var clock = Stopwatch.StartNew();
     trainer.Run(control, CancellationToken.None);
-    Console.WriteLine($"LeNet-5 on Fashion-MNIST, {epochs} epochs {hp}: best test accuracy {sink.Epochs.Max(e => e.ValidationAccuracy):P2}, final {sink.Epochs[^1].ValidationAccuracy:P2}, {clock.Elapsed.TotalSeconds:F0} s");
+    Console.WriteLine($"{preset.Name} on Fashion-MNIST, {epochs} epochs {hp}: best test accuracy {sink.Epochs.Max(e => e.ValidationAccuracy):P2}, final {sink.Epochs[^1].ValidationAccuracy:P2}, {clock.Elapsed.TotalSeconds:F0} s");
     return;
 }
 
