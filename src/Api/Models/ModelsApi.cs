@@ -34,7 +34,7 @@ public static class ModelsApi
         group.MapGet("/", List).WithName("ListModels").WithSummary("Saved model specs, newest first");
         group.MapGet("/{id:guid}", Get).WithName("GetModel").WithSummary("A saved model spec");
         group.MapGet("/presets", Presets).WithName("ListModelPresets")
-            .WithSummary("Well-known model specs (tiny CNN, LeNet-5, small VGG) sized to an input shape and class count");
+            .WithSummary("Well-known model specs (tiny CNN, LeNet-5, small VGG, AlexNet-style, ResNet-8, mini inception) sized to an input shape and class count");
         return group;
     }
 

@@ -11,7 +11,10 @@ public sealed record ModelSpec
     /// <summary>The shape of one input image.</summary>
     public InputSpec? Input { get; init; }
 
-    /// <summary>The layers, first to last. The last is a linear layer with one unit per class.</summary>
+    /// <summary>
+    /// The layers, first to last. Each takes the previous layer's output unless it names its <see cref="LayerSpec.Inputs"/>;
+    /// the last is a linear layer with one unit per class, and its output is the model's.
+    /// </summary>
     public IReadOnlyList<LayerSpec>? Layers { get; init; }
 }
 
@@ -22,12 +25,21 @@ public sealed record InputSpec(int Channels, int Height, int Width);
 /// One layer. <see cref="Kind"/> decides which of the other fields apply:
 /// conv2d (filters, kernel, stride, padding, dilation, bias, biasInit), maxpool2d/avgpool2d (kernel, stride, padding),
 /// leakyrelu (slope), batchnorm2d (eps, momentum), dropout (p), linear (units, bias, biasInit);
-/// relu, sigmoid, tanh, flatten and globalavgpool take none. Fields left unset are left out of its JSON.
+/// relu, sigmoid, tanh, flatten and globalavgpool take none. Any layer may name its <see cref="Inputs"/>; add (element-wise
+/// sum, for residual connections) and concat (channel concatenation, for inception blocks) need two or more.
+/// Fields left unset are left out of its JSON.
 /// </summary>
 public sealed record LayerSpec
 {
-    /// <summary>conv2d, maxpool2d, avgpool2d, relu, leakyrelu, sigmoid, tanh, batchnorm2d, dropout, flatten, linear or globalavgpool.</summary>
+    /// <summary>conv2d, maxpool2d, avgpool2d, relu, leakyrelu, sigmoid, tanh, batchnorm2d, dropout, flatten, linear, globalavgpool, add or concat.</summary>
     public required string Kind { get; init; }
+
+    /// <summary>
+    /// The names of the earlier layers whose outputs this layer takes, or "input" for the model's input.
+    /// Default: the previous layer (the input, for the first). add and concat take two or more; every other kind one.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Inputs { get; init; }
 
     /// <summary>Unique layer name; defaults to the kind and a counter (conv1, relu1, …).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -38,13 +38,20 @@ public sealed class Inference : IDisposable
     public Tensor Forward(Tensor x, Action<LayerPlan, Tensor>? observer = null)
     {
         using var noGrad = no_grad();
+        var outputs = new Tensor[_plan.Count];
+        Tensor Input(int j) => j == LayerPlan.ModelInput ? x : outputs[j];
         foreach (LayerPlan layer in _plan)
         {
-            x = Apply(layer, x);
-            observer?.Invoke(layer, x);
+            outputs[layer.Index] = layer.Kind switch
+            {
+                LayerKind.Add => layer.Inputs.Skip(1).Aggregate(Input(layer.Inputs[0]), (sum, j) => sum + Input(j)),
+                LayerKind.Concat => cat([.. layer.Inputs.Select(Input)], 1),
+                _ => Apply(layer, Input(layer.Inputs[0])),
+            };
+            observer?.Invoke(layer, outputs[layer.Index]);
         }
 
-        return x;
+        return outputs[^1];
     }
 
     public void Dispose()

@@ -6,12 +6,13 @@ using static TorchSharp.torch;
 namespace TrainingService.Training.Models;
 
 /// <summary>
-/// The network a valid spec describes: one named child per layer (conv1.weight, …), applied in order.
-/// Unlike Sequential it can hand every layer's output to an observer, for per-layer statistics.
+/// The network a valid spec describes: one named child per layer with parameters or state (conv1.weight, …),
+/// evaluated in the spec's order, each layer on the outputs of the layers it names (add sums them, concat stacks their
+/// channels). Unlike Sequential it can hand every layer's output to an observer, for per-layer statistics.
 /// </summary>
 public sealed class SpecModel : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Module<Tensor, Tensor>[] _layers;
+    private readonly nn.Module<Tensor, Tensor>?[] _layers;
 
     public SpecModel(SpecAnalysis analysis)
         : base(nameof(SpecModel))
@@ -25,7 +26,12 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
         _layers = [.. Plan.Select(Build)];
         for (int i = 0; i < _layers.Length; i++)
         {
-            register_module(Plan[i].Name, _layers[i]);
+            if (_layers[i] is null)
+            {
+                continue;
+            }
+
+            register_module(Plan[i].Name, _layers[i]!);
             if (Plan[i].BiasInit is { } value)
             {
                 using var noGrad = no_grad();
@@ -42,18 +48,26 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
-        Tensor x = input;
+        var outputs = new Tensor[_layers.Length];
+        Tensor Input(int j) => j == LayerPlan.ModelInput ? input : outputs[j];
         Action<int, Tensor>? observer = LayerOutputObserver;
         for (int i = 0; i < _layers.Length; i++)
         {
-            x = _layers[i].call(x);
-            observer?.Invoke(i, x);
+            int[] inputs = Plan[i].Inputs;
+            outputs[i] = Plan[i].Kind switch
+            {
+                LayerKind.Add => inputs.Skip(1).Aggregate(Input(inputs[0]), (sum, j) => sum + Input(j)),
+                LayerKind.Concat => cat([.. inputs.Select(Input)], 1),
+                _ => _layers[i]!.call(Input(inputs[0])),
+            };
+            observer?.Invoke(i, outputs[i]);
         }
 
-        return x;
+        return outputs[^1];
     }
 
-    private static nn.Module<Tensor, Tensor> Build(LayerPlan layer)
+    /// <summary>The module of a layer; null for add and concat, which <see cref="forward"/> does itself.</summary>
+    private static nn.Module<Tensor, Tensor>? Build(LayerPlan layer)
     {
         (long, long) Pair(Contracts.Specs.IntPair p) => (p.Height, p.Width);
         return layer.Kind switch
@@ -73,6 +87,7 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
             LayerKind.Flatten => nn.Flatten(),
             LayerKind.Linear => nn.Linear(layer.InputShape[0], layer.Units, layer.Bias),
             LayerKind.GlobalAvgPool => new GlobalAvgPool(),
+            LayerKind.Add or LayerKind.Concat => null,
             _ => throw new ArgumentOutOfRangeException(nameof(layer), layer.Kind, "no module for this kind"),
         };
     }

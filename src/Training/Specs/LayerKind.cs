@@ -14,6 +14,8 @@ public enum LayerKind
     Flatten,
     Linear,
     GlobalAvgPool,
+    Add,
+    Concat,
 }
 
 /// <summary>The spec's names for each kind, the prefix of automatic layer names, and the fields each kind takes.</summary>
@@ -33,6 +35,8 @@ public static class LayerKinds
         ["flatten"] = LayerKind.Flatten,
         ["linear"] = LayerKind.Linear,
         ["globalavgpool"] = LayerKind.GlobalAvgPool,
+        ["add"] = LayerKind.Add,
+        ["concat"] = LayerKind.Concat,
     };
 
     public static IReadOnlyCollection<string> Names => s_byName.Keys;
@@ -53,6 +57,8 @@ public static class LayerKinds
         LayerKind.Flatten => "flatten",
         LayerKind.Linear => "linear",
         LayerKind.GlobalAvgPool => "globalavgpool",
+        LayerKind.Add => "add",
+        LayerKind.Concat => "concat",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -77,6 +83,9 @@ public static class LayerKinds
         LayerKind.Linear => ["units", "bias", "biasInit"],
         _ => [],
     };
+
+    /// <summary>add and concat: the kinds that take two or more inputs.</summary>
+    public static bool IsMerge(LayerKind kind) => kind is LayerKind.Add or LayerKind.Concat;
 
     public static bool IsSpatialWindow(LayerKind kind) => kind is LayerKind.Conv2d or LayerKind.MaxPool2d or LayerKind.AvgPool2d;
 }

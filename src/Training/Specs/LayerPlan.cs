@@ -3,8 +3,17 @@ using TrainingService.Contracts.Specs;
 namespace TrainingService.Training.Specs;
 
 /// <summary>A layer with every default filled in and its input and output shapes known: what the model builder needs.</summary>
+/// <remarks>
+/// <see cref="Inputs"/> are the indices of the layers it takes, or <see cref="ModelInput"/>; always earlier layers,
+/// so the plan's order is an order of evaluation. <see cref="InputShape"/> is its first input's shape.
+/// </remarks>
 public sealed record LayerPlan(int Index, string Name, LayerKind Kind, int[] InputShape, int[] OutputShape)
 {
+    /// <summary>In <see cref="Inputs"/>: the model's input image.</summary>
+    public const int ModelInput = -1;
+
+    public int[] Inputs { get; init; } = [];
+
     public int Filters { get; init; }
 
     public IntPair Kernel { get; init; }

@@ -7,6 +7,8 @@ namespace TrainingService.Training.Specs;
 /// <summary>
 /// Validates a model spec and infers, without torch, each layer's output shape, parameters, multiply-adds,
 /// receptive field and jump, with PyTorch's formulas: out = ⌊(W + 2P − D·(F − 1) − 1)/S⌋ + 1.
+/// A layer takes the previous layer's output or the earlier layers it names, so the spec is a graph in evaluation
+/// order; at a merge (add, concat) the receptive field is the largest over its inputs' paths.
 /// </summary>
 public static partial class SpecAnalyzer
 {
@@ -21,15 +23,25 @@ public static partial class SpecAnalyzer
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     private static partial Regex LayerNamePattern();
 
+    /// <summary>The name by which a layer's inputs refer to the model's input image.</summary>
+    public const string ModelInputName = "input";
+
+    /// <summary>What is known of one layer's output: its shape (null when it cannot be known) and receptive field.</summary>
+    private sealed record Node(int[]? Shape, (int H, int W) Rf, (int H, int W) Jump, bool SpatialTracking);
+
     private sealed class Analysis(ModelSpec spec, SpecLimits limits)
     {
         private readonly List<SpecIssue> _errors = [];
         private readonly List<SpecIssue> _warnings = [];
         private readonly List<LayerReport> _reports = [];
         private readonly List<LayerPlan> _plan = [];
+        private Node[] _outputs = [];
+        private Node _modelInput = new(null, (1, 1), (1, 1), true);
+        private string[] _names = [];
 
-        // Shape inference state; _shape is null once a layer's output cannot be known.
+        // The layer being analysed: its (first) input, then its output. _shape is null once it cannot be known.
         private int[]? _shape;
+        private int[][] _mergeInputs = [];
         private (int H, int W) _rf = (1, 1);
         private (int H, int W) _jump = (1, 1);
         private bool _spatialTracking = true;
@@ -48,13 +60,16 @@ public static partial class SpecAnalyzer
                 layers = [];
             }
 
-            string[] names = AssignNames(layers);
+            string[] names = _names = AssignNames(layers);
+            _outputs = new Node[layers.Count];
             for (int i = 0; i < layers.Count; i++)
             {
                 AnalyzeLayer(i, names[i], layers[i]);
+                _outputs[i] = new Node(_shape, _rf, _jump, _spatialTracking);
             }
 
             CheckClassifierEnd(layers, names);
+            WarnUnusedOutputs(layers);
             long totalParameters = _reports.Sum(r => r.Parameters);
             if (totalParameters > limits.MaxParameters)
             {
@@ -89,7 +104,7 @@ public static partial class SpecAnalyzer
                 & CheckRange("input.width", "input width", input.Width, 1, limits.MaxInputSide);
             if (ok)
             {
-                _shape = [input.Channels, input.Height, input.Width];
+                _modelInput = _modelInput with { Shape = [input.Channels, input.Height, input.Width] };
             }
         }
 
@@ -122,7 +137,11 @@ public static partial class SpecAnalyzer
                 }
 
                 names[i] = name;
-                if (!LayerNamePattern().IsMatch(name))
+                if (name == ModelInputName)
+                {
+                    Error(i, name, $"layers[{i}].name", $"layer {i}: the name \"{ModelInputName}\" is kept for the model's input (layers name it in their inputs); choose another");
+                }
+                else if (!LayerNamePattern().IsMatch(name))
                 {
                     Error(i, name, $"layers[{i}].name", $"layer {i}: name \"{name}\" must start with a letter or _ and hold only letters, digits and _ (at most 64)");
                 }
@@ -171,6 +190,8 @@ public static partial class SpecAnalyzer
             }
 
             var layerErrors = new LayerErrors(this, i, name, at);
+            int[]? inputs = ResolveInputs(kind, layer, layerErrors, i);
+            TakeInputs(inputs);
             CheckFieldsApply(kind, layer, layerErrors);
             LayerPlan? plan = Resolve(kind, layer, layerErrors, i, name);
             if (layerErrors.Count > 0 || plan is null || _shape is null)
@@ -179,7 +200,148 @@ public static partial class SpecAnalyzer
                 return;
             }
 
-            Infer(plan, layerErrors);
+            Infer(plan with { Inputs = inputs! }, layerErrors);
+        }
+
+        /// <summary>The indices of the layers a layer takes (<see cref="LayerPlan.ModelInput"/> for the image), or null with errors.</summary>
+        private int[]? ResolveInputs(LayerKind kind, LayerSpec layer, LayerErrors errors, int index)
+        {
+            string what = LayerKinds.Name(kind);
+            bool merge = LayerKinds.IsMerge(kind);
+            string verb = kind == LayerKind.Add ? "sum" : "concatenate";
+            if (layer.Inputs is not { } given)
+            {
+                if (merge)
+                {
+                    errors.Add("inputs", $"{what} needs inputs: the names of the two or more earlier layers to {verb}");
+                    return null;
+                }
+
+                return [index == 0 ? LayerPlan.ModelInput : index - 1];
+            }
+
+            var resolved = new List<int>(given.Count);
+            int before = errors.Count;
+            for (int k = 0; k < given.Count; k++)
+            {
+                string inputName = given[k];
+                int found = inputName == ModelInputName ? LayerPlan.ModelInput : Array.IndexOf(_names, inputName);
+                if (found == LayerPlan.ModelInput && inputName == ModelInputName)
+                {
+                    resolved.Add(found);
+                }
+                else if (found < 0)
+                {
+                    errors.Add($"inputs[{k}]", $"inputs names \"{inputName}\", which is no layer of this model (\"{ModelInputName}\" is the model's input)");
+                }
+                else if (found == index)
+                {
+                    errors.Add($"inputs[{k}]", $"inputs names the layer itself: a layer cannot take its own output (that would be a cycle)");
+                }
+                else if (found > index)
+                {
+                    errors.Add($"inputs[{k}]", $"inputs names {inputName} (layer {found}), which comes after it: a layer takes only earlier layers' outputs, so the graph has no cycles; move {inputName} before it");
+                }
+                else
+                {
+                    resolved.Add(found);
+                }
+            }
+
+            if (given.Count == 0)
+            {
+                errors.Add("inputs", merge
+                    ? $"inputs is empty; {what} needs two or more earlier layers to {verb}"
+                    : "inputs is empty; leave it out to take the previous layer's output");
+            }
+            else if (merge && given.Count < 2)
+            {
+                errors.Add("inputs", $"{what} needs two or more inputs to {verb}, got 1");
+            }
+            else if (!merge && given.Count > 1)
+            {
+                errors.Add("inputs", $"{what} takes one input, got {given.Count}; only add and concat merge several");
+            }
+
+            return errors.Count == before ? [.. resolved] : null;
+        }
+
+        /// <summary>Sets the inference state to the layer's inputs: the first for a single-input layer, all of them for a merge.</summary>
+        private void TakeInputs(int[]? inputs)
+        {
+            if (inputs is null)
+            {
+                _shape = null;
+                return;
+            }
+
+            Node[] nodes = [.. inputs.Select(j => j == LayerPlan.ModelInput ? _modelInput : _outputs[j])];
+            _shape = nodes.All(n => n.Shape is not null) ? nodes[0].Shape : null;
+            _mergeInputs = _shape is null ? [] : [.. nodes.Select(n => n.Shape!)];
+            _rf = (nodes.Max(n => n.Rf.H), nodes.Max(n => n.Rf.W));
+            _jump = (nodes.Max(n => n.Jump.H), nodes.Max(n => n.Jump.W));
+            _spatialTracking = nodes.All(n => n.SpatialTracking);
+        }
+
+        private string InputName(int index) => index == LayerPlan.ModelInput ? ModelInputName : _names[index];
+
+        private void Merge(LayerPlan plan, LayerErrors errors)
+        {
+            int[] first = _mergeInputs[0];
+            string firstName = InputName(plan.Inputs[0]);
+            for (int k = 1; k < _mergeInputs.Length; k++)
+            {
+                int[] other = _mergeInputs[k];
+                string otherName = InputName(plan.Inputs[k]);
+                if (plan.Kind == LayerKind.Add && !first.SequenceEqual(other))
+                {
+                    errors.Add("inputs", $"add sums element by element, so its inputs' shapes must match, but {firstName} gives {Shape(first)} and {otherName} gives {Shape(other)}{ProjectionHint(first, other, otherName)}");
+                    _shape = null;
+                    return;
+                }
+
+                if (plan.Kind == LayerKind.Concat && (first.Length != other.Length || (first.Length == 3 && (first[1] != other[1] || first[2] != other[2]))))
+                {
+                    errors.Add("inputs", first.Length != other.Length
+                        ? $"concat joins inputs that are all images or all flat, but {firstName} gives {Shape(first)} and {otherName} gives {Shape(other)}"
+                        : $"concat stacks channels, so its inputs' heights and widths must match, but {firstName} gives {Shape(first)} and {otherName} gives {Shape(other)}");
+                    _shape = null;
+                    return;
+                }
+            }
+
+            long[] output = plan.Kind == LayerKind.Add
+                ? Long(first)
+                : [_mergeInputs.Sum(s => (long)s[0]), .. first.Skip(1).Select(d => (long)d)];
+            Accept(plan, output, 0, 0, errors);
+        }
+
+        /// <summary>For an add whose inputs differ in channels or size: the 1×1 convolution that would make them match.</summary>
+        private static string ProjectionHint(int[] first, int[] other, string otherName)
+        {
+            if (first.Length != 3 || other.Length != 3 || other[1] % first[1] != 0 || other[2] % first[2] != 0 || other[1] / first[1] != other[2] / first[2])
+            {
+                return "";
+            }
+
+            int stride = other[1] / first[1];
+            return $"; a 1×1 conv2d with {first[0]} filters{(stride > 1 ? $" and stride {stride}" : "")} after {otherName} (a projection shortcut) would make them match";
+        }
+
+        /// <summary>A layer whose output no later layer takes is computed for nothing: almost always a wrong name in an inputs list.</summary>
+        private void WarnUnusedOutputs(IReadOnlyList<LayerSpec> layers)
+        {
+            if (_errors.Count > 0 || _plan.Count != layers.Count)
+            {
+                return;
+            }
+
+            var used = new HashSet<int>(_plan.SelectMany(p => p.Inputs));
+            foreach (LayerPlan plan in _plan.Take(_plan.Count - 1).Where(p => !used.Contains(p.Index)))
+            {
+                _warnings.Add(new SpecIssue(plan.Index, plan.Name, $"layers[{plan.Index}]",
+                    $"{plan.Name}: no layer takes its output, so it does not change the model's scores; did a later layer mean to name it in its inputs?"));
+            }
         }
 
         private static void CheckFieldsApply(LayerKind kind, LayerSpec layer, LayerErrors errors)
@@ -302,6 +464,12 @@ public static partial class SpecAnalyzer
 
         private void Infer(LayerPlan plan, LayerErrors errors)
         {
+            if (LayerKinds.IsMerge(plan.Kind))
+            {
+                Merge(plan, errors);
+                return;
+            }
+
             int[] input = _shape!;
             bool spatial = input.Length == 3;
             string kind = LayerKinds.Name(plan.Kind);

@@ -100,14 +100,15 @@ public static class SpecReader
         string label = name ?? $"layer {index}";
         string? kind = json.TryGetProperty("kind", out JsonElement k) ? String(k, at + ".kind", index, name, errors) : null;
         string[] allowed = kind is not null && LayerKinds.TryParse(kind, out LayerKind parsed)
-            ? ["kind", "name", .. LayerKinds.Fields(parsed)]
-            : ["kind", "name", "filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit", "units", "p", "slope", "eps", "momentum"];
+            ? ["kind", "name", "inputs", .. LayerKinds.Fields(parsed)]
+            : ["kind", "name", "inputs", "filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit", "units", "p", "slope", "eps", "momentum"];
         UnknownFields(json, allowed, at, index, name, errors, kind);
 
         return new LayerSpec
         {
             Kind = kind!,
             Name = name,
+            Inputs = Inputs(json, at, index, label, errors),
             Filters = Int(json, "filters", at + ".filters", index, label, errors, layerName: name),
             Kernel = Pair(json, "kernel", at, index, label, errors),
             Stride = Pair(json, "stride", at, index, label, errors),
@@ -234,6 +235,28 @@ public static class SpecReader
         }
 
         return false;
+    }
+
+    /// <summary>inputs: an array of layer names; one name alone is taken as an array of one.</summary>
+    private static IReadOnlyList<string>? Inputs(JsonElement json, string at, int index, string label, List<SpecIssue> errors)
+    {
+        if (!json.TryGetProperty("inputs", out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return [value.GetString()!];
+        }
+
+        if (value.ValueKind == JsonValueKind.Array && value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String))
+        {
+            return [.. value.EnumerateArray().Select(v => v.GetString()!)];
+        }
+
+        errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.inputs", $"{label}: inputs must be an array of earlier layers' names (or \"input\"), got {Describe(value)}"));
+        return null;
     }
 
     private static bool? Bool(JsonElement json, string property, string at, int index, string label, List<SpecIssue> errors)

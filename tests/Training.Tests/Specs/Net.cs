@@ -30,7 +30,7 @@ internal static class Net
 
     public static LayerSpec Relu(string? name = null) => new() { Kind = "relu", Name = name };
 
-    public static LayerSpec Flatten() => new() { Kind = "flatten" };
+    public static LayerSpec Flatten(string? name = null) => new() { Kind = "flatten", Name = name };
 
     public static LayerSpec Layer(string kind, string? name = null) => new() { Kind = kind, Name = name };
 

@@ -269,7 +269,7 @@ public sealed class SpecReaderTests
         SpecIssue unknown = Assert.Single(result.Errors, e => e.Field == "layers[3].filter");
         Assert.Equal((3, "conv2"), (unknown.LayerIndex, unknown.LayerName));
         Assert.Equal(
-            "conv2: unknown field \"filter\" for conv2d; did you mean \"filters\"? (fields: kind, name, filters, kernel, stride, padding, dilation, bias, biasInit)",
+            "conv2: unknown field \"filter\" for conv2d; did you mean \"filters\"? (fields: kind, name, inputs, filters, kernel, stride, padding, dilation, bias, biasInit)",
             unknown.Message);
         SpecIssue missing = Assert.Single(result.Errors, e => e.Field == "layers[3].filters");
         Assert.Equal("conv2: filters is required", missing.Message);
@@ -311,7 +311,7 @@ public sealed class SpecReaderTests
 
         SpecIssue issue = Assert.Single(result.Errors);
         Assert.Equal((3, "conv2", "layers[3].units"), (issue.LayerIndex, issue.LayerName, issue.Field));
-        Assert.Equal("conv2: unknown field \"units\" for conv2d (fields: kind, name, filters, kernel, stride, padding, dilation, bias, biasInit)", issue.Message);
+        Assert.Equal("conv2: unknown field \"units\" for conv2d (fields: kind, name, inputs, filters, kernel, stride, padding, dilation, bias, biasInit)", issue.Message);
     }
 
     [Fact]
@@ -320,7 +320,7 @@ public sealed class SpecReaderTests
         ModelValidationResult result = ReadAndAnalyze(WithFourthLayer("""{ "kind": "dense", "units": 10, "activation": "relu" }""")).Result;
 
         Assert.Equal(["layers[3].activation", "layers[3].kind"], result.Errors.Select(e => e.Field));
-        Assert.Contains("unknown field \"activation\" for layers[3] (fields: kind, name, filters,", result.Errors[0].Message, StringComparison.Ordinal);
+        Assert.Contains("unknown field \"activation\" for layers[3] (fields: kind, name, inputs, filters,", result.Errors[0].Message, StringComparison.Ordinal);
         Assert.StartsWith("layer1: unknown kind \"dense\"; expected one of conv2d,", result.Errors[1].Message, StringComparison.Ordinal);
     }
 
