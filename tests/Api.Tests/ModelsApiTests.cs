@@ -139,18 +139,30 @@ public sealed class ModelsApiTests
     }
 
     [Fact]
-    public async Task SwaggerDocumentsValidateWithAWorkingExample()
+    public async Task SwaggerOffersEveryPresetAsAWorkingExample()
     {
         await using var factory = new TrainingServiceFactory();
         using HttpClient client = factory.CreateClient();
 
         JsonElement document = await client.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
         JsonElement post = document.GetProperty("paths").GetProperty("/models/validate").GetProperty("post");
-        JsonElement example = post.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("example");
-        using HttpResponseMessage response = await PostJson(client, example.GetRawText());
-        JsonElement result = await response.Content.ReadFromJsonAsync<JsonElement>();
+        JsonElement examples = post.GetProperty("requestBody").GetProperty("content").GetProperty("application/json").GetProperty("examples");
+        Assert.Equal(["tiny", "lenet5", "vgg", "alexnet", "resnet8", "inception"], examples.EnumerateObject().Select(e => e.Name));
+        foreach (JsonProperty example in examples.EnumerateObject())
+        {
+            JsonElement spec = example.Value.GetProperty("value");
+            using HttpResponseMessage response = await PostJson(client, spec.GetRawText());
+            JsonElement result = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.True(result.GetProperty("valid").GetBoolean(), example.Name + ": " + result.GetRawText());
+            Assert.False(string.IsNullOrWhiteSpace(example.Value.GetProperty("summary").GetString()));
+        }
 
-        Assert.True(result.GetProperty("valid").GetBoolean(), example.GetRawText());
+        JsonElement create = document.GetProperty("paths").GetProperty("/models").GetProperty("post").GetProperty("requestBody")
+            .GetProperty("content").GetProperty("application/json").GetProperty("examples");
+        using HttpResponseMessage saved = await client.PostAsync(
+            new Uri("/models", UriKind.Relative),
+            new StringContent(create.GetProperty("resnet8").GetProperty("value").GetRawText(), System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, saved.StatusCode);
         using HttpResponseMessage ui = await client.GetAsync(new Uri("/swagger/index.html", UriKind.Relative));
         Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
     }
@@ -184,7 +196,10 @@ public sealed class ModelsApiTests
         await using var factory = new TrainingServiceFactory();
         using HttpClient client = factory.CreateClient();
         JsonElement presets = await client.GetFromJsonAsync<JsonElement>("/models/presets?channels=3&height=32&width=32&classes=7");
-        Assert.Equal(["tiny", "lenet5", "vgg"], presets.EnumerateArray().Select(p => p.GetProperty("name").GetString()));
+        Assert.Equal(["tiny", "lenet5", "vgg", "alexnet", "resnet8", "inception"], presets.EnumerateArray().Select(p => p.GetProperty("name").GetString()));
+        JsonElement resnet = presets.EnumerateArray().Single(p => p.GetProperty("name").GetString() == "resnet8").GetProperty("spec");
+        JsonElement add = resnet.GetProperty("layers").EnumerateArray().First(l => l.GetProperty("kind").GetString() == "add");
+        Assert.Equal(["block1_bn2", "stem_relu"], add.GetProperty("inputs").EnumerateArray().Select(i => i.GetString()));
         foreach (JsonElement preset in presets.EnumerateArray())
         {
             JsonElement spec = preset.GetProperty("spec");

@@ -21,13 +21,31 @@ internal sealed class ExamplesOperationFilter : IOperationFilter
     {
         JsonNode? example = operation.OperationId switch
         {
-            "ValidateModel" => JsonSerializer.SerializeToNode(ModelPresets.LeNet5(), s_json),
-            "CreateModel" => JsonSerializer.SerializeToNode(new { name = "lenet5", spec = ModelPresets.LeNet5() }, s_json),
             "CreateJob" => JsonNode.Parse(CreateJobExample),
             "ChangeJobHyperparameters" => JsonNode.Parse("""{ "learningRate": 0.005, "reason": "the loss is noisy: a tenth of the rate" }"""),
             _ => null,
         };
-        if (example is not null && operation.RequestBody?.Content is { } content && content.TryGetValue("application/json", out OpenApiMediaType? media))
+        if (operation.RequestBody?.Content is not { } content || !content.TryGetValue("application/json", out OpenApiMediaType? media))
+        {
+            return;
+        }
+
+        if (operation.OperationId is "ValidateModel" or "CreateModel")
+        {
+            // Every preset as a named example (Swagger UI's "Examples" menu), for the built-in 28×28 shapes.
+            media.Examples = ModelPresets.All(channels: 1, height: 28, width: 28, classes: 4).ToDictionary(
+                p => p.Name,
+                p => (IOpenApiExample)new OpenApiExample
+                {
+                    Summary = p.Description,
+                    Value = operation.OperationId == "ValidateModel"
+                        ? JsonSerializer.SerializeToNode(p.Spec, s_json)
+                        : JsonSerializer.SerializeToNode(new { name = p.Name, spec = p.Spec }, s_json),
+                });
+            return;
+        }
+
+        if (example is not null)
         {
             media.Example = example;
         }
