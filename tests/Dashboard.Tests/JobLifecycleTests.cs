@@ -101,6 +101,13 @@ public sealed class JobLifecycleTests(Browser browser)
         await page.FillAsync("#spec", "{ \"layers\": [ ");
         await Expect(page.Locator("#spec-status")).ToContainTextAsync("Not JSON");
 
+        // A graph preset: the table says what each merge takes.
+        await page.ClickAsync("[data-preset=resnet8]");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:");
+        await Expect(page.Locator("table.layers tr", new() { HasText = "block1_add" })).ToContainTextAsync("add ← block1_bn2 + stem_relu");
+        await Expect(page.Locator("table.layers tr", new() { HasText = "block2_shortcut" }).First).ToContainTextAsync("conv2d ← block1_relu2");
+        await Browser.ScreenshotAsync(page, "graph-preset");
+
         await page.ClickAsync("[data-preset=tiny]");
         await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:");
         await page.FillAsync("#hp-batchSize", "0");

@@ -34,16 +34,16 @@ public sealed record LayerSpec
     /// <summary>conv2d, maxpool2d, avgpool2d, relu, leakyrelu, sigmoid, tanh, batchnorm2d, dropout, flatten, linear, globalavgpool, add or concat.</summary>
     public required string Kind { get; init; }
 
+    /// <summary>Unique layer name; defaults to the kind and a counter (conv1, relu1, …).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Name { get; init; }
+
     /// <summary>
     /// The names of the earlier layers whose outputs this layer takes, or "input" for the model's input.
     /// Default: the previous layer (the input, for the first). add and concat take two or more; every other kind one.
     /// </summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<string>? Inputs { get; init; }
-
-    /// <summary>Unique layer name; defaults to the kind and a counter (conv1, relu1, …).</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Name { get; init; }
 
     /// <summary>conv2d: the number of filters (output channels).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -47,7 +47,11 @@ public sealed record LayerReport(
     long MultiplyAdds,
     int[]? ReceptiveField,
     int[]? Jump,
-    long ActivationBytes);
+    long ActivationBytes)
+{
+    /// <summary>The layers whose outputs it takes ("input" for the image): the previous one unless the spec names others.</summary>
+    public IReadOnlyList<string> Inputs { get; init; } = [];
+}
 
 /// <summary>An error or warning, pinned to a layer and field where it has one.</summary>
 /// <param name="LayerIndex">The layer's index, or null for the spec as a whole.</param>

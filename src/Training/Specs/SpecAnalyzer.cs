@@ -586,7 +586,10 @@ public static partial class SpecAnalyzer
                 multiplyAdds,
                 spatial ? [_rf.H, _rf.W] : null,
                 spatial ? [_jump.H, _jump.W] : null,
-                elements * BytesPerFloat));
+                elements * BytesPerFloat)
+            {
+                Inputs = [.. plan.Inputs.Select(InputName)],
+            });
             _shape = output;
         }
 

@@ -32,6 +32,10 @@ public sealed class GraphSpecTests
         // The largest over both paths: two 3×3 convolutions (5×5) beat the 1×1 shortcut.
         Assert.Equal([5, 5], add.ReceptiveField!);
         Assert.Equal([1, 1], result.Layers.Single(l => l.Name == "shortcut").ReceptiveField!);
+        Assert.Equal(["b", "shortcut"], add.Inputs);
+        Assert.Equal(["input"], result.Layers[0].Inputs);
+        Assert.Equal(["a"], result.Layers[1].Inputs);
+        Assert.Equal(["input"], result.Layers.Single(l => l.Name == "shortcut").Inputs);
         Assert.Equal(((3 * 9) + 1) * 8 + ((8 * 9) + 1) * 8 + (3 + 1) * 8 + (8 + 1) * 10, result.TotalParameters);
         Assert.Equal((16L * 16 * 8 * 27) + (16L * 16 * 8 * 72) + (16L * 16 * 8 * 3) + (8 * 10), result.TotalMultiplyAdds);
     }

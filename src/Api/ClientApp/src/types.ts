@@ -76,6 +76,8 @@ export interface LayerReport {
   receptiveField?: number[] | null;
   jump?: number[] | null;
   activationBytes: number;
+  /** The layers it takes ("input" for the image). */
+  inputs?: string[];
 }
 
 export interface SpecIssue {

@@ -1,7 +1,7 @@
 import { api, ApiError } from '../api';
 import { fmt, h, type Page } from '../dom';
 import { formatSpec } from '../specformat';
-import type { DatasetView, ModelPreset, ModelSpec, SpecIssue, ValidationResult } from '../types';
+import type { DatasetView, LayerReport, ModelPreset, ModelSpec, SpecIssue, ValidationResult } from '../types';
 
 /**
  * New job: pick or generate a dataset (samples and class counts shown), write or pick a model spec while its
@@ -223,6 +223,12 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
     }
   }
 
+  /** A graph layer: it takes something other than the layer just before it (which a plain stack leaves unsaid). */
+  function takesOthers(layers: LayerReport[], l: LayerReport): boolean {
+    const previous = layers.find((x) => x.index === l.index - 1)?.name ?? 'input';
+    return !!l.inputs && (l.inputs.length !== 1 || l.inputs[0] !== previous);
+  }
+
   function renderValidation(r: ValidationResult) {
     editor.setAttribute('aria-invalid', String(!r.valid));
     specStatus.className = r.valid ? 'ok' : 'error';
@@ -243,7 +249,7 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
       rows.push(h('tr', { class: isError ? 'has-error' : issues.length ? 'has-warning' : '', 'data-layer': i },
         h('td', { class: 'num' }, i),
         h('td', {}, l?.name ?? issues[0]?.layerName ?? ''),
-        h('td', {}, l?.kind ?? ''),
+        h('td', {}, l?.kind ?? '', l && takesOthers(r.layers, l) ? h('span', { class: 'muted' }, ` ← ${l.inputs!.join(' + ')}`) : ''),
         h('td', {}, l ? fmt.shape(l.outputShape) : '–'),
         h('td', { class: 'num' }, l ? fmt.int(l.parameters) : '–'),
         h('td', { class: 'num' }, l ? fmt.int(l.multiplyAdds) : '–'),
