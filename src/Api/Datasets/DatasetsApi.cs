@@ -304,6 +304,10 @@ public static class DatasetsApi
     private static Task<DatasetRecord?> FindAsync(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
         db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.Owner == Storage.DefaultOwner, cancellationToken);
 
+    /// <summary>The classes' names where the dataset has them (the built-in shapes), in label order; else null.</summary>
+    internal static IReadOnlyList<string>? ClassNames(DatasetRecord record) =>
+        record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null;
+
     private static DatasetView ToView(DatasetRecord record, DatasetStore store) => new()
     {
         Id = record.Id,
@@ -316,7 +320,7 @@ public static class DatasetsApi
         Mean = record.Mean,
         Std = record.Std,
         ClassCounts = store.ClassCounts(record),
-        ClassNames = record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null,
+        ClassNames = ClassNames(record),
         CreatedAt = new DateTimeOffset(record.CreatedAt), // stored times read back as UTC (TrainingDb)
     };
 

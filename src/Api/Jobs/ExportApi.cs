@@ -3,24 +3,27 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
-using TrainingService.Contracts.Training;
+using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
+using TrainingService.Training.Specs;
 
 namespace TrainingService.Api.Jobs;
 
-/// <summary>Trained models out: a job's weights as safetensors or in TorchSharp's format, finished or from its last checkpoint.</summary>
+/// <summary>Trained models out: a job's weights as safetensors, in TorchSharp's format or as an ONNX model, finished or from its last checkpoint.</summary>
 public static class ExportApi
 {
-    private static readonly string[] s_formats = ["safetensors", "torchsharp"];
+    private static readonly string[] s_formats = ["safetensors", "torchsharp", "onnx"];
 
     public static RouteGroupBuilder MapExport(this RouteGroupBuilder jobs)
     {
         jobs.MapGet("/{id:guid}/export", Export).WithName("ExportJobModel")
-            .WithSummary("The model's weights: format=safetensors (default; PyTorch names, spec and input normalisation in the metadata) or torchsharp (Module.load)")
+            .WithSummary("The model: format=safetensors (default; PyTorch names, spec and input normalisation in the metadata), torchsharp (Module.load) "
+                + "or onnx (opset 17: input \"pixels\", raw 0–255 floats N×C×H×W with a dynamic batch, normalised inside the graph; outputs \"scores\" and \"probabilities\"; class names in the metadata)")
             .WithDescription("A succeeded job's final model; a job still training (or stopped) gives its last checkpoint, and says which step in the metadata. "
-                + "ONNX export is not built yet.")
+                + "ONNX needs the job's dataset for its mean and std: 409 once the dataset is deleted.")
             .Produces(StatusCodes.Status200OK, contentType: "application/octet-stream");
         return jobs;
     }
@@ -32,7 +35,7 @@ public static class ExportApi
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
-                ["format"] = [$"format must be safetensors or torchsharp, got \"{format}\" (ONNX is not built yet)"],
+                ["format"] = [$"format must be safetensors, torchsharp or onnx, got \"{format}\""],
             });
         }
 
@@ -56,6 +59,27 @@ public static class ExportApi
         }
 
         DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
+        if (format == "onnx")
+        {
+            if (dataset is null)
+            {
+                return Problems.Conflict($"Job {id}'s dataset {job.DatasetId} is deleted, and with it the input mean and std that the ONNX graph applies; export safetensors or torchsharp instead.");
+            }
+
+            SpecAnalysis analysis = SpecAnalyzer.Analyze(JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!);
+            IReadOnlyList<string> names = DatasetsApi.ClassNames(dataset)
+                ?? [.. Enumerable.Range(0, analysis.Classes).Select(c => c.ToString(CultureInfo.InvariantCulture))];
+            OnnxExporter.Write(stream, analysis, tensors, dataset.Mean, dataset.Std, names, new Dictionary<string, string>
+            {
+                ["job"] = id.ToString(),
+                ["source"] = source,
+                ["step"] = step.ToString(CultureInfo.InvariantCulture),
+                ["spec"] = job.Spec,
+                ["dataset"] = dataset.Name,
+            });
+            return TypedResults.File(stream.ToArray(), "application/octet-stream", $"job-{id:N}-step{step}.onnx");
+        }
+
         var metadata = new Dictionary<string, string>
         {
             ["format"] = "pt",

@@ -1,5 +1,8 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using SkiaSharp;
 using TrainingService.Api.Tests.Service;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
@@ -8,7 +11,7 @@ using TrainingService.Training.Specs;
 
 namespace TrainingService.Api.Tests.Jobs;
 
-/// <summary>GET /jobs/{id}/export: the model as safetensors (PyTorch names) or in TorchSharp's format.</summary>
+/// <summary>GET /jobs/{id}/export: the model as safetensors (PyTorch names), in TorchSharp's format or as ONNX.</summary>
 public sealed class ExportApiTests
 {
     [Fact]
@@ -62,10 +65,70 @@ public sealed class ExportApiTests
         Assert.Equal("checkpoint", header["__metadata__"]!["source"]!.GetValue<string>());
         Assert.Equal(paused.GetProperty("step").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture), header["__metadata__"]!["step"]!.GetValue<string>());
 
-        JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.GetAsync(new Uri($"/jobs/{id}/export?format=onnx", UriKind.Relative)), HttpStatusCode.BadRequest);
+        using (var session = new InferenceSession(await client.GetByteArrayAsync($"/jobs/{id}/export?format=onnx")))
+        {
+            Dictionary<string, string> onnxMetadata = session.ModelMetadata.CustomMetadataMap;
+            Assert.Equal(("checkpoint", header["__metadata__"]!["step"]!.GetValue<string>()), (onnxMetadata["source"], onnxMetadata["step"]));
+        }
+
+        JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.GetAsync(new Uri($"/jobs/{id}/export?format=pt", UriKind.Relative)), HttpStatusCode.BadRequest);
         Assert.Contains("format", ServiceHarness.FieldsOf(problem));
         await ServiceHarness.AssertProblemAsync(await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/export", UriKind.Relative)), HttpStatusCode.NotFound);
         await ServiceHarness.PostAsync(client, $"/jobs/{id}/cancel");
         await JobHarness.WaitForStateAsync(client, id, "Cancelled");
+    }
+
+    [Fact]
+    public async Task TheOnnxExportNamesTheClassesAndPredictsWhatTheServicePredicts()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client, classes: 4, samples: 512);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client, $$"""
+            { "datasetId": "{{dataset}}", "hyperparameters": { "epochs": 2, "optimizer": "adam", "learningRate": 0.003 },
+              "model": { "input": { "channels": 1, "height": 16, "width": 16 }, "layers": [
+                { "kind": "conv2d", "filters": 8, "kernel": 3, "padding": "same" }, { "kind": "batchnorm2d" }, { "kind": "relu" },
+                { "kind": "maxpool2d", "kernel": 2 }, { "kind": "dropout", "p": 0.2 }, { "kind": "globalavgpool" }, { "kind": "linear", "units": 4 } ] } }
+            """);
+        Guid id = job.GetProperty("id").GetGuid();
+        JsonElement done = await JobHarness.WaitForStateAsync(client, id, "Succeeded", TimeSpan.FromMinutes(2));
+
+        HttpResponseMessage response = await client.GetAsync(new Uri($"/jobs/{id}/export?format=onnx", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal($"job-{id:N}-step{done.GetProperty("step").GetInt64()}.onnx", response.Content.Headers.ContentDisposition?.FileName?.Trim('"'));
+        using var session = new InferenceSession(await response.Content.ReadAsByteArrayAsync());
+        Dictionary<string, string> metadata = session.ModelMetadata.CustomMetadataMap;
+        string[] names = [.. (await client.GetFromJsonAsync<JsonElement>($"/datasets/{dataset}")).GetProperty("classNames").EnumerateArray().Select(n => n.GetString()!)];
+        Assert.Equal(names, JsonSerializer.Deserialize<string[]>(metadata["classes"]));
+        Assert.Equal("final", metadata["source"]);
+        Assert.Equal("TrainingService", session.ModelMetadata.ProducerName);
+
+        // Eight training samples by their pixels: the ONNX model's top class and its probability are the service's.
+        var pixels = new List<float[]>();
+        for (int i = 0; i < 8; i++)
+        {
+            using SKBitmap bitmap = SKBitmap.Decode(await client.GetByteArrayAsync($"/datasets/{dataset}/samples/{i}.png?scale=1"));
+            pixels.Add([.. Enumerable.Range(0, 256).Select(p => (float)bitmap.GetPixel(p % 16, p / 16).Red)]);
+        }
+
+        JsonElement predicted = await (await client.PostAsJsonAsync($"/jobs/{id}/predict", new { images = pixels, top = 1 })).Content.ReadFromJsonAsync<JsonElement>();
+        using var input = OrtValue.CreateTensorValueFromMemory(pixels.SelectMany(p => p).ToArray(), [pixels.Count, 1, 16, 16]);
+        using var runOptions = new RunOptions();
+        using IDisposableReadOnlyCollection<OrtValue> outputs = session.Run(runOptions, ["pixels"], [input], ["probabilities"]);
+        float[] probabilities = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        for (int i = 0; i < pixels.Count; i++)
+        {
+            float[] row = probabilities[(i * 4)..((i + 1) * 4)];
+            int top = Array.IndexOf(row, row.Max());
+            JsonElement best = predicted.GetProperty("predictions")[i].GetProperty("top")[0];
+            Assert.Equal(best.GetProperty("class").GetInt32(), top);
+            Assert.Equal(best.GetProperty("name").GetString(), names[top]);
+            Assert.Equal(best.GetProperty("probability").GetDouble(), row[top], 1e-4);
+        }
+
+        // The mean and std go with the dataset: without it there is no ONNX model, but the weights still export.
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync(new Uri($"/datasets/{dataset}", UriKind.Relative))).StatusCode);
+        await ServiceHarness.AssertProblemAsync(await client.GetAsync(new Uri($"/jobs/{id}/export?format=onnx", UriKind.Relative)), HttpStatusCode.Conflict);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(new Uri($"/jobs/{id}/export", UriKind.Relative))).StatusCode);
     }
 }
