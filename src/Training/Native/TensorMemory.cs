@@ -20,6 +20,18 @@ internal static partial class TensorMemory
         return count == 0 ? [] : new ReadOnlySpan<float>((void*)THSTensor_data(tensor.Handle), checked((int)count));
     }
 
+    /// <summary>A contiguous uint8 CPU tensor's storage, to fill in place.</summary>
+    public static unsafe Span<byte> Bytes(Tensor tensor)
+    {
+        if (tensor.dtype != ScalarType.Byte || tensor.device_type != TorchSharp.DeviceType.CPU || !tensor.is_contiguous())
+        {
+            throw new ArgumentException($"expected a contiguous uint8 CPU tensor, got {tensor.dtype} on {tensor.device_type}", nameof(tensor));
+        }
+
+        long count = tensor.numel();
+        return count == 0 ? [] : new Span<byte>((void*)THSTensor_data(tensor.Handle), checked((int)count));
+    }
+
     [LibraryImport("LibTorchSharp")]
     private static partial IntPtr THSTensor_data(IntPtr handle);
 }
