@@ -56,7 +56,7 @@ public sealed record Hyperparameters
     /// <summary>step schedule: the factor applied at each decay.</summary>
     public double Gamma { get; init; } = 0.1;
 
-    /// <summary>Seeds initialisation, shuffling, the validation split and dropout: the same seed gives the same run.</summary>
+    /// <summary>Seeds initialisation, shuffling, the validation split, dropout and augmentation: the same seed gives the same run.</summary>
     public int Seed { get; init; } = 1;
 
     /// <summary>

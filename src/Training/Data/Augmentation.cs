@@ -22,7 +22,7 @@ public static class Augmentation
         ArgumentNullException.ThrowIfNull(options);
         int padding = options.RandomCrop?.Padding ?? 0;
         int translate = options.Translate ?? 0;
-        var random = new Stream(seed, epoch, index);
+        var random = new Generator(seed, epoch, index);
         // Every value is drawn whether its part is on or not, so turning one part on leaves the others' draws as they were.
         int cropY = random.Between(-padding, padding);
         int cropX = random.Between(-padding, padding);
@@ -89,7 +89,7 @@ public static class Augmentation
     }
 
     /// <summary>SplitMix64 keyed by (seed, epoch, index): stateless across images, so nothing needs to be checkpointed.</summary>
-    private struct Stream(int seed, int epoch, int index)
+    private struct Generator(int seed, int epoch, int index)
     {
         private ulong _state = Mix(Mix(Mix((uint)seed) ^ (uint)epoch) ^ (uint)index);
 
