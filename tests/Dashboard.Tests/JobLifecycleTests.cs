@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -146,6 +147,66 @@ public sealed class JobLifecycleTests(Browser browser)
         await Expect(page.Locator("#state")).ToHaveTextAsync("Succeeded");
         await Expect(page.Locator("#weights")).ToBeVisibleAsync();
         await Expect(page.Locator("#notices")).ToContainTextAsync("finished early");
+    }
+
+    [Fact]
+    public async Task AugmentationIsOffUntilAskedPreviewedAsItsSettingsChangeAndShownOnTheJob()
+    {
+        await using LiveService service = LiveService.Start();
+        await Dashboard.ShapesDatasetAsync(service.Client);
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync("#/new");
+        await page.ClickAsync("[data-preset=tiny]");
+        await Expect(page.Locator("#spec-status")).ToContainTextAsync("Valid:");
+        await Expect(page.Locator("#aug-on")).Not.ToBeCheckedAsync();
+        await Expect(page.Locator("#aug-fields")).ToBeHiddenAsync();
+
+        // On: four training images, each followed by its six first epochs as the server draws them for this seed.
+        await page.CheckAsync("#aug-on");
+        await Expect(page.Locator("#aug-preview .aug-row")).ToHaveCountAsync(4);
+        await Expect(page.Locator("#aug-preview .aug-row").First.Locator("img")).ToHaveCountAsync(7);
+        string[] cropAndFlip = await FirstRowAsync(page);
+        Assert.True(cropAndFlip.Skip(1).Distinct().Count() >= 3, "the epochs' variants differ");
+        Assert.DoesNotContain(cropAndFlip[0], cropAndFlip.Skip(1));
+
+        await page.FillAsync("#aug-translate", "3");
+        await Expect(page.Locator("#aug-preview .aug-row img").Nth(1)).ToHaveAttributeAsync("src", new Regex("translate=3"));
+        Assert.NotEqual(cropAndFlip, await FirstRowAsync(page));
+        await page.SetViewportSizeAsync(390, 844);
+        Assert.True(await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth") <= 390, "the preview fits a phone");
+        await Browser.ScreenshotAsync(page, "augmentation-preview");
+        await page.SetViewportSizeAsync(1280, 900);
+
+        // Out of range: the preview says why, and so does starting.
+        await page.FillAsync("#aug-translate", "99");
+        await Expect(page.Locator("#aug-status")).ToContainTextAsync("translate must be from 1 to 7");
+        await Expect(page.Locator("#aug-translate")).ToHaveAttributeAsync("aria-invalid", "true");
+        await page.ClickAsync("#start");
+        await Expect(page.Locator("ul.errors")).ToContainTextAsync("hyperparameters.augmentation.translate");
+
+        await page.FillAsync("#aug-translate", "2");
+        await page.FillAsync("#hp-epochs", "1");
+        await page.ClickAsync("#start");
+        await page.WaitForSelectorAsync("#state, ul.errors li");
+        Assert.Equal([], await page.Locator("ul.errors li").AllTextContentsAsync());
+        await Expect(page.Locator("#hyperparameters")).ToContainTextAsync("augmentation: random crop (padding 2), horizontal flip, translate ±2");
+        await Expect(page.Locator("#state")).ToHaveTextAsync("Succeeded", new() { Timeout = 60_000 });
+        await Browser.ScreenshotAsync(page, "augmented-job");
+    }
+
+    /// <summary>The first preview row's pixels, as data URLs, once every image in it has loaded.</summary>
+    private static async Task<string[]> FirstRowAsync(IPage page)
+    {
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#aug-preview .aug-row:first-child img')].every(i => i.complete && i.naturalWidth === 28)");
+        return await page.EvaluateAsync<string[]>("""
+            () => [...document.querySelectorAll('#aug-preview .aug-row:first-child img')].map(img => {
+              const canvas = document.createElement('canvas');
+              canvas.width = img.naturalWidth;
+              canvas.height = img.naturalHeight;
+              canvas.getContext('2d').drawImage(img, 0, 0);
+              return canvas.toDataURL();
+            })
+            """);
     }
 
     [Fact]

@@ -6,12 +6,16 @@ using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Datasets;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
+using TrainingService.Training.Loop;
 
 namespace TrainingService.Api.Datasets;
 
 public static class DatasetsApi
 {
     internal const string ShapesSource = ShapesDataset.Name;
+
+    /// <summary>The largest sample variant: an epoch, as many as a job may have.</summary>
+    internal const int MaxVariant = 10_000;
 
     public static IServiceCollection AddDatasets(this IServiceCollection services)
     {
@@ -48,9 +52,11 @@ public static class DatasetsApi
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id:guid}/samples/{index:int}.png", GetSample)
             .WithName("GetDatasetSample")
-            .WithSummary("Get a train image as PNG")
+            .WithSummary("Get a train image as PNG, optionally augmented as a job would train on it")
             .WithDescription("Grey for one channel, RGB for three. scale (1..16, default 1) enlarges it by repeating pixels. "
-                + "An index outside the train split gets 404.")
+                + "An index outside the train split gets 404. With randomCrop, horizontalFlip or translate (a job's hyperparameters.augmentation), "
+                + "the image is augmented exactly as a job with that seed augments it in epoch variant: "
+                + "?randomCrop=4&horizontalFlip=true&translate=2&seed=7&variant=3. A value out of range gets 400 keyed by its parameter.")
             .Produces(StatusCodes.Status200OK, contentType: "image/png")
             .ProducesProblem(StatusCodes.Status404NotFound);
         group.MapDelete("/{id:guid}", Delete)
@@ -203,24 +209,48 @@ public static class DatasetsApi
         return record is null ? NoSuchDataset(id) : TypedResults.Ok(ToView(record, services.Store));
     }
 
-    /// <summary>Renders train image <paramref name="index"/> as PNG.</summary>
+    /// <summary>Renders train image <paramref name="index"/> as PNG, augmented if any augmentation is asked for.</summary>
     /// <param name="id">The dataset.</param>
     /// <param name="index">The train image, from 0.</param>
     /// <param name="scale">Each pixel becomes scale × scale pixels, 1..16; 1 when left out.</param>
+    /// <param name="randomCrop">Random crop: zero padding on each side, 1 to half the image's shorter side; left out: no crop.</param>
+    /// <param name="horizontalFlip">true: mirror left to right with probability 0.5.</param>
+    /// <param name="translate">Shift by up to this many pixels on each axis, 1 to a quarter of the image's shorter side; left out: no shift.</param>
+    /// <param name="seed">The job's seed; 1 when left out.</param>
+    /// <param name="variant">The epoch, 1..10000 (1 when left out): each gives the image's draw in that epoch.</param>
     /// <param name="services">The handlers' dependencies.</param>
     /// <param name="cancellationToken">The request's.</param>
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult, ValidationProblem>> GetSample(
-        Guid id, int index, int? scale, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
+        Guid id, int index, int? scale, int? randomCrop, bool? horizontalFlip, int? translate, int? seed, int? variant,
+        [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
         if (scale is < 1 or > SamplePng.MaxScale)
         {
             return Invalid("scale", $"scale must be between 1 and {SamplePng.MaxScale}, but was {scale}.");
         }
 
+        if (variant is < 1 or > MaxVariant)
+        {
+            return Invalid("variant", $"variant must be an epoch, from 1 to {MaxVariant}, but was {variant}.");
+        }
+
         DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
         if (record is null)
         {
             return NoSuchDataset(id);
+        }
+
+        var augmentation = new AugmentationOptions
+        {
+            RandomCrop = randomCrop is int padding ? new RandomCropOptions { Padding = padding } : null,
+            HorizontalFlip = horizontalFlip ?? false,
+            Translate = translate,
+        };
+        var errors = TrainingValidator.ValidateAugmentation(augmentation, record.Height, record.Width)
+            .ToDictionary(e => QueryName(e.Field), e => new[] { QueryName(e.Field) + e.Message[e.Field.Length..] });
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors, title: "The request is invalid");
         }
 
         if (index < 0 || index >= record.TrainCount)
@@ -231,8 +261,11 @@ public static class DatasetsApi
                 detail: $"Dataset {id} has train images 0 to {record.TrainCount - 1}; there is no image {index}.");
         }
 
-        byte[] png = SamplePng.Encode(services.Store.Load(record), index, scale ?? 1);
+        Augmentation.Draw? draw = augmentation.IsOn ? Augmentation.For(augmentation, seed ?? 1, variant ?? 1, index) : null;
+        byte[] png = SamplePng.Encode(services.Store.Load(record), index, scale ?? 1, draw);
         return TypedResults.File(png, "image/png");
+
+        static string QueryName(string field) => field == "randomCrop.padding" ? "randomCrop" : field;
     }
 
     /// <summary>Deletes a dataset that no unfinished job uses.</summary>

@@ -9,10 +9,11 @@ internal static class SamplePng
     public const int MaxScale = 16;
 
     /// <summary>
-    /// Encodes train sample <paramref name="index"/>, each pixel repeated <paramref name="scale"/> times in both directions:
-    /// grey for one channel, RGB from the first three channels when there are three or more, otherwise the first channel as grey.
+    /// Encodes train sample <paramref name="index"/>, augmented by <paramref name="draw"/> if given, each pixel repeated
+    /// <paramref name="scale"/> times in both directions: grey for one channel, RGB from the first three channels when
+    /// there are three or more, otherwise the first channel as grey.
     /// </summary>
-    public static byte[] Encode(ImageDataset dataset, int index, int scale)
+    public static byte[] Encode(ImageDataset dataset, int index, int scale, Augmentation.Draw? draw = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, dataset.Train.Count);
@@ -21,6 +22,12 @@ internal static class SamplePng
 
         int height = dataset.Height, width = dataset.Width, plane = height * width;
         ReadOnlySpan<byte> sample = dataset.Train.Images.AsSpan(index * dataset.SampleSize, dataset.SampleSize);
+        if (draw is { } augmentation)
+        {
+            var augmented = new byte[sample.Length];
+            Augmentation.Apply(sample, augmented, dataset.Channels, height, width, augmentation);
+            sample = augmented;
+        }
         bool rgb = dataset.Channels >= 3;
         int bytesPerPixel = rgb ? 4 : 1;
         int outWidth = width * scale, outHeight = height * scale;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.ResponseCompression;
@@ -48,8 +49,11 @@ public static class ApiBasics
 }
 
 /// <summary>Requests the framework could not bind (malformed JSON, wrong content type, too large) become problem details, not 500s.</summary>
-internal sealed class BadRequestExceptionHandler(IProblemDetailsService problemDetails) : IExceptionHandler
+internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService problemDetails) : IExceptionHandler
 {
+    [GeneratedRegex("""^Failed to bind parameter "[^"]* (?<name>\w+)" from""")]
+    private static partial Regex BindingFailure();
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is not BadHttpRequestException bad)
@@ -69,6 +73,10 @@ internal sealed class BadRequestExceptionHandler(IProblemDetailsService problemD
             string field = json.Path is { Length: > 2 } path ? path[2..] : "body";
             problem.ProblemDetails.Detail = $"{field}: {json.Message.Split(" Path:")[0]}";
             problem.ProblemDetails.Extensions["field"] = field;
+        }
+        else if (BindingFailure().Match(bad.Message) is { Success: true } failure)
+        {
+            problem.ProblemDetails.Extensions["field"] = failure.Groups["name"].Value; // a route or query value of the wrong type
         }
 
         return await problemDetails.TryWriteAsync(problem);

@@ -56,7 +56,7 @@ public sealed record Hyperparameters
     /// <summary>step schedule: the factor applied at each decay.</summary>
     public double Gamma { get; init; } = 0.1;
 
-    /// <summary>Seeds initialisation, shuffling, the validation split and dropout: the same seed gives the same run.</summary>
+    /// <summary>Seeds initialisation, shuffling, the validation split, dropout and augmentation: the same seed gives the same run.</summary>
     public int Seed { get; init; } = 1;
 
     /// <summary>
@@ -64,6 +64,36 @@ public sealed record Hyperparameters
     /// else 0.1. 0: no validation.
     /// </summary>
     public double? ValidationFraction { get; init; }
+
+    /// <summary>Random changes to each training image, drawn per (seed, epoch, image); null: none. Never applied to validation, test or predictions.</summary>
+    public AugmentationOptions? Augmentation { get; init; }
+}
+
+/// <summary>
+/// Training-image augmentation, in this order: random crop, horizontal flip, translation. Each part is optional (absent:
+/// not applied). Pixels moved in from outside the image are 0 (black) before normalisation, as in torchvision.
+/// </summary>
+public sealed record AugmentationOptions
+{
+    /// <summary>Zero-pad each side by padding pixels, then crop back to the image's size at a uniformly random offset (torchvision's RandomCrop(size, padding)).</summary>
+    public RandomCropOptions? RandomCrop { get; init; }
+
+    /// <summary>Mirror left to right with probability 0.5.</summary>
+    public bool HorizontalFlip { get; init; }
+
+    /// <summary>Shift by a uniformly random whole number of pixels in [−translate, translate], drawn for each axis; null: none.</summary>
+    public int? Translate { get; init; }
+
+    /// <summary>Whether any part is on.</summary>
+    [JsonIgnore]
+    public bool IsOn => RandomCrop is not null || HorizontalFlip || Translate is not null;
+}
+
+/// <summary>Random crop with zero padding.</summary>
+public sealed record RandomCropOptions
+{
+    /// <summary>Pixels of zero padding on each side, 1 to half the image's shorter side.</summary>
+    public required int Padding { get; init; }
 }
 
 /// <summary>What the trainer measures besides the loss.</summary>

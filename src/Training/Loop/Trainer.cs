@@ -66,6 +66,7 @@ public sealed class Trainer : IDisposable
     private readonly Tensor? _testImages;
     private readonly Tensor? _testLabels;
     private readonly long _stepsPerEpoch;
+    private readonly AugmentationOptions? _augmentation;
     private TrainingPosition _position = new();
     private StepEvent? _lastStep;
 
@@ -87,6 +88,7 @@ public sealed class Trainer : IDisposable
             SanityCheck.OverfitSubset => hyperparameters with
             {
                 BatchSize = Math.Min(_sanity.Samples, data.Train.Count), Epochs = _sanity.MaxSteps, WeightDecay = 0, Schedule = ScheduleKind.Constant, ValidationFraction = 0,
+                Augmentation = null,
             },
             SanityCheck.LearningRateRangeTest => hyperparameters with
             {
@@ -123,6 +125,7 @@ public sealed class Trainer : IDisposable
         }
 
         _stepsPerEpoch = (_trainIndices.Length + _hp.BatchSize - 1) / _hp.BatchSize;
+        _augmentation = _hp.Augmentation is { IsOn: true } augmentation ? augmentation : null;
         _rangeTest = _sanity?.Check == SanityCheck.LearningRateRangeTest ? new RangeTest(_sanity) : null;
     }
 
@@ -378,7 +381,7 @@ public sealed class Trainer : IDisposable
         LayersEvent? layers = null;
         using (NewDisposeScope())
         {
-            (Tensor x, Tensor y) = Batch(_images, _labels, batch);
+            (Tensor x, Tensor y) = TrainingBatch(batch, _position.Epoch);
             _optimizer.zero_grad();
             if (collect)
             {
@@ -553,6 +556,23 @@ public sealed class Trainer : IDisposable
         Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(_scale).add_(_shift);
         Tensor y = labels.index_select(0, index);
         return (x, y);
+    }
+
+    /// <summary>
+    /// A training batch: with augmentation, the images augmented on their uint8 pixels straight into the batch tensor,
+    /// then normalised like any batch. Validation, test and probe batches never come here.
+    /// </summary>
+    internal (Tensor X, Tensor Y) TrainingBatch(int[] batch, int epoch)
+    {
+        if (_augmentation is null)
+        {
+            return Batch(_images, _labels, batch);
+        }
+
+        Tensor pixels = empty([batch.Length, _data.Channels, _data.Height, _data.Width], ScalarType.Byte);
+        Augmentation.ApplyToBatch(_data, batch, _augmentation, _hp.Seed, epoch, TensorMemory.Bytes(pixels));
+        using Tensor index = tensor(batch, ScalarType.Int32).to(ScalarType.Int64);
+        return (pixels.to(ScalarType.Float32).mul_(_scale).add_(_shift), _labels.index_select(0, index));
     }
 
     private int[] EpochOrder(int epoch)

@@ -28,6 +28,14 @@ public static class TrainingValidator
         Check(hp.StepSize >= 1, "hyperparameters.stepSize", $"stepSize must be at least 1 epoch, got {hp.StepSize}");
         Check(hp.Gamma is > 0 and <= 1, "hyperparameters.gamma", $"gamma must be in (0, 1], got {hp.Gamma}");
         Check(hp.ValidationFraction is null or (>= 0 and <= 0.9), "hyperparameters.validationFraction", $"validationFraction must be in [0, 0.9], got {hp.ValidationFraction}");
+        if (hp.Augmentation is { } augmentation)
+        {
+            foreach ((string field, string message) in ValidateAugmentation(augmentation, data.Height, data.Width))
+            {
+                errors.Add(new SpecIssue(null, null, "hyperparameters.augmentation." + field, message));
+            }
+        }
+
         Check(monitoring.StatsEvery >= 0, "monitoring.statsEvery", $"statsEvery must be 0 (off) or more, got {monitoring.StatsEvery}");
         DiagnosticsOptions d = monitoring.Diagnostics ?? new DiagnosticsOptions();
         const string D = "monitoring.diagnostics.";
@@ -66,6 +74,24 @@ public static class TrainingValidator
     {
         double fraction = hp.ValidationFraction ?? (data.Test is null ? 0.1 : 0);
         return (int)Math.Round(data.Train.Count * fraction);
+    }
+
+    /// <summary>Augmentation settings for images of <paramref name="height"/>×<paramref name="width"/>: each error with its field (under "augmentation.").</summary>
+    public static IEnumerable<(string Field, string Message)> ValidateAugmentation(AugmentationOptions augmentation, int height, int width)
+    {
+        ArgumentNullException.ThrowIfNull(augmentation);
+        int side = Math.Min(height, width);
+        if (augmentation.RandomCrop is { Padding: int padding } && (padding < 1 || padding > side / 2))
+        {
+            yield return ("randomCrop.padding", $"randomCrop.padding must be from 1 to {side / 2} (half the image's shorter side, {side}), got {padding}");
+        }
+
+        if (augmentation.Translate is int translate && (translate < 1 || translate > side / 4))
+        {
+            yield return ("translate", side >= 4
+                ? $"translate must be from 1 to {side / 4} pixels (a quarter of the image's shorter side, {side}), or left out, got {translate}"
+                : $"translate needs images of at least 4×4 pixels; these are {height}×{width}");
+        }
     }
 
     /// <summary>A sanity check's settings: each error with its field (under "sanity.").</summary>

@@ -23,6 +23,8 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         { "lenet5, sgd with momentum", 12 }, // the last step of epoch 1
         { "dropout, adam", 7 },
         { "dropout, adam", 17 },
+        { "lenet5, augmented", 7 },
+        { "lenet5, augmented", 17 },
     };
 
     [Theory]
@@ -113,6 +115,11 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         "dropout, adam" => (Harness.DropoutNet(), new Hyperparameters
         {
             Epochs = 2, BatchSize = 32, Optimizer = OptimizerKind.Adam, LearningRate = 1e-3, Momentum = 0, ValidationFraction = 0.1, Seed = 5,
+        }),
+        "lenet5, augmented" => (ModelPresets.LeNet5(classes: 4), new Hyperparameters
+        {
+            Epochs = 2, BatchSize = 32, LearningRate = 0.05, Momentum = 0.9, ValidationFraction = 0.1, Seed = 9,
+            Augmentation = new AugmentationOptions { RandomCrop = new RandomCropOptions { Padding = 4 }, HorizontalFlip = true, Translate = 2 },
         }),
         _ => throw new ArgumentOutOfRangeException(nameof(model), model, null),
     };

@@ -64,6 +64,35 @@ public sealed class TrainingValidatorTests
         Assert.Contains(name, issue.Message, StringComparison.Ordinal);
     }
 
+    public static TheoryData<string, AugmentationOptions, string, string> BadAugmentations => new()
+    {
+        // The shapes here are 28×28: padding up to 14, translate up to 7.
+        { "padding 0", new AugmentationOptions { RandomCrop = new RandomCropOptions { Padding = 0 } }, "randomCrop.padding", "from 1 to 14" },
+        { "padding 15", new AugmentationOptions { RandomCrop = new RandomCropOptions { Padding = 15 } }, "randomCrop.padding", "got 15" },
+        { "translate 0", new AugmentationOptions { Translate = 0 }, "translate", "from 1 to 7 pixels" },
+        { "translate 8", new AugmentationOptions { Translate = 8, HorizontalFlip = true }, "translate", "got 8" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadAugmentations))]
+    public void EachBadAugmentationSettingNamesItsField(string description, AugmentationOptions augmentation, string field, string says)
+    {
+        SpecIssue issue = Assert.Single(Validate(ModelPresets.LeNet5(classes: 4), new Hyperparameters { Augmentation = augmentation }));
+
+        Assert.True("hyperparameters.augmentation." + field == issue.Field, $"{description}: got {issue.Field}: {issue.Message}");
+        Assert.StartsWith(field + " must be", issue.Message, StringComparison.Ordinal);
+        Assert.Contains(says, issue.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheLargestAugmentationsAllowedAreValid()
+    {
+        var augmentation = new AugmentationOptions { RandomCrop = new RandomCropOptions { Padding = 14 }, HorizontalFlip = true, Translate = 7 };
+
+        Assert.Empty(Validate(ModelPresets.LeNet5(classes: 4), new Hyperparameters { Augmentation = augmentation }));
+        Assert.Empty(Validate(ModelPresets.LeNet5(classes: 4), new Hyperparameters { Augmentation = new AugmentationOptions() }));
+    }
+
     [Fact]
     public void NegativeStatsEveryNamesItsField()
     {

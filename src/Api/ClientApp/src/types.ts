@@ -21,6 +21,14 @@ export interface Hyperparameters {
   gamma: number;
   seed: number;
   validationFraction?: number | null;
+  augmentation?: Augmentation | null;
+}
+
+/** Training-image augmentation (hyperparameters.augmentation); a part that is null or false is off. */
+export interface Augmentation {
+  randomCrop?: { padding: number } | null;
+  horizontalFlip: boolean;
+  translate?: number | null;
 }
 
 export interface ModelSpec {

@@ -1,6 +1,7 @@
 import { api, ApiError } from '../api';
 import { HeatStrip, LineChart, palette, type Source } from '../charts';
 import { fmt, h, type Page } from '../dom';
+import { describeHyperparameters } from '../hyperparameters';
 import { JobData } from '../jobdata';
 import { smooth } from '../series';
 import { JobFollower, type LinkStatus } from '../stream';
@@ -38,6 +39,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
   const lossText = h('span', { id: 'loss' }, '–');
   const accText = h('span', { id: 'best-acc' }, '–');
   const progress = h('progress', { id: 'progress', max: 1, value: 0, 'aria-label': 'Progress' });
+  const hpText = h('p', { id: 'hyperparameters', class: 'small muted' });
   const pause = h('button', { type: 'button', id: 'pause', disabled: true }, 'Pause');
   const resume = h('button', { type: 'button', id: 'resume', disabled: true }, 'Resume');
   const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
@@ -77,6 +79,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     h('p', { class: 'summary' },
       'Step ', stepText, totalText, ' · epoch ', epochText, ' · ETA ', etaText, ' · ', speedText, ' samples/s · loss ', lossText, ' · best val. acc. ', accText),
     progress,
+    hpText,
     h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, h('a', { href: `jobs/${id}/weights` , class: 'button', id: 'weights', hidden: true }, 'Download weights')),
     controlStatus,
     h('details', { class: 'steer-box' }, h('summary', {}, 'Steer: change the learning rate, momentum or weight decay'), steerForm),
@@ -223,6 +226,8 @@ export function jobPage(main: HTMLElement, id: string): Page {
     finish.disabled = state !== 'Running' && state !== 'Paused';
     steerApply.disabled = !state || finished(state);
     steerMomentum.disabled = job?.hyperparameters.optimizer !== 'sgd';
+    const hpLine = job ? describeHyperparameters(job.hyperparameters) : '';
+    if (hpText.textContent !== hpLine) hpText.textContent = hpLine;
     if (job && !steerForm.dataset.filled) {
       steerForm.dataset.filled = 'true';
       steerLr.value = String(job.hyperparameters.learningRate);

@@ -1,7 +1,8 @@
 import { api, ApiError } from '../api';
 import { fmt, h, type Page } from '../dom';
+import { augmentationFrom, augmentedSampleUrl } from '../hyperparameters';
 import { formatSpec } from '../specformat';
-import type { DatasetView, LayerReport, ModelPreset, ModelSpec, SpecIssue, ValidationResult } from '../types';
+import type { DatasetView, LayerReport, ModelPreset, ModelSpec, Problem, SpecIssue, ValidationResult } from '../types';
 
 /**
  * New job: pick or generate a dataset (samples and class counts shown), write or pick a model spec while its
@@ -12,6 +13,8 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   let datasets: DatasetView[] = [];
   let validation: AbortController | undefined;
   let debounce = 0;
+  let previewDebounce = 0;
+  let previewRender = 0;
 
   // --- dataset -------------------------------------------------------------------------------------------------
   const datasetSelect = h('select', { id: 'dataset', name: 'datasetId', 'data-field': 'datasetId' });
@@ -89,6 +92,23 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   const rangeFields = h('div', { class: 'grid', hidden: true },
     labelled('range-min', 'From learning rate', rangeMin), labelled('range-max', 'To learning rate', rangeMax), labelled('range-steps', 'Steps', rangeSteps));
   mode.addEventListener('change', () => { rangeFields.hidden = mode.value !== 'learningRateRangeTest'; });
+
+  // --- augmentation (off unless asked) -------------------------------------------------------------------------
+  const aug = {
+    on: h('input', { id: 'aug-on', type: 'checkbox', 'aria-controls': 'aug-fields' }),
+    padding: h('input', { id: 'aug-crop', type: 'number', min: 1, step: 1, value: 2, 'data-field': 'hyperparameters.augmentation.randomCrop.padding' }),
+    flip: h('input', { id: 'aug-flip', type: 'checkbox', checked: true, 'data-field': 'hyperparameters.augmentation.horizontalFlip' }),
+    translate: h('input', { id: 'aug-translate', type: 'number', min: 1, step: 1, value: '', 'data-field': 'hyperparameters.augmentation.translate' }),
+  };
+  const augStatus = h('p', { id: 'aug-status', class: 'small muted', role: 'status' });
+  const augPreview = h('div', { id: 'aug-preview', class: 'aug-preview', 'aria-label': 'Augmented training images' });
+  const augFields = h('div', { id: 'aug-fields', hidden: true },
+    h('div', { class: 'grid' },
+      labelled('aug-crop', 'Random crop: zero padding (px; empty: none)', aug.padding),
+      h('label', { class: 'check', for: 'aug-flip' }, aug.flip, ' Horizontal flip (half the time)'),
+      labelled('aug-translate', 'Translate by up to ± px (empty: none)', aug.translate)),
+    augStatus, augPreview);
+  for (const input of [aug.on, aug.padding, aug.flip, aug.translate, hp.seed.input]) input.addEventListener('input', () => schedulePreview());
   const startErrors = h('ul', { class: 'errors', role: 'alert' });
   const start = h('button', { type: 'submit', id: 'start', class: 'primary' }, 'Start training');
 
@@ -123,6 +143,10 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
         h('label', { class: 'check', for: 'hp-nesterov' }, nesterov, ' Nesterov momentum'),
         hp.weightDecay.label, labelled('hp-schedule', 'Schedule', schedule), hp.validationFraction.label, hp.seed.label,
         labelled('mon-statsEvery', 'Layer statistics every … steps', statsEvery)),
+      h('fieldset', { class: 'augmentation' },
+        h('legend', {}, 'Augmentation'),
+        h('label', { class: 'check', for: 'aug-on' }, aug.on, ' Augment the training images (never validation, test or predictions; not in the overfit check)'),
+        augFields),
       labelled('mode', 'Run', mode),
       rangeFields),
     startErrors,
@@ -162,6 +186,7 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
           h('th', { scope: 'row' }, names[i] ?? `class ${i}`),
           h('td', { class: 'num' }, fmt.int(c)),
           h('td', { class: 'bar-cell' }, h('span', { class: 'bar', style: `width:${total ? (100 * c) / Math.max(...d.classCounts) : 0}%` })))))));
+    showAugmentation();
     await loadPresets(d);
   }
 
@@ -263,6 +288,48 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
     layerTable.replaceChildren(...rows);
   }
 
+  function currentAugmentation() {
+    return augmentationFrom({ on: aug.on.checked, padding: aug.padding.value, flip: aug.flip.checked, translate: aug.translate.value });
+  }
+
+  function schedulePreview() {
+    augFields.hidden = !aug.on.checked;
+    window.clearTimeout(previewDebounce);
+    previewDebounce = window.setTimeout(showAugmentation, 200);
+  }
+
+  /** A few training images, each followed by how epochs 1–6 of this job (its seed) will see it: the server draws them as the trainer does. */
+  function showAugmentation() {
+    augFields.hidden = !aug.on.checked;
+    const render = ++previewRender;
+    for (const input of [aug.padding, aug.translate]) input.removeAttribute('aria-invalid');
+    augStatus.className = 'small muted';
+    const d = datasets.find((x) => x.id === datasetSelect.value);
+    const a = currentAugmentation();
+    if (!aug.on.checked || !d || !a) {
+      augPreview.replaceChildren();
+      augStatus.textContent = aug.on.checked && d ? 'Choose a crop, the flip or a translation.' : '';
+      return;
+    }
+    const seed = Number.isInteger(hp.seed.input.valueAsNumber) ? hp.seed.input.valueAsNumber : 1;
+    augStatus.textContent = `Each row: a training image, then as this job (seed ${seed}) trains on it in epochs 1 to 6.`;
+    const failed = async (url: string) => {
+      if (render !== previewRender || augStatus.dataset.failed === String(render)) return;
+      augStatus.dataset.failed = String(render);
+      const problem = await fetch(url).then((r) => r.json() as Promise<Problem>).catch(() => undefined);
+      if (render !== previewRender) return;
+      augStatus.className = 'small error';
+      augStatus.textContent = problem ? new ApiError(problem.status ?? 400, problem).describe().join('; ') : 'The preview could not be drawn.';
+      for (const field of Object.keys(problem?.errors ?? {})) (field === 'randomCrop' ? aug.padding : field === 'translate' ? aug.translate : undefined)?.setAttribute('aria-invalid', 'true');
+    };
+    augPreview.replaceChildren(...Array.from({ length: Math.min(4, d.trainCount) }, (_, i) => h('div', { class: 'aug-row' },
+      h('img', { src: api.samplePng(d.id, i), alt: `train sample ${i}`, class: 'original', width: 40, height: 40 }),
+      Array.from({ length: 6 }, (_, v) => {
+        const url = augmentedSampleUrl(d.id, i, a, seed, v + 1);
+        return h('img', { src: url, alt: `train sample ${i} in epoch ${v + 1}`, width: 40, height: 40, onerror: () => void failed(url) });
+      }))));
+  }
+
   async function submit() {
     startErrors.replaceChildren();
     form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el !== editor && el.removeAttribute('aria-invalid'));
@@ -289,6 +356,7 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
         schedule: schedule.value,
         seed: hp.seed.input.valueAsNumber,
         validationFraction: fraction === '' ? null : Number(fraction),
+        augmentation: currentAugmentation(),
       },
       monitoring: { statsEvery: statsEvery.valueAsNumber },
       sanity: mode.value === 'overfitSubset'
@@ -315,7 +383,7 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   }
 
   void loadDatasets();
-  return { dispose: () => { disposed = true; window.clearTimeout(debounce); validation?.abort(); } };
+  return { dispose: () => { disposed = true; window.clearTimeout(debounce); window.clearTimeout(previewDebounce); validation?.abort(); } };
 }
 
 function numberField(name: string, text: string, value: number | string, step: number | 'any') {
