@@ -16,7 +16,12 @@ public static class DatasetsApi
     public static IServiceCollection AddDatasets(this IServiceCollection services)
     {
         services.AddOptions<UploadOptions>().BindConfiguration("Uploads")
-            .Validate(o => o.MaxRequestBytes > 0, "Uploads:MaxRequestBytes must be positive").ValidateOnStart();
+            .Validate(o => o.MaxRequestBytes > 0, "Uploads:MaxRequestBytes must be positive")
+            .Validate(o => o.MaxArchiveEntries > 0, "Uploads:MaxArchiveEntries must be positive")
+            .Validate(o => o.MaxUncompressedBytes > 0, "Uploads:MaxUncompressedBytes must be positive")
+            .Validate(o => o.MaxCompressionRatio > 0, "Uploads:MaxCompressionRatio must be positive")
+            .Validate(o => o.MaxImagePixels > 0, "Uploads:MaxImagePixels must be positive")
+            .ValidateOnStart();
         services.AddSingleton<DatasetStore>();
         services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());
         return services;
@@ -62,7 +67,7 @@ public static class DatasetsApi
         return group;
     }
 
-    /// <summary>Receives IDX files, checks them and keeps them as a dataset.</summary>
+    /// <summary>Receives a dataset's files (IDX, CSV, CIFAR or an image folder), checks them and keeps them as a dataset.</summary>
     public static async Task<Results<Created<DatasetView>, ProblemHttpResult>> Upload(
         HttpContext context, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
@@ -81,7 +86,9 @@ public static class DatasetsApi
         string incoming = services.Store.CreateIncomingFolder();
         try
         {
-            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, incoming, maxBytes, cancellationToken);
+            // What arrives (and what an archive holds) stays apart from the files the store keeps.
+            string received = Directory.CreateDirectory(Path.Combine(incoming, "received")).FullName;
+            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, received, maxBytes, cancellationToken);
             if (problem is not null)
             {
                 return problem;
@@ -90,28 +97,16 @@ public static class DatasetsApi
             ImageDataset dataset;
             try
             {
-                dataset = upload!.Format == DatasetUpload.CsvFormat
-                    ? CsvDatasetReader.Read(upload.Name, upload.Files[DatasetUpload.Images], upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
-                        upload.Shape![0], upload.Shape[1], upload.Shape[2])
-                    : IdxReader.Read(
-                        upload.Name,
-                        upload.Files[DatasetUpload.Images],
-                        upload.Files[DatasetUpload.Labels],
-                        upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
-                        upload.Files.GetValueOrDefault(DatasetUpload.TestLabels));
+                dataset = Read(upload!, received, services.Uploads.Value);
             }
             catch (DatasetFormatException ex)
             {
-                return DatasetUpload.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {upload!.Format.ToUpperInvariant()}");
+                return DatasetUpload.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {DatasetUpload.Describe(upload!.Format)}");
             }
 
-            // Kept as raw IDX whatever came in (gzip, 4-D grey), so loading never decompresses.
-            foreach (string file in upload.Files.Values)
-            {
-                File.Delete(file);
-            }
-
-            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload.Format, cancellationToken);
+            // Kept as raw IDX whatever came in (gzip, 4-D grey, CIFAR records, images), so loading never decompresses.
+            Directory.Delete(received, recursive: true);
+            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload!.Format, cancellationToken);
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} uploaded: {TrainCount} train and {TestCount} test images of {Channels}x{Height}x{Width}, {Classes} classes",
                 record.Id, record.Name, record.TrainCount, record.TestCount, record.Channels, record.Height, record.Width, record.Classes);
@@ -129,6 +124,21 @@ public static class DatasetsApi
             }
         }
     }
+
+    private static ImageDataset Read(ReceivedUpload upload, string received, UploadOptions limits) => upload.Format switch
+    {
+        DatasetUpload.CsvFormat => CsvDatasetReader.Read(
+            upload.Name, upload.PathOf(DatasetUpload.Images)!, upload.PathOf(DatasetUpload.TestImages), upload.Shape![0], upload.Shape[1], upload.Shape[2]),
+        DatasetUpload.CifarFormat => CifarUpload.Read(upload, received, limits),
+        DatasetUpload.ImageFolderFormat => ImageFolderReader.Read(
+            upload.Name, upload.PathOf(DatasetUpload.Archive)!, upload.Shape![0], upload.Shape[1], upload.Shape[2], upload.Fit == DatasetUpload.PadFit, limits),
+        _ => IdxReader.Read(
+            upload.Name,
+            upload.PathOf(DatasetUpload.Images)!,
+            upload.PathOf(DatasetUpload.Labels)!,
+            upload.PathOf(DatasetUpload.TestImages),
+            upload.PathOf(DatasetUpload.TestLabels)),
+    };
 
     /// <summary>Generates a built-in dataset and keeps it.</summary>
     public static async Task<Results<Created<DatasetView>, ValidationProblem>> CreateBuiltin(
@@ -277,6 +287,7 @@ public static class DatasetsApi
             Name = dataset.Name,
             Source = source,
             Classes = dataset.Classes,
+            ClassNames = dataset.ClassNames is { } names ? [.. names] : null,
             Channels = dataset.Channels,
             Height = dataset.Height,
             Width = dataset.Width,
@@ -316,9 +327,13 @@ public static class DatasetsApi
         Mean = record.Mean,
         Std = record.Std,
         ClassCounts = store.ClassCounts(record),
-        ClassNames = record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null,
+        ClassNames = ClassNames(record),
         CreatedAt = new DateTimeOffset(record.CreatedAt), // stored times read back as UTC (TrainingDb)
     };
+
+    /// <summary>The record's class names; the shapes' names for generated datasets, which keep none.</summary>
+    internal static IReadOnlyList<string>? ClassNames(DatasetRecord record) =>
+        record.ClassNames ?? (record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null);
 
     private static ImageDataset Renamed(ImageDataset dataset, string name) => new()
     {
@@ -331,6 +346,7 @@ public static class DatasetsApi
         Test = dataset.Test,
         Mean = dataset.Mean,
         Std = dataset.Std,
+        ClassNames = dataset.ClassNames,
     };
 
     private static ProblemHttpResult NoSuchDataset(Guid id) => TypedResults.Problem(

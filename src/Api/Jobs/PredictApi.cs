@@ -149,7 +149,7 @@ public static class PredictApi
         }
 
         float[] mean = dataset?.Mean ?? [.. Enumerable.Repeat(0f, input.Channels)], std = dataset?.Std ?? [.. Enumerable.Repeat(1f, input.Channels)];
-        IReadOnlyList<string>? names = dataset?.Source == DatasetsApi.ShapesSource ? [.. ShapesDataset.ClassNames.Take(dataset.Classes)] : null;
+        IReadOnlyList<string>? names = dataset is null ? null : DatasetsApi.ClassNames(dataset);
         var maps = featureMaps ? new Dictionary<string, string>() : null;
         var predictions = new List<Prediction>(images.Count);
         using (NewDisposeScope())
