@@ -32,10 +32,11 @@ public static class DatasetsApi
         RouteGroupBuilder group = app.MapGroup("/datasets").WithTags("Datasets");
         group.MapPost("/", Upload)
             .WithName(DatasetsOperationFilter.UploadOperation)
-            .WithSummary("Upload a dataset as IDX files (MNIST's format, raw or .gz)")
-            .WithDescription("multipart/form-data with name, format = idx, files images and labels and, optionally, testImages and testLabels. "
-                + "The files are checked before they are kept; a file that is not valid IDX, or test images of another size than the train images, "
-                + "get 400 with field = the form field at fault. Bodies over Uploads:MaxRequestBytes get 413.")
+            .WithSummary("Upload a dataset: IDX files, CSV, CIFAR batches or a zip of image folders")
+            .WithDescription("multipart/form-data with name and format (idx, csv, cifar or imagefolder) and the format's files and fields. "
+                + "The files are checked before they are kept, and nothing is kept of a refused upload; a file that is not valid for its format, "
+                + "test images of another size than the train images, or an archive over an Uploads limit get 400 with field = the form field at fault. "
+                + "Bodies over Uploads:MaxRequestBytes get 413.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
