@@ -146,6 +146,24 @@ public sealed class ImageFolderUploadTests
         }
     }
 
+    [Fact]
+    public async Task ALargeJpegIsDecodedAtAFractionAndStillFillsTheSize()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        // 800×600, red left of the middle, blue right: decoded at 1/8 (100×75), then scaled to 43×32 and cut to 32×32.
+        byte[] photo = Image(800, 600, (x, _) => x < 400 ? s_red : s_blue, SKEncodedImageFormat.Jpeg);
+        byte[] zip = Zip(("a/photo.jpg", photo), ("b/plain.png", Png(32, 32, s_green)));
+
+        await CreatedAsync(await PostAsync(client, zip, ("imageSize", "32")));
+
+        byte[] image = (await LoadAsync(factory)).Train.Images[..(3 * 32 * 32)];
+        SKColor Pixel(int x, int y) => new(image[(y * 32) + x], image[1024 + (y * 32) + x], image[2048 + (y * 32) + x]);
+        Assert.True(Pixel(2, 16).Red > 180 && Pixel(2, 16).Blue < 80, $"left: {Pixel(2, 16)}");
+        Assert.True(Pixel(29, 16).Blue > 170 && Pixel(29, 16).Red < 80, $"right: {Pixel(29, 16)}");
+        Assert.True(Pixel(2, 0).Red > 180, $"top row: {Pixel(2, 0)}"); // cropped, not padded
+    }
+
     public static TheoryData<string, string, string> Rejected => new()
     {
         // case, field at fault, part of the detail
