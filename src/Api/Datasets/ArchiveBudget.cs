@@ -81,7 +81,7 @@ internal sealed class ArchiveBudget(UploadOptions limits)
     public static DatasetFormatException Refused(string detail, Exception? inner = null) => new(DatasetUpload.Archive, detail, inner);
 
     private static DatasetFormatException Escapes(string entryName) =>
-        Refused($"the entry {Quote(entryName)} escapes the archive's folder (an absolute path, a drive, or a \"..\" above the top); nothing is read from such an archive");
+        Refused($"the entry {Quote(entryName)} escapes the archive's folder (an absolute path, a drive, a NUL, or a \"..\" above the top); nothing is read from such an archive");
 
     private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 

@@ -122,6 +122,38 @@ public sealed class CifarUploadTests
         Assert.Equal(classes, data.Classes); // as kept: the record's count, though the labels use few of them
     }
 
+    [Fact]
+    public async Task TheClassCountAndNamesOutliveARestartThoughTheLabelsUseFewClasses()
+    {
+        string dataFolder = Directory.CreateTempSubdirectory("trainingservice-tests-").FullName;
+        try
+        {
+            Guid id;
+            await using (var first = new TrainingServiceFactory(dataFolder: dataFolder))
+            {
+                using HttpClient client = first.CreateClient();
+                id = (await CreatedAsync(await client.PostAsync(new Uri("/datasets", UriKind.Relative), Form("cifar", [],
+                    ("images", "data_batch_1.bin", Cifar10(3)), ("classNames", "batches.meta.txt", Meta(s_names)))))).GetProperty("id").GetGuid();
+            }
+
+            await using var restarted = new TrainingServiceFactory(dataFolder: dataFolder);
+            using HttpClient again = restarted.CreateClient();
+            JsonElement view = await again.GetFromJsonAsync<JsonElement>($"/datasets/{id}");
+            ImageDataset data = await LoadAsync(restarted); // from the IDX files: their largest label is 2
+
+            Assert.Equal(10, view.GetProperty("classes").GetInt32());
+            Assert.Equal("[1,1,1,0,0,0,0,0,0,0]", view.GetProperty("classCounts").GetRawText());
+            Assert.Equal(s_names, view.GetProperty("classNames").EnumerateArray().Select(n => n.GetString()));
+            Assert.Equal((10, 3), (data.Classes, data.Train.Count));
+            Assert.Equal(s_names, data.ClassNames);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dataFolder, recursive: true);
+        }
+    }
+
     public static TheoryData<string, string, string> Rejected => new()
     {
         // case, field at fault, part of the detail
