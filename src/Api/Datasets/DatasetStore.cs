@@ -30,7 +30,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
 
     private string Root => Path.Combine(_storage.FullDataFolder, "datasets");
 
-    /// <summary>Loads a dataset from its IDX files, or returns it from memory; its name is the record's.</summary>
+    /// <summary>Loads a dataset from its IDX files, or returns it from memory; its name, class count and class names are the record's.</summary>
     /// <exception cref="DirectoryNotFoundException">The dataset's folder is gone.</exception>
     /// <exception cref="FileNotFoundException">One of its files is gone.</exception>
     /// <exception cref="DatasetFormatException">One of its files is damaged.</exception>
@@ -49,8 +49,8 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
             else
             {
                 string folder = _storage.DatasetFolder(record.Id);
-                string name = record.Name;
-                entry = new Lazy<ImageDataset>(() => Read(folder, name));
+                (string name, int classes, string[]? classNames) = (record.Name, record.Classes, record.ClassNames);
+                entry = new Lazy<ImageDataset>(() => Read(folder, name, classes, classNames));
             }
 
             Remember(record.Id, entry);
@@ -145,16 +145,30 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
         }
     }
 
-    private static ImageDataset Read(string folder, string name)
+    private static ImageDataset Read(string folder, string name, int classes, string[]? classNames)
     {
         string testImages = Path.Combine(folder, TestImagesFile);
         bool hasTest = File.Exists(testImages);
-        return IdxReader.Read(
+        ImageDataset read = IdxReader.Read(
             name,
             Path.Combine(folder, TrainImagesFile),
             Path.Combine(folder, TrainLabelsFile),
             hasTest ? testImages : null,
             hasTest ? Path.Combine(folder, TestLabelsFile) : null);
+        // IDX files know only the largest label; a CIFAR upload may not use all of its classes.
+        return classNames is null && classes == read.Classes ? read : new ImageDataset
+        {
+            Name = read.Name,
+            Channels = read.Channels,
+            Height = read.Height,
+            Width = read.Width,
+            Classes = Math.Max(classes, read.Classes),
+            Train = read.Train,
+            Test = read.Test,
+            Mean = read.Mean,
+            Std = read.Std,
+            ClassNames = classNames,
+        };
     }
 
     private int[] CountLabels(DatasetRecord record)

@@ -20,7 +20,12 @@ public static class DatasetsApi
     public static IServiceCollection AddDatasets(this IServiceCollection services)
     {
         services.AddOptions<UploadOptions>().BindConfiguration("Uploads")
-            .Validate(o => o.MaxRequestBytes > 0, "Uploads:MaxRequestBytes must be positive").ValidateOnStart();
+            .Validate(o => o.MaxRequestBytes > 0, "Uploads:MaxRequestBytes must be positive")
+            .Validate(o => o.MaxArchiveEntries > 0, "Uploads:MaxArchiveEntries must be positive")
+            .Validate(o => o.MaxUncompressedBytes > 0, "Uploads:MaxUncompressedBytes must be positive")
+            .Validate(o => o.MaxCompressionRatio > 0, "Uploads:MaxCompressionRatio must be positive")
+            .Validate(o => o.MaxImagePixels > 0, "Uploads:MaxImagePixels must be positive")
+            .ValidateOnStart();
         services.AddSingleton<DatasetStore>();
         services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());
         return services;
@@ -31,10 +36,11 @@ public static class DatasetsApi
         RouteGroupBuilder group = app.MapGroup("/datasets").WithTags("Datasets");
         group.MapPost("/", Upload)
             .WithName(DatasetsOperationFilter.UploadOperation)
-            .WithSummary("Upload a dataset as IDX files (MNIST's format, raw or .gz)")
-            .WithDescription("multipart/form-data with name, format = idx, files images and labels and, optionally, testImages and testLabels. "
-                + "The files are checked before they are kept; a file that is not valid IDX, or test images of another size than the train images, "
-                + "get 400 with field = the form field at fault. Bodies over Uploads:MaxRequestBytes get 413.")
+            .WithSummary("Upload a dataset: IDX files, CSV, CIFAR batches or a zip of image folders")
+            .WithDescription("multipart/form-data with name and format (idx, csv, cifar or imagefolder) and the format's files and fields. "
+                + "The files are checked before they are kept, and nothing is kept of a refused upload; a file that is not valid for its format, "
+                + "test images of another size than the train images, or an archive over an Uploads limit get 400 with field = the form field at fault. "
+                + "Bodies over Uploads:MaxRequestBytes get 413.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
@@ -68,7 +74,7 @@ public static class DatasetsApi
         return group;
     }
 
-    /// <summary>Receives IDX files, checks them and keeps them as a dataset.</summary>
+    /// <summary>Receives a dataset's files (IDX, CSV, CIFAR or an image folder), checks them and keeps them as a dataset.</summary>
     public static async Task<Results<Created<DatasetView>, ProblemHttpResult>> Upload(
         HttpContext context, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
@@ -87,7 +93,9 @@ public static class DatasetsApi
         string incoming = services.Store.CreateIncomingFolder();
         try
         {
-            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, incoming, maxBytes, cancellationToken);
+            // What arrives (and what an archive holds) stays apart from the files the store keeps.
+            string received = Directory.CreateDirectory(Path.Combine(incoming, "received")).FullName;
+            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, received, maxBytes, cancellationToken);
             if (problem is not null)
             {
                 return problem;
@@ -96,28 +104,16 @@ public static class DatasetsApi
             ImageDataset dataset;
             try
             {
-                dataset = upload!.Format == DatasetUpload.CsvFormat
-                    ? CsvDatasetReader.Read(upload.Name, upload.Files[DatasetUpload.Images], upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
-                        upload.Shape![0], upload.Shape[1], upload.Shape[2])
-                    : IdxReader.Read(
-                        upload.Name,
-                        upload.Files[DatasetUpload.Images],
-                        upload.Files[DatasetUpload.Labels],
-                        upload.Files.GetValueOrDefault(DatasetUpload.TestImages),
-                        upload.Files.GetValueOrDefault(DatasetUpload.TestLabels));
+                dataset = Read(upload!, received, services.Uploads.Value);
             }
             catch (DatasetFormatException ex)
             {
-                return DatasetUpload.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {upload!.Format.ToUpperInvariant()}");
+                return DatasetUpload.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {DatasetUpload.Describe(upload!.Format)}");
             }
 
-            // Kept as raw IDX whatever came in (gzip, 4-D grey), so loading never decompresses.
-            foreach (string file in upload.Files.Values)
-            {
-                File.Delete(file);
-            }
-
-            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload.Format, cancellationToken);
+            // Kept as raw IDX whatever came in (gzip, 4-D grey, CIFAR records, images), so loading never decompresses.
+            Directory.Delete(received, recursive: true);
+            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload!.Format, cancellationToken);
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} uploaded: {TrainCount} train and {TestCount} test images of {Channels}x{Height}x{Width}, {Classes} classes",
                 record.Id, record.Name, record.TrainCount, record.TestCount, record.Channels, record.Height, record.Width, record.Classes);
@@ -135,6 +131,21 @@ public static class DatasetsApi
             }
         }
     }
+
+    private static ImageDataset Read(ReceivedUpload upload, string received, UploadOptions limits) => upload.Format switch
+    {
+        DatasetUpload.CsvFormat => CsvDatasetReader.Read(
+            upload.Name, upload.PathOf(DatasetUpload.Images)!, upload.PathOf(DatasetUpload.TestImages), upload.Shape![0], upload.Shape[1], upload.Shape[2]),
+        DatasetUpload.CifarFormat => CifarUpload.Read(upload, received, limits),
+        DatasetUpload.ImageFolderFormat => ImageFolderReader.Read(
+            upload.Name, upload.PathOf(DatasetUpload.Archive)!, upload.Shape![0], upload.Shape[1], upload.Shape[2], upload.Fit == DatasetUpload.PadFit, limits),
+        _ => IdxReader.Read(
+            upload.Name,
+            upload.PathOf(DatasetUpload.Images)!,
+            upload.PathOf(DatasetUpload.Labels)!,
+            upload.PathOf(DatasetUpload.TestImages),
+            upload.PathOf(DatasetUpload.TestLabels)),
+    };
 
     /// <summary>Generates a built-in dataset and keeps it.</summary>
     public static async Task<Results<Created<DatasetView>, ValidationProblem>> CreateBuiltin(
@@ -310,6 +321,7 @@ public static class DatasetsApi
             Name = dataset.Name,
             Source = source,
             Classes = dataset.Classes,
+            ClassNames = dataset.ClassNames is { } names ? [.. names] : null,
             Channels = dataset.Channels,
             Height = dataset.Height,
             Width = dataset.Width,
@@ -337,10 +349,6 @@ public static class DatasetsApi
     private static Task<DatasetRecord?> FindAsync(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
         db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.Owner == Storage.DefaultOwner, cancellationToken);
 
-    /// <summary>The classes' names where the dataset has them (the built-in shapes), in label order; else null.</summary>
-    internal static IReadOnlyList<string>? ClassNames(DatasetRecord record) =>
-        record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null;
-
     private static DatasetView ToView(DatasetRecord record, DatasetStore store) => new()
     {
         Id = record.Id,
@@ -357,6 +365,10 @@ public static class DatasetsApi
         CreatedAt = new DateTimeOffset(record.CreatedAt), // stored times read back as UTC (TrainingDb)
     };
 
+    /// <summary>The record's class names; the shapes' names for generated datasets, which keep none.</summary>
+    internal static IReadOnlyList<string>? ClassNames(DatasetRecord record) =>
+        record.ClassNames ?? (record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null);
+
     private static ImageDataset Renamed(ImageDataset dataset, string name) => new()
     {
         Name = name,
@@ -368,6 +380,7 @@ public static class DatasetsApi
         Test = dataset.Test,
         Mean = dataset.Mean,
         Std = dataset.Std,
+        ClassNames = dataset.ClassNames,
     };
 
     private static ProblemHttpResult NoSuchDataset(Guid id) => TypedResults.Problem(

@@ -11,10 +11,13 @@ public sealed class DatasetRecord
 
     public required string Name { get; set; }
 
-    /// <summary>"shapes" (generated) or "idx" (uploaded).</summary>
+    /// <summary>"shapes" (generated) or the upload's format: "idx", "csv", "cifar" or "imagefolder".</summary>
     public required string Source { get; set; }
 
     public int Classes { get; set; }
+
+    /// <summary>Class names by label, when the upload named them (CIFAR's names file, image folders); null otherwise.</summary>
+    public string[]? ClassNames { get; set; }
 
     public int Channels { get; set; }
 

@@ -47,6 +47,9 @@ public sealed class ImageDataset
     /// <summary>Per-channel population standard deviation of pixel/255 over the train split, at least 1e-6.</summary>
     public required float[] Std { get; init; }
 
+    /// <summary>Class names by label, when the source names its classes (CIFAR's names files, image folders); otherwise null.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
+
     /// <summary>Bytes (pixels) per image: Channels × Height × Width.</summary>
     public int SampleSize => Channels * Height * Width;
 

@@ -456,7 +456,12 @@ public sealed class DatasetsApiTests
             .GetProperty("content").GetProperty("multipart/form-data").GetProperty("schema");
         Assert.Equal("binary", form.GetProperty("properties").GetProperty("images").GetProperty("format").GetString());
         Assert.Equal(["name", "format", "images"], form.GetProperty("required").EnumerateArray().Select(r => r.GetString())); // labels: idx only
-        Assert.Equal(["idx", "csv"], form.GetProperty("properties").GetProperty("format").GetProperty("enum").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal(["idx", "csv", "cifar", "imagefolder"], form.GetProperty("properties").GetProperty("format").GetProperty("enum").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal("binary", form.GetProperty("properties").GetProperty("archive").GetProperty("format").GetString());
+        Assert.Equal(["crop", "pad"], form.GetProperty("properties").GetProperty("fit").GetProperty("enum").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal(["cifar10", "cifar100", "cifar100-coarse"], form.GetProperty("properties").GetProperty("variant").GetProperty("enum").EnumerateArray().Select(r => r.GetString()));
+        Assert.True(form.GetProperty("properties").TryGetProperty("imageSize", out _));
+        Assert.True(form.GetProperty("properties").TryGetProperty("classNames", out _));
         Assert.True(paths.GetProperty("/datasets/{id}/samples/{index}.png").TryGetProperty("get", out _));
     }
 

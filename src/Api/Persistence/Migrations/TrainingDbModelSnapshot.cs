@@ -26,6 +26,9 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.Property<int>("Channels")
                         .HasColumnType("INTEGER");
 
+                    b.PrimitiveCollection<string>("ClassNames")
+                        .HasColumnType("TEXT");
+
                     b.Property<int>("Classes")
                         .HasColumnType("INTEGER");
 
