@@ -15,6 +15,8 @@ public static class ApiBasics
         options.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
         options.Converters.Add(new JsonStringEnumConverter()); // RunState as in the vocabulary (Running); option enums name their members (sgd)
         options.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
+        // A misspelt field is an error, not a default taken in silence ("spec" for "model" would train the default model).
+        options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
     }
 
     public static IServiceCollection AddApiBasics(this IServiceCollection services)
@@ -54,6 +56,9 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
     [GeneratedRegex("""^Failed to bind parameter "[^"]* (?<name>\w+)" from""")]
     private static partial Regex BindingFailure();
 
+    [GeneratedRegex("""could not be mapped to any \.NET member contained in type '(?<type>[^']+)'""")]
+    private static partial Regex UnmappedMember();
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         if (exception is not BadHttpRequestException bad)
@@ -71,7 +76,9 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
         if (bad.InnerException is JsonException json)
         {
             string field = json.Path is { Length: > 2 } path ? path[2..] : "body";
-            problem.ProblemDetails.Detail = $"{field}: {json.Message.Split(" Path:")[0]}";
+            problem.ProblemDetails.Detail = UnmappedMember().Match(json.Message) is { Success: true } unmapped
+                ? $"{field}: unknown field{Fields(unmapped.Groups["type"].Value)}"
+                : $"{field}: {json.Message.Split(" Path:")[0]}";
             problem.ProblemDetails.Extensions["field"] = field;
         }
         else if (BindingFailure().Match(bad.Message) is { Success: true } failure)
@@ -80,5 +87,14 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
         }
 
         return await problemDetails.TryWriteAsync(problem);
+    }
+
+    /// <summary>"; the fields are a, b, c" for a request type named by System.Text.Json, or nothing when it cannot be found.</summary>
+    private static string Fields(string typeName)
+    {
+        Type? type = typeof(Contracts.Jobs.CreateJobRequest).Assembly.GetType(typeName) ?? typeof(BadRequestExceptionHandler).Assembly.GetType(typeName);
+        return type is null
+            ? ""
+            : "; the fields are " + string.Join(", ", type.GetProperties().Where(p => p.CanWrite).Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)));
     }
 }

@@ -31,6 +31,8 @@ public sealed class JobInputTests
     [InlineData("model", 400, """{ "datasetId": "{dataset}", "model": [] }""")]
     [InlineData("datasetId", 404, """{ "datasetId": "00000000-0000-0000-0000-000000000002", "model": {tiny} }""")]
     [InlineData("datasetId", 400, """{ "datasetId": "not-a-guid", "model": {tiny} }""")]
+    [InlineData("spec", 400, """{ "datasetId": "{dataset}", "spec": {tiny} }""")]
+    [InlineData("hyperparameters.learningrate2", 400, """{ "datasetId": "{dataset}", "model": {tiny}, "hyperparameters": { "learningrate2": 0.1 } }""")]
     [InlineData("modelId", 404, """{ "datasetId": "{dataset}", "modelId": "00000000-0000-0000-0000-000000000003" }""")]
     public async Task BadJobRequestIsAProblemNamingTheFieldNeverA500(string field, int status, string template)
     {
@@ -44,5 +46,20 @@ public sealed class JobInputTests
         JsonElement problem = await ServiceHarness.AssertProblemAsync(response, (HttpStatusCode)status);
         Assert.True(ServiceHarness.FieldsOf(problem).Contains(field), $"expected field {field}: {problem}");
         Assert.Empty((await client.GetFromJsonAsync<JsonElement>("/jobs")).EnumerateArray());
+    }
+
+    [Fact]
+    public async Task AMisspeltFieldIsAnErrorListingTheFieldsNotADefaultTakenInSilence()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 64);
+
+        using HttpResponseMessage response = await client.PostAsync(
+            new Uri("/jobs", UriKind.Relative),
+            new StringContent($$"""{ "datasetId": "{{datasetId}}", "spec": {{JobHarness.TinySpec}} }""", System.Text.Encoding.UTF8, "application/json"));
+
+        JsonElement problem = await ServiceHarness.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal("spec: unknown field; the fields are datasetId, model, modelId, hyperparameters, monitoring, sanity", problem.GetProperty("detail").GetString());
     }
 }
