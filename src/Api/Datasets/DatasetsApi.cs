@@ -113,7 +113,8 @@ public static class DatasetsApi
 
             // Kept as raw IDX whatever came in (gzip, 4-D grey, CIFAR records, images), so loading never decompresses.
             Directory.Delete(received, recursive: true);
-            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload!.Format, cancellationToken);
+            string? fit = upload!.Format == DatasetUpload.ImageFolderFormat ? upload.Fit : null;
+            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload.Format, cancellationToken, fit);
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} uploaded: {TrainCount} train and {TestCount} test images of {Channels}x{Height}x{Width}, {Classes} classes",
                 record.Id, record.Name, record.TrainCount, record.TestCount, record.Channels, record.Height, record.Width, record.Classes);
@@ -311,7 +312,7 @@ public static class DatasetsApi
     }
 
     private static async Task<DatasetRecord> KeepAsync(
-        DatasetServices services, string incoming, ImageDataset dataset, string source, CancellationToken cancellationToken)
+        DatasetServices services, string incoming, ImageDataset dataset, string source, CancellationToken cancellationToken, string? fit = null)
     {
         DatasetStore.Write(dataset, incoming);
         var record = new DatasetRecord
@@ -322,6 +323,7 @@ public static class DatasetsApi
             Source = source,
             Classes = dataset.Classes,
             ClassNames = dataset.ClassNames is { } names ? [.. names] : null,
+            Fit = fit,
             Channels = dataset.Channels,
             Height = dataset.Height,
             Width = dataset.Width,
@@ -362,6 +364,7 @@ public static class DatasetsApi
         Std = record.Std,
         ClassCounts = store.ClassCounts(record),
         ClassNames = ClassNames(record),
+        Fit = record.Fit,
         CreatedAt = new DateTimeOffset(record.CreatedAt), // stored times read back as UTC (TrainingDb)
     };
 

@@ -17,7 +17,6 @@ internal static class ImageFolderReader
     /// <summary>Labels are one byte.</summary>
     public const int MaxClasses = 256;
 
-    private static readonly SKSamplingOptions s_sampling = new(SKFilterMode.Linear, SKMipmapMode.Linear);
 
     /// <summary>Reads the zip at <paramref name="zipPath"/> into images of <paramref name="channels"/>×<paramref name="height"/>×<paramref name="width"/>.</summary>
     /// <param name="name">The dataset's name.</param>
@@ -296,65 +295,9 @@ internal static class ImageFolderReader
                     $"{quoted} is {sourceWidth}×{sourceHeight} ({N(sourcePixels)} pixels), over the limit of {N(limits.MaxImagePixels)} pixels (configuration Uploads:MaxImagePixels)");
             }
 
-            // JPEG decodes at 1/2, 1/4 or 1/8 for much less work; only when that still leaves at least the pixels the resize needs.
-            float scale = Scale(sourceWidth, sourceHeight);
-            SKSizeI size = new(sourceWidth, sourceHeight);
-            if (scale < 1)
-            {
-                SKSizeI scaled = codec.GetScaledDimensions(scale);
-                if (scaled.Width >= MathF.Ceiling(sourceWidth * scale) && scaled.Height >= MathF.Ceiling(sourceHeight * scale))
-                {
-                    size = scaled;
-                }
-            }
-
-            var info = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
-            using var decoded = new SKBitmap(info);
-            SKCodecResult result = codec.GetPixels(info, decoded.GetPixels());
-            if (result != SKCodecResult.Success)
+            if (!ImageFit.TryDecode(codec, channels, height, width, pad, sample, out SKCodecResult result))
             {
                 throw ArchiveBudget.Refused($"{quoted} could not be decoded ({result}): a damaged or truncated image");
-            }
-
-            Resize(decoded, sample);
-        }
-
-        // Crop: the short side fills the size. Pad: the long side does.
-        private float Scale(int sourceWidth, int sourceHeight)
-        {
-            float x = width / (float)sourceWidth, y = height / (float)sourceHeight;
-            return pad ? Math.Min(x, y) : Math.Max(x, y);
-        }
-
-        private void Resize(SKBitmap decoded, Span<byte> sample)
-        {
-            using var target = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
-            using (var canvas = new SKCanvas(target))
-            {
-                // Transparent pixels and the padding become black.
-                canvas.Clear(SKColors.Black);
-                float scale = Scale(decoded.Width, decoded.Height);
-                float drawnWidth = decoded.Width * scale, drawnHeight = decoded.Height * scale;
-                using SKImage image = SKImage.FromBitmap(decoded);
-                canvas.DrawImage(image, SKRect.Create((width - drawnWidth) / 2, (height - drawnHeight) / 2, drawnWidth, drawnHeight), s_sampling);
-            }
-
-            ReadOnlySpan<byte> rgba = target.GetPixelSpan();
-            int plane = height * width;
-            for (int at = 0; at < plane; at++)
-            {
-                byte r = rgba[4 * at], g = rgba[(4 * at) + 1], b = rgba[(4 * at) + 2];
-                if (channels == 1)
-                {
-                    // The luminance that predictions use for one channel (PredictApi).
-                    sample[at] = (byte)Math.Min(255f, MathF.Round((0.299f * r) + (0.587f * g) + (0.114f * b)));
-                }
-                else
-                {
-                    sample[at] = r;
-                    sample[plane + at] = g;
-                    sample[(2 * plane) + at] = b;
-                }
             }
         }
     }

@@ -25,7 +25,10 @@ public static class PredictApi
     public const int MaxImages = 256;
 
     /// <summary>Pixel values 0–255 per image, channel by channel, row by row (C × H × W), as the datasets store them.</summary>
-    public sealed record PredictRequest(IReadOnlyList<float[]>? Images, int Top = 3, bool FeatureMaps = false);
+    /// <param name="Images">The images, each C × H × W values 0–255.</param>
+    /// <param name="Top">How many classes per image, most probable first: 3 (or every class, when fewer) unless given.</param>
+    /// <param name="FeatureMaps">Also return the first image's feature maps.</param>
+    public sealed record PredictRequest(IReadOnlyList<float[]>? Images, int? Top = null, bool FeatureMaps = false);
 
     public sealed record ClassProbability(int Class, string? Name, double Probability);
 
@@ -65,7 +68,7 @@ public static class PredictApi
         int size = input.Channels * input.Height * input.Width;
         var errors = new Dictionary<string, string[]>();
         List<float[]> images;
-        int top = 3;
+        int? asked = null;
         bool featureMaps = string.Equals(request.Query["featureMaps"], "true", StringComparison.OrdinalIgnoreCase);
         if (request.HasFormContentType)
         {
@@ -75,7 +78,7 @@ public static class PredictApi
             foreach (IFormFile file in form.Files)
             {
                 await using Stream stream = file.OpenReadStream();
-                float[]? pixels = Decode(stream, input);
+                float[]? pixels = Decode(stream, input, dataset?.Fit);
                 if (pixels is null)
                 {
                     errors[$"images[{index}]"] = [$"{file.FileName} is not a PNG or JPEG image"];
@@ -88,9 +91,16 @@ public static class PredictApi
                 index++;
             }
 
-            if (form.TryGetValue("top", out var t) && !int.TryParse(t, CultureInfo.InvariantCulture, out top))
+            if (form.TryGetValue("top", out var t))
             {
-                errors["top"] = [$"top must be a whole number, got \"{t}\""];
+                if (int.TryParse(t, CultureInfo.InvariantCulture, out int given))
+                {
+                    asked = given;
+                }
+                else
+                {
+                    errors["top"] = [$"top must be a whole number, got \"{t}\""];
+                }
             }
         }
         else
@@ -106,7 +116,7 @@ public static class PredictApi
             }
 
             images = [.. body?.Images ?? []];
-            top = body?.Top ?? 3;
+            asked = body?.Top;
             featureMaps |= body?.FeatureMaps ?? false;
             for (int i = 0; i < images.Count; i++)
             {
@@ -132,6 +142,7 @@ public static class PredictApi
         }
 
         int classes = dataset?.Classes ?? 0;
+        int top = asked ?? (classes > 0 ? Math.Min(3, classes) : 3);
         if (top < 1 || (classes > 0 && top > classes))
         {
             errors["top"] = [$"top must be 1..{classes}, got {top}"];
@@ -205,9 +216,22 @@ public static class PredictApi
 
     private sealed record Cached(string Path, DateTime Written, string Source, long Step, Inference Model);
 
-    /// <summary>A PNG or JPEG resized to the model's input, as 0–255 values channel by channel (grey by luminance for one channel).</summary>
-    private static float[]? Decode(Stream stream, InputSpec input)
+    /// <summary>
+    /// A PNG or JPEG made the model's input, as 0–255 values channel by channel (grey by luminance for one channel):
+    /// fitted as the image-folder dataset's images were (<paramref name="fit"/> crop or pad, <see cref="ImageFit"/>), else
+    /// stretched to the size.
+    /// </summary>
+    private static float[]? Decode(Stream stream, InputSpec input, string? fit)
     {
+        if (fit is not null)
+        {
+            using SKCodec? codec = SKCodec.Create(stream);
+            var sample = new byte[input.Channels * input.Height * input.Width];
+            return codec is not null && ImageFit.TryDecode(codec, input.Channels, input.Height, input.Width, fit == DatasetUpload.PadFit, sample, out _)
+                ? [.. sample.Select(b => (float)b)]
+                : null;
+        }
+
         using SKBitmap? decoded = SKBitmap.Decode(stream);
         if (decoded is null)
         {

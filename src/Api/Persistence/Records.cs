@@ -19,6 +19,9 @@ public sealed class DatasetRecord
     /// <summary>Class names by label, when the upload named them (CIFAR's names file, image folders); null otherwise.</summary>
     public string[]? ClassNames { get; set; }
 
+    /// <summary>Image folders: how images were fitted to the size, "crop" or "pad" (predictions fit theirs the same way); null otherwise.</summary>
+    public string? Fit { get; set; }
+
     public int Channels { get; set; }
 
     public int Height { get; set; }

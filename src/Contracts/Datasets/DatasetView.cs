@@ -37,6 +37,12 @@ public sealed record DatasetView
     /// </summary>
     public IReadOnlyList<string>? ClassNames { get; init; }
 
+    /// <summary>
+    /// Image folders: "crop" or "pad", how each image was fitted to the size; predictions from PNG/JPEG files fit theirs
+    /// the same way. Null for other sources (their files are stretched to the model's input).
+    /// </summary>
+    public string? Fit { get; init; }
+
     /// <summary>When the dataset was created, UTC.</summary>
     public required DateTimeOffset CreatedAt { get; init; }
 }

@@ -146,6 +146,49 @@ public sealed class ImageFolderUploadTests
         }
     }
 
+    [Theory]
+    [InlineData("crop")]
+    [InlineData("pad")]
+    public async Task APredictionFitsAnImageAsTrainingDidSoTheSameFileScoresAsItsStoredSample(string fit)
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        // Wide images with a pattern across them: stretching, cropping and padding each give other pixels.
+        static SKColor Stripes(int x, int y, int shift) => new((byte)((x * 37) + shift), (byte)((y * 53) + (x * 11)), (byte)(255 - (x * 5) - shift));
+        var entries = new List<(string, byte[]?)>();
+        for (int i = 0; i < 4; i++)
+        {
+            entries.Add(($"a/{i}.png", Image(40, 18, (x, y) => Stripes(x, y, i * 9))));
+            entries.Add(($"b/{i}.png", Image(36, 20, (x, y) => Stripes(y, x, i * 7))));
+        }
+
+        JsonElement view = await CreatedAsync(await PostAsync(client, Zip([.. entries]), ("imageSize", "16"), ("fit", fit)));
+        Assert.Equal(fit, view.GetProperty("fit").GetString());
+        (HttpResponseMessage response, JsonElement job) = await JobHarness.PostJobAsync(client,
+            $$"""{ "datasetId": "{{view.GetProperty("id")}}", "model": {{TinyColourSpec}}, "hyperparameters": { "epochs": 1, "batchSize": 4, "validationFraction": 0 } }""");
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, job.ToString());
+        Guid jobId = job.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, jobId, "Succeeded");
+
+        // Every stored sample as pixels, then one original file: its scores must be those of one stored sample exactly.
+        ImageDataset data = await LoadAsync(factory);
+        float[][] stored = [.. Enumerable.Range(0, data.Train.Count).Select(i => data.Train.Images[(i * data.SampleSize)..((i + 1) * data.SampleSize)].Select(b => (float)b).ToArray())];
+        using HttpResponseMessage asPixels = await client.PostAsJsonAsync(new Uri($"/jobs/{jobId}/predict", UriKind.Relative), new { images = stored });
+        JsonElement pixelPredictions = await asPixels.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(asPixels.IsSuccessStatusCode, pixelPredictions.ToString());
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(entries[5].Item2!), "images", "b2.png" } };
+        using HttpResponseMessage asFile = await client.PostAsync(new Uri($"/jobs/{jobId}/predict", UriKind.Relative), form);
+        JsonElement filePrediction = await asFile.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(asFile.IsSuccessStatusCode, filePrediction.ToString());
+
+        static double[] Probabilities(JsonElement prediction) =>
+            [.. prediction.GetProperty("top").EnumerateArray().OrderBy(t => t.GetProperty("class").GetInt32()).Select(t => t.GetProperty("probability").GetDouble())];
+        double[] file = Probabilities(filePrediction.GetProperty("predictions")[0]);
+        double closest = pixelPredictions.GetProperty("predictions").EnumerateArray()
+            .Min(p => Probabilities(p).Zip(file, (a, b) => Math.Abs(a - b)).Max());
+        Assert.True(closest < 1e-6, $"the file's probabilities {string.Join(", ", file)} are {closest:G3} from the nearest stored sample's");
+    }
+
     [Fact]
     public async Task ALargeJpegIsDecodedAtAFractionAndStillFillsTheSize()
     {

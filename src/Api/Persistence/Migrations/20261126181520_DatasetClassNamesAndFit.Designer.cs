@@ -11,8 +11,8 @@ using TrainingService.Api.Persistence;
 namespace TrainingService.Api.Persistence.Migrations
 {
     [DbContext(typeof(TrainingDb))]
-    [Migration("20261126181520_DatasetClassNames")]
-    partial class DatasetClassNames
+    [Migration("20261126181520_DatasetClassNamesAndFit")]
+    partial class DatasetClassNamesAndFit
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -36,6 +36,9 @@ namespace TrainingService.Api.Persistence.Migrations
                         .HasColumnType("INTEGER");
 
                     b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Fit")
                         .HasColumnType("TEXT");
 
                     b.Property<int>("Height")

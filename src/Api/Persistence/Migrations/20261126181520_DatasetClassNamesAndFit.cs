@@ -5,13 +5,19 @@
 namespace TrainingService.Api.Persistence.Migrations
 {
     /// <inheritdoc />
-    public partial class DatasetClassNames : Migration
+    public partial class DatasetClassNamesAndFit : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
             migrationBuilder.AddColumn<string>(
                 name: "ClassNames",
+                table: "Datasets",
+                type: "TEXT",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
+                name: "Fit",
                 table: "Datasets",
                 type: "TEXT",
                 nullable: true);
@@ -22,6 +28,10 @@ namespace TrainingService.Api.Persistence.Migrations
         {
             migrationBuilder.DropColumn(
                 name: "ClassNames",
+                table: "Datasets");
+
+            migrationBuilder.DropColumn(
+                name: "Fit",
                 table: "Datasets");
         }
     }

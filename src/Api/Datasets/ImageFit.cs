@@ -1,0 +1,80 @@
+using SkiaSharp;
+
+namespace TrainingService.Api.Datasets;
+
+/// <summary>
+/// An encoded image made into a dataset sample: decoded (JPEG at 1/2, 1/4 or 1/8 when that still leaves the pixels the
+/// resize needs), scaled to fit (crop: the short side fills the size and the middle is kept; pad: the long side fills it,
+/// black borders), and written channel by channel (one channel: luminance). Image-folder uploads and predictions for
+/// their jobs both use it, so a prediction sees an image exactly as training did.
+/// </summary>
+internal static class ImageFit
+{
+    private static readonly SKSamplingOptions s_sampling = new(SKFilterMode.Linear, SKMipmapMode.Linear);
+
+    /// <summary>Decodes <paramref name="codec"/>'s image into <paramref name="sample"/> (channels × height × width bytes); false when it cannot be decoded.</summary>
+    public static bool TryDecode(SKCodec codec, int channels, int height, int width, bool pad, Span<byte> sample, out SKCodecResult result)
+    {
+        (int sourceWidth, int sourceHeight) = (codec.Info.Width, codec.Info.Height);
+        float scale = Scale(sourceWidth, sourceHeight, height, width, pad);
+        SKSizeI size = new(sourceWidth, sourceHeight);
+        if (scale < 1)
+        {
+            SKSizeI scaled = codec.GetScaledDimensions(scale);
+            if (scaled.Width >= MathF.Ceiling(sourceWidth * scale) && scaled.Height >= MathF.Ceiling(sourceHeight * scale))
+            {
+                size = scaled;
+            }
+        }
+
+        var info = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        using var decoded = new SKBitmap(info);
+        result = codec.GetPixels(info, decoded.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            return false;
+        }
+
+        Resize(decoded, channels, height, width, pad, sample);
+        return true;
+    }
+
+    // Crop: the short side fills the size. Pad: the long side does.
+    private static float Scale(int sourceWidth, int sourceHeight, int height, int width, bool pad)
+    {
+        float x = width / (float)sourceWidth, y = height / (float)sourceHeight;
+        return pad ? Math.Min(x, y) : Math.Max(x, y);
+    }
+
+    private static void Resize(SKBitmap decoded, int channels, int height, int width, bool pad, Span<byte> sample)
+    {
+        using var target = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using (var canvas = new SKCanvas(target))
+        {
+            // Transparent pixels and the padding become black.
+            canvas.Clear(SKColors.Black);
+            float scale = Scale(decoded.Width, decoded.Height, height, width, pad);
+            float drawnWidth = decoded.Width * scale, drawnHeight = decoded.Height * scale;
+            using SKImage image = SKImage.FromBitmap(decoded);
+            canvas.DrawImage(image, SKRect.Create((width - drawnWidth) / 2, (height - drawnHeight) / 2, drawnWidth, drawnHeight), s_sampling);
+        }
+
+        ReadOnlySpan<byte> rgba = target.GetPixelSpan();
+        int plane = height * width;
+        for (int at = 0; at < plane; at++)
+        {
+            byte r = rgba[4 * at], g = rgba[(4 * at) + 1], b = rgba[(4 * at) + 2];
+            if (channels == 1)
+            {
+                // The luminance that predictions use for one channel (PredictApi).
+                sample[at] = (byte)Math.Min(255f, MathF.Round((0.299f * r) + (0.587f * g) + (0.114f * b)));
+            }
+            else
+            {
+                sample[at] = r;
+                sample[plane + at] = g;
+                sample[(2 * plane) + at] = b;
+            }
+        }
+    }
+}
