@@ -71,6 +71,23 @@ public sealed class ExportApiTests
             Assert.Equal(("checkpoint", header["__metadata__"]!["step"]!.GetValue<string>()), (onnxMetadata["source"], onnxMetadata["step"]));
         }
 
+        // Resumed and training: every format still answers from the last checkpoint, while steps go on.
+        await ServiceHarness.PostAsync(client, $"/jobs/{id}/resume");
+        await JobHarness.WaitForStateAsync(client, id, "Running");
+        foreach (string format in new[] { "safetensors", "torchsharp", "onnx" })
+        {
+            using HttpResponseMessage running = await client.GetAsync(new Uri($"/jobs/{id}/export?format={format}", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, running.StatusCode);
+            Assert.True((await running.Content.ReadAsByteArrayAsync()).Length > 1000, format);
+        }
+
+        using (var session = new InferenceSession(await client.GetByteArrayAsync($"/jobs/{id}/export?format=onnx")))
+        {
+            Assert.Equal("checkpoint", session.ModelMetadata.CustomMetadataMap["source"]);
+        }
+
+        Assert.Equal("Running", (await client.GetFromJsonAsync<JsonElement>($"/jobs/{id}")).GetProperty("state").GetString());
+
         JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.GetAsync(new Uri($"/jobs/{id}/export?format=pt", UriKind.Relative)), HttpStatusCode.BadRequest);
         Assert.Contains("format", ServiceHarness.FieldsOf(problem));
         await ServiceHarness.AssertProblemAsync(await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/export", UriKind.Relative)), HttpStatusCode.NotFound);
