@@ -33,6 +33,10 @@ public static partial class SpecAnalyzer
     {
         private readonly List<SpecIssue> _errors = [];
         private readonly List<SpecIssue> _warnings = [];
+
+        // Windows that leave input rows or columns unread, kept until the graph is known: another layer taking the
+        // same input may read them (a ResNet's 1×1 stride-2 shortcut beside its 3×3 convolution), and then none is lost.
+        private readonly List<(SpecIssue Issue, int Layer, int Input, bool Height, bool Width)> _unreadEdges = [];
         private readonly List<LayerReport> _reports = [];
         private readonly List<LayerPlan> _plan = [];
         private Node[] _outputs = [];
@@ -69,6 +73,7 @@ public static partial class SpecAnalyzer
             }
 
             CheckClassifierEnd(layers, names);
+            WarnUnreadEdges();
             WarnUnusedOutputs(layers);
             long totalParameters = _reports.Sum(r => r.Parameters);
             if (totalParameters > limits.MaxParameters)
@@ -326,6 +331,28 @@ public static partial class SpecAnalyzer
 
             int stride = other[1] / first[1];
             return $"; a 1×1 conv2d with {first[0]} filters{(stride > 1 ? $" and stride {stride}" : "")} after {otherName} (a projection shortcut) would make them match";
+        }
+
+        /// <summary>
+        /// Warns of a window's unread rows or columns unless another layer taking the same input reads them; a layer that
+        /// is not a window (ReLU, add, flatten, …) reads every value.
+        /// </summary>
+        private void WarnUnreadEdges()
+        {
+            bool complete = _errors.Count == 0 && _plan.Count == _outputs.Length;
+            foreach ((SpecIssue issue, int layer, int input, bool height, bool width) in _unreadEdges)
+            {
+                bool ReadByAnother(bool heightSide) => complete && _plan.Any(other => other.Index != layer && other.Inputs.Contains(input)
+                    && !_unreadEdges.Any(e => e.Layer == other.Index && (heightSide ? e.Height : e.Width)));
+                if ((height && !ReadByAnother(true)) || (width && !ReadByAnother(false)))
+                {
+                    _warnings.Add(issue);
+                }
+            }
+
+            List<SpecIssue> inLayerOrder = [.. _warnings.OrderBy(w => w.LayerIndex ?? -1)]; // stable: a layer's own warnings keep their order
+            _warnings.Clear();
+            _warnings.AddRange(inLayerOrder);
         }
 
         /// <summary>A layer whose output no later layer takes is computed for nothing: almost always a wrong name in an inputs list.</summary>
@@ -627,8 +654,9 @@ public static partial class SpecAnalyzer
                     (false, _) => (side == "height" ? "row" : "column") + (dropped == 1 ? "" : "s"),
                 };
                 string sides = square ? "height and width" : side;
-                _warnings.Add(new SpecIssue(plan.Index, plan.Name, $"layers[{plan.Index}].stride",
-                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {sides} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}{(padding > 0 ? $", beyond the padding of {padding}" : "")}): the last {dropped} {unit} of the input {(dropped == 1 ? "is" : "are")} never seen"));
+                _unreadEdges.Add((new SpecIssue(plan.Index, plan.Name, $"layers[{plan.Index}].stride",
+                    $"{plan.Name}: the {K(plan.Kernel)} window at stride {stride} does not tile the {sides} ({size} + 2·{padding} − {effective} = {span} is not a multiple of {stride}{(padding > 0 ? $", beyond the padding of {padding}" : "")}): the last {dropped} {unit} of the input {(dropped == 1 ? "is" : "are")} never seen"),
+                    plan.Index, plan.Inputs[0], square || side == "height", square || side == "width"));
             }
 
             return (int)output;

@@ -202,6 +202,26 @@ public sealed class GraphSpecTests
     }
 
     [Fact]
+    public void AnEdgeOneBranchSkipsIsNoWarningWhenAnotherBranchReadsIt()
+    {
+        // ResNet's shortcut: a 1×1 window at stride 2 skips the last row and column of 16×16, the 3×3 beside it reads them.
+        ModelValidationResult resnet = Analyze(Of(8, 16, 16,
+            Conv(8, 3, stride: 2, padding: 1, name: "main"), From(Conv(8, 1, stride: 2, name: "shortcut"), "input"),
+            Add("main", "shortcut"), Flatten(), Linear(2)));
+        // Both branches skip them: the network never sees them, and each says so.
+        ModelValidationResult both = Analyze(Of(8, 16, 16,
+            Conv(8, 1, stride: 2, name: "a"), From(MaxPool(1, stride: 2, name: "b"), "input"),
+            Add("a", "b"), Flatten(), Linear(2)));
+
+        Assert.True(resnet.Valid, Describe(resnet.Errors));
+        Assert.Empty(resnet.Warnings);
+        Assert.Equal(["a", "b"], both.Warnings.Select(w => w.LayerName));
+        Assert.All(both.Warnings, w => Assert.Contains("the last 1 row and column of the input is never seen", w.Message, StringComparison.Ordinal));
+        Assert.Empty(SpecAnalyzer.Analyze(ModelPresets.ResNet8(3, 32, 32, 10)).Result.Warnings);
+        Assert.Empty(SpecAnalyzer.Analyze(ModelPresets.ResNet8(1, 28, 28, 10)).Result.Warnings);
+    }
+
+    [Fact]
     public void EveryPresetIsValidForTheInputsThePresetsEndpointAccepts()
     {
         foreach ((int channels, int side) in new[] { (1, 16), (1, 28), (3, 32), (3, 64) })
@@ -211,6 +231,7 @@ public sealed class GraphSpecTests
                 ModelValidationResult result = SpecAnalyzer.Analyze(preset.Spec).Result;
                 Assert.True(result.Valid, $"{preset.Name} at {channels}×{side}×{side}: {Describe(result.Errors)}");
                 Assert.Equal([10], result.OutputShape!);
+                Assert.True(result.Warnings.Count == 0, $"{preset.Name} at {channels}×{side}×{side}: {Describe(result.Warnings)}");
             }
         }
     }
