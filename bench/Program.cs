@@ -74,6 +74,8 @@ ImageDataset subset = Subset(fashion, steps * batch);
     ("Trainer, stats every 10 steps", () => TrainerRun(lenet, subset, batch, threads, 10)),
     ("Trainer, defaults: stats every 10 steps, diagnostics, pictures at the epoch's end", () => TrainerRun(lenet, subset, batch, threads, 10, defaults: true)),
     ("Trainer, stats every step", () => TrainerRun(lenet, subset, batch, threads, 1)),
+    ("Trainer, stats every 10 steps, augmentation (crop 4, flip, translate 2)", () => TrainerRun(lenet, subset, batch, threads, 10,
+        augmentation: new AugmentationOptions { RandomCrop = new RandomCropOptions { Padding = 4 }, HorizontalFlip = true, Translate = 2 })),
 ];
 using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
 if (service is not null)
@@ -188,9 +190,9 @@ static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
 
 // Without defaults: no diagnostics and no pictures (the figures of the earlier runs). With them: the babysitting rules
 // on every step and statistics measurement, and the filters and feature maps of 16 probe images at the block's end.
-static double TrainerRun(SpecAnalysis spec, ImageDataset data, int batch, int threads, int statsEvery, bool defaults = false)
+static double TrainerRun(SpecAnalysis spec, ImageDataset data, int batch, int threads, int statsEvery, bool defaults = false, AugmentationOptions? augmentation = null)
 {
-    var hp = new Hyperparameters { Epochs = 1, BatchSize = batch, ValidationFraction = 0 };
+    var hp = new Hyperparameters { Epochs = 1, BatchSize = batch, ValidationFraction = 0, Augmentation = augmentation };
     var monitoring = new MonitoringOptions { StatsEvery = statsEvery, Diagnostics = new DiagnosticsOptions { Enabled = defaults } };
     string? visuals = defaults ? Path.Combine(Path.GetTempPath(), $"bench-visuals-{Environment.ProcessId}.bin") : null;
     using var trainer = new Trainer(spec, data, hp, monitoring, new Recorder(print: false), new TrainerOptions { Threads = threads, VisualsPath = visuals });
