@@ -36,6 +36,12 @@ internal static class ImageFolderReader
 
         var budget = new ArchiveBudget(limits);
         using var file = new FileStream(zipPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        if (ZipDirectory.CountEntries(file, limits.MaxArchiveEntries) > limits.MaxArchiveEntries)
+        {
+            budget.CountEntries(limits.MaxArchiveEntries + 1); // refused before ZipArchive holds every entry in memory
+        }
+
+        file.Seek(0, SeekOrigin.Begin);
         ZipArchive zip;
         try
         {
