@@ -15,6 +15,10 @@ internal sealed class ArchiveBudget(UploadOptions limits)
 
     private const int MaxNameInMessage = 200;
 
+    // Names and depths far beyond any real dataset's: each path's folders are kept and compared, so a 64 KB name of
+    // "a/a/a/…" would cost gigabytes.
+    private const int MaxEntryNameLength = 1024, MaxFolderDepth = 32;
+
     private readonly UploadOptions _limits = limits;
     private long _total;
     private int _entries;
@@ -47,6 +51,11 @@ internal sealed class ArchiveBudget(UploadOptions limits)
     /// </summary>
     public static string[] Segments(string entryName)
     {
+        if (entryName.Length > MaxEntryNameLength)
+        {
+            throw Refused($"an entry's name is {entryName.Length:N0} characters long, over the limit of {MaxEntryNameLength:N0}: {Quote(entryName)}");
+        }
+
         string path = entryName.Replace('\\', '/');
         if (path.StartsWith('/') || (path.Length >= 2 && path[1] == ':') || path.Contains('\0', StringComparison.Ordinal))
         {
@@ -69,6 +78,11 @@ internal sealed class ArchiveBudget(UploadOptions limits)
             {
                 segments.Add(part);
             }
+        }
+
+        if (segments.Count > MaxFolderDepth)
+        {
+            throw Refused($"{Quote(entryName)} lies {segments.Count - 1} folders deep, over the limit of {MaxFolderDepth - 1}");
         }
 
         return [.. segments];

@@ -119,7 +119,7 @@ internal static partial class CifarUpload
                 members[name] = new CifarFile(DatasetUpload.Archive, entry.Name, path);
             }
         }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or EndOfStreamException or ArgumentException)
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or InvalidOperationException)
         {
             throw ArchiveBudget.Refused($"not a valid {(gzip ? "tar.gz" : "tar (nor a gzip)")} file: {ex.Message}", ex);
         }

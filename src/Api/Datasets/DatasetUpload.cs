@@ -71,6 +71,9 @@ internal static class DatasetUpload
     public const string CsvFormat = "csv";
     public const string CifarFormat = "cifar";
     public const string ImageFolderFormat = "imagefolder";
+
+    /// <summary>Cap on file parts in one form: each becomes a file on disk before anything is checked.</summary>
+    public const int MaxFileParts = 32;
     public const string ChannelsField = "channels";
     public const string HeightField = "height";
     public const string WidthField = "width";
@@ -187,6 +190,11 @@ internal static class DatasetUpload
 
                     text[field] = normalised;
                     continue;
+                }
+
+                if (files.Count >= MaxFileParts)
+                {
+                    return (null, Invalid(field, $"The form holds more than {MaxFileParts} files; CIFAR's six batches, a test batch and a names file are the most any format takes."));
                 }
 
                 int number = files.Count(f => f.Field == field) + 1;

@@ -263,7 +263,9 @@ internal static class ImageFolderReader
             {
                 // The declared length is only a first guess at the buffer's size; the counting stream decides.
                 using var buffer = new MemoryStream((int)Math.Clamp(entry.Length, 0, 1 << 20));
-                using (Stream counted = budget.Count(entry.Open(), entry.CompressedLength, ArchiveBudget.Quote(entry.FullName), Array.MaxLength))
+                // No PNG or JPEG within the pixel cap is larger than 8 bytes a pixel; reading stops there, not at 2 GB.
+                long maxBytes = Math.Min(Array.MaxLength, (limits.MaxImagePixels * 8L) + (1 << 20));
+                using (Stream counted = budget.Count(entry.Open(), entry.CompressedLength, ArchiveBudget.Quote(entry.FullName), maxBytes))
                 {
                     counted.CopyTo(buffer);
                 }

@@ -44,7 +44,13 @@ internal static class ZipDirectory
         {
             // ZIP64: the locator points at a record with 64-bit counts and offsets.
             var record = new byte[56];
-            zip.Seek((long)BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(end - 20 + 8)), SeekOrigin.Begin);
+            long at = (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer.AsSpan(end - 20 + 8));
+            if (at < 0 || at > length - record.Length)
+            {
+                return null;
+            }
+
+            zip.Seek(at, SeekOrigin.Begin);
             if (zip.ReadAtLeast(record, record.Length, throwOnEndOfStream: false) < record.Length
                 || BinaryPrimitives.ReadUInt32LittleEndian(record) != Zip64EndOfDirectory)
             {
@@ -62,7 +68,7 @@ internal static class ZipDirectory
 
         long count = 0;
         var header = new byte[DirectoryEntrySize];
-        zip.Seek(Math.Min(directory, length), SeekOrigin.Begin);
+        zip.Seek(directory is >= 0 ? Math.Min(directory, length) : length, SeekOrigin.Begin);
         while (count <= limit
             && zip.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) == header.Length
             && BinaryPrimitives.ReadUInt32LittleEndian(header) == DirectoryEntry)

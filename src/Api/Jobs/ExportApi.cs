@@ -29,7 +29,7 @@ public static class ExportApi
     }
 
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult, ValidationProblem>> Export(
-        Guid id, TrainingDb db, IOptions<StorageOptions> storage, string format = "safetensors", CancellationToken cancellationToken = default)
+        Guid id, TrainingDb db, IOptions<StorageOptions> storage, IOptions<SpecLimits> limits, string format = "safetensors", CancellationToken cancellationToken = default)
     {
         if (!s_formats.Contains(format))
         {
@@ -66,7 +66,7 @@ public static class ExportApi
                 return Problems.Conflict($"Job {id}'s dataset {job.DatasetId} is deleted, and with it the input mean and std that the ONNX graph applies; export safetensors or torchsharp instead.");
             }
 
-            SpecAnalysis analysis = SpecAnalyzer.Analyze(JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!);
+            SpecAnalysis analysis = SpecAnalyzer.Analyze(JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!, limits.Value);
             IReadOnlyList<string> names = DatasetsApi.ClassNames(dataset)
                 ?? [.. Enumerable.Range(0, analysis.Classes).Select(c => c.ToString(CultureInfo.InvariantCulture))];
             OnnxExporter.Write(stream, analysis, tensors, dataset.Mean, dataset.Std, names, new Dictionary<string, string>

@@ -42,6 +42,9 @@ public static class PredictApi
 
     private static readonly ConcurrentDictionary<Guid, Cached> s_models = new();
 
+    // A misspelt field (topK) is an error, as in every other request body.
+    private static readonly JsonSerializerOptions s_strictJson = new(JsonSerializerOptions.Web) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow };
+
     public static RouteGroupBuilder MapPredict(this RouteGroupBuilder jobs)
     {
         jobs.MapPost("/{id:guid}/predict", Predict).WithName("PredictWithJob")
@@ -54,7 +57,8 @@ public static class PredictApi
     }
 
     public static async Task<Results<Ok<PredictResponse>, ValidationProblem, ProblemHttpResult>> Predict(
-        Guid id, HttpRequest request, TrainingDb db, IOptions<StorageOptions> storage, CancellationToken cancellationToken)
+        Guid id, HttpRequest request, TrainingDb db, IOptions<StorageOptions> storage, IOptions<UploadOptions> uploads, IOptions<SpecLimits> limits,
+        CancellationToken cancellationToken)
     {
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
@@ -63,6 +67,12 @@ public static class PredictApi
         }
 
         DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
+        if (dataset is null)
+        {
+            // Its mean, std and fit went with it: a prediction would not see images as training did.
+            return Problems.Conflict($"Job {id}'s dataset {job.DatasetId} is deleted, and with it the input mean and std (and image fitting) that training used; predictions would not be preprocessed as in training. Export the weights instead.");
+        }
+
         ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!;
         InputSpec input = spec.Input!;
         int size = input.Channels * input.Height * input.Width;
@@ -78,10 +88,10 @@ public static class PredictApi
             foreach (IFormFile file in form.Files)
             {
                 await using Stream stream = file.OpenReadStream();
-                float[]? pixels = Decode(stream, input, dataset?.Fit);
+                (float[]? pixels, string? error) = Decode(stream, input, dataset.Fit, uploads.Value.MaxImagePixels);
                 if (pixels is null)
                 {
-                    errors[$"images[{index}]"] = [$"{file.FileName} is not a PNG or JPEG image"];
+                    errors[$"images[{index}]"] = [$"{file.FileName} {error}"];
                 }
                 else
                 {
@@ -108,7 +118,7 @@ public static class PredictApi
             PredictRequest? body;
             try
             {
-                body = await request.ReadFromJsonAsync<PredictRequest>(JsonSerializerOptions.Web, cancellationToken);
+                body = await request.ReadFromJsonAsync<PredictRequest>(s_strictJson, cancellationToken);
             }
             catch (JsonException ex)
             {
@@ -141,9 +151,9 @@ public static class PredictApi
             errors["images"] = [$"at most {MaxImages} images per request, got {images.Count}"];
         }
 
-        int classes = dataset?.Classes ?? 0;
-        int top = asked ?? (classes > 0 ? Math.Min(3, classes) : 3);
-        if (top < 1 || (classes > 0 && top > classes))
+        int classes = dataset.Classes;
+        int top = asked ?? Math.Min(3, classes);
+        if (top < 1 || top > classes)
         {
             errors["top"] = [$"top must be 1..{classes}, got {top}"];
         }
@@ -153,14 +163,14 @@ public static class PredictApi
             return TypedResults.ValidationProblem(errors, title: "No prediction");
         }
 
-        (Inference? model, string source, long step) = Model(job, spec, storage.Value);
+        (Inference? model, string source, long step) = Model(job, spec, storage.Value, limits.Value);
         if (model is null)
         {
             return Problems.Conflict(JobWeights.Missing(job));
         }
 
-        float[] mean = dataset?.Mean ?? [.. Enumerable.Repeat(0f, input.Channels)], std = dataset?.Std ?? [.. Enumerable.Repeat(1f, input.Channels)];
-        IReadOnlyList<string>? names = dataset is null ? null : DatasetsApi.ClassNames(dataset);
+        float[] mean = dataset.Mean, std = dataset.Std;
+        IReadOnlyList<string>? names = DatasetsApi.ClassNames(dataset);
         var maps = featureMaps ? new Dictionary<string, string>() : null;
         var predictions = new List<Prediction>(images.Count);
         using (NewDisposeScope())
@@ -196,7 +206,7 @@ public static class PredictApi
     }
 
     /// <summary>The job's model for inference from its latest weights; cached until the weights file changes.</summary>
-    private static (Inference? Model, string Source, long Step) Model(JobRecord job, ModelSpec spec, StorageOptions storage)
+    private static (Inference? Model, string Source, long Step) Model(JobRecord job, ModelSpec spec, StorageOptions storage, SpecLimits limits)
     {
         if (JobWeights.Locate(job, storage) is not { } found)
         {
@@ -209,7 +219,7 @@ public static class PredictApi
         }
 
         JobWeights weights = JobWeights.Read(job, storage)!;
-        var model = new Inference(SpecAnalyzer.Analyze(spec), weights.Tensors);
+        var model = new Inference(SpecAnalyzer.Analyze(spec, limits), weights.Tensors);
         s_models[job.Id] = new Cached(weights.Path, weights.Written, weights.Source, weights.Step, model); // a replaced one is left to the finaliser: a request may still use it
         return (model, weights.Source, weights.Step);
     }
@@ -221,21 +231,34 @@ public static class PredictApi
     /// fitted as the image-folder dataset's images were (<paramref name="fit"/> crop or pad, <see cref="ImageFit"/>), else
     /// stretched to the size.
     /// </summary>
-    private static float[]? Decode(Stream stream, InputSpec input, string? fit)
+    private static (float[]? Pixels, string? Error) Decode(Stream stream, InputSpec input, string? fit, long maxPixels)
     {
-        if (fit is not null)
+        using SKData data = SKData.Create(stream);
+        using SKCodec? codec = data is null ? null : SKCodec.Create(data);
+        if (codec is null || codec.EncodedFormat is not (SKEncodedImageFormat.Png or SKEncodedImageFormat.Jpeg))
         {
-            using SKCodec? codec = SKCodec.Create(stream);
-            var sample = new byte[input.Channels * input.Height * input.Width];
-            return codec is not null && ImageFit.TryDecode(codec, input.Channels, input.Height, input.Width, fit == DatasetUpload.PadFit, sample, out _)
-                ? [.. sample.Select(b => (float)b)]
-                : null;
+            return (null, "is not a PNG or JPEG image");
         }
 
-        using SKBitmap? decoded = SKBitmap.Decode(stream);
+        // The header's size, before a pixel is decoded: a small file may declare a huge image.
+        long declared = (long)codec.Info.Width * codec.Info.Height;
+        if (declared > maxPixels)
+        {
+            return (null, $"is {codec.Info.Width}×{codec.Info.Height} ({declared:N0} pixels), over the limit of {maxPixels:N0} pixels (configuration Uploads:MaxImagePixels)");
+        }
+
+        if (fit is not null)
+        {
+            var sample = new byte[input.Channels * input.Height * input.Width];
+            return ImageFit.TryDecode(codec, input.Channels, input.Height, input.Width, fit == DatasetUpload.PadFit, sample, out SKCodecResult result)
+                ? ([.. sample.Select(b => (float)b)], null)
+                : (null, $"could not be decoded ({result}): a damaged or truncated image");
+        }
+
+        using SKBitmap? decoded = SKBitmap.Decode(codec);
         if (decoded is null)
         {
-            return null;
+            return (null, "could not be decoded: a damaged or truncated image");
         }
 
         using SKBitmap resized = decoded.Width == input.Width && decoded.Height == input.Height
@@ -263,6 +286,6 @@ public static class PredictApi
             }
         }
 
-        return pixels;
+        return (pixels, null);
     }
 }

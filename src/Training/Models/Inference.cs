@@ -44,7 +44,7 @@ public sealed class Inference : IDisposable
         {
             outputs[layer.Index] = layer.Kind switch
             {
-                LayerKind.Add => layer.Inputs.Skip(1).Aggregate(Input(layer.Inputs[0]), (sum, j) => sum + Input(j)),
+                LayerKind.Add => SpecModel.Sum(layer.Inputs, Input),
                 LayerKind.Concat => cat([.. layer.Inputs.Select(Input)], 1),
                 _ => Apply(layer, Input(layer.Inputs[0])),
             };

@@ -56,7 +56,7 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
             int[] inputs = Plan[i].Inputs;
             outputs[i] = Plan[i].Kind switch
             {
-                LayerKind.Add => inputs.Skip(1).Aggregate(Input(inputs[0]), (sum, j) => sum + Input(j)),
+                LayerKind.Add => Sum(inputs, Input),
                 LayerKind.Concat => cat([.. inputs.Select(Input)], 1),
                 _ => _layers[i]!.call(Input(inputs[0])),
             };
@@ -64,6 +64,18 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
         }
 
         return outputs[^1];
+    }
+
+    /// <summary>An add's inputs summed into one new tensor (in place after the first sum: one output, not one per input).</summary>
+    internal static Tensor Sum(int[] inputs, Func<int, Tensor> input)
+    {
+        Tensor sum = input(inputs[0]) + input(inputs[1]);
+        for (int k = 2; k < inputs.Length; k++)
+        {
+            sum.add_(input(inputs[k]));
+        }
+
+        return sum;
     }
 
     /// <summary>The module of a layer; null for add and concat, which <see cref="forward"/> does itself.</summary>

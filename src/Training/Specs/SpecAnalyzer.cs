@@ -225,6 +225,12 @@ public static partial class SpecAnalyzer
                 return [index == 0 ? LayerPlan.ModelInput : index - 1];
             }
 
+            if (given.Count > limits.MaxInputs)
+            {
+                errors.Add("inputs", $"inputs names {given.Count} layers, over the cap of {limits.MaxInputs}");
+                return null;
+            }
+
             var resolved = new List<int>(given.Count);
             int before = errors.Count;
             for (int k = 0; k < given.Count; k++)

@@ -13,6 +13,9 @@ public sealed record SpecLimits
 
     public int MaxLayers { get; init; } = 500;
 
+    /// <summary>Cap on the layers one layer takes (an add or concat): an inception block merges 4.</summary>
+    public int MaxInputs { get; init; } = 64;
+
     /// <summary>Cap on kernel, stride, padding and dilation sides: none is useful beyond the largest input.</summary>
     public int MaxWindowSide { get; init; } = 1024;
 

@@ -314,4 +314,30 @@ public sealed class ImageFolderUploadTests
             Assert.Equal(segments, string.Join(',', ArchiveBudget.Segments(entry)));
         }
     }
+
+    [Fact]
+    public void NamesTooLongOrTooDeepAreRefusedBeforeTheirFoldersAreKept()
+    {
+        string deep = string.Concat(Enumerable.Repeat("a/", 40)) + "x.png";
+        string longName = new string('n', 2000) + ".png";
+
+        Assert.Contains("lies 40 folders deep, over the limit of 31", Assert.Throws<DatasetFormatException>(() => ArchiveBudget.Segments(deep)).Message, StringComparison.Ordinal);
+        Assert.Contains("name is 2,004 characters long, over the limit of 1,024", Assert.Throws<DatasetFormatException>(() => ArchiveBudget.Segments(longName)).Message, StringComparison.Ordinal);
+        Assert.Equal(32, ArchiveBudget.Segments(string.Concat(Enumerable.Repeat("a/", 31)) + "x.png").Length);
+    }
+
+    [Fact]
+    public async Task AFormOfMoreFilesThanAnyFormatTakesIsRefusedWithNothingKept()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        (string, string, byte[])[] parts = [.. Enumerable.Range(0, 40).Select(i => ("images", $"data_batch_{i}.bin", Cifar10(1)))];
+
+        using HttpResponseMessage response = await client.PostAsync(new Uri("/datasets", UriKind.Relative), Form("cifar", [], parts));
+
+        JsonElement problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("more than 32 files", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await DatasetFiles.AssertNothingKeptAsync(factory);
+    }
 }

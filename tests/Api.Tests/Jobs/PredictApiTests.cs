@@ -84,7 +84,21 @@ public sealed class PredictApiTests
         await ExpectField(JsonContent.Create(new { images = new[] { new float[256] }, top = 9 }), "top");
         await ExpectField(JsonContent.Create(new { images = Array.Empty<float[]>() }), "images");
         await ExpectField(new MultipartFormDataContent { { new ByteArrayContent([1, 2, 3]), "images", "not-an-image.png" } }, "images[0]");
+        await ExpectField(JsonContent.Create(new { images = new[] { new float[256] }, topK = 2 }), "topK");
+        // A small file that declares a huge image is refused from its header, before a pixel is decoded.
+        using (var claiming = new MultipartFormDataContent { { new ByteArrayContent(Datasets.ArchiveFiles.JpegClaiming(60000, 60000)), "images", "huge.jpg" } })
+        {
+            JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri($"/jobs/{id}/predict", UriKind.Relative), claiming), HttpStatusCode.BadRequest);
+            Assert.Contains("huge.jpg is 60000×60000 (3,600,000,000 pixels), over the limit", problem.GetRawText(), StringComparison.Ordinal);
+        }
+
         await ServiceHarness.AssertProblemAsync(
             await client.PostAsJsonAsync($"/jobs/{Guid.NewGuid()}/predict", new { images = new[] { new float[256] } }), HttpStatusCode.NotFound);
+
+        // Without its dataset the job has lost training's mean, std and image fitting: a 409, not a wrongly scaled answer.
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync(new Uri($"/datasets/{dataset}", UriKind.Relative))).StatusCode);
+        JsonElement conflict = await ServiceHarness.AssertProblemAsync(
+            await client.PostAsJsonAsync($"/jobs/{id}/predict", new { images = new[] { new float[256] } }), HttpStatusCode.Conflict);
+        Assert.Contains("is deleted", conflict.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 }

@@ -135,6 +135,34 @@ public sealed class GraphSpecTests
     }
 
     [Fact]
+    public void AMergeOfMoreInputsThanTheCapIsOneError()
+    {
+        ModelValidationResult result = Analyze(Of(1, 8, 8, Conv(2, 3, name: "a"), Add([.. Enumerable.Repeat("a", 65)]), Flatten(), Linear(2)));
+
+        SpecIssue error = Assert.Single(result.Errors);
+        Assert.Equal(("layers[1].inputs", "add1: inputs names 65 layers, over the cap of 64"), (error.Field, error.Message));
+    }
+
+    [Fact]
+    public void AnAddOfManyInputsSumsThemAll()
+    {
+        SpecAnalysis analysis = SpecAnalyzer.Analyze(Of(1, 4, 4, Conv(2, 1, name: "a", bias: false), Add("a", "a", "a", "a"), Flatten(), Linear(2)));
+        using var model = new TrainingService.Training.Models.SpecModel(analysis);
+        TorchSharp.torch.Tensor? conv = null, sum = null;
+        model.LayerOutputObserver = (i, t) =>
+        {
+            if (i == 0) { conv = t.detach().clone(); }
+            if (i == 1) { sum = t.detach().clone(); }
+        };
+
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            model.call(TorchSharp.torch.randn(2, 1, 4, 4));
+            Assert.True((sum! - (conv! * 4)).abs().max().item<float>() < 1e-5f);
+        }
+    }
+
+    [Fact]
     public void TheNameInputIsKeptForTheModelsInput()
     {
         ModelValidationResult result = Analyze(Of(1, 8, 8, Conv(2, 3, name: "input"), Flatten(), Linear(2)));
