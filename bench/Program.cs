@@ -145,16 +145,10 @@ static double Median(List<double> values)
     return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
 }
 
-static ImageDataset Subset(ImageDataset data, int count) => new()
+static ImageDataset Subset(ImageDataset data, int count) => data with
 {
-    Name = data.Name,
-    Channels = data.Channels,
-    Height = data.Height,
-    Width = data.Width,
-    Classes = data.Classes,
     Train = new ImageSplit { Images = data.Train.Images[..(count * data.SampleSize)], Labels = data.Train.Labels[..count] },
-    Mean = data.Mean,
-    Std = data.Std,
+    Test = null,
 };
 
 // The same model, data path (uint8 images gathered per batch, normalised per channel), optimiser and threads

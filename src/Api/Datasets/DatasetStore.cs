@@ -156,19 +156,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
             hasTest ? testImages : null,
             hasTest ? Path.Combine(folder, TestLabelsFile) : null);
         // IDX files know only the largest label; a CIFAR upload may not use all of its classes.
-        return classNames is null && classes == read.Classes ? read : new ImageDataset
-        {
-            Name = read.Name,
-            Channels = read.Channels,
-            Height = read.Height,
-            Width = read.Width,
-            Classes = Math.Max(classes, read.Classes),
-            Train = read.Train,
-            Test = read.Test,
-            Mean = read.Mean,
-            Std = read.Std,
-            ClassNames = classNames,
-        };
+        return read with { Classes = Math.Max(classes, read.Classes), ClassNames = classNames };
     }
 
     private int[] CountLabels(DatasetRecord record)

@@ -188,7 +188,7 @@ public static class DatasetsApi
         string incoming = services.Store.CreateIncomingFolder();
         try
         {
-            DatasetRecord record = await KeepAsync(services, incoming, Renamed(generated, name), ShapesSource, cancellationToken);
+            DatasetRecord record = await KeepAsync(services, incoming, generated with { Name = name }, ShapesSource, cancellationToken);
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} generated: {Kind}, {TrainCount} train and {TestCount} test images",
                 record.Id, record.Name, ShapesDataset.Name, record.TrainCount, record.TestCount);
@@ -371,20 +371,6 @@ public static class DatasetsApi
     /// <summary>The record's class names; the shapes' names for generated datasets, which keep none.</summary>
     internal static IReadOnlyList<string>? ClassNames(DatasetRecord record) =>
         record.ClassNames ?? (record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null);
-
-    private static ImageDataset Renamed(ImageDataset dataset, string name) => new()
-    {
-        Name = name,
-        Channels = dataset.Channels,
-        Height = dataset.Height,
-        Width = dataset.Width,
-        Classes = dataset.Classes,
-        Train = dataset.Train,
-        Test = dataset.Test,
-        Mean = dataset.Mean,
-        Std = dataset.Std,
-        ClassNames = dataset.ClassNames,
-    };
 
     private static ProblemHttpResult NoSuchDataset(Guid id) => TypedResults.Problem(
         statusCode: StatusCodes.Status404NotFound,

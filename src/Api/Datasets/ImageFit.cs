@@ -2,21 +2,42 @@ using SkiaSharp;
 
 namespace TrainingService.Api.Datasets;
 
+/// <summary>How an image of another shape is made the sample's size.</summary>
+internal enum Fit
+{
+    /// <summary>The short side fills the size; the middle is kept.</summary>
+    Crop,
+
+    /// <summary>The long side fills the size; black borders.</summary>
+    Pad,
+
+    /// <summary>Each side scaled on its own (datasets that came as fixed-size pixels: IDX, CSV, CIFAR).</summary>
+    Stretch,
+}
+
 /// <summary>
 /// An encoded image made into a dataset sample: decoded (JPEG at 1/2, 1/4 or 1/8 when that still leaves the pixels the
-/// resize needs), scaled to fit (crop: the short side fills the size and the middle is kept; pad: the long side fills it,
-/// black borders), and written channel by channel (one channel: luminance). Image-folder uploads and predictions for
-/// their jobs both use it, so a prediction sees an image exactly as training did.
+/// resize needs), fitted to the size, and written channel by channel (one channel: luminance; more: red, green, blue
+/// and then zeros). Image-folder uploads and
+/// predictions both use it, so a prediction sees an image exactly as training did.
 /// </summary>
 internal static class ImageFit
 {
+    /// <summary>A dataset record's fit: its own for image folders, else stretch.</summary>
+    public static Fit Of(string? recorded) => recorded switch
+    {
+        DatasetUpload.CropFit => Fit.Crop,
+        DatasetUpload.PadFit => Fit.Pad,
+        _ => Fit.Stretch,
+    };
+
     private static readonly SKSamplingOptions s_sampling = new(SKFilterMode.Linear, SKMipmapMode.Linear);
 
     /// <summary>Decodes <paramref name="codec"/>'s image into <paramref name="sample"/> (channels × height × width bytes); false when it cannot be decoded.</summary>
-    public static bool TryDecode(SKCodec codec, int channels, int height, int width, bool pad, Span<byte> sample, out SKCodecResult result)
+    public static bool TryDecode(SKCodec codec, int channels, int height, int width, Fit fit, Span<byte> sample, out SKCodecResult result)
     {
         (int sourceWidth, int sourceHeight) = (codec.Info.Width, codec.Info.Height);
-        float scale = Scale(sourceWidth, sourceHeight, height, width, pad);
+        float scale = Scale(sourceWidth, sourceHeight, height, width, fit);
         SKSizeI size = new(sourceWidth, sourceHeight);
         if (scale < 1)
         {
@@ -35,26 +56,26 @@ internal static class ImageFit
             return false;
         }
 
-        Resize(decoded, channels, height, width, pad, sample);
+        Resize(decoded, channels, height, width, fit, sample);
         return true;
     }
 
-    // Crop: the short side fills the size. Pad: the long side does.
-    private static float Scale(int sourceWidth, int sourceHeight, int height, int width, bool pad)
+    // Crop: the short side fills the size. Pad: the long side does. Stretch: each side; decoded at the larger scale.
+    private static float Scale(int sourceWidth, int sourceHeight, int height, int width, Fit fit)
     {
         float x = width / (float)sourceWidth, y = height / (float)sourceHeight;
-        return pad ? Math.Min(x, y) : Math.Max(x, y);
+        return fit == Fit.Pad ? Math.Min(x, y) : Math.Max(x, y);
     }
 
-    private static void Resize(SKBitmap decoded, int channels, int height, int width, bool pad, Span<byte> sample)
+    private static void Resize(SKBitmap decoded, int channels, int height, int width, Fit fit, Span<byte> sample)
     {
         using var target = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
         using (var canvas = new SKCanvas(target))
         {
             // Transparent pixels and the padding become black.
             canvas.Clear(SKColors.Black);
-            float scale = Scale(decoded.Width, decoded.Height, height, width, pad);
-            float drawnWidth = decoded.Width * scale, drawnHeight = decoded.Height * scale;
+            float scale = Scale(decoded.Width, decoded.Height, height, width, fit);
+            (float drawnWidth, float drawnHeight) = fit == Fit.Stretch ? (width, height) : (decoded.Width * scale, decoded.Height * scale);
             using SKImage image = SKImage.FromBitmap(decoded);
             canvas.DrawImage(image, SKRect.Create((width - drawnWidth) / 2, (height - drawnHeight) / 2, drawnWidth, drawnHeight), s_sampling);
         }
@@ -66,13 +87,15 @@ internal static class ImageFit
             byte r = rgba[4 * at], g = rgba[(4 * at) + 1], b = rgba[(4 * at) + 2];
             if (channels == 1)
             {
-                // The luminance that predictions use for one channel (PredictApi).
                 sample[at] = (byte)Math.Min(255f, MathF.Round((0.299f * r) + (0.587f * g) + (0.114f * b)));
+                continue;
             }
-            else
+
+            // Red, green, blue in the first three channels; any further channel (a model of 4 or more) stays 0.
+            sample[at] = r;
+            sample[plane + at] = g;
+            if (channels > 2)
             {
-                sample[at] = r;
-                sample[plane + at] = g;
                 sample[(2 * plane) + at] = b;
             }
         }

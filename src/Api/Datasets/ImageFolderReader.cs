@@ -303,7 +303,7 @@ internal static class ImageFolderReader
                     $"{quoted} is {sourceWidth}×{sourceHeight} ({N(sourcePixels)} pixels), over the limit of {N(limits.MaxImagePixels)} pixels (configuration Uploads:MaxImagePixels)");
             }
 
-            if (!ImageFit.TryDecode(codec, channels, height, width, pad, sample, out SKCodecResult result))
+            if (!ImageFit.TryDecode(codec, channels, height, width, pad ? Fit.Pad : Fit.Crop, sample, out SKCodecResult result))
             {
                 throw ArchiveBudget.Refused($"{quoted} could not be decoded ({result}): a damaged or truncated image");
             }

@@ -227,9 +227,8 @@ public static class PredictApi
     private sealed record Cached(string Path, DateTime Written, string Source, long Step, Inference Model);
 
     /// <summary>
-    /// A PNG or JPEG made the model's input, as 0–255 values channel by channel (grey by luminance for one channel):
-    /// fitted as the image-folder dataset's images were (<paramref name="fit"/> crop or pad, <see cref="ImageFit"/>), else
-    /// stretched to the size.
+    /// A PNG or JPEG made the model's input, as 0–255 values channel by channel (<see cref="ImageFit"/>): fitted as the
+    /// image-folder dataset's images were (<paramref name="fit"/> crop or pad), else stretched to the size.
     /// </summary>
     private static (float[]? Pixels, string? Error) Decode(Stream stream, InputSpec input, string? fit, long maxPixels)
     {
@@ -247,45 +246,9 @@ public static class PredictApi
             return (null, $"is {codec.Info.Width}×{codec.Info.Height} ({declared:N0} pixels), over the limit of {maxPixels:N0} pixels (configuration Uploads:MaxImagePixels)");
         }
 
-        if (fit is not null)
-        {
-            var sample = new byte[input.Channels * input.Height * input.Width];
-            return ImageFit.TryDecode(codec, input.Channels, input.Height, input.Width, fit == DatasetUpload.PadFit, sample, out SKCodecResult result)
-                ? ([.. sample.Select(b => (float)b)], null)
-                : (null, $"could not be decoded ({result}): a damaged or truncated image");
-        }
-
-        using SKBitmap? decoded = SKBitmap.Decode(codec);
-        if (decoded is null)
-        {
-            return (null, "could not be decoded: a damaged or truncated image");
-        }
-
-        using SKBitmap resized = decoded.Width == input.Width && decoded.Height == input.Height
-            ? decoded.Copy()
-            : decoded.Resize(new SKImageInfo(input.Width, input.Height), new SKSamplingOptions(SKCubicResampler.Mitchell));
-        int plane = input.Height * input.Width;
-        var pixels = new float[input.Channels * plane];
-        for (int y = 0; y < input.Height; y++)
-        {
-            for (int x = 0; x < input.Width; x++)
-            {
-                SKColor colour = resized.GetPixel(x, y);
-                int at = (y * input.Width) + x;
-                if (input.Channels == 1)
-                {
-                    pixels[at] = MathF.Round((0.299f * colour.Red) + (0.587f * colour.Green) + (0.114f * colour.Blue));
-                }
-                else
-                {
-                    for (int c = 0; c < input.Channels; c++)
-                    {
-                        pixels[(c * plane) + at] = c switch { 0 => colour.Red, 1 => colour.Green, 2 => colour.Blue, _ => 0 };
-                    }
-                }
-            }
-        }
-
-        return (pixels, null);
+        var sample = new byte[input.Channels * input.Height * input.Width];
+        return ImageFit.TryDecode(codec, input.Channels, input.Height, input.Width, ImageFit.Of(fit), sample, out SKCodecResult result)
+            ? ([.. sample.Select(b => (float)b)], null)
+            : (null, $"could not be decoded ({result}): a damaged or truncated image");
     }
 }

@@ -16,9 +16,10 @@ public sealed class ImageSplit
 }
 
 /// <summary>
-/// An in-memory labelled image dataset with per-channel normalisation statistics of its train split.
+/// An in-memory labelled image dataset with per-channel normalisation statistics of its train split. A record so that a
+/// renamed or relabelled copy (<c>with</c>) shares the same pixel arrays.
 /// </summary>
-public sealed class ImageDataset
+public sealed record ImageDataset
 {
     /// <summary>Dataset name, e.g. "shapes" or "fashion-mnist".</summary>
     public required string Name { get; init; }
