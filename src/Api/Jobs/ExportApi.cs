@@ -59,6 +59,14 @@ public static class ExportApi
         }
 
         DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
+        IReadOnlyList<string>? classNames = dataset is null ? null : DatasetsApi.ClassNames(dataset);
+        var metadata = new Dictionary<string, string>
+        {
+            ["job"] = id.ToString(),
+            ["source"] = source,
+            ["step"] = step.ToString(CultureInfo.InvariantCulture),
+            ["spec"] = job.Spec,
+        };
         if (format == "onnx")
         {
             if (dataset is null)
@@ -67,34 +75,24 @@ public static class ExportApi
             }
 
             SpecAnalysis analysis = SpecAnalyzer.Analyze(JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!, limits.Value);
-            IReadOnlyList<string> names = DatasetsApi.ClassNames(dataset)
-                ?? [.. Enumerable.Range(0, analysis.Classes).Select(c => c.ToString(CultureInfo.InvariantCulture))];
-            OnnxExporter.Write(stream, analysis, tensors, dataset.Mean, dataset.Std, names, new Dictionary<string, string>
-            {
-                ["job"] = id.ToString(),
-                ["source"] = source,
-                ["step"] = step.ToString(CultureInfo.InvariantCulture),
-                ["spec"] = job.Spec,
-                ["dataset"] = dataset.Name,
-            });
+            metadata["dataset"] = dataset.Name;
+            OnnxExporter.Write(stream, analysis, tensors, dataset.Mean, dataset.Std,
+                classNames ?? [.. Enumerable.Range(0, analysis.Classes).Select(c => c.ToString(CultureInfo.InvariantCulture))], metadata);
             return TypedResults.File(stream.ToArray(), "application/octet-stream", $"job-{id:N}-step{step}.onnx");
         }
 
-        var metadata = new Dictionary<string, string>
-        {
-            ["format"] = "pt",
-            ["job"] = id.ToString(),
-            ["source"] = source,
-            ["step"] = step.ToString(CultureInfo.InvariantCulture),
-            ["spec"] = job.Spec,
-            ["producer"] = "TrainingService",
-        };
+        metadata["format"] = "pt";
+        metadata["producer"] = "TrainingService";
         if (dataset is not null)
         {
             // Inputs are uint8 pixels scaled to [0, 1], then normalised per channel: (x - mean) / std.
             metadata["input_mean"] = JsonSerializer.Serialize(dataset.Mean);
             metadata["input_std"] = JsonSerializer.Serialize(dataset.Std);
             metadata["classes"] = dataset.Classes.ToString(CultureInfo.InvariantCulture);
+            if (classNames is not null)
+            {
+                metadata["class_names"] = JsonSerializer.Serialize(classNames);
+            }
         }
 
         SafeTensors.Write(stream, tensors, metadata);

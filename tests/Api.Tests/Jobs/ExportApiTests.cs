@@ -34,6 +34,7 @@ public sealed class ExportApiTests
         Assert.Equal(("final", done.GetProperty("step").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture)),
             (metadata.GetProperty("source").GetString(), metadata.GetProperty("step").GetString()));
         Assert.Equal("2", metadata.GetProperty("classes").GetString());
+        Assert.Equal("""["circle","square"]""", metadata.GetProperty("class_names").GetString());
         ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(metadata.GetProperty("spec").GetString()!, JsonSerializerOptions.Web)!;
 
         // The same numbers TorchSharp loads: the torchsharp export into a model built from the spec in the metadata.
