@@ -108,26 +108,10 @@ internal sealed class ArchiveBudget(UploadOptions limits)
         }
     }
 
-    private sealed class CountingStream(Stream inner, ArchiveBudget budget, long compressedBytes, long maxBytes, string what) : Stream
+    private sealed class CountingStream(Stream inner, ArchiveBudget budget, long compressedBytes, long maxBytes, string what) : ReadOnlyStream
     {
         private readonly long _ratioCap = Math.Max(RatioGraceBytes, compressedBytes * budget._limits.MaxCompressionRatio);
         private long _read;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -148,16 +132,6 @@ internal sealed class ArchiveBudget(UploadOptions limits)
             budget.Add(read);
             return read;
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {
