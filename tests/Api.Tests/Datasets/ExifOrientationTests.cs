@@ -1,11 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 using SkiaSharp;
-using TrainingService.Api.Datasets;
-using TrainingService.Api.Persistence;
 using TrainingService.Api.Tests.Jobs;
 using TrainingService.Training.Data;
 using static TrainingService.Api.Tests.Datasets.ArchiveFiles;
@@ -57,12 +53,7 @@ public sealed class ExifOrientationTests
         JsonElement view = await created.Content.ReadFromJsonAsync<JsonElement>();
         Assert.True(created.StatusCode == HttpStatusCode.Created, view.ToString());
 
-        ImageDataset data;
-        await using (AsyncServiceScope scope = factory.Services.CreateAsyncScope())
-        {
-            DatasetRecord record = await scope.ServiceProvider.GetRequiredService<TrainingDb>().Datasets.AsNoTracking().SingleAsync();
-            data = scope.ServiceProvider.GetRequiredService<DatasetStore>().Load(record);
-        }
+        ImageDataset data = await ImageFolderUploadTests.LoadAsync(factory);
 
         int plane = Width * Height;
         for (int o = 1; o <= 8; o++)
@@ -98,7 +89,7 @@ public sealed class ExifOrientationTests
         JsonElement byFiles = await PredictAsync(client, jobId, files);
         for (int o = 0; o < 8; o++)
         {
-            double[] expected = Probabilities(byPixels.GetProperty("predictions")[o]), actual = Probabilities(byFiles.GetProperty("predictions")[o]);
+            double[] expected = ImageFolderUploadTests.Probabilities(byPixels.GetProperty("predictions")[o]), actual = ImageFolderUploadTests.Probabilities(byFiles.GetProperty("predictions")[o]);
             Assert.True(expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max() < 1e-6, $"orientation {o + 1}: {string.Join(", ", actual)} for {string.Join(", ", expected)}");
         }
     }
@@ -110,7 +101,4 @@ public sealed class ExifOrientationTests
         Assert.True(response.IsSuccessStatusCode, body.ToString());
         return body;
     }
-
-    private static double[] Probabilities(JsonElement prediction) =>
-        [.. prediction.GetProperty("top").EnumerateArray().OrderBy(t => t.GetProperty("class").GetInt32()).Select(t => t.GetProperty("probability").GetDouble())];
 }
