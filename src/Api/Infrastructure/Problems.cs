@@ -36,6 +36,9 @@ internal static class Problems
     public static ProblemHttpResult NotFound(string field, string detail, string title = "Not found") =>
         About(StatusCodes.Status404NotFound, field, detail, title);
 
+    /// <summary>404 for a job id that names none.</summary>
+    public static ProblemHttpResult NoSuchJob(Guid id) => NotFound("id", $"There is no job {id}.");
+
     /// <summary>409: the request is well formed but the state of things refuses it.</summary>
     public static ProblemHttpResult Conflict(string detail, string title = "Conflict", IDictionary<string, object?>? extensions = null) =>
         TypedResults.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: title, extensions: extensions);

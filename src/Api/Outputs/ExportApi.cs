@@ -39,7 +39,7 @@ public static class ExportApi
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
-            return Problems.NotFound("id", $"There is no job {id}.");
+            return Problems.NoSuchJob(id);
         }
 
         if (JobWeights.Read(job, storage.Value) is not { } weights)

@@ -59,7 +59,7 @@ public static class PredictApi
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
-            return Problems.NotFound("id", $"There is no job {id}.");
+            return Problems.NoSuchJob(id);
         }
 
         DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
@@ -33,9 +32,9 @@ public static class VisualsApi
         return jobs;
     }
 
-    public static async Task<Results<Ok<VisualsView>, ProblemHttpResult>> Describe(Guid id, TrainingDb db, IOptions<StorageOptions> storage, Snapshots snapshots, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<VisualsView>, ProblemHttpResult>> Describe(Guid id, TrainingDb db, Snapshots snapshots, CancellationToken cancellationToken)
     {
-        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, storage, snapshots, cancellationToken);
+        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, snapshots, cancellationToken);
         return snapshot is null
             ? problem!
             : TypedResults.Ok(new VisualsView(snapshot.Step, snapshot.Epoch, snapshot.Probes.Count,
@@ -44,9 +43,9 @@ public static class VisualsApi
     }
 
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Filters(
-        Guid id, string layer, TrainingDb db, IOptions<StorageOptions> storage, Snapshots snapshots, CancellationToken cancellationToken)
+        Guid id, string layer, TrainingDb db, Snapshots snapshots, CancellationToken cancellationToken)
     {
-        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, storage, snapshots, cancellationToken);
+        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, snapshots, cancellationToken);
         if (snapshot is null)
         {
             return problem!;
@@ -59,9 +58,9 @@ public static class VisualsApi
     }
 
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FeatureMapsPng(
-        Guid id, string layer, TrainingDb db, IOptions<StorageOptions> storage, Snapshots snapshots, int sample = 0, CancellationToken cancellationToken = default)
+        Guid id, string layer, TrainingDb db, Snapshots snapshots, int sample = 0, CancellationToken cancellationToken = default)
     {
-        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, storage, snapshots, cancellationToken);
+        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, snapshots, cancellationToken);
         if (snapshot is null)
         {
             return problem!;
@@ -83,7 +82,7 @@ public static class VisualsApi
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
-            return Problems.NotFound("id", $"There is no job {id}.");
+            return Problems.NoSuchJob(id);
         }
 
         if (job.State is not (RunState.Running or RunState.Paused))
@@ -96,21 +95,17 @@ public static class VisualsApi
     }
 
     private static async Task<(VisualSnapshot? Snapshot, ProblemHttpResult? Problem)> LoadAsync(
-        Guid id, TrainingDb db, IOptions<StorageOptions> storage, Snapshots snapshots, CancellationToken cancellationToken)
+        Guid id, TrainingDb db, Snapshots snapshots, CancellationToken cancellationToken)
     {
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
-            return (null, Problems.NotFound("id", $"There is no job {id}."));
+            return (null, Problems.NoSuchJob(id));
         }
 
-        string path = storage.Value.VisualsFile(id);
-        if (!File.Exists(path))
-        {
-            return (null, Problems.Conflict($"Job {id} ({job.State}) has no pictures yet: they are taken at every epoch's end and on POST /jobs/{id}/snapshot."));
-        }
-
-        return (snapshots.Read(path), null);
+        return snapshots.Latest(id) is { } snapshot
+            ? (snapshot, null)
+            : (null, Problems.Conflict($"Job {id} ({job.State}) has no pictures yet: they are taken at every epoch's end and on POST /jobs/{id}/snapshot."));
     }
 
     private static int[] MapSize(IReadOnlyList<FeatureMaps> probe, string layer) =>
