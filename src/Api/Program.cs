@@ -3,6 +3,7 @@ using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Jobs;
 using TrainingService.Api.Models;
+using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 
@@ -24,6 +25,7 @@ try
     builder.Services.AddSpecs();
     builder.Services.AddStreaming(builder.Configuration);
     builder.Services.AddJobs();
+    builder.Services.AddOutputs();
     builder.Services.AddSwagger();
 
     WebApplication app = builder.Build();

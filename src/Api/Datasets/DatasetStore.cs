@@ -21,6 +21,9 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
     public const string TestImagesFile = "test-images.idx";
     public const string TestLabelsFile = "test-labels.idx";
 
+    /// <summary>The source of generated datasets (shapes), whose records keep no class names.</summary>
+    public const string ShapesSource = ShapesDataset.Name;
+
     private readonly StorageOptions _storage = storage.Value;
     private readonly Lock _gate = new();
 
@@ -208,5 +211,12 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
         using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
         file.Write(header);
         file.Write(data);
+    }
+
+    /// <summary>The record's class names; the shapes' names for generated datasets, which keep none.</summary>
+    public static IReadOnlyList<string>? ClassNames(DatasetRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        return record.ClassNames ?? (record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null);
     }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
+using TrainingService.Api.Infrastructure;
 
 namespace TrainingService.Api.Datasets;
 
@@ -114,10 +115,10 @@ internal static class DatasetUpload
             || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
             || HeaderUtilities.RemoveQuotes(mediaType.Boundary) is not { Length: > 0 and <= 70 } boundary)
         {
-            return (null, TypedResults.Problem(
-                statusCode: StatusCodes.Status415UnsupportedMediaType,
-                title: "A dataset upload must be multipart/form-data",
-                detail: $"Content-Type is \"{request.ContentType}\"; send multipart/form-data with the fields name, format, images and labels."));
+            return (null, Problems.Request(
+                StatusCodes.Status415UnsupportedMediaType,
+                $"Content-Type is \"{request.ContentType}\"; send multipart/form-data with the fields name, format, images and labels.",
+                "A dataset upload must be multipart/form-data"));
         }
 
         var text = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -344,17 +345,13 @@ internal static class DatasetUpload
     public static string Describe(string format) => format == ImageFolderFormat ? "image folder" : format.ToUpperInvariant();
 
     /// <summary>A 400 problem that names the form field at fault.</summary>
-    public static ProblemHttpResult Invalid(string field, string detail, string title = "The upload is invalid") => TypedResults.Problem(
-        statusCode: StatusCodes.Status400BadRequest,
-        title: title,
-        detail: detail,
-        extensions: new Dictionary<string, object?> { ["field"] = field });
+    private static ProblemHttpResult Invalid(string field, string detail) => Problems.Invalid(field, detail, "The upload is invalid");
 
     /// <summary>A 413 problem for a body over the limit.</summary>
-    public static ProblemHttpResult TooLarge(long maxBytes) => TypedResults.Problem(
-        statusCode: StatusCodes.Status413PayloadTooLarge,
-        title: "The upload is too large",
-        detail: $"The request body is over the limit of {maxBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes (configuration Uploads:MaxRequestBytes).");
+    public static ProblemHttpResult TooLarge(long maxBytes) => Problems.Request(
+        StatusCodes.Status413PayloadTooLarge,
+        $"The request body is over the limit of {maxBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes (configuration Uploads:MaxRequestBytes).",
+        "The upload is too large");
 
     private static async Task<(string? Value, ProblemHttpResult? Problem)> ReadTextAsync(MultipartSection section, string field, CancellationToken cancellationToken)
     {

@@ -2,6 +2,8 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Infrastructure;
+using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Datasets;
 using TrainingService.Contracts.Training;
@@ -12,7 +14,8 @@ namespace TrainingService.Api.Datasets;
 
 public static class DatasetsApi
 {
-    internal const string ShapesSource = ShapesDataset.Name;
+    /// <summary>The sample endpoint's query parameters for the augmentation options.</summary>
+    private static readonly AugmentationFields s_augmentationQuery = new(RandomCropPadding: "randomCrop", Translate: "translate");
 
     /// <summary>The largest sample variant: an epoch, as many as a job may have.</summary>
     internal const int MaxVariant = 10_000;
@@ -108,7 +111,7 @@ public static class DatasetsApi
             }
             catch (DatasetFormatException ex)
             {
-                return DatasetUpload.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {DatasetUpload.Describe(upload!.Format)}");
+                return Problems.Invalid(ex.File, ex.Message, title: $"A dataset file is not valid {DatasetUpload.Describe(upload!.Format)}");
             }
 
             // Kept as raw IDX whatever came in (gzip, 4-D grey, CIFAR records, images), so loading never decompresses.
@@ -149,18 +152,18 @@ public static class DatasetsApi
     };
 
     /// <summary>Generates a built-in dataset and keeps it.</summary>
-    public static async Task<Results<Created<DatasetView>, ValidationProblem>> CreateBuiltin(
+    public static async Task<Results<Created<DatasetView>, ProblemHttpResult>> CreateBuiltin(
         BuiltinDatasetRequest request, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
         if (!string.Equals(request.Kind, ShapesDataset.Name, StringComparison.OrdinalIgnoreCase))
         {
-            return Invalid("kind", $"Unknown kind \"{request.Kind}\"; the only kind is \"{ShapesDataset.Name}\".");
+            return Problems.Invalid("kind", $"Unknown kind \"{request.Kind}\"; the only kind is \"{ShapesDataset.Name}\".");
         }
 
         string name = request.Name?.Trim() ?? ShapesDataset.Name;
         if (name.Length is 0 or > DatasetUpload.MaxNameLength)
         {
-            return Invalid("name", $"name must have 1 to {DatasetUpload.MaxNameLength} characters.");
+            return Problems.Invalid("name", $"name must have 1 to {DatasetUpload.MaxNameLength} characters.");
         }
 
         var defaults = new ShapesOptions();
@@ -180,7 +183,7 @@ public static class DatasetsApi
         catch (ArgumentOutOfRangeException ex) when (ex.ParamName is not null)
         {
             // Message appends " (Parameter 'x')"; the field key already says which.
-            return Invalid(ex.ParamName, ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal));
+            return Problems.Invalid(ex.ParamName, ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal));
         }
 
         ImageDataset generated = ShapesDataset.Generate(options);
@@ -188,7 +191,7 @@ public static class DatasetsApi
         string incoming = services.Store.CreateIncomingFolder();
         try
         {
-            DatasetRecord record = await KeepAsync(services, incoming, generated with { Name = name }, ShapesSource, cancellationToken);
+            DatasetRecord record = await KeepAsync(services, incoming, generated with { Name = name }, DatasetStore.ShapesSource, cancellationToken);
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} generated: {Kind}, {TrainCount} train and {TestCount} test images",
                 record.Id, record.Name, ShapesDataset.Name, record.TrainCount, record.TestCount);
@@ -236,14 +239,14 @@ public static class DatasetsApi
         Guid id, int index, int? scale, int? randomCrop, bool? horizontalFlip, int? translate, int? seed, int? variant,
         [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
-        if (scale is < 1 or > SamplePng.MaxScale)
+        if (scale is < 1 or > Pictures.MaxSampleScale)
         {
-            return Invalid("scale", $"scale must be between 1 and {SamplePng.MaxScale}, but was {scale}.");
+            return Problems.Invalid("scale", $"scale must be between 1 and {Pictures.MaxSampleScale}, but was {scale}.");
         }
 
         if (variant is < 1 or > MaxVariant)
         {
-            return Invalid("variant", $"variant must be an epoch, from 1 to {MaxVariant}, but was {variant}.");
+            return Problems.Invalid("variant", $"variant must be an epoch, from 1 to {MaxVariant}, but was {variant}.");
         }
 
         DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
@@ -258,26 +261,21 @@ public static class DatasetsApi
             HorizontalFlip = horizontalFlip ?? false,
             Translate = translate,
         };
-        var errors = TrainingValidator.ValidateAugmentation(augmentation, record.Height, record.Width)
-            .ToDictionary(e => QueryName(e.Field), e => new[] { QueryName(e.Field) + e.Message[e.Field.Length..] });
+        var errors = TrainingValidator.ValidateAugmentation(augmentation, record.Height, record.Width, s_augmentationQuery)
+            .ToDictionary(e => e.Field, e => new[] { e.Message });
         if (errors.Count > 0)
         {
-            return TypedResults.ValidationProblem(errors, title: "The request is invalid");
+            return Problems.Invalid(errors);
         }
 
         if (index < 0 || index >= record.TrainCount)
         {
-            return TypedResults.Problem(
-                statusCode: StatusCodes.Status404NotFound,
-                title: "No such sample",
-                detail: $"Dataset {id} has train images 0 to {record.TrainCount - 1}; there is no image {index}.");
+            return Problems.NotFound("index", $"Dataset {id} has train images 0 to {record.TrainCount - 1}; there is no image {index}.", "No such sample");
         }
 
         Augmentation.Draw? draw = augmentation.IsOn ? Augmentation.For(augmentation, seed ?? 1, variant ?? 1, index) : null;
-        byte[] png = SamplePng.Encode(services.Store.Load(record), index, scale ?? 1, draw);
+        byte[] png = Pictures.Sample(services.Store.Load(record), index, scale ?? 1, draw);
         return TypedResults.File(png, "image/png");
-
-        static string QueryName(string field) => field == "randomCrop.padding" ? "randomCrop" : field;
     }
 
     /// <summary>Deletes a dataset that no unfinished job uses.</summary>
@@ -297,11 +295,9 @@ public static class DatasetsApi
             .ToListAsync(cancellationToken);
         if (jobs.Count > 0)
         {
-            return TypedResults.Problem(
-                statusCode: StatusCodes.Status409Conflict,
-                title: "The dataset is in use",
-                detail: $"Dataset {id} is used by {(jobs.Count == 1 ? "a job" : "jobs")} that have not finished ({string.Join(", ", jobs)}); cancel them or wait for them to end.",
-                extensions: new Dictionary<string, object?> { ["jobIds"] = jobs });
+            return Problems.Conflict(
+                $"Dataset {id} is used by {(jobs.Count == 1 ? "a job" : "jobs")} that have not finished ({string.Join(", ", jobs)}); cancel them or wait for them to end.",
+                "The dataset is in use", new Dictionary<string, object?> { ["jobIds"] = jobs });
         }
 
         services.Db.Datasets.Remove(record);
@@ -363,22 +359,12 @@ public static class DatasetsApi
         Mean = record.Mean,
         Std = record.Std,
         ClassCounts = store.ClassCounts(record),
-        ClassNames = ClassNames(record),
+        ClassNames = DatasetStore.ClassNames(record),
         Fit = record.Fit,
         CreatedAt = new DateTimeOffset(record.CreatedAt), // stored times read back as UTC (TrainingDb)
     };
 
-    /// <summary>The record's class names; the shapes' names for generated datasets, which keep none.</summary>
-    internal static IReadOnlyList<string>? ClassNames(DatasetRecord record) =>
-        record.ClassNames ?? (record.Source == ShapesSource ? [.. ShapesDataset.ClassNames.Take(record.Classes)] : null);
-
-    private static ProblemHttpResult NoSuchDataset(Guid id) => TypedResults.Problem(
-        statusCode: StatusCodes.Status404NotFound,
-        title: "No such dataset",
-        detail: $"There is no dataset {id}.");
-
-    private static ValidationProblem Invalid(string field, string message) =>
-        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "The request is invalid");
+    private static ProblemHttpResult NoSuchDataset(Guid id) => Problems.NotFound("id", $"There is no dataset {id}.", "No such dataset");
 }
 
 /// <summary>What the dataset handlers need, bound with [AsParameters].</summary>

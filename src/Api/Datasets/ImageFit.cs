@@ -17,7 +17,7 @@ internal enum Fit
 
 /// <summary>
 /// An encoded image made into a dataset sample: decoded (JPEG at 1/2, 1/4 or 1/8 when that still leaves the pixels the
-/// resize needs), fitted to the size, and written channel by channel (one channel: luminance; more: red, green, blue
+/// resize needs), turned as its EXIF orientation says a viewer shows it, fitted to the size, and written channel by channel (one channel: luminance; more: red, green, blue
 /// and then zeros). Image-folder uploads and
 /// predictions both use it, so a prediction sees an image exactly as training did.
 /// </summary>
@@ -37,7 +37,9 @@ internal static class ImageFit
     public static bool TryDecode(SKCodec codec, int channels, int height, int width, Fit fit, Span<byte> sample, out SKCodecResult result)
     {
         (int sourceWidth, int sourceHeight) = (codec.Info.Width, codec.Info.Height);
-        float scale = Scale(sourceWidth, sourceHeight, height, width, fit);
+        SKEncodedOrigin origin = codec.EncodedOrigin;
+        (int shownWidth, int shownHeight) = Transposes(origin) ? (sourceHeight, sourceWidth) : (sourceWidth, sourceHeight);
+        float scale = Scale(shownWidth, shownHeight, height, width, fit);
         SKSizeI size = new(sourceWidth, sourceHeight);
         if (scale < 1)
         {
@@ -56,9 +58,28 @@ internal static class ImageFit
             return false;
         }
 
-        Resize(decoded, channels, height, width, fit, sample);
+        Resize(decoded, origin, channels, height, width, fit, sample);
         return true;
     }
+
+    private static bool Transposes(SKEncodedOrigin origin) =>
+        origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+
+    /// <summary>
+    /// Maps the stored pixels of a <paramref name="width"/>×<paramref name="height"/> image to where a viewer shows them
+    /// (EXIF orientation: where the stored first row and first column are seen).
+    /// </summary>
+    private static SKMatrix Orientation(SKEncodedOrigin origin, int width, int height) => origin switch
+    {
+        SKEncodedOrigin.TopRight => new SKMatrix(-1, 0, width, 0, 1, 0, 0, 0, 1),
+        SKEncodedOrigin.BottomRight => new SKMatrix(-1, 0, width, 0, -1, height, 0, 0, 1),
+        SKEncodedOrigin.BottomLeft => new SKMatrix(1, 0, 0, 0, -1, height, 0, 0, 1),
+        SKEncodedOrigin.LeftTop => new SKMatrix(0, 1, 0, 1, 0, 0, 0, 0, 1),
+        SKEncodedOrigin.RightTop => new SKMatrix(0, -1, height, 1, 0, 0, 0, 0, 1),
+        SKEncodedOrigin.RightBottom => new SKMatrix(0, -1, height, -1, 0, width, 0, 0, 1),
+        SKEncodedOrigin.LeftBottom => new SKMatrix(0, 1, 0, -1, 0, width, 0, 0, 1),
+        _ => SKMatrix.Identity,
+    };
 
     // Crop: the short side fills the size. Pad: the long side does. Stretch: each side; decoded at the larger scale.
     private static float Scale(int sourceWidth, int sourceHeight, int height, int width, Fit fit)
@@ -67,17 +88,21 @@ internal static class ImageFit
         return fit == Fit.Pad ? Math.Min(x, y) : Math.Max(x, y);
     }
 
-    private static void Resize(SKBitmap decoded, int channels, int height, int width, Fit fit, Span<byte> sample)
+    private static void Resize(SKBitmap decoded, SKEncodedOrigin origin, int channels, int height, int width, Fit fit, Span<byte> sample)
     {
         using var target = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
         using (var canvas = new SKCanvas(target))
         {
             // Transparent pixels and the padding become black.
             canvas.Clear(SKColors.Black);
-            float scale = Scale(decoded.Width, decoded.Height, height, width, fit);
-            (float drawnWidth, float drawnHeight) = fit == Fit.Stretch ? (width, height) : (decoded.Width * scale, decoded.Height * scale);
+            (int shownWidth, int shownHeight) = Transposes(origin) ? (decoded.Height, decoded.Width) : (decoded.Width, decoded.Height);
+            float scale = Scale(shownWidth, shownHeight, height, width, fit);
+            (float drawnWidth, float drawnHeight) = fit == Fit.Stretch ? (width, height) : (shownWidth * scale, shownHeight * scale);
+            canvas.Translate((width - drawnWidth) / 2, (height - drawnHeight) / 2);
+            canvas.Scale(drawnWidth / shownWidth, drawnHeight / shownHeight);
+            canvas.Concat(Orientation(origin, decoded.Width, decoded.Height));
             using SKImage image = SKImage.FromBitmap(decoded);
-            canvas.DrawImage(image, SKRect.Create((width - drawnWidth) / 2, (height - drawnHeight) / 2, drawnWidth, drawnHeight), s_sampling);
+            canvas.DrawImage(image, 0, 0, s_sampling);
         }
 
         ReadOnlySpan<byte> rgba = target.GetPixelSpan();

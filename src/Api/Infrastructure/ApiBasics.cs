@@ -73,17 +73,23 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
             Exception = exception,
             ProblemDetails = { Status = bad.StatusCode, Title = "The request could not be read", Detail = bad.Message },
         };
+        string? field = null;
         if (bad.InnerException is JsonException json)
         {
-            string field = json.Path is { Length: > 2 } path ? path[2..] : "body";
+            field = Problems.PathOf(json);
             problem.ProblemDetails.Detail = UnmappedMember().Match(json.Message) is { Success: true } unmapped
                 ? $"{field}: unknown field{Fields(unmapped.Groups["type"].Value)}"
                 : $"{field}: {json.Message.Split(" Path:")[0]}";
-            problem.ProblemDetails.Extensions["field"] = field;
         }
         else if (BindingFailure().Match(bad.Message) is { Success: true } failure)
         {
-            problem.ProblemDetails.Extensions["field"] = failure.Groups["name"].Value; // a route or query value of the wrong type
+            field = failure.Groups["name"].Value; // a route or query value of the wrong type
+        }
+
+        if (field is not null)
+        {
+            problem.ProblemDetails.Extensions["field"] = field;
+            problem.ProblemDetails.Extensions["errors"] = new Dictionary<string, string[]> { [field] = [problem.ProblemDetails.Detail] };
         }
 
         return await problemDetails.TryWriteAsync(problem);

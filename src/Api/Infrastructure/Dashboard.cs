@@ -14,6 +14,6 @@ public static class Dashboard
             OnPrepareResponse = context => context.Context.Response.Headers[HeaderNames.CacheControl] =
                 context.File.Name == "index.html" ? "no-cache" : "public, max-age=31536000, immutable",
         });
-        return app;
+        return app.MapFavicon();
     }
 }

@@ -7,6 +7,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
+using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;

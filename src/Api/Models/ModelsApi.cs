@@ -53,7 +53,7 @@ public static class ModelsApi
 
         if (errors.Count > 0)
         {
-            return TypedResults.ValidationProblem(errors, title: "The model cannot be saved");
+            return Problems.Invalid(errors, "The model cannot be saved");
         }
 
         ModelSpec spec = SpecReader.Read(request.Spec).Spec!;
@@ -95,7 +95,7 @@ public static class ModelsApi
         }
 
         return errors.Count > 0
-            ? TypedResults.ValidationProblem(errors, title: "No presets for this input")
+            ? Problems.Invalid(errors, "No presets for this input")
             : TypedResults.Ok(ModelPresets.All(channels, height, width, classes).ToArray());
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
+using TrainingService.Api.Infrastructure;
 
 namespace TrainingService.Api.Models;
 
@@ -10,10 +11,8 @@ internal static class SpecBody
     {
         if (!request.HasJsonContentType())
         {
-            return (null, TypedResults.Problem(
-                statusCode: StatusCodes.Status415UnsupportedMediaType,
-                title: "A model spec must be sent as JSON",
-                detail: $"Content-Type is \"{request.ContentType}\"; send application/json."));
+            return (null, Problems.Request(
+                StatusCodes.Status415UnsupportedMediaType, $"Content-Type is \"{request.ContentType}\"; send application/json.", "A model spec must be sent as JSON"));
         }
 
         JsonDocument document;
@@ -39,9 +38,5 @@ internal static class SpecBody
         return (document, null);
     }
 
-    private static ProblemHttpResult NotASpec(string detail) => TypedResults.Problem(
-        statusCode: StatusCodes.Status400BadRequest,
-        title: "The body is not a model spec",
-        detail: detail,
-        extensions: new Dictionary<string, object?> { ["field"] = "body" });
+    private static ProblemHttpResult NotASpec(string detail) => Problems.Invalid("body", detail, "The body is not a model spec");
 }

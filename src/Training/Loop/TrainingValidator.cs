@@ -76,21 +76,26 @@ public static class TrainingValidator
         return (int)Math.Round(data.Train.Count * fraction);
     }
 
-    /// <summary>Augmentation settings for images of <paramref name="height"/>×<paramref name="width"/>: each error with its field (under "augmentation.").</summary>
-    public static IEnumerable<(string Field, string Message)> ValidateAugmentation(AugmentationOptions augmentation, int height, int width)
+    /// <summary>
+    /// Augmentation settings for images of <paramref name="height"/>×<paramref name="width"/>: each error with its field
+    /// as <paramref name="fields"/> names it (by default the option's path under "augmentation.").
+    /// </summary>
+    public static IEnumerable<(string Field, string Message)> ValidateAugmentation(
+        AugmentationOptions augmentation, int height, int width, AugmentationFields? fields = null)
     {
         ArgumentNullException.ThrowIfNull(augmentation);
+        (string paddingField, string translateField) = fields ?? new AugmentationFields();
         int side = Math.Min(height, width);
         if (augmentation.RandomCrop is { Padding: int padding } && (padding < 1 || padding > side / 2))
         {
-            yield return ("randomCrop.padding", $"randomCrop.padding must be from 1 to {side / 2} (half the image's shorter side, {side}), got {padding}");
+            yield return (paddingField, $"{paddingField} must be from 1 to {side / 2} (half the image's shorter side, {side}), got {padding}");
         }
 
         if (augmentation.Translate is int translate && (translate < 1 || translate > side / 4))
         {
-            yield return ("translate", side >= 4
-                ? $"translate must be from 1 to {side / 4} pixels (a quarter of the image's shorter side, {side}), or left out, got {translate}"
-                : $"translate needs images of at least 4×4 pixels; these are {height}×{width}");
+            yield return (translateField, side >= 4
+                ? $"{translateField} must be from 1 to {side / 4} pixels (a quarter of the image's shorter side, {side}), or left out, got {translate}"
+                : $"{translateField} needs images of at least 4×4 pixels; these are {height}×{width}");
         }
     }
 
@@ -128,3 +133,6 @@ public static class TrainingValidator
         }
     }
 }
+
+/// <summary>What a request calls the augmentation options that can be out of range.</summary>
+public sealed record AugmentationFields(string RandomCropPadding = "randomCrop.padding", string Translate = "translate");

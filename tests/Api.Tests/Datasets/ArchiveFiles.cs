@@ -104,6 +104,20 @@ internal static class ArchiveFiles
 
     public static byte[] Jpeg(int width, int height, SKColor colour) => Image(width, height, (_, _) => colour, SKEncodedImageFormat.Jpeg);
 
+    /// <summary><paramref name="jpeg"/> with an EXIF segment (APP1, right after the start of image) giving its orientation, 1–8.</summary>
+    public static byte[] WithOrientation(byte[] jpeg, int orientation)
+    {
+        byte[] exif =
+        [
+            0xFF, 0xE1, 0x00, 0x22, (byte)'E', (byte)'x', (byte)'i', (byte)'f', 0, 0,
+            (byte)'M', (byte)'M', 0x00, 0x2A, 0x00, 0x00, 0x00, 0x08, // big-endian TIFF header, first directory at 8
+            0x00, 0x01, // one entry: Orientation (0x0112), SHORT, 1 value
+            0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, (byte)orientation, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, // no next directory
+        ];
+        return [.. jpeg[..2], .. exif, .. jpeg[2..]];
+    }
+
     /// <summary>A real JPEG whose start-of-frame header claims <paramref name="width"/>×<paramref name="height"/>.</summary>
     public static byte[] JpegClaiming(int width, int height)
     {

@@ -32,7 +32,8 @@ public sealed class ImageFolderUploadTests
         return view;
     }
 
-    private static async Task<ImageDataset> LoadAsync(TrainingServiceFactory factory)
+    /// <summary>The factory's only dataset, as the store loads it.</summary>
+    internal static async Task<ImageDataset> LoadAsync(TrainingServiceFactory factory)
     {
         await using AsyncServiceScope scope = factory.Services.CreateAsyncScope();
         DatasetRecord record = await scope.ServiceProvider.GetRequiredService<TrainingDb>().Datasets.AsNoTracking().SingleAsync();
@@ -181,8 +182,6 @@ public sealed class ImageFolderUploadTests
         JsonElement filePrediction = await asFile.Content.ReadFromJsonAsync<JsonElement>();
         Assert.True(asFile.IsSuccessStatusCode, filePrediction.ToString());
 
-        static double[] Probabilities(JsonElement prediction) =>
-            [.. prediction.GetProperty("top").EnumerateArray().OrderBy(t => t.GetProperty("class").GetInt32()).Select(t => t.GetProperty("probability").GetDouble())];
         double[] file = Probabilities(filePrediction.GetProperty("predictions")[0]);
         double closest = pixelPredictions.GetProperty("predictions").EnumerateArray()
             .Min(p => Probabilities(p).Zip(file, (a, b) => Math.Abs(a - b)).Max());
@@ -340,4 +339,8 @@ public sealed class ImageFolderUploadTests
         Assert.Contains("more than 32 files", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
         await DatasetFiles.AssertNothingKeptAsync(factory);
     }
+
+    /// <summary>A prediction's probabilities by class.</summary>
+    internal static double[] Probabilities(JsonElement prediction) =>
+        [.. prediction.GetProperty("top").EnumerateArray().OrderBy(t => t.GetProperty("class").GetInt32()).Select(t => t.GetProperty("probability").GetDouble())];
 }

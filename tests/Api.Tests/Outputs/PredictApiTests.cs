@@ -2,9 +2,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using SkiaSharp;
+using TrainingService.Api.Tests.Jobs;
 using TrainingService.Api.Tests.Service;
 
-namespace TrainingService.Api.Tests.Jobs;
+namespace TrainingService.Api.Tests.Outputs;
 
 /// <summary>POST /jobs/{id}/predict: top classes for pixel arrays or image files, preprocessed as in training.</summary>
 public sealed class PredictApiTests

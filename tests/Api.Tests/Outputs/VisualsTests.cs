@@ -2,10 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using SkiaSharp;
+using TrainingService.Api.Tests.Jobs;
 using TrainingService.Api.Tests.Service;
 using TrainingService.Contracts.Streaming;
 
-namespace TrainingService.Api.Tests.Jobs;
+namespace TrainingService.Api.Tests.Outputs;
 
 /// <summary>What the network sees: filters and feature maps as PNG, taken at every epoch's end and on request.</summary>
 public sealed class VisualsTests

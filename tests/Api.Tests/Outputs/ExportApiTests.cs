@@ -3,13 +3,14 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
 using SkiaSharp;
+using TrainingService.Api.Tests.Jobs;
 using TrainingService.Api.Tests.Service;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using TrainingService.Training.Specs;
 
-namespace TrainingService.Api.Tests.Jobs;
+namespace TrainingService.Api.Tests.Outputs;
 
 /// <summary>GET /jobs/{id}/export: the model as safetensors (PyTorch names), in TorchSharp's format or as ONNX.</summary>
 public sealed class ExportApiTests

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -17,7 +16,7 @@ using TrainingService.Training.Monitoring;
 using TrainingService.Training.Specs;
 using static TorchSharp.torch;
 
-namespace TrainingService.Api.Jobs;
+namespace TrainingService.Api.Outputs;
 
 /// <summary>POST /jobs/{id}/predict: class probabilities for images, preprocessed exactly as in training.</summary>
 public static class PredictApi
@@ -40,8 +39,6 @@ public static class PredictApi
     /// <param name="FeatureMaps">The first image's feature maps per convolution layer, as PNG data URLs, when asked for.</param>
     public sealed record PredictResponse(IReadOnlyList<Prediction> Predictions, string Source, long Step, IReadOnlyDictionary<string, string>? FeatureMaps);
 
-    private static readonly ConcurrentDictionary<Guid, Cached> s_models = new();
-
     // A misspelt field (topK) is an error, as in every other request body.
     private static readonly JsonSerializerOptions s_strictJson = new(JsonSerializerOptions.Web) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow };
 
@@ -57,13 +54,12 @@ public static class PredictApi
     }
 
     public static async Task<Results<Ok<PredictResponse>, ValidationProblem, ProblemHttpResult>> Predict(
-        Guid id, HttpRequest request, TrainingDb db, IOptions<StorageOptions> storage, IOptions<UploadOptions> uploads, IOptions<SpecLimits> limits,
-        CancellationToken cancellationToken)
+        Guid id, HttpRequest request, TrainingDb db, LoadedModels models, IOptions<UploadOptions> uploads, CancellationToken cancellationToken)
     {
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
-            return Problems.NotFound("id", $"There is no job {id}.");
+            return Problems.NoSuchJob(id);
         }
 
         DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
@@ -122,7 +118,7 @@ public static class PredictApi
             }
             catch (JsonException ex)
             {
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [ex.Path is { Length: > 2 } p ? p[2..] : "body"] = [$"not a prediction request: {ex.Message}"] });
+                return Problems.Invalid(Problems.PathOf(ex), $"not a prediction request: {ex.Message}", "No prediction");
             }
 
             images = [.. body?.Images ?? []];
@@ -160,17 +156,18 @@ public static class PredictApi
 
         if (errors.Count > 0)
         {
-            return TypedResults.ValidationProblem(errors, title: "No prediction");
+            return Problems.Invalid(errors, "No prediction");
         }
 
-        (Inference? model, string source, long step) = Model(job, spec, storage.Value, limits.Value);
-        if (model is null)
+        using LeasedCache<Guid, LoadedModel>.Lease? lease = models.Rent(job, spec);
+        if (lease is null)
         {
             return Problems.Conflict(JobWeights.Missing(job));
         }
 
+        (Inference model, string source, long step) = lease.Value;
         float[] mean = dataset.Mean, std = dataset.Std;
-        IReadOnlyList<string>? names = DatasetsApi.ClassNames(dataset);
+        IReadOnlyList<string>? names = DatasetStore.ClassNames(dataset);
         var maps = featureMaps ? new Dictionary<string, string>() : null;
         var predictions = new List<Prediction>(images.Count);
         using (NewDisposeScope())
@@ -186,7 +183,7 @@ public static class PredictApi
                     long[] s = output.shape;
                     float[] first = output[0].contiguous().data<float>().ToArray();
                     maps[layer.Name] = "data:image/png;base64," + Convert.ToBase64String(
-                        VisualsApi.RenderMaps(new FeatureMaps(layer.Name, (int)s[1], (int)s[2], (int)s[3], first)));
+                        Pictures.FeatureMaps(new FeatureMaps(layer.Name, (int)s[1], (int)s[2], (int)s[3], first)));
                 }
             }), 1);
             (Tensor values, Tensor indices) = probabilities.topk(top, 1);
@@ -204,27 +201,6 @@ public static class PredictApi
 
         return TypedResults.Ok(new PredictResponse(predictions, source, step, maps));
     }
-
-    /// <summary>The job's model for inference from its latest weights; cached until the weights file changes.</summary>
-    private static (Inference? Model, string Source, long Step) Model(JobRecord job, ModelSpec spec, StorageOptions storage, SpecLimits limits)
-    {
-        if (JobWeights.Locate(job, storage) is not { } found)
-        {
-            return (null, "", 0);
-        }
-
-        if (s_models.TryGetValue(job.Id, out Cached? cached) && cached.Path == found.Path && cached.Written == found.Written)
-        {
-            return (cached.Model, cached.Source, cached.Step);
-        }
-
-        JobWeights weights = JobWeights.Read(job, storage)!;
-        var model = new Inference(SpecAnalyzer.Analyze(spec, limits), weights.Tensors);
-        s_models[job.Id] = new Cached(weights.Path, weights.Written, weights.Source, weights.Step, model); // a replaced one is left to the finaliser: a request may still use it
-        return (model, weights.Source, weights.Step);
-    }
-
-    private sealed record Cached(string Path, DateTime Written, string Source, long Step, Inference Model);
 
     /// <summary>
     /// A PNG or JPEG made the model's input, as 0–255 values channel by channel (<see cref="ImageFit"/>): fitted as the

@@ -2,7 +2,7 @@ using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Export;
 
-namespace TrainingService.Api.Jobs;
+namespace TrainingService.Api.Outputs;
 
 /// <summary>
 /// A job's latest weights, for export and predictions: a succeeded job's final model, else its last checkpoint (a job

@@ -10,7 +10,7 @@ using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Specs;
 
-namespace TrainingService.Api.Jobs;
+namespace TrainingService.Api.Outputs;
 
 /// <summary>Trained models out: a job's weights as safetensors, in TorchSharp's format or as an ONNX model, finished or from its last checkpoint.</summary>
 public static class ExportApi
@@ -28,21 +28,18 @@ public static class ExportApi
         return jobs;
     }
 
-    public static async Task<Results<FileContentHttpResult, ProblemHttpResult, ValidationProblem>> Export(
+    public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Export(
         Guid id, TrainingDb db, IOptions<StorageOptions> storage, IOptions<SpecLimits> limits, string format = "safetensors", CancellationToken cancellationToken = default)
     {
         if (!s_formats.Contains(format))
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-            {
-                ["format"] = [$"format must be safetensors, torchsharp or onnx, got \"{format}\""],
-            });
+            return Problems.Invalid("format", $"format must be safetensors, torchsharp or onnx, got \"{format}\"");
         }
 
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
-            return Problems.NotFound("id", $"There is no job {id}.");
+            return Problems.NoSuchJob(id);
         }
 
         if (JobWeights.Read(job, storage.Value) is not { } weights)
@@ -59,7 +56,7 @@ public static class ExportApi
         }
 
         DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
-        IReadOnlyList<string>? classNames = dataset is null ? null : DatasetsApi.ClassNames(dataset);
+        IReadOnlyList<string>? classNames = dataset is null ? null : DatasetStore.ClassNames(dataset);
         var metadata = new Dictionary<string, string>
         {
             ["job"] = id.ToString(),
