@@ -258,7 +258,7 @@ public static class DatasetsApi
             HorizontalFlip = horizontalFlip ?? false,
             Translate = translate,
         };
-        var errors = TrainingValidator.ValidateAugmentation(augmentation, record.Height, record.Width)
+        var errors = TrainingPlan.ValidateAugmentation(augmentation, record.Height, record.Width)
             .ToDictionary(e => QueryName(e.Field), e => new[] { QueryName(e.Field) + e.Message[e.Field.Length..] });
         if (errors.Count > 0)
         {

@@ -22,7 +22,7 @@ public sealed class JobSteering(TrainingDb db, JobControls controls)
             return (null, NotFound(id));
         }
 
-        Hyperparameters current = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
+        Hyperparameters current = job.Hyperparameters;
         var errors = new Dictionary<string, string[]>();
         if (change is null || (change.LearningRate, change.Momentum, change.WeightDecay) is (null, null, null))
         {
@@ -70,14 +70,12 @@ public sealed class JobSteering(TrainingDb db, JobControls controls)
 
         // The record holds the values from now on (what GET /jobs/{id} shows and a restarted service starts from);
         // the trainer applies the change before its next step and records it in the history.
-        job.Hyperparameters = JsonSerializer.Serialize(
-            current with
-            {
-                LearningRate = change!.LearningRate ?? current.LearningRate,
-                Momentum = change.Momentum ?? current.Momentum,
-                WeightDecay = change.WeightDecay ?? current.WeightDecay,
-            },
-            JsonSerializerOptions.Web);
+        job.Hyperparameters = current with
+        {
+            LearningRate = change!.LearningRate ?? current.LearningRate,
+            Momentum = change.Momentum ?? current.Momentum,
+            WeightDecay = change.WeightDecay ?? current.WeightDecay,
+        };
         await db.SaveChangesAsync(cancellationToken);
         controls.For(id).Change(change);
         return (job, null);

@@ -131,21 +131,17 @@ public sealed class JobWorker(
             throw new InvalidDataException($"dataset {job.DatasetId} no longer exists");
         }
 
-        ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!;
-        SpecAnalysis analysis = SpecAnalyzer.Analyze(spec, limits.Value);
-        Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
-        MonitoringOptions monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!;
         ImageDataset data = datasets.Load(datasetRecord);
+        TrainingPlan plan = TrainingPlan.Require(
+            SpecAnalyzer.Analyze(job.Spec, limits.Value), DatasetShape.Of(data), job.Hyperparameters, job.Monitoring, job.Sanity, job.Threads);
         var trainerOptions = new TrainerOptions
         {
             CheckpointPath = storage.Value.CheckpointFile(job.Id),
             WeightsPath = storage.Value.ModelFile(job.Id),
             VisualsPath = storage.Value.VisualsFile(job.Id),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
-            Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
-            Threads = options.Value.ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, options.Value.Concurrency)),
         };
-        using var trainer = new Trainer(analysis, data, hyperparameters, monitoring, sink, trainerOptions);
+        using var trainer = new Trainer(plan, data, sink, trainerOptions);
         if (File.Exists(trainerOptions.CheckpointPath))
         {
             trainer.RestoreFrom(trainerOptions.CheckpointPath);

@@ -19,7 +19,7 @@ using TrainingService.Training.Specs;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>What the job handlers need, as one parameter.</summary>
-public sealed record JobServices(TrainingDb Db, JobQueue Queue, JobControls Controls, EventPump Pump, DatasetStore Datasets, IOptions<SpecLimits> Limits, IOptions<StorageOptions> Storage);
+public sealed record JobServices(TrainingDb Db, JobQueue Queue, JobControls Controls, EventPump Pump, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits);
 
 public static class JobsApi
 {
@@ -79,14 +79,12 @@ public static class JobsApi
                 : $"There is no dataset {request.DatasetId}.");
         }
 
-        var errors = new Dictionary<string, string[]>();
-        SpecAnalysis? analysis;
-        string? specJson;
-        if (request.Model is { } model && request.ModelId is not null)
+        if (request.Model is not null && request.ModelId is not null)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["model"] = ["Give model or modelId, not both."] });
         }
 
+        string specJson;
         if (request.ModelId is Guid modelId)
         {
             ModelRecord? saved = await services.Db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
@@ -104,73 +102,31 @@ public static class JobsApi
                 : JsonSerializer.Serialize(ModelPresets.LeNet5(dataset.Channels, dataset.Height, dataset.Width, dataset.Classes), JsonSerializerOptions.Web);
         }
 
-        using (JsonDocument document = JsonDocument.Parse(specJson))
-        {
-            analysis = SpecReader.ReadAndAnalyze(document.RootElement, services.Limits.Value);
-        }
-
-        foreach (SpecIssue issue in analysis.Result.Errors)
-        {
-            Add(errors, issue.Field.Length == 0 ? "model" : $"model.{issue.Field}", issue.Message);
-        }
-
+        using JsonDocument document = JsonDocument.Parse(specJson);
+        var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
         Hyperparameters hyperparameters = request.Hyperparameters ?? new Hyperparameters();
         MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
-        if (analysis.IsValid)
+        (TrainingPlan? plan, IReadOnlyList<SpecIssue> issues) = TrainingPlan.Create(
+            SpecReader.ReadAndAnalyze(document.RootElement, services.Limits.Value), shape, hyperparameters, monitoring, request.Sanity, services.Options.Value.JobThreads);
+        if (plan is null)
         {
-            ImageDataset data;
-            try
-            {
-                data = services.Datasets.Load(dataset);
-            }
-            catch (Exception ex) when (ex is IOException or DatasetFormatException)
-            {
-                return Problems.Conflict($"Dataset {dataset.Id} cannot be read ({ex.Message}); upload it again.");
-            }
-
-            foreach (SpecIssue issue in TrainingValidator.Validate(analysis, data, hyperparameters, monitoring))
-            {
-                Add(errors, issue.Field, issue.Message);
-            }
+            return TypedResults.ValidationProblem(
+                issues.GroupBy(i => i.Field).ToDictionary(g => g.Key, g => g.Select(i => i.Message).ToArray()), title: "The job cannot be trained");
         }
 
-        if (request.Sanity is { } sanity)
-        {
-            foreach ((string field, string message) in TrainingValidator.ValidateSanity(sanity))
-            {
-                Add(errors, field, message);
-            }
-        }
-
-        if (errors.Count > 0)
-        {
-            return TypedResults.ValidationProblem(errors, title: "The job cannot be trained");
-        }
-
-        ModelSpec spec;
-        using (JsonDocument document = JsonDocument.Parse(specJson))
-        {
-            spec = SpecReader.Read(document.RootElement).Spec!;
-        }
-
-        int trainCount = dataset.TrainCount - (int)Math.Round(dataset.TrainCount * (hyperparameters.ValidationFraction ?? (dataset.TestCount == 0 ? 0.1 : 0)));
         var job = new JobRecord
         {
             Id = Guid.CreateVersion7(),
             Owner = Storage.DefaultOwner,
             State = RunState.Queued,
-            Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
+            Spec = SpecReader.Read(document.RootElement).Spec!,
             ModelId = request.ModelId,
             DatasetId = dataset.Id,
-            Hyperparameters = JsonSerializer.Serialize(hyperparameters, JsonSerializerOptions.Web),
-            Monitoring = JsonSerializer.Serialize(monitoring, JsonSerializerOptions.Web),
-            Sanity = request.Sanity is null ? null : JsonSerializer.Serialize(request.Sanity, JsonSerializerOptions.Web),
-            TotalSteps = request.Sanity switch
-            {
-                { Check: SanityCheck.OverfitSubset } s => s.MaxSteps,
-                { Check: SanityCheck.LearningRateRangeTest } s => s.Steps,
-                _ => (long)Math.Ceiling(trainCount / (double)hyperparameters.BatchSize) * hyperparameters.Epochs,
-            },
+            Hyperparameters = hyperparameters,
+            Monitoring = monitoring,
+            Sanity = request.Sanity,
+            Threads = plan.Threads,
+            TotalSteps = plan.TotalSteps,
             CreatedAt = DateTime.UtcNow,
         };
         services.Db.Jobs.Add(job);
@@ -340,23 +296,22 @@ public static class JobsApi
 
     internal static JobView View(JobRecord job)
     {
-        Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
         return new()
         {
             Id = job.Id,
             State = job.State,
             DatasetId = job.DatasetId,
             ModelId = job.ModelId,
-            Model = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!,
-            Hyperparameters = hyperparameters,
-            Monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!,
-            Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
+            Model = job.Spec,
+            Hyperparameters = job.Hyperparameters,
+            Monitoring = job.Monitoring,
+            Sanity = job.Sanity,
             Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
             Step = job.Step,
             TotalSteps = job.TotalSteps,
             Epoch = job.Epoch,
             EtaSeconds = job.State == RunState.Running && job.SamplesPerSecond > 0
-                ? (job.TotalSteps - job.Step) * (hyperparameters.BatchSize / job.SamplesPerSecond.Value)
+                ? (job.TotalSteps - job.Step) * (job.Hyperparameters.BatchSize / job.SamplesPerSecond.Value)
                 : null,
             LatestLoss = job.LatestLoss,
             BestValidationAccuracy = job.BestValidationAccuracy,

@@ -44,15 +44,13 @@ internal static class Harness
     public static ImageDataset Shapes(int samples, int classes = 4, int testSamples = 0, int seed = 1) =>
         ShapesDataset.Generate(new ShapesOptions { Samples = samples, Classes = classes, TestSamples = testSamples, Seed = seed });
 
+    /// <summary>The plan of a valid job, on two threads.</summary>
+    public static TrainingPlan Plan(ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions? monitoring = null, SanityOptions? sanity = null) =>
+        TrainingPlan.Require(SpecAnalyzer.Analyze(spec), DatasetShape.Of(data), hyperparameters, monitoring ?? new MonitoringOptions { StatsEvery = 0 }, sanity, threads: 2);
+
     public static Trainer Trainer(
         ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, ITrainingSink sink, int statsEvery = 0, string? checkpointPath = null) =>
-        new(
-            SpecAnalyzer.Analyze(spec),
-            data,
-            hyperparameters,
-            new MonitoringOptions { StatsEvery = statsEvery },
-            sink,
-            new TrainerOptions { Threads = 2, CheckpointPath = checkpointPath });
+        new(Plan(spec, data, hyperparameters, new MonitoringOptions { StatsEvery = statsEvery }), data, sink, new TrainerOptions { CheckpointPath = checkpointPath });
 
     /// <summary>Trains to the end with no commands and returns what the sink saw.</summary>
     public static RecordingSink Train(ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, int statsEvery = 0)

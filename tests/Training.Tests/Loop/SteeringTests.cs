@@ -89,8 +89,8 @@ public sealed class SteeringTests
                 control.Finish();
             }
         });
-        using Trainer trainer = new(SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), s_data, new Hyperparameters { Epochs = 5 },
-            new MonitoringOptions(), sink, new TrainerOptions { Threads = 2, WeightsPath = folder.File("model.dat") });
+        using Trainer trainer = new(Harness.Plan(ModelPresets.LeNet5(classes: 4), s_data, new Hyperparameters { Epochs = 5 }, new MonitoringOptions()), s_data, sink,
+            new TrainerOptions { WeightsPath = folder.File("model.dat") });
         Assert.Equal(TrainingOutcome.Succeeded, trainer.Run(control, CancellationToken.None));
 
         Assert.Equal(14, sink.Steps[^1].Step);
