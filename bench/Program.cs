@@ -212,8 +212,10 @@ internal sealed class Recorder(bool print) : ITrainingSink
             Epochs.Add(epoch);
             if (print)
             {
-                Console.WriteLine($"epoch {epoch.Epoch}: train loss {epoch.TrainLoss:F4} acc {epoch.TrainAccuracy:P2}, test loss {epoch.ValidationLoss:F4} acc {epoch.ValidationAccuracy:P2} at {epoch.Time:HH:mm:ss}");
+                Console.WriteLine($"epoch {epoch.Epoch}: train loss {epoch.TrainLoss:F4} acc {epoch.TrainAccuracy:P2}, test loss {epoch.ValidationLoss:F4} acc {epoch.ValidationAccuracy:P2} at {DateTime.UtcNow:HH:mm:ss}");
             }
         }
     }
+
+    public long Flush() => Count;
 }

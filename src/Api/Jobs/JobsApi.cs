@@ -11,6 +11,7 @@ using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
@@ -56,7 +57,8 @@ public static class JobsApi
                 + "A schedule keeps scaling the new base learning rate. Also on the hub: ChangeHyperparameters(jobId, change).");
         group.MapPost("/{id:guid}/finish", Finish).WithName("FinishJob")
             .WithSummary("Early stop: finish a running or paused job now and keep its model (it ends Succeeded, with weights)");
-        group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order");
+        group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order")
+            .Produces<StreamEvent[]>(StatusCodes.Status200OK, "application/json");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
         group.MapExport();
@@ -170,8 +172,9 @@ public static class JobsApi
 
         if (services.Controls.TryCancelQueued(id))
         {
-            services.Pump.Publish(id, new StateEvent { Seq = job.LastSeq + 1, Time = DateTimeOffset.UtcNow, State = RunState.Cancelled, Reason = "cancelled before it started" });
-            await services.Pump.FlushAsync();
+            var events = new JobEventWriter(services.Pump, id, job.LastSeq);
+            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = "cancelled before it started" });
+            await events.FlushAsync();
         }
 
         return TypedResults.Accepted($"/jobs/{id}", View(await Reload(services.Db, id, cancellationToken)));

@@ -17,7 +17,7 @@ public sealed record TrainingPosition
     /// <summary>Steps done over the whole run.</summary>
     public long Step { get; init; }
 
-    /// <summary>The last event number used.</summary>
+    /// <summary>The seq of the last event this checkpoint covers (the sink's numbering).</summary>
     public long Seq { get; init; }
 
     public double EpochLossSum { get; init; }

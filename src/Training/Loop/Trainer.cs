@@ -556,16 +556,11 @@ public sealed class Trainer : IDisposable
     {
         if (_options.CheckpointPath is { } path)
         {
-            _sink.Flush();
-            Checkpoint.Save(path, _position with { RandomState = Checkpoint.RandomState() }, _model, _optimizer);
+            Checkpoint.Save(path, _position with { Seq = _sink.Flush(), RandomState = Checkpoint.RandomState() }, _model, _optimizer);
         }
     }
 
-    private void Emit(TrainingEvent trainingEvent)
-    {
-        _position = _position with { Seq = _position.Seq + 1 };
-        _sink.Publish(trainingEvent with { Seq = _position.Seq, Time = DateTimeOffset.UtcNow });
-    }
+    private void Emit(TrainingEvent trainingEvent) => _sink.Publish(trainingEvent);
 
     private static OptimizerHelper CreateOptimizer(SpecModel model, Hyperparameters hp) => hp.Optimizer switch
     {

@@ -32,7 +32,7 @@ public sealed class SteeringTests
         Assert.All(sink.Steps.Where(s => s.Step > 15), s => Assert.Equal(0.001, s.LearningRate));
         int at = sink.Events.ToList().IndexOf(change);
         Assert.Equal(16, ((StepEvent)sink.Events.Skip(at + 1).First(e => e is StepEvent)).Step);
-        Harness.AssertConsecutiveSeq(sink.Events);
+        Harness.AssertConsecutiveSeq(sink.Seqs);
     }
 
     [Fact]
