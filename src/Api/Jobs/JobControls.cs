@@ -31,8 +31,8 @@ public sealed class JobQueue
 }
 
 /// <summary>
-/// A person's commands to each job, by id, and which jobs a worker has started. A queued job is cancelled here
-/// directly; a started one through its <see cref="TrainingControl"/>, between steps.
+/// The per-job control registry: each job's <see cref="TrainingControl"/> (which its trainer obeys between steps) and
+/// which jobs a worker has started. Commands arrive only through <see cref="JobCommands"/>, which decides if they are allowed.
 /// </summary>
 public sealed class JobControls
 {

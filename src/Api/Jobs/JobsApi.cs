@@ -20,7 +20,7 @@ using TrainingService.Training.Specs;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>What the job handlers need, as one parameter.</summary>
-public sealed record JobServices(TrainingDb Db, JobQueue Queue, JobControls Controls, EventPump Pump, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits);
+public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits);
 
 public static class JobsApi
 {
@@ -31,7 +31,7 @@ public static class JobsApi
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
-        services.AddScoped<JobSteering>();
+        services.AddScoped<JobCommands>();
         services.AddSingleton<LiveEvents>();
         // The pump is registered before the worker so it stops after it and persists the worker's last events.
         services.AddSingleton<EventPump>();
@@ -156,87 +156,21 @@ public static class JobsApi
             : Problems.NotFound("id", $"There is no job {id}.");
 
     /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
-    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Cancel(
-        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
-        {
-            return Problems.NotFound("id", $"There is no job {id}.");
-        }
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Cancel(
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.CancelAsync(id, cancellationToken)).ToHttp();
 
-        if (job.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
-        {
-            return Problems.Conflict($"Job {id} has already ended ({job.State}); there is nothing to cancel.");
-        }
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Pause(
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.PauseAsync(id, cancellationToken)).ToHttp();
 
-        if (services.Controls.TryCancelQueued(id))
-        {
-            var events = new JobEventWriter(services.Pump, id, job.LastSeq);
-            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = "cancelled before it started" });
-            await events.FlushAsync();
-        }
-
-        return TypedResults.Accepted($"/jobs/{id}", View(await Reload(services.Db, id, cancellationToken)));
-    }
-
-    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Pause(
-        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
-        {
-            return Problems.NotFound("id", $"There is no job {id}.");
-        }
-
-        if (job.State != RunState.Running)
-        {
-            return Problems.Conflict($"Job {id} is {job.State}; only a running job can be paused.");
-        }
-
-        services.Controls.For(id).Pause();
-        return TypedResults.Accepted($"/jobs/{id}", View(job));
-    }
-
-    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Resume(
-        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
-        {
-            return Problems.NotFound("id", $"There is no job {id}.");
-        }
-
-        if (job.State != RunState.Paused)
-        {
-            return Problems.Conflict($"Job {id} is {job.State}; only a paused job can be resumed.");
-        }
-
-        services.Controls.For(id).Resume();
-        return TypedResults.Accepted($"/jobs/{id}", View(job));
-    }
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Resume(
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.ResumeAsync(id, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> ChangeHyperparameters(
-        Guid id, HyperparameterChange change, JobSteering steering, CancellationToken cancellationToken)
-    {
-        (JobRecord? job, SteeringError? error) = await steering.ChangeAsync(id, change, cancellationToken);
-        return Steered(id, job, error);
-    }
+        Guid id, HyperparameterChange change, JobCommands commands, CancellationToken cancellationToken) =>
+        (await commands.ChangeHyperparametersAsync(id, change, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Finish(
-        Guid id, JobSteering steering, CancellationToken cancellationToken)
-    {
-        (JobRecord? job, SteeringError? error) = await steering.FinishAsync(id, cancellationToken);
-        return Steered(id, job, error);
-    }
-
-    private static Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem> Steered(Guid id, JobRecord? job, SteeringError? error) => error switch
-    {
-        null => TypedResults.Accepted($"/jobs/{id}", View(job!)),
-        { Status: StatusCodes.Status400BadRequest } => TypedResults.ValidationProblem(error.Errors, title: error.Title),
-        { Status: StatusCodes.Status404NotFound } => Problems.NotFound("id", error.Errors["id"][0]),
-        _ => Problems.Conflict(error.Errors.Values.First()[0]),
-    };
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.FinishAsync(id, cancellationToken)).ToHttp();
 
     /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
     /// <remarks>The stored JSON of each event is streamed as it is read: no event is parsed, no page is built in memory.</remarks>
@@ -290,12 +224,6 @@ public static class JobsApi
                 ? $"Job {id} was a learning-rate range test: it keeps no model."
                 : $"Job {id} is {job.State}; weights are there once it has succeeded.");
     }
-
-    private static async Task<JobRecord> Reload(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
-        await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
-
-    private static void Add(Dictionary<string, string[]> errors, string field, string message) =>
-        errors[field] = errors.TryGetValue(field, out string[]? existing) ? [.. existing, message] : [message];
 
     internal static JobView View(JobRecord job)
     {
