@@ -46,6 +46,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingSink _sink;
     private readonly TrainerOptions _options;
     private readonly SpecModel _model;
+    private readonly Generator _generator; // the job's own: seeded from its seed, saved in checkpoints, shared with no other job
     private readonly OptimizerHelper _optimizer;
     private readonly StatsCollector? _stats;
     private readonly Diagnostics? _diagnostics;
@@ -78,9 +79,8 @@ public sealed class Trainer : IDisposable
         _hp = plan.Hyperparameters;
         _monitoring = plan.Monitoring;
         _sink = sink;
-        set_num_threads(plan.Threads);
-
-        manual_seed(_hp.Seed);
+        _generator = new Generator((ulong)_hp.Seed);
+        manual_seed(_hp.Seed); // SpecModel still draws init and dropout from torch's process-wide generator (pending its Generator parameter)
         _model = new SpecModel(plan.Model);
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
@@ -142,7 +142,12 @@ public sealed class Trainer : IDisposable
     /// <summary>Trains until done, cancelled by <paramref name="control"/>, or interrupted by <paramref name="stop"/> (host shutdown).</summary>
     public TrainingOutcome Run(TrainingControl control, CancellationToken stop)
     {
-        Checkpoint.RestoreRandomState(_position.RandomState);
+        // libtorch's intra-op thread count belongs to the calling thread once that thread has read it (a first read
+        // would otherwise reset it to the last count set by any thread): read, then set this job's own.
+        _ = get_num_threads();
+        set_num_threads(_plan.Threads);
+        Checkpoint.Restore(_generator, _position.GeneratorState);
+        Checkpoint.Restore(null, _position.RandomState);
         Emit(new StateEvent { State = RunState.Running, Reason = _position.Step == 0 ? null : $"resumed at step {_position.Step}" });
         long lastTick = Stopwatch.GetTimestamp();
         while (_position.Epoch <= _hp.Epochs)
@@ -328,6 +333,7 @@ public sealed class Trainer : IDisposable
     {
         _model.Dispose();
         _optimizer.Dispose();
+        _generator.Dispose();
         _images.Dispose();
         _labels.Dispose();
         _scale.Dispose();
@@ -556,7 +562,10 @@ public sealed class Trainer : IDisposable
     {
         if (_options.CheckpointPath is { } path)
         {
-            Checkpoint.Save(path, _position with { Seq = _sink.Flush(), RandomState = Checkpoint.RandomState() }, _model, _optimizer);
+            Checkpoint.Save(path, _position with
+            {
+                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_generator), RandomState = Checkpoint.StateOf(null),
+            }, _model, _optimizer);
         }
     }
 

@@ -54,9 +54,10 @@ internal static class Harness
     public static ImageDataset Shapes(int samples, int classes = 4, int testSamples = 0, int seed = 1) =>
         ShapesDataset.Generate(new ShapesOptions { Samples = samples, Classes = classes, TestSamples = testSamples, Seed = seed });
 
-    /// <summary>The plan of a valid job, on two threads.</summary>
-    public static TrainingPlan Plan(ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions? monitoring = null, SanityOptions? sanity = null) =>
-        TrainingPlan.Require(SpecAnalyzer.Analyze(spec), DatasetShape.Of(data), hyperparameters, monitoring ?? new MonitoringOptions { StatsEvery = 0 }, sanity, threads: 2);
+    /// <summary>The plan of a valid job, on two threads unless told.</summary>
+    public static TrainingPlan Plan(
+        ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions? monitoring = null, SanityOptions? sanity = null, int threads = 2) =>
+        TrainingPlan.Require(SpecAnalyzer.Analyze(spec), DatasetShape.Of(data), hyperparameters, monitoring ?? new MonitoringOptions { StatsEvery = 0 }, sanity, threads);
 
     public static Trainer Trainer(
         ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, ITrainingSink sink, int statsEvery = 0, string? checkpointPath = null) =>
