@@ -1,10 +1,8 @@
-using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
-using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
 using TrainingService.Training.Loop;

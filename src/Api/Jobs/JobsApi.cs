@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
@@ -13,7 +12,6 @@ using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
-using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
 using TrainingService.Training.Specs;
 

@@ -6,7 +6,6 @@ using TrainingService.Training.Data;
 using TrainingService.Training.Models;
 using TrainingService.Training.Monitoring;
 using TrainingService.Training.Native;
-using TrainingService.Training.Specs;
 using static TorchSharp.torch;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
