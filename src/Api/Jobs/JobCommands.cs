@@ -6,6 +6,7 @@ using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Training;
+using TrainingService.Training.Loop;
 
 namespace TrainingService.Api.Jobs;
 
@@ -126,7 +127,7 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
     }
 
     private async Task<CommandOutcome> WhenAsync(
-        Guid id, Func<RunState, bool> allowed, string rule, Action<Training.Loop.TrainingControl> command, CancellationToken cancellationToken)
+        Guid id, Func<RunState, bool> allowed, string rule, Action<TrainingControl> command, CancellationToken cancellationToken)
     {
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
