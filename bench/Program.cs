@@ -44,7 +44,8 @@ if (mode == "accuracy")
     ModelPreset preset = ModelPresets.All().Single(p => p.Name == modelName);
     var sink = new Recorder(print: true);
     var hp = new Hyperparameters { Epochs = epochs, BatchSize = 64, LearningRate = 0.05, Momentum = 0.9, Schedule = ScheduleKind.Cosine, WeightDecay = 5e-4 };
-    using var trainer = new Trainer(SpecAnalyzer.Analyze(preset.Spec), fashion, hp, new MonitoringOptions { StatsEvery = 10 }, sink, new TrainerOptions { Threads = Option("--threads", 2) });
+    using var trainer = new Trainer(
+        TrainingPlan.Require(SpecAnalyzer.Analyze(preset.Spec), DatasetShape.Of(fashion), hp, new MonitoringOptions { StatsEvery = 10 }, threads: Option("--threads", 2)), fashion, sink);
     using var control = new TrainingControl();
     var clock = Stopwatch.StartNew();
     trainer.Run(control, CancellationToken.None);
@@ -189,7 +190,8 @@ static double TrainerRun(SpecAnalysis spec, ImageDataset data, int batch, int th
     var hp = new Hyperparameters { Epochs = 1, BatchSize = batch, ValidationFraction = 0, Augmentation = augmentation };
     var monitoring = new MonitoringOptions { StatsEvery = statsEvery, Diagnostics = new DiagnosticsOptions { Enabled = defaults } };
     string? visuals = defaults ? Path.Combine(Path.GetTempPath(), $"bench-visuals-{Environment.ProcessId}.bin") : null;
-    using var trainer = new Trainer(spec, data, hp, monitoring, new Recorder(print: false), new TrainerOptions { Threads = threads, VisualsPath = visuals });
+    using var trainer = new Trainer(
+        TrainingPlan.Require(spec, DatasetShape.Of(data), hp, monitoring, threads: threads), data, new Recorder(print: false), new TrainerOptions { VisualsPath = visuals });
     using var control = new TrainingControl();
     var clock = Stopwatch.StartNew();
     trainer.Run(control, CancellationToken.None);
@@ -210,8 +212,10 @@ internal sealed class Recorder(bool print) : ITrainingSink
             Epochs.Add(epoch);
             if (print)
             {
-                Console.WriteLine($"epoch {epoch.Epoch}: train loss {epoch.TrainLoss:F4} acc {epoch.TrainAccuracy:P2}, test loss {epoch.ValidationLoss:F4} acc {epoch.ValidationAccuracy:P2} at {epoch.Time:HH:mm:ss}");
+                Console.WriteLine($"epoch {epoch.Epoch}: train loss {epoch.TrainLoss:F4} acc {epoch.TrainAccuracy:P2}, test loss {epoch.ValidationLoss:F4} acc {epoch.ValidationAccuracy:P2} at {DateTime.UtcNow:HH:mm:ss}");
             }
         }
     }
+
+    public long Flush() => Count;
 }

@@ -261,7 +261,7 @@ public static class DatasetsApi
             HorizontalFlip = horizontalFlip ?? false,
             Translate = translate,
         };
-        var errors = TrainingValidator.ValidateAugmentation(augmentation, record.Height, record.Width, s_augmentationQuery)
+        var errors = TrainingPlan.ValidateAugmentation(augmentation, record.Height, record.Width, s_augmentationQuery)
             .ToDictionary(e => e.Field, e => new[] { e.Message });
         if (errors.Count > 0)
         {

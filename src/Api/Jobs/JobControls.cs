@@ -10,8 +10,11 @@ public sealed class JobOptions
     /// <summary>Jobs trained at once, each on its own thread.</summary>
     public int Concurrency { get; set; } = 1;
 
-    /// <summary>Intra-op threads per job; null: one per core divided by the concurrency.</summary>
+    /// <summary>Intra-op threads of each new job; null: one per core divided by the concurrency.</summary>
     public int? ThreadsPerJob { get; set; }
+
+    /// <summary>What a job created now trains with, whatever runs beside it later.</summary>
+    public int JobThreads => ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, Concurrency));
 
     /// <summary>A checkpoint every this many steps (besides epoch ends, pauses and shutdown), so a crash loses little.</summary>
     public int CheckpointEverySteps { get; set; } = 500;
@@ -28,8 +31,8 @@ public sealed class JobQueue
 }
 
 /// <summary>
-/// A person's commands to each job, by id, and which jobs a worker has started. A queued job is cancelled here
-/// directly; a started one through its <see cref="TrainingControl"/>, between steps.
+/// The per-job control registry: each job's <see cref="TrainingControl"/> (which its trainer obeys between steps) and
+/// which jobs a worker has started. Commands arrive only through <see cref="JobCommands"/>, which decides if they are allowed.
 /// </summary>
 public sealed class JobControls
 {

@@ -1,10 +1,8 @@
-using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
-using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
@@ -87,13 +85,13 @@ public sealed class JobWorker(
             return;
         }
 
-        var sink = new PumpSink(pump, jobId, job.LastSeq);
+        var events = new JobEventWriter(pump, jobId, job.LastSeq);
         var done = new TaskCompletionSource<TrainingOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
-                done.SetResult(Train(job, datasetRecord, sink, stoppingToken));
+                done.SetResult(Train(job, datasetRecord, events, stoppingToken));
             }
             catch (Exception ex)
             {
@@ -114,7 +112,7 @@ public sealed class JobWorker(
         catch (Exception ex)
         {
             logger.LogError(ex, "Job {JobId} failed", jobId);
-            sink.Publish(new StateEvent { State = RunState.Failed, Reason = ex is ArgumentException or InvalidDataException or DatasetFormatException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}" });
+            events.Publish(new StateEvent { State = RunState.Failed, Reason = ex is ArgumentException or InvalidDataException or DatasetFormatException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}" });
         }
         finally
         {
@@ -124,64 +122,40 @@ public sealed class JobWorker(
     }
 
     /// <summary>On the job's own thread: build the trainer, resume from the checkpoint if there is one, train.</summary>
-    private TrainingOutcome Train(JobRecord job, DatasetRecord? datasetRecord, PumpSink sink, CancellationToken stoppingToken)
+    private TrainingOutcome Train(JobRecord job, DatasetRecord? datasetRecord, JobEventWriter events, CancellationToken stoppingToken)
     {
         if (datasetRecord is null)
         {
             throw new InvalidDataException($"dataset {job.DatasetId} no longer exists");
         }
 
-        ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!;
-        SpecAnalysis analysis = SpecAnalyzer.Analyze(spec, limits.Value);
-        Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
-        MonitoringOptions monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!;
         ImageDataset data = datasets.Load(datasetRecord);
+        TrainingPlan plan = TrainingPlan.Require(
+            SpecAnalyzer.Analyze(job.Spec, limits.Value), DatasetShape.Of(data), job.Hyperparameters, job.Monitoring, job.Sanity, job.Threads);
         var trainerOptions = new TrainerOptions
         {
             CheckpointPath = storage.Value.CheckpointFile(job.Id),
             WeightsPath = storage.Value.ModelFile(job.Id),
             VisualsPath = storage.Value.VisualsFile(job.Id),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
-            Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
-            Threads = options.Value.ThreadsPerJob ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, options.Value.Concurrency)),
         };
-        using var trainer = new Trainer(analysis, data, hyperparameters, monitoring, sink, trainerOptions);
+        using var trainer = new Trainer(plan, data, events, trainerOptions);
         if (File.Exists(trainerOptions.CheckpointPath))
         {
             trainer.RestoreFrom(trainerOptions.CheckpointPath);
-            if (trainer.Position.Seq < sink.LastSeq)
+            if (trainer.Position.Seq < events.LastSeq)
             {
                 // A crash lost the steps after the last checkpoint: drop their events, the resumed run emits them again.
-                pump.TruncateAfter(job.Id, trainer.Position.Seq);
+                events.RestartAfter(trainer.Position.Seq);
             }
 
             logger.LogInformation("Job {JobId} resumes from its checkpoint at step {Step}", job.Id, trainer.Position.Step);
         }
-        else if (sink.LastSeq > 0)
+        else if (events.LastSeq > 0)
         {
-            pump.TruncateAfter(job.Id, 0);
+            events.RestartAfter(0);
         }
 
         return trainer.Run(controls.For(job.Id), stoppingToken);
-    }
-
-    /// <summary>The trainer's sink: events to the pump, remembering the last seq for events the worker adds.</summary>
-    private sealed class PumpSink(EventPump pump, Guid jobId, long lastSeq) : ITrainingSink
-    {
-        public long LastSeq { get; private set; } = lastSeq;
-
-        public void Publish(TrainingEvent trainingEvent)
-        {
-            if (trainingEvent.Seq == 0)
-            {
-                trainingEvent = trainingEvent with { Seq = LastSeq + 1, Time = DateTimeOffset.UtcNow };
-            }
-
-            LastSeq = trainingEvent.Seq;
-            pump.Publish(jobId, trainingEvent);
-        }
-
-        // On the job's own thread, never the thread pool: blocking here is safe, and it lasts one database write.
-        public void Flush() => pump.FlushAsync().GetAwaiter().GetResult();
     }
 }

@@ -5,22 +5,21 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
-using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
 using TrainingService.Training.Specs;
 
 namespace TrainingService.Api.Jobs;
 
 /// <summary>What the job handlers need, as one parameter.</summary>
-public sealed record JobServices(TrainingDb Db, JobQueue Queue, JobControls Controls, EventPump Pump, DatasetStore Datasets, IOptions<SpecLimits> Limits, IOptions<StorageOptions> Storage);
+public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits);
 
 public static class JobsApi
 {
@@ -31,7 +30,7 @@ public static class JobsApi
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
-        services.AddScoped<JobSteering>();
+        services.AddScoped<JobCommands>();
         services.AddSingleton<LiveEvents>();
         // The pump is registered before the worker so it stops after it and persists the worker's last events.
         services.AddSingleton<EventPump>();
@@ -57,7 +56,8 @@ public static class JobsApi
                 + "A schedule keeps scaling the new base learning rate. Also on the hub: ChangeHyperparameters(jobId, change).");
         group.MapPost("/{id:guid}/finish", Finish).WithName("FinishJob")
             .WithSummary("Early stop: finish a running or paused job now and keep its model (it ends Succeeded, with weights)");
-        group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order");
+        group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order")
+            .Produces<StreamEvent[]>(StatusCodes.Status200OK, "application/json");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
         group.MapExport();
@@ -80,14 +80,12 @@ public static class JobsApi
                 : $"There is no dataset {request.DatasetId}.");
         }
 
-        var errors = new Dictionary<string, string[]>();
-        SpecAnalysis? analysis;
-        string? specJson;
-        if (request.Model is { } model && request.ModelId is not null)
+        if (request.Model is not null && request.ModelId is not null)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["model"] = ["Give model or modelId, not both."] });
         }
 
+        string specJson;
         if (request.ModelId is Guid modelId)
         {
             ModelRecord? saved = await services.Db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
@@ -105,73 +103,31 @@ public static class JobsApi
                 : JsonSerializer.Serialize(ModelPresets.LeNet5(dataset.Channels, dataset.Height, dataset.Width, dataset.Classes), JsonSerializerOptions.Web);
         }
 
-        using (JsonDocument document = JsonDocument.Parse(specJson))
-        {
-            analysis = SpecReader.ReadAndAnalyze(document.RootElement, services.Limits.Value);
-        }
-
-        foreach (SpecIssue issue in analysis.Result.Errors)
-        {
-            Add(errors, issue.Field.Length == 0 ? "model" : $"model.{issue.Field}", issue.Message);
-        }
-
+        using JsonDocument document = JsonDocument.Parse(specJson);
+        var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
         Hyperparameters hyperparameters = request.Hyperparameters ?? new Hyperparameters();
         MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
-        if (analysis.IsValid)
+        (TrainingPlan? plan, IReadOnlyList<SpecIssue> issues) = TrainingPlan.Create(
+            SpecReader.ReadAndAnalyze(document.RootElement, services.Limits.Value), shape, hyperparameters, monitoring, request.Sanity, services.Options.Value.JobThreads);
+        if (plan is null)
         {
-            ImageDataset data;
-            try
-            {
-                data = services.Datasets.Load(dataset);
-            }
-            catch (Exception ex) when (ex is IOException or DatasetFormatException)
-            {
-                return Problems.Conflict($"Dataset {dataset.Id} cannot be read ({ex.Message}); upload it again.");
-            }
-
-            foreach (SpecIssue issue in TrainingValidator.Validate(analysis, data, hyperparameters, monitoring))
-            {
-                Add(errors, issue.Field, issue.Message);
-            }
+            return TypedResults.ValidationProblem(
+                issues.GroupBy(i => i.Field).ToDictionary(g => g.Key, g => g.Select(i => i.Message).ToArray()), title: "The job cannot be trained");
         }
 
-        if (request.Sanity is { } sanity)
-        {
-            foreach ((string field, string message) in TrainingValidator.ValidateSanity(sanity))
-            {
-                Add(errors, field, message);
-            }
-        }
-
-        if (errors.Count > 0)
-        {
-            return TypedResults.ValidationProblem(errors, title: "The job cannot be trained");
-        }
-
-        ModelSpec spec;
-        using (JsonDocument document = JsonDocument.Parse(specJson))
-        {
-            spec = SpecReader.Read(document.RootElement).Spec!;
-        }
-
-        int trainCount = dataset.TrainCount - (int)Math.Round(dataset.TrainCount * (hyperparameters.ValidationFraction ?? (dataset.TestCount == 0 ? 0.1 : 0)));
         var job = new JobRecord
         {
             Id = Guid.CreateVersion7(),
             Owner = Storage.DefaultOwner,
             State = RunState.Queued,
-            Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
+            Spec = SpecReader.Read(document.RootElement).Spec!,
             ModelId = request.ModelId,
             DatasetId = dataset.Id,
-            Hyperparameters = JsonSerializer.Serialize(hyperparameters, JsonSerializerOptions.Web),
-            Monitoring = JsonSerializer.Serialize(monitoring, JsonSerializerOptions.Web),
-            Sanity = request.Sanity is null ? null : JsonSerializer.Serialize(request.Sanity, JsonSerializerOptions.Web),
-            TotalSteps = request.Sanity switch
-            {
-                { Check: SanityCheck.OverfitSubset } s => s.MaxSteps,
-                { Check: SanityCheck.LearningRateRangeTest } s => s.Steps,
-                _ => (long)Math.Ceiling(trainCount / (double)hyperparameters.BatchSize) * hyperparameters.Epochs,
-            },
+            Hyperparameters = hyperparameters,
+            Monitoring = monitoring,
+            Sanity = request.Sanity,
+            Threads = plan.Threads,
+            TotalSteps = plan.TotalSteps,
             CreatedAt = DateTime.UtcNow,
         };
         services.Db.Jobs.Add(job);
@@ -199,86 +155,21 @@ public static class JobsApi
             : Problems.NotFound("id", $"There is no job {id}.");
 
     /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
-    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Cancel(
-        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
-        {
-            return Problems.NotFound("id", $"There is no job {id}.");
-        }
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Cancel(
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.CancelAsync(id, cancellationToken)).ToHttp();
 
-        if (job.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
-        {
-            return Problems.Conflict($"Job {id} has already ended ({job.State}); there is nothing to cancel.");
-        }
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Pause(
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.PauseAsync(id, cancellationToken)).ToHttp();
 
-        if (services.Controls.TryCancelQueued(id))
-        {
-            services.Pump.Publish(id, new StateEvent { Seq = job.LastSeq + 1, Time = DateTimeOffset.UtcNow, State = RunState.Cancelled, Reason = "cancelled before it started" });
-            await services.Pump.FlushAsync();
-        }
-
-        return TypedResults.Accepted($"/jobs/{id}", View(await Reload(services.Db, id, cancellationToken)));
-    }
-
-    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Pause(
-        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
-        {
-            return Problems.NotFound("id", $"There is no job {id}.");
-        }
-
-        if (job.State != RunState.Running)
-        {
-            return Problems.Conflict($"Job {id} is {job.State}; only a running job can be paused.");
-        }
-
-        services.Controls.For(id).Pause();
-        return TypedResults.Accepted($"/jobs/{id}", View(job));
-    }
-
-    public static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Resume(
-        Guid id, [AsParameters] JobServices services, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await services.Db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
-        {
-            return Problems.NotFound("id", $"There is no job {id}.");
-        }
-
-        if (job.State != RunState.Paused)
-        {
-            return Problems.Conflict($"Job {id} is {job.State}; only a paused job can be resumed.");
-        }
-
-        services.Controls.For(id).Resume();
-        return TypedResults.Accepted($"/jobs/{id}", View(job));
-    }
+    public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Resume(
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.ResumeAsync(id, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> ChangeHyperparameters(
-        Guid id, HyperparameterChange change, JobSteering steering, CancellationToken cancellationToken)
-    {
-        (JobRecord? job, SteeringError? error) = await steering.ChangeAsync(id, change, cancellationToken);
-        return Steered(id, job, error);
-    }
+        Guid id, HyperparameterChange change, JobCommands commands, CancellationToken cancellationToken) =>
+        (await commands.ChangeHyperparametersAsync(id, change, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Finish(
-        Guid id, JobSteering steering, CancellationToken cancellationToken)
-    {
-        (JobRecord? job, SteeringError? error) = await steering.FinishAsync(id, cancellationToken);
-        return Steered(id, job, error);
-    }
-
-    private static Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem> Steered(Guid id, JobRecord? job, SteeringError? error) => error switch
-    {
-        null => TypedResults.Accepted($"/jobs/{id}", View(job!)),
-        { Status: StatusCodes.Status400BadRequest } => TypedResults.ValidationProblem(error.Errors, title: error.Title),
-        { Status: StatusCodes.Status404NotFound } => Problems.NotFound("id", error.Errors["id"][0]),
-        _ => Problems.Conflict(error.Errors.Values.First()[0]),
-    };
+        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.FinishAsync(id, cancellationToken)).ToHttp();
 
     /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
     /// <remarks>The stored JSON of each event is streamed as it is read: no event is parsed, no page is built in memory.</remarks>
@@ -333,31 +224,24 @@ public static class JobsApi
                 : $"Job {id} is {job.State}; weights are there once it has succeeded.");
     }
 
-    private static async Task<JobRecord> Reload(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
-        await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
-
-    private static void Add(Dictionary<string, string[]> errors, string field, string message) =>
-        errors[field] = errors.TryGetValue(field, out string[]? existing) ? [.. existing, message] : [message];
-
     internal static JobView View(JobRecord job)
     {
-        Hyperparameters hyperparameters = JsonSerializer.Deserialize<Hyperparameters>(job.Hyperparameters, JsonSerializerOptions.Web)!;
         return new()
         {
             Id = job.Id,
             State = job.State,
             DatasetId = job.DatasetId,
             ModelId = job.ModelId,
-            Model = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!,
-            Hyperparameters = hyperparameters,
-            Monitoring = JsonSerializer.Deserialize<MonitoringOptions>(job.Monitoring, JsonSerializerOptions.Web)!,
-            Sanity = job.Sanity is null ? null : JsonSerializer.Deserialize<SanityOptions>(job.Sanity, JsonSerializerOptions.Web),
+            Model = job.Spec,
+            Hyperparameters = job.Hyperparameters,
+            Monitoring = job.Monitoring,
+            Sanity = job.Sanity,
             Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
             Step = job.Step,
             TotalSteps = job.TotalSteps,
             Epoch = job.Epoch,
             EtaSeconds = job.State == RunState.Running && job.SamplesPerSecond > 0
-                ? (job.TotalSteps - job.Step) * (hyperparameters.BatchSize / job.SamplesPerSecond.Value)
+                ? (job.TotalSteps - job.Step) * (job.Hyperparameters.BatchSize / job.SamplesPerSecond.Value)
                 : null,
             LatestLoss = job.LatestLoss,
             BestValidationAccuracy = job.BestValidationAccuracy,

@@ -62,7 +62,7 @@ public static class ExportApi
             ["job"] = id.ToString(),
             ["source"] = source,
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
-            ["spec"] = job.Spec,
+            ["spec"] = JsonSerializer.Serialize(job.Spec, JsonSerializerOptions.Web),
         };
         if (format == "onnx")
         {
@@ -71,7 +71,7 @@ public static class ExportApi
                 return Problems.Conflict($"Job {id}'s dataset {job.DatasetId} is deleted, and with it the input mean and std that the ONNX graph applies; export safetensors or torchsharp instead.");
             }
 
-            SpecAnalysis analysis = SpecAnalyzer.Analyze(JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!, limits.Value);
+            SpecAnalysis analysis = SpecAnalyzer.Analyze(job.Spec, limits.Value);
             metadata["dataset"] = dataset.Name;
             OnnxExporter.Write(stream, analysis, tensors, dataset.Mean, dataset.Std,
                 classNames ?? [.. Enumerable.Range(0, analysis.Classes).Select(c => c.ToString(CultureInfo.InvariantCulture))], metadata);

@@ -69,7 +69,7 @@ public static class PredictApi
             return Problems.Conflict($"Job {id}'s dataset {job.DatasetId} is deleted, and with it the input mean and std (and image fitting) that training used; predictions would not be preprocessed as in training. Export the weights instead.");
         }
 
-        ModelSpec spec = JsonSerializer.Deserialize<ModelSpec>(job.Spec, JsonSerializerOptions.Web)!;
+        ModelSpec spec = job.Spec;
         InputSpec input = spec.Input!;
         int size = input.Channels * input.Height * input.Width;
         var errors = new Dictionary<string, string[]>();

@@ -1,3 +1,4 @@
+using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Training;
 
 namespace TrainingService.Api.Persistence;
@@ -65,18 +66,22 @@ public sealed class JobRecord
 
     public RunState State { get; set; }
 
-    public required string Spec { get; set; }
+    public required ModelSpec Spec { get; set; }
 
     public Guid? ModelId { get; set; }
 
     public Guid DatasetId { get; set; }
 
-    public required string Hyperparameters { get; set; }
+    /// <summary>As requested; a person's changes update the learning rate, momentum and weight decay.</summary>
+    public required Hyperparameters Hyperparameters { get; set; }
 
-    public required string Monitoring { get; set; }
+    public required MonitoringOptions Monitoring { get; set; }
 
-    /// <summary>The sanity check the job runs instead of training (JSON of SanityOptions), or null.</summary>
-    public string? Sanity { get; set; }
+    /// <summary>The sanity check the job runs instead of training, or null.</summary>
+    public SanityOptions? Sanity { get; set; }
+
+    /// <summary>Intra-op threads the job trains with, fixed when it is created (results depend on it).</summary>
+    public int Threads { get; set; } = 1;
 
     public long TotalSteps { get; set; }
 

@@ -1,4 +1,7 @@
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace TrainingService.Api.Persistence;
 
@@ -27,11 +30,24 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
         modelBuilder.Entity<JobRecord>(e =>
         {
             e.Property(j => j.State).HasConversion<string>();
+            AsJson(e.Property(j => j.Spec));
+            AsJson(e.Property(j => j.Hyperparameters));
+            AsJson(e.Property(j => j.Monitoring));
+            AsJson(e.Property(j => j.Sanity));
             e.HasIndex(j => new { j.State, j.CreatedAt });
             e.HasIndex(j => j.DatasetId);
         });
         modelBuilder.Entity<JobEventRecord>().HasKey(e => new { e.JobId, e.Seq });
     }
+
+    /// <summary>A Contracts record in a TEXT column as the API's JSON (docs/architecture.md says why not owned types).</summary>
+    private static void AsJson<T>(PropertyBuilder<T> property) where T : class? =>
+        property.HasConversion(v => ToJson(v), v => FromJson<T>(v), new ValueComparer<T>(
+            (a, b) => ToJson(a) == ToJson(b), v => ToJson(v).GetHashCode(StringComparison.Ordinal), v => FromJson<T>(ToJson(v))));
+
+    private static string ToJson<T>(T value) => JsonSerializer.Serialize(value, JsonSerializerOptions.Web);
+
+    private static T FromJson<T>(string json) => JsonSerializer.Deserialize<T>(json, JsonSerializerOptions.Web)!;
 }
 
 internal sealed class UtcConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<DateTime, DateTime>(

@@ -29,12 +29,12 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
 
     private readonly Channel<Item> _channel = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>Queue an event of a job; never blocks.</summary>
-    public void Publish(Guid jobId, TrainingEvent trainingEvent)
+    /// <summary>Queue an event of a job, numbered by its <see cref="JobEventWriter"/>; never blocks.</summary>
+    public void Publish(Guid jobId, StreamEvent e)
     {
-        if (!_channel.Writer.TryWrite(new Item(jobId, StreamEvent.From(trainingEvent), null)))
+        if (!_channel.Writer.TryWrite(new Item(jobId, e, null)))
         {
-            Lose(new InvalidOperationException($"event {trainingEvent.Seq} of job {jobId} was published after the event pump stopped"));
+            Lose(new InvalidOperationException($"event {e.Seq} of job {jobId} was published after the event pump stopped"));
         }
     }
 

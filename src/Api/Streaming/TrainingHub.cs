@@ -9,7 +9,7 @@ namespace TrainingService.Api.Streaming;
 /// /hubs/training. A client calls Subscribe(jobId, afterSeq) and receives Events(jobId, events) with every event after
 /// afterSeq — history first, then live — in seq order, with no gap and no duplicate. See docs/streaming.md.
 /// </summary>
-public sealed class TrainingHub(LiveEvents live, HubConnections connections, JobSteering steering) : Hub<ITrainingClient>
+public sealed class TrainingHub(LiveEvents live, HubConnections connections, JobCommands commands) : Hub<ITrainingClient>
 {
     public override Task OnConnectedAsync()
     {
@@ -22,20 +22,21 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections, Job
 
     public Task Unsubscribe(Guid jobId) => live.UnsubscribeAsync(Context.ConnectionId, jobId);
 
-    /// <summary>As PATCH /jobs/{id}/hyperparameters; a refusal is a HubException naming the field and the reason.</summary>
+    /// <summary>As POST /jobs/{id}/pause; a refusal is a HubException naming the field and the reason, as for every command.</summary>
+    public async Task Pause(Guid jobId) => (await commands.PauseAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+
+    /// <summary>As POST /jobs/{id}/resume.</summary>
+    public async Task Resume(Guid jobId) => (await commands.ResumeAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+
+    /// <summary>As POST /jobs/{id}/cancel.</summary>
+    public async Task Cancel(Guid jobId) => (await commands.CancelAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+
+    /// <summary>As PATCH /jobs/{id}/hyperparameters.</summary>
     public async Task ChangeHyperparameters(Guid jobId, HyperparameterChange change) =>
-        Throw((await steering.ChangeAsync(jobId, change, Context.ConnectionAborted)).Error);
+        (await commands.ChangeHyperparametersAsync(jobId, change, Context.ConnectionAborted)).ThrowIfRefused();
 
     /// <summary>As POST /jobs/{id}/finish: finish now and keep the model.</summary>
-    public async Task Finish(Guid jobId) => Throw((await steering.FinishAsync(jobId, Context.ConnectionAborted)).Error);
-
-    private static void Throw(SteeringError? error)
-    {
-        if (error is not null)
-        {
-            throw new HubException(string.Join("; ", error.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
-        }
-    }
+    public async Task Finish(Guid jobId) => (await commands.FinishAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
 
     public override Task OnDisconnectedAsync(Exception? exception)
     {

@@ -9,7 +9,7 @@ namespace TrainingService.Contracts.Streaming;
 /// </summary>
 public sealed record StreamEvent
 {
-    /// <summary>1, 2, 3, … per job, with no gap.</summary>
+    /// <summary>1, 2, 3, … per job, with no gap; assigned by the service's event writer alone.</summary>
     public long Seq { get; init; }
 
     /// <summary>step, layers, epoch, state, alert, hyperparameters, sanity or snapshot.</summary>
@@ -80,19 +80,6 @@ public sealed record StreamEvent
 
     /// <summary>alert: what to try.</summary>
     public string? Suggestion { get; init; }
-
-    public static StreamEvent From(TrainingEvent e) => e switch
-    {
-        StepEvent s => new() { Seq = s.Seq, Kind = "step", Time = s.Time.UtcDateTime, Epoch = s.Epoch, Step = s.Step, Loss = s.Loss, LearningRate = s.LearningRate, SamplesPerSecond = s.SamplesPerSecond },
-        LayersEvent l => new() { Seq = l.Seq, Kind = "layers", Time = l.Time.UtcDateTime, Step = l.Step, Layers = l.Layers, Parameters = l.Parameters },
-        EpochEvent p => new() { Seq = p.Seq, Kind = "epoch", Time = p.Time.UtcDateTime, Epoch = p.Epoch, TrainLoss = p.TrainLoss, TrainAccuracy = p.TrainAccuracy, ValidationLoss = p.ValidationLoss, ValidationAccuracy = p.ValidationAccuracy },
-        StateEvent t => new() { Seq = t.Seq, Kind = "state", Time = t.Time.UtcDateTime, State = t.State, Reason = t.Reason },
-        HyperparametersEvent h => new() { Seq = h.Seq, Kind = "hyperparameters", Time = h.Time.UtcDateTime, Step = h.Step, LearningRate = h.LearningRate, Momentum = h.Momentum, WeightDecay = h.WeightDecay, Reason = h.Reason },
-        SnapshotEvent v => new() { Seq = v.Seq, Kind = "snapshot", Time = v.Time.UtcDateTime, Step = v.Step, Epoch = v.Epoch },
-        SanityEvent c => new() { Seq = c.Seq, Kind = "sanity", Time = c.Time.UtcDateTime, Step = c.Step, Check = c.Check, Passed = c.Passed, Message = c.Message, SuggestedLearningRate = c.SuggestedLearningRate },
-        AlertEvent a => new() { Seq = a.Seq, Kind = "alert", Time = a.Time.UtcDateTime, Step = a.Step, Code = a.Code, Severity = a.Severity, Layer = a.Layer, Message = a.Message, Suggestion = a.Suggestion },
-        _ => throw new ArgumentException($"no stream form for {e.GetType().Name}", nameof(e)),
-    };
 }
 
 /// <summary>What the server calls on a connected dashboard (SignalR hub at /hubs/training).</summary>

@@ -1,23 +1,16 @@
 using System.Text.Json.Serialization;
+using TrainingService.Contracts.Streaming;
 
 namespace TrainingService.Contracts.Training;
 
-/// <summary>Something that happened in a job. Events of one job are numbered 1, 2, 3, … by <see cref="Seq"/> with no gap.</summary>
-[JsonPolymorphic(TypeDiscriminatorPropertyName = "kind")]
-[JsonDerivedType(typeof(StepEvent), "step")]
-[JsonDerivedType(typeof(LayersEvent), "layers")]
-[JsonDerivedType(typeof(EpochEvent), "epoch")]
-[JsonDerivedType(typeof(StateEvent), "state")]
-[JsonDerivedType(typeof(AlertEvent), "alert")]
-[JsonDerivedType(typeof(HyperparametersEvent), "hyperparameters")]
-[JsonDerivedType(typeof(SanityEvent), "sanity")]
-[JsonDerivedType(typeof(SnapshotEvent), "snapshot")]
+/// <summary>
+/// Something that happened in a job, typed for the code that raises and inspects it. It goes out only as its
+/// <see cref="StreamEvent"/>, numbered and timed by the service's one event writer; a new kind is a record here.
+/// </summary>
 public abstract record TrainingEvent
 {
-    public long Seq { get; init; }
-
-    /// <summary>When it happened, UTC.</summary>
-    public DateTimeOffset Time { get; init; }
+    /// <summary>The wire form: the kind and this event's fields (seq and time are the writer's).</summary>
+    public abstract StreamEvent ToStream();
 }
 
 /// <summary>One optimisation step.</summary>
@@ -36,6 +29,9 @@ public sealed record StepEvent : TrainingEvent
 
     /// <summary>This step's batch size over its wall-clock time, statistics included.</summary>
     public double SamplesPerSecond { get; init; }
+
+    public override StreamEvent ToStream() =>
+        new() { Kind = "step", Epoch = Epoch, Step = Step, Loss = Loss, LearningRate = LearningRate, SamplesPerSecond = SamplesPerSecond };
 }
 
 /// <summary>Per-layer activation and per-parameter statistics, measured on one step's batch.</summary>
@@ -46,6 +42,8 @@ public sealed record LayersEvent : TrainingEvent
     public required IReadOnlyList<LayerStats> Layers { get; init; }
 
     public required IReadOnlyList<ParameterStats> Parameters { get; init; }
+
+    public override StreamEvent ToStream() => new() { Kind = "layers", Step = Step, Layers = Layers, Parameters = Parameters };
 }
 
 /// <summary>A layer's output over a batch.</summary>
@@ -79,6 +77,11 @@ public sealed record EpochEvent : TrainingEvent
     public double? ValidationLoss { get; init; }
 
     public double? ValidationAccuracy { get; init; }
+
+    public override StreamEvent ToStream() => new()
+    {
+        Kind = "epoch", Epoch = Epoch, TrainLoss = TrainLoss, TrainAccuracy = TrainAccuracy, ValidationLoss = ValidationLoss, ValidationAccuracy = ValidationAccuracy,
+    };
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<RunState>))]
@@ -98,6 +101,8 @@ public sealed record StateEvent : TrainingEvent
     public RunState State { get; init; }
 
     public string? Reason { get; init; }
+
+    public override StreamEvent ToStream() => new() { Kind = "state", State = State, Reason = Reason };
 }
 
 /// <summary>A diagnosis: something in the run looks wrong, what it probably means and what to try.</summary>
@@ -121,6 +126,9 @@ public sealed record AlertEvent : TrainingEvent
 
     /// <summary>What to try.</summary>
     public string? Suggestion { get; init; }
+
+    public override StreamEvent ToStream() =>
+        new() { Kind = "alert", Step = Step, Code = Code, Severity = Severity, Layer = Layer, Message = Message, Suggestion = Suggestion };
 }
 
 /// <summary>A person changed the hyperparameters of the running job; they apply from the step after <see cref="Step"/>.</summary>
@@ -138,6 +146,9 @@ public sealed record HyperparametersEvent : TrainingEvent
 
     /// <summary>Why, as the person said it.</summary>
     public string? Reason { get; init; }
+
+    public override StreamEvent ToStream() =>
+        new() { Kind = "hyperparameters", Step = Step, LearningRate = LearningRate, Momentum = Momentum, WeightDecay = WeightDecay, Reason = Reason };
 }
 
 /// <summary>A sanity check's verdict, the last event before the run ends.</summary>
@@ -155,6 +166,9 @@ public sealed record SanityEvent : TrainingEvent
 
     /// <summary>The last step.</summary>
     public long Step { get; init; }
+
+    public override StreamEvent ToStream() =>
+        new() { Kind = "sanity", Step = Step, Check = Check, Passed = Passed, Message = Message, SuggestedLearningRate = SuggestedLearningRate };
 }
 
 /// <summary>New pictures of what the network sees (filters, feature maps) at this step: GET /jobs/{id}/filters/{layer}.png, /featuremaps/{layer}.png.</summary>
@@ -163,4 +177,6 @@ public sealed record SnapshotEvent : TrainingEvent
     public long Step { get; init; }
 
     public int Epoch { get; init; }
+
+    public override StreamEvent ToStream() => new() { Kind = "snapshot", Step = Step, Epoch = Epoch };
 }

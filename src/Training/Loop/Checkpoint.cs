@@ -17,7 +17,7 @@ public sealed record TrainingPosition
     /// <summary>Steps done over the whole run.</summary>
     public long Step { get; init; }
 
-    /// <summary>The last event number used.</summary>
+    /// <summary>The seq of the last event this checkpoint covers (the sink's numbering).</summary>
     public long Seq { get; init; }
 
     public double EpochLossSum { get; init; }
@@ -35,7 +35,10 @@ public sealed record TrainingPosition
 
     public double? WeightDecay { get; init; }
 
-    /// <summary>torch's CPU generator state (dropout), so a resumed run draws the same masks.</summary>
+    /// <summary>The job's own generator's state, so a resumed run draws what the uninterrupted one would have.</summary>
+    public byte[] GeneratorState { get; init; } = [];
+
+    /// <summary>torch's process-wide generator state: SpecModel's dropout draws from it until it takes the job's generator.</summary>
     public byte[] RandomState { get; init; } = [];
 }
 
@@ -79,18 +82,29 @@ public static class Checkpoint
         return position;
     }
 
-    internal static byte[] RandomState()
+    /// <summary>A generator's state as bytes; null: torch's process-wide one.</summary>
+    internal static byte[] StateOf(Generator? generator)
     {
-        using Tensor state = get_rng_state();
+        using Tensor state = generator?.get_state() ?? get_rng_state();
         return state.bytes.ToArray();
     }
 
-    internal static void RestoreRandomState(byte[] state)
+    /// <summary>Puts back a state from <see cref="StateOf"/> (none saved: left as it is).</summary>
+    internal static void Restore(Generator? generator, byte[] state)
     {
-        if (state.Length > 0)
+        if (state.Length == 0)
         {
-            using Tensor saved = tensor(state, ScalarType.Byte);
+            return;
+        }
+
+        using Tensor saved = tensor(state, ScalarType.Byte);
+        if (generator is null)
+        {
             set_rng_state(saved);
+        }
+        else
+        {
+            generator.set_state(saved);
         }
     }
 }

@@ -6,7 +6,6 @@ using TrainingService.Training.Data;
 using TrainingService.Training.Models;
 using TrainingService.Training.Monitoring;
 using TrainingService.Training.Native;
-using TrainingService.Training.Specs;
 using static TorchSharp.torch;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -21,9 +20,6 @@ public sealed record TrainerOptions
     /// <summary>Write a checkpoint every this many steps (0: only at epoch ends, pauses and shutdown).</summary>
     public int CheckpointEverySteps { get; init; }
 
-    /// <summary>Intra-op threads for torch; null: one per core.</summary>
-    public int? Threads { get; init; }
-
     /// <summary>Where to save the trained weights (TorchSharp's format) before the run reports Succeeded; null: not saved.</summary>
     public string? WeightsPath { get; init; }
 
@@ -32,9 +28,6 @@ public sealed record TrainerOptions
 
     /// <summary>Where to keep the latest <see cref="VisualSnapshot"/> (epoch ends and on request); null: none.</summary>
     public string? VisualsPath { get; init; }
-
-    /// <summary>Run this sanity check instead of training (no diagnostics, no checkpoints at epoch ends, no weights for a range test).</summary>
-    public SanityOptions? Sanity { get; init; }
 }
 
 /// <summary>
@@ -45,12 +38,14 @@ public sealed class Trainer : IDisposable
 {
     private const int EvaluationBatch = 1024;
 
+    private readonly TrainingPlan _plan;
     private readonly ImageDataset _data;
     private Hyperparameters _hp; // a person may change the learning rate, momentum and weight decay as it runs
     private readonly MonitoringOptions _monitoring;
     private readonly ITrainingSink _sink;
     private readonly TrainerOptions _options;
     private readonly SpecModel _model;
+    private readonly Generator _generator; // the job's own: seeded from its seed, saved in checkpoints, shared with no other job
     private readonly OptimizerHelper _optimizer;
     private readonly StatsCollector? _stats;
     private readonly Diagnostics? _diagnostics;
@@ -62,46 +57,30 @@ public sealed class Trainer : IDisposable
     private readonly Tensor _shift;
     private readonly int[] _trainIndices;
     private readonly int[] _validationIndices;
-    private readonly bool _validateOnTest;
     private readonly Tensor? _testImages;
     private readonly Tensor? _testLabels;
-    private readonly long _stepsPerEpoch;
     private readonly AugmentationOptions? _augmentation;
     private TrainingPosition _position = new();
     private StepEvent? _lastStep;
 
-    public Trainer(SpecAnalysis model, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions monitoring, ITrainingSink sink, TrainerOptions? options = null)
+    public Trainer(TrainingPlan plan, ImageDataset data, ITrainingSink sink, TrainerOptions? options = null)
     {
-        IReadOnlyList<Contracts.Specs.SpecIssue> errors = TrainingValidator.Validate(model, data, hyperparameters, monitoring);
-        if (errors.Count > 0)
+        if (DatasetShape.Of(data) != plan.Dataset)
         {
-            throw new ArgumentException(string.Join("; ", errors.Select(e => $"{e.Field}: {e.Message}")));
+            throw new ArgumentException($"the plan is for dataset {plan.Dataset} but this is {DatasetShape.Of(data)}", nameof(data));
         }
 
         NativeTuning.Apply();
+        _plan = plan;
         _data = data;
         _options = options ?? new TrainerOptions();
-        _sanity = _options.Sanity;
-        _hp = _sanity?.Check switch
-        {
-            // A few samples as one batch, no regularisation, no validation, a fixed rate: can the model learn them by heart?
-            SanityCheck.OverfitSubset => hyperparameters with
-            {
-                BatchSize = Math.Min(_sanity.Samples, data.Train.Count), Epochs = _sanity.MaxSteps, WeightDecay = 0, Schedule = ScheduleKind.Constant, ValidationFraction = 0,
-                Augmentation = null,
-            },
-            SanityCheck.LearningRateRangeTest => hyperparameters with
-            {
-                Epochs = (int)Math.Ceiling(_sanity.Steps / Math.Ceiling(data.Train.Count / (double)hyperparameters.BatchSize)), Schedule = ScheduleKind.Constant, ValidationFraction = 0,
-            },
-            _ => hyperparameters,
-        };
-        _monitoring = monitoring;
+        _sanity = plan.Sanity;
+        _hp = plan.Hyperparameters;
+        _monitoring = plan.Monitoring;
         _sink = sink;
-        set_num_threads(_options.Threads ?? Environment.ProcessorCount);
-
-        manual_seed(_hp.Seed);
-        _model = new SpecModel(model);
+        _generator = new Generator((ulong)_hp.Seed);
+        manual_seed(_hp.Seed); // SpecModel still draws init and dropout from torch's process-wide generator (pending its Generator parameter)
+        _model = new SpecModel(plan.Model);
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
         _diagnostics = _sanity is null && _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
@@ -112,30 +91,20 @@ public sealed class Trainer : IDisposable
         _scale = tensor(data.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, data.Channels, 1, 1);
         _shift = tensor(data.Mean.Zip(data.Std, (m, s) => -m / s).ToArray()).reshape(1, data.Channels, 1, 1);
 
-        int validation = TrainingValidator.ValidationCount(data, _hp);
+        int validation = plan.ValidationCount;
         int[] all = [.. Enumerable.Range(0, data.Train.Count)];
         new Random(_hp.Seed).Shuffle(all);
         _validationIndices = all[..validation];
         _trainIndices = _sanity?.Check == SanityCheck.OverfitSubset ? BalancedSubset(all, data.Train.Labels, _hp.BatchSize) : all[validation..];
-        _validateOnTest = validation == 0 && data.Test is not null && _hp.ValidationFraction is null;
-        if (_validateOnTest)
+        if (plan.ValidateOnTest)
         {
             _testImages = tensor(data.Test!.Images, [data.Test.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
             _testLabels = tensor(data.Test.Labels, ScalarType.Byte).to(ScalarType.Int64);
         }
 
-        _stepsPerEpoch = (_trainIndices.Length + _hp.BatchSize - 1) / _hp.BatchSize;
         _augmentation = _hp.Augmentation is { IsOn: true } augmentation ? augmentation : null;
         _rangeTest = _sanity?.Check == SanityCheck.LearningRateRangeTest ? new RangeTest(_sanity) : null;
     }
-
-    /// <summary>The sanity check's length: an overfitSubset stops early once it passes.</summary>
-    public long SanitySteps => _sanity?.Check switch
-    {
-        SanityCheck.OverfitSubset => _sanity.MaxSteps,
-        SanityCheck.LearningRateRangeTest => _sanity.Steps,
-        _ => 0,
-    };
 
     /// <summary>Up to <paramref name="count"/> samples, taking the classes in turn so each is there.</summary>
     private static int[] BalancedSubset(int[] shuffled, byte[] labels, int count)
@@ -160,7 +129,7 @@ public sealed class Trainer : IDisposable
 
     public TrainingPosition Position => _position;
 
-    public long TotalSteps => _stepsPerEpoch * _hp.Epochs;
+    public TrainingPlan Plan => _plan;
 
     /// <summary>Continue from a checkpoint written by a trainer of the same spec, data and hyperparameters.</summary>
     public void RestoreFrom(string checkpointPath)
@@ -172,14 +141,19 @@ public sealed class Trainer : IDisposable
     /// <summary>Trains until done, cancelled by <paramref name="control"/>, or interrupted by <paramref name="stop"/> (host shutdown).</summary>
     public TrainingOutcome Run(TrainingControl control, CancellationToken stop)
     {
-        Checkpoint.RestoreRandomState(_position.RandomState);
+        // libtorch's intra-op thread count belongs to the calling thread once that thread has read it (a first read
+        // would otherwise reset it to the last count set by any thread): read, then set this job's own.
+        _ = get_num_threads();
+        set_num_threads(_plan.Threads);
+        Checkpoint.Restore(_generator, _position.GeneratorState);
+        Checkpoint.Restore(null, _position.RandomState);
         Emit(new StateEvent { State = RunState.Running, Reason = _position.Step == 0 ? null : $"resumed at step {_position.Step}" });
         long lastTick = Stopwatch.GetTimestamp();
         while (_position.Epoch <= _hp.Epochs)
         {
             _model.train();
             int[] order = EpochOrder(_position.Epoch);
-            while (_position.BatchInEpoch < _stepsPerEpoch)
+            while (_position.BatchInEpoch < _plan.StepsPerEpoch)
             {
                 if (stop.IsCancellationRequested)
                 {
@@ -358,6 +332,7 @@ public sealed class Trainer : IDisposable
     {
         _model.Dispose();
         _optimizer.Dispose();
+        _generator.Dispose();
         _images.Dispose();
         _labels.Dispose();
         _scale.Dispose();
@@ -369,7 +344,7 @@ public sealed class Trainer : IDisposable
     private void Step(int[] batch, ref long lastTick)
     {
         long step = _position.Step + 1;
-        double learningRate = _rangeTest?.LearningRate(step) ?? LearningRateSchedule.At(_hp, _position.Epoch, step, TotalSteps);
+        double learningRate = _rangeTest?.LearningRate(step) ?? LearningRateSchedule.At(_hp, _position.Epoch, step, _plan.TotalSteps);
         foreach (ParamGroup group in _optimizer.ParamGroups)
         {
             group.LearningRate = learningRate;
@@ -466,7 +441,7 @@ public sealed class Trainer : IDisposable
         Emit(epoch);
         if (_diagnostics is not null)
         {
-            EmitAll(_diagnostics.OnEpoch(epoch, _position.Step, LearningRateSchedule.At(_hp, _position.Epoch, _position.Step, TotalSteps)));
+            EmitAll(_diagnostics.OnEpoch(epoch, _position.Step, LearningRateSchedule.At(_hp, _position.Epoch, _position.Step, _plan.TotalSteps)));
         }
 
         _position = _position with
@@ -508,7 +483,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Mean loss and accuracy over the validation samples, in evaluation mode; nulls when there are none.</summary>
     public (double? Loss, double? Accuracy) Evaluate()
     {
-        (Tensor images, Tensor labels, int[] indices) = _validateOnTest
+        (Tensor images, Tensor labels, int[] indices) = _plan.ValidateOnTest
             ? (_testImages!, _testLabels!, Enumerable.Range(0, _data.Test!.Count).ToArray())
             : (_images, _labels, _validationIndices);
         if (indices.Length == 0)
@@ -586,16 +561,14 @@ public sealed class Trainer : IDisposable
     {
         if (_options.CheckpointPath is { } path)
         {
-            _sink.Flush();
-            Checkpoint.Save(path, _position with { RandomState = Checkpoint.RandomState() }, _model, _optimizer);
+            Checkpoint.Save(path, _position with
+            {
+                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_generator), RandomState = Checkpoint.StateOf(null),
+            }, _model, _optimizer);
         }
     }
 
-    private void Emit(TrainingEvent trainingEvent)
-    {
-        _position = _position with { Seq = _position.Seq + 1 };
-        _sink.Publish(trainingEvent with { Seq = _position.Seq, Time = DateTimeOffset.UtcNow });
-    }
+    private void Emit(TrainingEvent trainingEvent) => _sink.Publish(trainingEvent);
 
     private static OptimizerHelper CreateOptimizer(SpecModel model, Hyperparameters hp) => hp.Optimizer switch
     {

@@ -2,18 +2,19 @@ using TrainingService.Contracts.Training;
 
 namespace TrainingService.Training.Loop;
 
-/// <summary>Where the trainer reports. Called on the training thread: implementations must return quickly.</summary>
+/// <summary>
+/// Where the trainer reports. Called on the training thread: implementations must return quickly. The sink numbers
+/// the events (the trainer does not).
+/// </summary>
 public interface ITrainingSink
 {
     void Publish(TrainingEvent trainingEvent);
 
     /// <summary>
-    /// Called before a checkpoint is written: returns once every event published so far is durable, so a run resumed
-    /// from that checkpoint never has a gap in its history.
+    /// Called before a checkpoint is written: returns, once every event published so far is durable, the seq of the
+    /// last one, which the checkpoint records so that a run resumed from it continues the sequence with no gap.
     /// </summary>
-    void Flush()
-    {
-    }
+    long Flush();
 }
 
 /// <summary>A person's commands to a running job: pause, resume, cancel, finish early, change hyperparameters. Obeyed between steps.</summary>

@@ -307,10 +307,10 @@ public sealed class DatasetsApiTests
                 Id = jobId,
                 Owner = Storage.DefaultOwner,
                 State = RunState.Running,
-                Spec = "{}",
+                Spec = new(),
                 DatasetId = id,
-                Hyperparameters = "{}",
-                Monitoring = "{}",
+                Hyperparameters = new(),
+                Monitoring = new(),
                 CreatedAt = DateTime.UtcNow,
             });
             await db.SaveChangesAsync();

@@ -115,4 +115,36 @@ public sealed class SteeringApiTests
             Assert.Equal((0.001, "from the hub"), (change.WeightDecay, change.Reason));
         }
     }
+
+    [Fact]
+    public async Task TheHubPausesResumesAndCancelsThroughTheSameCommandsAsRest()
+    {
+        (TrainingServiceFactory factory, HttpClient client, Guid id) = await RunningJobAsync();
+        await using (factory)
+        using (client)
+        {
+            await using HubConnection hub = JobHarness.Hub(factory);
+            await hub.StartAsync();
+            HubException notPaused = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("Resume", id));
+            Assert.Contains("state: ", notPaused.Message, StringComparison.Ordinal);
+            Assert.Contains("only a paused job can be resumed", notPaused.Message, StringComparison.Ordinal);
+
+            await hub.InvokeAsync("Pause", id);
+            await JobHarness.WaitForStateAsync(client, id, "Paused");
+            await hub.InvokeAsync("Resume", id);
+            await JobHarness.WaitForStateAsync(client, id, "Running");
+            await hub.InvokeAsync("Cancel", id);
+            await JobHarness.WaitForStateAsync(client, id, "Cancelled");
+
+            HubException ended = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("Cancel", id));
+            Assert.Contains("has already ended (Cancelled)", ended.Message, StringComparison.Ordinal);
+            HubException missing = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("Pause", Guid.NewGuid()));
+            Assert.Contains("id: There is no job", missing.Message, StringComparison.Ordinal);
+            await ServiceHarness.AssertProblemAsync(await ServiceHarness.PostAsync(client, $"/jobs/{id}/pause"), HttpStatusCode.Conflict);
+            List<StreamEvent> history = await JobHarness.HistoryAsync(client, id);
+            Assert.Equal(
+                ["Running", "Paused", "Running", "Cancelled"],
+                history.Where(e => e.Kind == "state").Select(e => e.State!.Value.ToString()));
+        }
+    }
 }

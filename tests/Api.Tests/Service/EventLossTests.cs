@@ -18,7 +18,7 @@ public sealed class EventLossTests
         await pump.StopAsync(CancellationToken.None);
         await pump.FlushAsync(); // stopped with nothing lost: still fine
 
-        pump.Publish(Guid.NewGuid(), new StepEvent { Seq = 1, Step = 1, Epoch = 1, Loss = 1 });
+        pump.Publish(Guid.NewGuid(), new StepEvent { Step = 1, Epoch = 1, Loss = 1 }.ToStream() with { Seq = 1 });
         IOException error = await Assert.ThrowsAsync<IOException>(pump.FlushAsync);
         Assert.Contains("previous checkpoint", error.Message, StringComparison.Ordinal);
     }

@@ -90,8 +90,7 @@ public sealed class AugmentedTrainingTests(ITestOutputHelper output)
                     control.Cancel();
                 }
             });
-            using var trainer = new Trainer(SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), s_data, hp, new MonitoringOptions { StatsEvery = 0 }, sink,
-                new TrainerOptions { Threads = 2, VisualsPath = path });
+            using var trainer = new Trainer(Harness.Plan(ModelPresets.LeNet5(classes: 4), s_data, hp), s_data, sink, new TrainerOptions { VisualsPath = path });
             Assert.Equal(TrainingOutcome.Cancelled, trainer.Run(control, CancellationToken.None));
             Assert.Single(sink.Events.OfType<SnapshotEvent>());
             return File.ReadAllBytes(path);
@@ -106,8 +105,8 @@ public sealed class AugmentedTrainingTests(ITestOutputHelper output)
         RecordingSink Overfit(Hyperparameters hp)
         {
             var sink = new RecordingSink();
-            using var trainer = new Trainer(SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), s_data, hp, new MonitoringOptions { StatsEvery = 0 }, sink,
-                new TrainerOptions { Threads = 2, Sanity = new SanityOptions { Check = SanityCheck.OverfitSubset, MaxSteps = 60 } });
+            using var trainer = new Trainer(
+                Harness.Plan(ModelPresets.LeNet5(classes: 4), s_data, hp, sanity: new SanityOptions { Check = SanityCheck.OverfitSubset, MaxSteps = 60 }), s_data, sink);
             using var control = new TrainingControl();
             Assert.Equal(TrainingOutcome.Succeeded, trainer.Run(control, CancellationToken.None));
             return sink;

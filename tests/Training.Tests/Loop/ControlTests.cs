@@ -35,7 +35,7 @@ public sealed class ControlTests
         StateEvent last = Assert.IsType<StateEvent>(sink.Events[^1]);
         Assert.Equal(RunState.Cancelled, last.State);
         Assert.Equal([RunState.Running, RunState.Cancelled], sink.States);
-        Harness.AssertConsecutiveSeq(sink.Events);
+        Harness.AssertConsecutiveSeq(sink.Seqs);
     }
 
     [Fact]
@@ -73,7 +73,7 @@ public sealed class ControlTests
         Assert.Equal(RunState.Running, Assert.IsType<StateEvent>(sink.Events[paused + 1]).State);
         Assert.Equal(pausedAtStep + 1, Assert.IsType<StepEvent>(sink.Events[paused + 2]).Step);
         Assert.Equal(Enumerable.Range(1, 24).Select(i => (long)i), sink.Steps.Select(s => s.Step));
-        Harness.AssertConsecutiveSeq(sink.Events);
+        Harness.AssertConsecutiveSeq(sink.Seqs);
     }
 
     [Fact]
@@ -102,6 +102,6 @@ public sealed class ControlTests
 
         Assert.Equal([RunState.Running, RunState.Paused, RunState.Cancelled], sink.States);
         Assert.Equal(2, sink.Steps[^1].Step);
-        Harness.AssertConsecutiveSeq(sink.Events);
+        Harness.AssertConsecutiveSeq(sink.Seqs);
     }
 }

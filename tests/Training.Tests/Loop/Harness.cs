@@ -17,12 +17,16 @@ public sealed class SequentialTraining
     public const string Name = "training (sequential)";
 }
 
-/// <summary>Keeps every event; <paramref name="onEvent"/> runs on the training thread after it is kept.</summary>
+/// <summary>Keeps every event, numbered as the service's writer numbers them; <paramref name="onEvent"/> runs on the training thread after it is kept.</summary>
 internal sealed class RecordingSink(Action<TrainingEvent>? onEvent = null) : ITrainingSink
 {
     private readonly List<TrainingEvent> _events = [];
+    private readonly List<long> _seqs = [];
+    private long _lastSeq;
 
     public IReadOnlyList<TrainingEvent> Events => _events;
+
+    public IReadOnlyList<long> Seqs => _seqs;
 
     public IReadOnlyList<StepEvent> Steps => [.. _events.OfType<StepEvent>()];
 
@@ -35,8 +39,14 @@ internal sealed class RecordingSink(Action<TrainingEvent>? onEvent = null) : ITr
     public void Publish(TrainingEvent trainingEvent)
     {
         _events.Add(trainingEvent);
+        _seqs.Add(++_lastSeq);
         onEvent?.Invoke(trainingEvent);
     }
+
+    public long Flush() => _lastSeq;
+
+    /// <summary>Numbers on after a restored checkpoint's seq, as the worker does.</summary>
+    public void ContinueAfter(long seq) => _lastSeq = seq;
 }
 
 internal static class Harness
@@ -44,15 +54,14 @@ internal static class Harness
     public static ImageDataset Shapes(int samples, int classes = 4, int testSamples = 0, int seed = 1) =>
         ShapesDataset.Generate(new ShapesOptions { Samples = samples, Classes = classes, TestSamples = testSamples, Seed = seed });
 
+    /// <summary>The plan of a valid job, on two threads unless told.</summary>
+    public static TrainingPlan Plan(
+        ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, MonitoringOptions? monitoring = null, SanityOptions? sanity = null, int threads = 2) =>
+        TrainingPlan.Require(SpecAnalyzer.Analyze(spec), DatasetShape.Of(data), hyperparameters, monitoring ?? new MonitoringOptions { StatsEvery = 0 }, sanity, threads);
+
     public static Trainer Trainer(
         ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, ITrainingSink sink, int statsEvery = 0, string? checkpointPath = null) =>
-        new(
-            SpecAnalyzer.Analyze(spec),
-            data,
-            hyperparameters,
-            new MonitoringOptions { StatsEvery = statsEvery },
-            sink,
-            new TrainerOptions { Threads = 2, CheckpointPath = checkpointPath });
+        new(Plan(spec, data, hyperparameters, new MonitoringOptions { StatsEvery = statsEvery }), data, sink, new TrainerOptions { CheckpointPath = checkpointPath });
 
     /// <summary>Trains to the end with no commands and returns what the sink saw.</summary>
     public static RecordingSink Train(ModelSpec spec, ImageDataset data, Hyperparameters hyperparameters, int statsEvery = 0)
@@ -84,9 +93,9 @@ internal static class Harness
     };
 
     /// <summary>Asserts that event numbers run 1, 2, 3, … with no gap or repeat.</summary>
-    public static void AssertConsecutiveSeq(IEnumerable<TrainingEvent> events)
+    public static void AssertConsecutiveSeq(IEnumerable<long> numbered)
     {
-        long[] seqs = [.. events.Select(e => e.Seq)];
+        long[] seqs = [.. numbered];
         Assert.Equal(Enumerable.Range(1, seqs.Length).Select(i => (long)i), seqs);
     }
 }

@@ -60,7 +60,7 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         Assert.Equal([RunState.Running, RunState.Paused, RunState.Running, RunState.Queued], before.States); // Queued: stopped with the host
         Assert.Equal([RunState.Running, RunState.Succeeded], after.States);
         Assert.Equal("resumed at step 7", ((StateEvent)after.Events[0]).Reason);
-        Harness.AssertConsecutiveSeq(before.Events.Concat(after.Events));
+        Harness.AssertConsecutiveSeq(before.Seqs.Concat(after.Seqs));
     }
 
     [Fact]
@@ -97,11 +97,12 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         using (var fresh = new TrainingControl())
         {
             second.RestoreFrom(path);
+            after.ContinueAfter(second.Position.Seq);
             Assert.Equal(TrainingOutcome.Succeeded, second.Run(fresh, CancellationToken.None));
         }
 
         Assert.Equal(4, after.Steps[0].Step);
-        Harness.AssertConsecutiveSeq(before.Events.Concat(after.Events));
+        Harness.AssertConsecutiveSeq(before.Seqs.Concat(after.Seqs));
     }
 
     public void Dispose() => _folder.Dispose();
@@ -163,6 +164,7 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         using (var fresh = new TrainingControl())
         {
             second.RestoreFrom(path);
+            after.ContinueAfter(second.Position.Seq);
             Assert.Equal(TrainingOutcome.Succeeded, second.Run(fresh, CancellationToken.None));
         }
 

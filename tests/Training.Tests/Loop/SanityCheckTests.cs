@@ -93,8 +93,8 @@ public sealed class SanityCheckTests(ITestOutputHelper output)
     {
         var sink = new RecordingSink();
         using var folder = new TempFolder();
-        using Trainer trainer = new(SpecAnalyzer.Analyze(spec), s_data, hp with { Epochs = 3 }, new MonitoringOptions { StatsEvery = 10 }, sink,
-            new TrainerOptions { Threads = 2, Sanity = sanity, CheckpointPath = folder.File("c.bin"), WeightsPath = folder.File("m.dat") });
+        using Trainer trainer = new(Harness.Plan(spec, s_data, hp with { Epochs = 3 }, new MonitoringOptions { StatsEvery = 10 }, sanity), s_data, sink,
+            new TrainerOptions { CheckpointPath = folder.File("c.bin"), WeightsPath = folder.File("m.dat") });
         using var control = new TrainingControl();
         Assert.Equal(TrainingOutcome.Succeeded, trainer.Run(control, CancellationToken.None));
         Assert.Equal(sanity.Check != SanityCheck.LearningRateRangeTest, File.Exists(folder.File("m.dat")));

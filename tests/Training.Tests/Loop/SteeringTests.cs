@@ -32,7 +32,7 @@ public sealed class SteeringTests
         Assert.All(sink.Steps.Where(s => s.Step > 15), s => Assert.Equal(0.001, s.LearningRate));
         int at = sink.Events.ToList().IndexOf(change);
         Assert.Equal(16, ((StepEvent)sink.Events.Skip(at + 1).First(e => e is StepEvent)).Step);
-        Harness.AssertConsecutiveSeq(sink.Events);
+        Harness.AssertConsecutiveSeq(sink.Seqs);
     }
 
     [Fact]
@@ -89,8 +89,8 @@ public sealed class SteeringTests
                 control.Finish();
             }
         });
-        using Trainer trainer = new(SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), s_data, new Hyperparameters { Epochs = 5 },
-            new MonitoringOptions(), sink, new TrainerOptions { Threads = 2, WeightsPath = folder.File("model.dat") });
+        using Trainer trainer = new(Harness.Plan(ModelPresets.LeNet5(classes: 4), s_data, new Hyperparameters { Epochs = 5 }, new MonitoringOptions()), s_data, sink,
+            new TrainerOptions { WeightsPath = folder.File("model.dat") });
         Assert.Equal(TrainingOutcome.Succeeded, trainer.Run(control, CancellationToken.None));
 
         Assert.Equal(14, sink.Steps[^1].Step);

@@ -50,8 +50,8 @@ public sealed class DiagnosisRunsTests(ITestOutputHelper output)
         using var folder = new TempFolder();
         string checkpoint = folder.File("job.ckpt");
         var sink = new RecordingSink();
-        using (Trainer trainer = new(SpecAnalyzer.Analyze(spec), s_shapes, new Hyperparameters { Epochs = 3 },
-            new MonitoringOptions { StatsEvery = 10 }, sink, new TrainerOptions { Threads = 2, CheckpointPath = checkpoint }))
+        using (Trainer trainer = new(Harness.Plan(spec, s_shapes, new Hyperparameters { Epochs = 3 }, new MonitoringOptions { StatsEvery = 10 }), s_shapes, sink,
+            new TrainerOptions { CheckpointPath = checkpoint }))
         {
             using var control = new TrainingControl();
             Assert.Equal(TrainingOutcome.Failed, trainer.Run(control, CancellationToken.None));
@@ -139,8 +139,8 @@ public sealed class DiagnosisRunsTests(ITestOutputHelper output)
     private RecordingSink Run(ModelSpec spec, ImageDataset data, Hyperparameters hp, DiagnosticsOptions? diagnostics = null)
     {
         var sink = new RecordingSink();
-        using Trainer trainer = new(SpecAnalyzer.Analyze(spec), data, hp,
-            new MonitoringOptions { StatsEvery = 10, Diagnostics = diagnostics ?? new DiagnosticsOptions() }, sink, new TrainerOptions { Threads = 2 });
+        using Trainer trainer = new(
+            Harness.Plan(spec, data, hp, new MonitoringOptions { StatsEvery = 10, Diagnostics = diagnostics ?? new DiagnosticsOptions() }), data, sink);
         using var control = new TrainingControl();
         TrainingOutcome outcome = trainer.Run(control, CancellationToken.None);
         foreach (AlertEvent a in sink.Alerts)

@@ -35,7 +35,7 @@ public sealed class LayersEventTests
             Assert.All(stats.Parameters, p => Assert.True(p.Norm > 0 && p.GradNorm > 0 && p.UpdateRatio is > 0 and < 1, p.ToString()));
         }
 
-        Harness.AssertConsecutiveSeq(sink.Events);
+        Harness.AssertConsecutiveSeq(sink.Seqs);
     }
 
     [Fact]

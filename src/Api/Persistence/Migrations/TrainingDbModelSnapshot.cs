@@ -163,6 +163,9 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.Property<long>("Step")
                         .HasColumnType("INTEGER");
 
+                    b.Property<int>("Threads")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long>("TotalSteps")
                         .HasColumnType("INTEGER");
 

@@ -5,10 +5,107 @@ using TrainingService.Training.Specs;
 
 namespace TrainingService.Training.Loop;
 
-/// <summary>Checks that a model, a dataset and hyperparameters make a trainable job, naming each wrong field.</summary>
-public static class TrainingValidator
+/// <summary>The sizes of a dataset that a plan depends on: all in the stored record, so validating a job loads no pixels.</summary>
+public sealed record DatasetShape(string Name, int Channels, int Height, int Width, int Classes, int TrainCount, int TestCount)
 {
-    public static IReadOnlyList<SpecIssue> Validate(SpecAnalysis model, ImageDataset data, Hyperparameters hp, MonitoringOptions monitoring)
+    public static DatasetShape Of(ImageDataset data) =>
+        new(data.Name, data.Channels, data.Height, data.Width, data.Classes, data.Train.Count, data.Test?.Count ?? 0);
+}
+
+/// <summary>
+/// A job as it will run, computed once from what was asked: the effective settings (a sanity check's overrides
+/// applied), the validation split and the step counts. The API validates with it; the worker and the trainer run it.
+/// </summary>
+public sealed record TrainingPlan
+{
+    public required SpecAnalysis Model { get; init; }
+
+    public required DatasetShape Dataset { get; init; }
+
+    /// <summary>As the trainer uses them: a sanity check's overrides already applied.</summary>
+    public required Hyperparameters Hyperparameters { get; init; }
+
+    public required MonitoringOptions Monitoring { get; init; }
+
+    /// <summary>The sanity check run instead of training, or null.</summary>
+    public SanityOptions? Sanity { get; init; }
+
+    /// <summary>Intra-op threads of the job's own training thread: fixed with the job, so a seed means one run.</summary>
+    public int Threads { get; init; } = 1;
+
+    /// <summary>Training samples held out for validation (0 when the test split or nothing is used).</summary>
+    public int ValidationCount { get; init; }
+
+    /// <summary>Validation runs on the dataset's test split.</summary>
+    public bool ValidateOnTest { get; init; }
+
+    /// <summary>Samples trained on in each epoch.</summary>
+    public int TrainCount { get; init; }
+
+    public long StepsPerEpoch { get; init; }
+
+    /// <summary>Steps of the whole run; a sanity check's own length (an overfitSubset may stop earlier once it passes).</summary>
+    public long TotalSteps { get; init; }
+
+    /// <summary>The plan of a job, or every reason it cannot be trained, each named by its path in the request.</summary>
+    public static (TrainingPlan? Plan, IReadOnlyList<SpecIssue> Errors) Create(
+        SpecAnalysis model, DatasetShape data, Hyperparameters hp, MonitoringOptions monitoring, SanityOptions? sanity = null, int threads = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        List<SpecIssue> errors = Validate(model, data, hp, monitoring);
+        if (sanity is not null)
+        {
+            errors.AddRange(ValidateSanity(sanity).Select(e => new SpecIssue(null, null, e.Field, e.Message)));
+        }
+
+        if (errors.Count > 0)
+        {
+            return (null, errors);
+        }
+
+        Hyperparameters effective = sanity?.Check switch
+        {
+            // A few samples as one batch, no regularisation, no validation, a fixed rate: can the model learn them by heart?
+            SanityCheck.OverfitSubset => hp with
+            {
+                BatchSize = Math.Min(sanity.Samples, data.TrainCount), Epochs = sanity.MaxSteps, WeightDecay = 0, Schedule = ScheduleKind.Constant,
+                ValidationFraction = 0, Augmentation = null,
+            },
+            SanityCheck.LearningRateRangeTest => hp with
+            {
+                Epochs = (int)Math.Ceiling(sanity.Steps / Math.Ceiling(data.TrainCount / (double)hp.BatchSize)), Schedule = ScheduleKind.Constant,
+                ValidationFraction = 0,
+            },
+            _ => hp,
+        };
+        int validation = HeldOut(data, effective);
+        int train = sanity?.Check == SanityCheck.OverfitSubset ? effective.BatchSize : data.TrainCount - validation;
+        long stepsPerEpoch = (train + effective.BatchSize - 1) / effective.BatchSize;
+        return (new TrainingPlan
+        {
+            Model = model,
+            Dataset = data,
+            Hyperparameters = effective,
+            Monitoring = monitoring,
+            Sanity = sanity,
+            Threads = threads,
+            ValidationCount = validation,
+            ValidateOnTest = validation == 0 && data.TestCount > 0 && effective.ValidationFraction is null,
+            TrainCount = train,
+            StepsPerEpoch = stepsPerEpoch,
+            TotalSteps = sanity?.Check == SanityCheck.LearningRateRangeTest ? sanity.Steps : stepsPerEpoch * effective.Epochs,
+        }, errors);
+    }
+
+    /// <summary>The plan of a job known to be valid (stored, or built by a test); an <see cref="ArgumentException"/> naming each field otherwise.</summary>
+    public static TrainingPlan Require(
+        SpecAnalysis model, DatasetShape data, Hyperparameters hp, MonitoringOptions monitoring, SanityOptions? sanity = null, int threads = 1)
+    {
+        (TrainingPlan? plan, IReadOnlyList<SpecIssue> errors) = Create(model, data, hp, monitoring, sanity, threads);
+        return plan ?? throw new ArgumentException(string.Join("; ", errors.Select(e => $"{e.Field}: {e.Message}")));
+    }
+
+    private static List<SpecIssue> Validate(SpecAnalysis model, DatasetShape data, Hyperparameters hp, MonitoringOptions monitoring)
     {
         var errors = new List<SpecIssue>();
         void Check(bool ok, string field, string message)
@@ -55,7 +152,7 @@ public static class TrainingValidator
         Check(d.PlateauDelta >= 0, D + "plateauDelta", $"plateauDelta must be 0 or more, got {d.PlateauDelta}");
         if (!model.IsValid)
         {
-            errors.Add(new SpecIssue(null, null, "model", "the model spec has errors: " + string.Join("; ", model.Result.Errors.Select(e => e.Message))));
+            errors.AddRange(model.Result.Errors.Select(e => e with { Field = e.Field.Length == 0 ? "model" : $"model.{e.Field}" }));
             return errors;
         }
 
@@ -64,17 +161,13 @@ public static class TrainingValidator
             $"the model's input is {input[0]}×{input[1]}×{input[2]} (channels×height×width) but dataset {data.Name}'s images are {data.Channels}×{data.Height}×{data.Width}");
         Check(model.Classes == data.Classes, "model.layers",
             $"the last layer {model.Plan[^1].Name} scores {model.Classes} classes but dataset {data.Name} has {data.Classes}; set its units to {data.Classes}");
-        int validation = ValidationCount(data, hp);
-        Check(data.Train.Count - validation >= 1, "hyperparameters.validationFraction", "no training samples are left after the validation split");
+        int validation = HeldOut(data, hp);
+        Check(data.TrainCount - validation >= 1, "hyperparameters.validationFraction", "no training samples are left after the validation split");
         return errors;
     }
 
-    /// <summary>How many training samples are held out for validation (0 when the test split or nothing is used).</summary>
-    public static int ValidationCount(ImageDataset data, Hyperparameters hp)
-    {
-        double fraction = hp.ValidationFraction ?? (data.Test is null ? 0.1 : 0);
-        return (int)Math.Round(data.Train.Count * fraction);
-    }
+    private static int HeldOut(DatasetShape data, Hyperparameters hp) =>
+        (int)Math.Round(data.TrainCount * (hp.ValidationFraction ?? (data.TestCount == 0 ? 0.1 : 0)));
 
     /// <summary>
     /// Augmentation settings for images of <paramref name="height"/>×<paramref name="width"/>: each error with its field

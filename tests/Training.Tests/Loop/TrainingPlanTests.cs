@@ -7,7 +7,7 @@ using Xunit;
 
 namespace TrainingService.Training.Tests.Loop;
 
-public sealed class TrainingValidatorTests
+public sealed class TrainingPlanTests
 {
     private static readonly ImageDataset s_shapes = Harness.Shapes(samples: 40, classes: 4, testSamples: 8);
     private static readonly MonitoringOptions s_monitoring = new();
@@ -96,21 +96,47 @@ public sealed class TrainingValidatorTests
     [Fact]
     public void NegativeStatsEveryNamesItsField()
     {
-        IReadOnlyList<SpecIssue> issues = TrainingValidator.Validate(
-            SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), s_shapes, new Hyperparameters(), new MonitoringOptions { StatsEvery = -1 });
+        IReadOnlyList<SpecIssue> issues = TrainingPlan.Create(
+            SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), DatasetShape.Of(s_shapes), new Hyperparameters(), new MonitoringOptions { StatsEvery = -1 }).Errors;
 
         Assert.Equal("monitoring.statsEvery", Assert.Single(issues).Field);
     }
 
     [Fact]
-    public void TheTrainerRefusesAnInvalidJobNamingTheField()
+    public void AnInvalidJobHasNoPlanAndRequireNamesTheField()
     {
-        var error = Assert.Throws<ArgumentException>(() =>
-            Harness.Trainer(ModelPresets.LeNet5(classes: 4), s_shapes, new Hyperparameters { BatchSize = 0 }, new RecordingSink()));
+        var error = Assert.Throws<ArgumentException>(() => Harness.Plan(ModelPresets.LeNet5(classes: 4), s_shapes, new Hyperparameters { BatchSize = 0 }));
 
         Assert.Contains("hyperparameters.batchSize", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void StepsAndTheValidationSplitAreCountedOnceWithTheSanityOverridesApplied()
+    {
+        ModelSpec lenet = ModelPresets.LeNet5(classes: 4);
+        TrainingPlan onTest = Harness.Plan(lenet, s_shapes, new Hyperparameters { Epochs = 3, BatchSize = 16 });
+        TrainingPlan heldOut = Harness.Plan(lenet, s_shapes, new Hyperparameters { Epochs = 2, BatchSize = 16, ValidationFraction = 0.25 });
+        TrainingPlan overfit = Harness.Plan(lenet, s_shapes, new Hyperparameters { WeightDecay = 0.1 },
+            sanity: new SanityOptions { Check = SanityCheck.OverfitSubset, Samples = 20, MaxSteps = 50 });
+        TrainingPlan range = Harness.Plan(lenet, s_shapes, new Hyperparameters { BatchSize = 16 },
+            sanity: new SanityOptions { Check = SanityCheck.LearningRateRangeTest, Steps = 10 });
+
+        Assert.Equal((0, true, 40, 3L, 9L), (onTest.ValidationCount, onTest.ValidateOnTest, onTest.TrainCount, onTest.StepsPerEpoch, onTest.TotalSteps));
+        Assert.Equal((10, false, 30, 2L, 4L), (heldOut.ValidationCount, heldOut.ValidateOnTest, heldOut.TrainCount, heldOut.StepsPerEpoch, heldOut.TotalSteps));
+        Assert.Equal((20, 50, 0.0, 1L, 50L, false), (overfit.Hyperparameters.BatchSize, overfit.Hyperparameters.Epochs,
+            overfit.Hyperparameters.WeightDecay, overfit.StepsPerEpoch, overfit.TotalSteps, overfit.ValidateOnTest));
+        Assert.Equal((4, 3L, 10L), (range.Hyperparameters.Epochs, range.StepsPerEpoch, range.TotalSteps));
+    }
+
+    [Fact]
+    public void SanityErrorsAreNamedByTheirPathInTheRequest()
+    {
+        IReadOnlyList<SpecIssue> issues = TrainingPlan.Create(SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4)), DatasetShape.Of(s_shapes),
+            new Hyperparameters(), s_monitoring, new SanityOptions { Check = SanityCheck.OverfitSubset, Samples = 1 }).Errors;
+
+        Assert.Equal("sanity.samples", Assert.Single(issues).Field);
+    }
+
     private static IReadOnlyList<SpecIssue> Validate(ModelSpec spec, Hyperparameters hp) =>
-        TrainingValidator.Validate(SpecAnalyzer.Analyze(spec), s_shapes, hp, s_monitoring);
+        TrainingPlan.Create(SpecAnalyzer.Analyze(spec), DatasetShape.Of(s_shapes), hp, s_monitoring).Errors;
 }

@@ -1,0 +1,187 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+using TrainingService.Api.Infrastructure;
+using TrainingService.Api.Persistence;
+using TrainingService.Api.Streaming;
+using TrainingService.Contracts.Jobs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Loop;
+
+namespace TrainingService.Api.Jobs;
+
+/// <summary>What a command to a job came to; mapped once to HTTP (<see cref="ToHttp"/>) and once to the hub (<see cref="ThrowIfRefused"/>).</summary>
+public abstract record CommandOutcome
+{
+    private CommandOutcome()
+    {
+    }
+
+    /// <summary>Accepted: the job as it stands (the trainer obeys between steps).</summary>
+    public sealed record Done(JobRecord Job) : CommandOutcome;
+
+    public sealed record NotFound(Guid Id) : CommandOutcome;
+
+    /// <summary>The job's state does not allow it.</summary>
+    public sealed record Conflict(RunState State, string Reason) : CommandOutcome;
+
+    /// <summary>The command's own values are wrong, by field.</summary>
+    public sealed record Invalid(string Title, Dictionary<string, string[]> Errors) : CommandOutcome;
+
+    public Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem> ToHttp() => this switch
+    {
+        Done done => TypedResults.Accepted($"/jobs/{done.Job.Id}", JobsApi.View(done.Job)),
+        NotFound notFound => Problems.NotFound("id", $"There is no job {notFound.Id}."),
+        Conflict conflict => Problems.Conflict(conflict.Reason),
+        Invalid invalid => TypedResults.ValidationProblem(invalid.Errors, title: invalid.Title),
+        _ => throw new InvalidOperationException($"no HTTP form for {GetType().Name}"),
+    };
+
+    public void ThrowIfRefused()
+    {
+        string? refusal = this switch
+        {
+            Done => null,
+            NotFound notFound => $"id: There is no job {notFound.Id}.",
+            Conflict conflict => $"state: {conflict.Reason}",
+            Invalid invalid => string.Join("; ", invalid.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")),
+            _ => throw new InvalidOperationException($"no hub form for {GetType().Name}"),
+        };
+        if (refusal is not null)
+        {
+            throw new HubException(refusal);
+        }
+    }
+}
+
+/// <summary>
+/// A person's commands to a job — pause, resume, cancel, finish, new hyperparameters — for REST and the hub alike.
+/// <see cref="JobControls"/> is the registry the trainer obeys; this decides whether a command is allowed.
+/// </summary>
+public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump pump)
+{
+    public Task<CommandOutcome> PauseAsync(Guid id, CancellationToken cancellationToken) =>
+        WhenAsync(id, s => s == RunState.Running, "only a running job can be paused", c => c.Pause(), cancellationToken);
+
+    public Task<CommandOutcome> ResumeAsync(Guid id, CancellationToken cancellationToken) =>
+        WhenAsync(id, s => s == RunState.Paused, "only a paused job can be resumed", c => c.Resume(), cancellationToken);
+
+    /// <summary>Early stop: finish now and keep the model.</summary>
+    public Task<CommandOutcome> FinishAsync(Guid id, CancellationToken cancellationToken) =>
+        WhenAsync(id, s => s is RunState.Running or RunState.Paused, "only a running or paused job can finish early", c => c.Finish(), cancellationToken);
+
+    /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
+    public async Task<CommandOutcome> CancelAsync(Guid id, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return new CommandOutcome.NotFound(id);
+        }
+
+        if (Ended(job.State))
+        {
+            return new CommandOutcome.Conflict(job.State, $"Job {id} has already ended ({job.State}); there is nothing to cancel.");
+        }
+
+        if (controls.TryCancelQueued(id))
+        {
+            var events = new JobEventWriter(pump, id, job.LastSeq);
+            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = "cancelled before it started" });
+            await events.FlushAsync();
+        }
+
+        return new CommandOutcome.Done(await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken));
+    }
+
+    /// <summary>New values from the job's next step; the record keeps them (what GET shows and a restart starts from).</summary>
+    public async Task<CommandOutcome> ChangeHyperparametersAsync(Guid id, HyperparameterChange? change, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await db.Jobs.FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return new CommandOutcome.NotFound(id);
+        }
+
+        Hyperparameters current = job.Hyperparameters;
+        Dictionary<string, string[]> errors = Validate(change, current);
+        if (errors.Count > 0)
+        {
+            return new CommandOutcome.Invalid("The hyperparameters cannot be changed", errors);
+        }
+
+        if (Ended(job.State))
+        {
+            return new CommandOutcome.Conflict(job.State, $"Job {id} is {job.State}; cannot change its hyperparameters.");
+        }
+
+        job.Hyperparameters = current with
+        {
+            LearningRate = change!.LearningRate ?? current.LearningRate,
+            Momentum = change.Momentum ?? current.Momentum,
+            WeightDecay = change.WeightDecay ?? current.WeightDecay,
+        };
+        await db.SaveChangesAsync(cancellationToken);
+        controls.For(id).Change(change);
+        return new CommandOutcome.Done(job);
+    }
+
+    private async Task<CommandOutcome> WhenAsync(
+        Guid id, Func<RunState, bool> allowed, string rule, Action<TrainingControl> command, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return new CommandOutcome.NotFound(id);
+        }
+
+        if (!allowed(job.State))
+        {
+            return new CommandOutcome.Conflict(job.State, $"Job {id} is {job.State}; {rule}.");
+        }
+
+        command(controls.For(id));
+        return new CommandOutcome.Done(job);
+    }
+
+    private static bool Ended(RunState state) => state is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
+
+    private static Dictionary<string, string[]> Validate(HyperparameterChange? change, Hyperparameters current)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (change is null || (change.LearningRate, change.Momentum, change.WeightDecay) is (null, null, null))
+        {
+            errors["body"] = ["give at least one of learningRate, momentum, weightDecay"];
+            return errors;
+        }
+
+        if (change.LearningRate is { } lr && !(lr is > 0 and <= 10))
+        {
+            errors["learningRate"] = [$"learningRate must be above 0 and at most 10, got {lr}"];
+        }
+
+        if (change.Momentum is { } momentum)
+        {
+            if (current.Optimizer != OptimizerKind.Sgd)
+            {
+                errors["momentum"] = [$"momentum applies to the sgd optimizer; this job uses {System.Text.Json.JsonSerializer.Serialize(current.Optimizer).Trim('"')}"];
+            }
+            else if (!(momentum is >= 0 and < 1) || (current.Nesterov && momentum == 0))
+            {
+                errors["momentum"] = [current.Nesterov && momentum == 0 ? "momentum must stay above 0 for Nesterov momentum" : $"momentum must be in [0, 1), got {momentum}"];
+            }
+        }
+
+        if (change.WeightDecay is { } wd && !(wd is >= 0 and <= 1))
+        {
+            errors["weightDecay"] = [$"weightDecay must be in [0, 1], got {wd}"];
+        }
+
+        if (change.Reason is { Length: > 200 })
+        {
+            errors["reason"] = [$"reason must be at most 200 characters, got {change.Reason.Length}"];
+        }
+
+        return errors;
+    }
+}

@@ -1,0 +1,54 @@
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Loop;
+
+namespace TrainingService.Api.Streaming;
+
+/// <summary>
+/// One job's events on their way to the pump: the only place a seq is assigned. The worker opens one per run (it is
+/// the trainer's sink); a request opens one for a job that no worker holds (a queued job cancelled before it started).
+/// </summary>
+public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : ITrainingSink
+{
+    private readonly Lock _gate = new();
+
+    /// <summary>The seq of the last event written.</summary>
+    public long LastSeq
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return lastSeq;
+            }
+        }
+    }
+
+    public void Publish(TrainingEvent trainingEvent)
+    {
+        lock (_gate)
+        {
+            pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow });
+        }
+    }
+
+    /// <summary>Forget the persisted events after <paramref name="seq"/> and number on from it (a run resumed from an older checkpoint).</summary>
+    public void RestartAfter(long seq)
+    {
+        lock (_gate)
+        {
+            pump.TruncateAfter(jobId, seq);
+            lastSeq = seq;
+        }
+    }
+
+    /// <summary>Completes once every event written so far is persisted; fails if any was lost.</summary>
+    public Task FlushAsync() => pump.FlushAsync();
+
+    // Called by the trainer on the job's own thread, never the thread pool: blocking here is safe, and it lasts one database write.
+    long ITrainingSink.Flush()
+    {
+        long seq = LastSeq;
+        pump.FlushAsync().GetAwaiter().GetResult();
+        return seq;
+    }
+}
