@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using TrainingService.Training.Models;
 using TrainingService.Training.Native;
 using TrainingService.Training.Specs;
+using TrainingService.Training.Specs.Kinds;
 using static TorchSharp.torch;
 
 namespace TrainingService.Training.Monitoring;
@@ -35,7 +36,7 @@ public sealed class VisualSnapshot
     /// <summary>Takes the snapshot; <paramref name="probes"/> are normalised images, N × C × H × W.</summary>
     public static VisualSnapshot Take(SpecModel model, Tensor probes, long step, int epoch)
     {
-        int[] convs = [.. model.Plan.Where(p => p.Kind == LayerKind.Conv2d).Select(p => p.Index)];
+        int[] convs = [.. model.Plan.Where(p => p.Kind is Conv2dKind).Select(p => p.Index)];
         var filters = new List<FilterBank>();
         foreach (int index in convs)
         {

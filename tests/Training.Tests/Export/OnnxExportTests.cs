@@ -5,6 +5,7 @@ using TrainingService.Training.Export;
 using TrainingService.Training.Export.Onnx;
 using TrainingService.Training.Models;
 using TrainingService.Training.Specs;
+using TrainingService.Training.Specs.Kinds;
 using TrainingService.Training.Tests.Specs;
 using Xunit;
 using Xunit.Abstractions;
@@ -187,7 +188,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         foreach ((string key, TorchSharp.Modules.Parameter parameter) in model.named_parameters())
         {
             string layer = key.Split('.')[0];
-            if (model.Plan.First(p => p.Name == layer).Kind == LayerKind.BatchNorm2d)
+            if (model.Plan.First(p => p.Name == layer).Kind is BatchNorm2dKind)
             {
                 parameter.uniform_(key.EndsWith("weight", StringComparison.Ordinal) ? 0.5 : -0.2, key.EndsWith("weight", StringComparison.Ordinal) ? 1.5 : 0.2);
             }

@@ -1,0 +1,99 @@
+using TorchSharp;
+using TrainingService.Contracts.Specs;
+using TrainingService.Training.Export;
+using TrainingService.Training.Models;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+using static TrainingService.Training.Export.OnnxGraph;
+
+namespace TrainingService.Training.Specs.Kinds;
+
+/// <summary>conv2d: filters × kernel over every input channel, with stride, padding (or "same") and dilation.</summary>
+public sealed class Conv2dKind : WindowKind
+{
+    public override string Name => "conv2d";
+
+    public override string AutoNamePrefix => "conv";
+
+    public override IReadOnlyList<string> Fields => ["filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit"];
+
+    private protected override string WindowWord => "kernel";
+
+    internal override LayerPlan Resolve(LayerPlan plan, LayerSpec layer, LayerCheck check)
+    {
+        plan = plan with
+        {
+            Filters = check.RequirePositive("filters", layer.Filters),
+            Kernel = check.RequirePair("kernel", layer.Kernel),
+            Stride = check.PositivePair("stride", layer.Stride ?? 1),
+            Dilation = check.PositivePair("dilation", layer.Dilation ?? 1),
+            Padding = check.NonNegativePadding(layer.Padding ?? 0),
+            Bias = layer.Bias ?? true,
+            BiasInit = check.BiasInit(layer),
+        };
+        if (plan.Padding.Same && (plan.Stride.Height != 1 || plan.Stride.Width != 1))
+        {
+            check.Error("padding", $"padding \"same\" needs stride 1 (as in PyTorch), but stride is {plan.Stride}; give the padding as a number instead");
+        }
+
+        return plan;
+    }
+
+    private protected override (long Channels, long Parameters, long MultiplyAdds)? Count(LayerAnalysis layer, int height, int width)
+    {
+        LayerPlan plan = layer.Plan;
+        int channels = layer.Input[0];
+        try
+        {
+            long perFilter = checked((long)channels * plan.Kernel.Height * plan.Kernel.Width);
+            return (plan.Filters, checked(plan.Filters * (perFilter + (plan.Bias ? 1 : 0))), checked((long)height * width * plan.Filters * perFilter));
+        }
+        catch (OverflowException)
+        {
+            layer.Error("filters", $"{plan.Filters} filters of {SpecText.Window(plan.Kernel)}×{channels} make more parameters or multiply-adds than 64 bits can count");
+            return null;
+        }
+    }
+
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer)
+    {
+        TorchSharp.Modules.Conv2d conv = layer.Padding.Same
+            ? nn.Conv2d(layer.InputShape[0], layer.Filters, Sides(layer.Kernel), TorchSharp.Padding.Same, stride: Sides(layer.Stride), dilation: Sides(layer.Dilation), bias: layer.Bias)
+            : nn.Conv2d(layer.InputShape[0], layer.Filters, Sides(layer.Kernel), stride: Sides(layer.Stride), padding: Sides(layer.Padding.Size), dilation: Sides(layer.Dilation), bias: layer.Bias);
+        FillBias(conv.bias, layer.BiasInit);
+        return conv;
+    }
+
+    internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights)
+    {
+        Tensor x = inputs[0];
+        long[] padding = SideArray(layer.Padding.Size);
+        if (layer.Padding.Same)
+        {
+            (long h, long w) = SamePadding(layer);
+            x = F.pad(x, [w / 2, w - (w / 2), h / 2, h - (h / 2)]);
+            padding = [0, 0];
+        }
+
+        return F.conv2d(x, weights.Required("weight"), weights.Optional("bias"), SideArray(layer.Stride), padding, SideArray(layer.Dilation), 1);
+    }
+
+    internal override void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output)
+    {
+        long[] pads = [layer.Padding.Size.Height, layer.Padding.Size.Width, layer.Padding.Size.Height, layer.Padding.Size.Width];
+        if (layer.Padding.Same)
+        {
+            (long h, long w) = SamePadding(layer);
+            pads = [h / 2, w / 2, h - (h / 2), w - (w / 2)];
+        }
+
+        string weight = graph.Weight(layer, "weight", [layer.Filters, layer.InputShape[0], layer.Kernel.Height, layer.Kernel.Width]);
+        graph.Node("Conv", layer.Name, [inputs[0], weight, .. graph.OptionalBias(layer, layer.Filters)], [output],
+            Ints("kernel_shape", SideArray(layer.Kernel)), Ints("strides", SideArray(layer.Stride)), Ints("pads", pads),
+            Ints("dilations", SideArray(layer.Dilation)), Int("group", 1));
+    }
+
+    /// <summary>PyTorch's "same": total padding dilation·(kernel−1) per axis, the odd pixel at the bottom/right.</summary>
+    private static (long Height, long Width) SamePadding(LayerPlan layer) =>
+        (layer.Dilation.Height * (layer.Kernel.Height - 1), layer.Dilation.Width * (layer.Kernel.Width - 1));
+}
