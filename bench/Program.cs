@@ -156,7 +156,7 @@ static ImageDataset Subset(ImageDataset data, int count) => data with
 static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
 {
     manual_seed(1);
-    using var model = new SpecModel(spec);
+    using var model = new SpecModel(spec, seed: 1);
     using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
     using Tensor images = tensor(data.Train.Images, [data.Train.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
     using Tensor labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);

@@ -101,7 +101,7 @@ public sealed class Trainer : IDisposable
         set_num_threads(_options.Threads ?? Environment.ProcessorCount);
 
         manual_seed(_hp.Seed);
-        _model = new SpecModel(model);
+        _model = new SpecModel(model, unchecked((ulong)_hp.Seed));
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
         _diagnostics = _sanity is null && _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;

@@ -12,17 +12,37 @@ namespace TrainingService.Training.Models;
 public sealed class SpecModel : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor>?[] _layers;
+    private readonly bool _ownsGenerator;
 
-    public SpecModel(SpecAnalysis analysis)
+    /// <summary>A model whose every random draw, initialisation and dropout, comes from <paramref name="generator"/>, which must outlive it.</summary>
+    public SpecModel(SpecAnalysis analysis, Generator generator)
+        : this(analysis, generator, ownsGenerator: false)
+    {
+    }
+
+    /// <summary>A model drawing from its own generator seeded with <paramref name="seed"/>: the same seed, the same model.</summary>
+    public SpecModel(SpecAnalysis analysis, ulong seed)
+        : this(analysis, new Generator(seed), ownsGenerator: true)
+    {
+    }
+
+    private SpecModel(SpecAnalysis analysis, Generator generator, bool ownsGenerator)
         : base(nameof(SpecModel))
     {
         if (!analysis.IsValid)
         {
+            if (ownsGenerator)
+            {
+                generator.Dispose();
+            }
+
             throw new ArgumentException("the spec has errors: " + string.Join("; ", analysis.Result.Errors.Select(e => e.Message)), nameof(analysis));
         }
 
+        Generator = generator;
+        _ownsGenerator = ownsGenerator;
         Plan = analysis.Plan;
-        _layers = [.. Plan.Select(layer => layer.Kind.CreateModule(layer))];
+        _layers = [.. Plan.Select(layer => layer.Kind.CreateModule(layer, generator))];
         for (int i = 0; i < _layers.Length; i++)
         {
             if (_layers[i] is { } layer)
@@ -31,6 +51,9 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
             }
         }
     }
+
+    /// <summary>The job's own random stream (dropout masks while training); a checkpoint keeps its state.</summary>
+    public Generator Generator { get; }
 
     public IReadOnlyList<LayerPlan> Plan { get; }
 
@@ -52,5 +75,15 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
         }
 
         return outputs[^1];
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && _ownsGenerator)
+        {
+            Generator.Dispose();
+        }
+
+        base.Dispose(disposing);
     }
 }

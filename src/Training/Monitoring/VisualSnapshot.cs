@@ -41,9 +41,9 @@ public sealed class VisualSnapshot
         foreach (int index in convs)
         {
             LayerPlan plan = model.Plan[index];
-            var conv = (Conv2d)model.named_children().First(c => c.name == plan.Name).module;
-            long[] shape = conv.weight!.shape;
-            filters.Add(new FilterBank(plan.Name, (int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3], TensorMemory.Floats(conv.weight).ToArray()));
+            Parameter weight = model.named_parameters().First(p => p.name == $"{plan.Name}.weight").parameter;
+            long[] shape = weight.shape;
+            filters.Add(new FilterBank(plan.Name, (int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3], TensorMemory.Floats(weight).ToArray()));
         }
 
         int n = (int)probes.shape[0];

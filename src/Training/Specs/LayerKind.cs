@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Export;
@@ -35,8 +36,8 @@ public abstract class LayerKind
     /// <summary>Infers the output shape, parameters and multiply-adds, and accepts the layer or reports why not.</summary>
     internal virtual void Infer(LayerAnalysis layer) => layer.Accept(layer.Input, 0, 0);
 
-    /// <summary>The layer's module; null when the model runs <see cref="Forward"/> instead (add, concat).</summary>
-    internal abstract nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer);
+    /// <summary>The layer's module, every random draw from <paramref name="generator"/>; null when the model runs <see cref="Forward"/> instead (add, concat).</summary>
+    internal abstract nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer, Generator generator);
 
     /// <summary>The layer in evaluation mode as functional ops on <paramref name="weights"/>.</summary>
     internal abstract Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights);
@@ -47,14 +48,26 @@ public abstract class LayerKind
     /// <summary>The kind's own figures added to a layer's statistics (ReLU's inactive units, saturation).</summary>
     internal virtual LayerStats Observe(LayerStats stats, LayerOutput output) => stats;
 
-    /// <summary>conv2d, linear: every bias at the spec's biasInit, when it gives one.</summary>
-    private protected static void FillBias(Tensor? bias, double? value)
+    /// <summary>
+    /// conv2d, linear: PyTorch's default initialisation, drawn from <paramref name="generator"/>: weights by
+    /// kaiming_uniform_(a = √5), biases uniform in ±1/√fan_in, or all at the spec's biasInit.
+    /// </summary>
+    private protected static (Parameter Weight, Parameter? Bias) InitialParameters(long[] weightShape, bool bias, double? biasInit, Generator generator)
     {
-        if (bias is not null && value is { } start)
+        using var noGrad = no_grad();
+        long fanIn = weightShape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        double slope = Math.Sqrt(5), gain = Math.Sqrt(2.0 / (1 + (slope * slope)));
+        double weightBound = Math.Sqrt(3.0) * (gain / Math.Sqrt(fanIn));
+        Parameter weight = empty(weightShape).uniform_(-weightBound, weightBound, generator).AsParameter();
+        if (!bias)
         {
-            using var noGrad = no_grad();
-            bias.fill_(start);
+            return (weight, null);
         }
+
+        double biasBound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
+        Tensor biases = empty(weightShape[0]);
+        biases = biasInit is { } start ? biases.fill_(start) : biases.uniform_(-biasBound, biasBound, generator);
+        return (weight, biases.AsParameter());
     }
 
     private protected static (long, long) Sides(IntPair pair) => (pair.Height, pair.Width);

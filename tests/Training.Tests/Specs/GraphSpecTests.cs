@@ -148,7 +148,7 @@ public sealed class GraphSpecTests
     public void AnAddOfManyInputsSumsThemAll()
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(Of(1, 4, 4, Conv(2, 1, name: "a", bias: false), Add("a", "a", "a", "a"), Flatten(), Linear(2)));
-        using var model = new TrainingService.Training.Models.SpecModel(analysis);
+        using var model = new TrainingService.Training.Models.SpecModel(analysis, seed: 1);
         TorchSharp.torch.Tensor? conv = null, sum = null;
         model.LayerOutputObserver = (i, t) =>
         {

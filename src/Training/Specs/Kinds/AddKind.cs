@@ -29,7 +29,7 @@ public sealed class AddKind : LayerKind
         layer.Accept(first, 0, 0);
     }
 
-    internal override nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer) => null;
+    internal override nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer, Generator generator) => null;
 
     /// <summary>The inputs summed into one new tensor (in place after the first sum: one output, not one per input).</summary>
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights)

@@ -15,7 +15,7 @@ public sealed class AvgPool2dKind : PoolKind
 
     public override string AutoNamePrefix => "avgpool";
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) =>
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) =>
         nn.AvgPool2d(Sides(layer.Kernel), Sides(layer.Stride), Sides(layer.Padding.Size));
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>

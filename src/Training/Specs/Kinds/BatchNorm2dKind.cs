@@ -45,7 +45,7 @@ public sealed class BatchNorm2dKind : LayerKind
         layer.Accept(input, 2L * input[0], 0);
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.BatchNorm2d(layer.InputShape[0], layer.Eps, layer.Momentum);
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.BatchNorm2d(layer.InputShape[0], layer.Eps, layer.Momentum);
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>
         F.batch_norm(inputs[0], weights.Required("running_mean"), weights.Required("running_var"), weights.Optional("weight"), weights.Optional("bias"), false, layer.Momentum, layer.Eps);

@@ -31,7 +31,7 @@ public sealed class ConcatKind : LayerKind
         layer.Accept([layer.InputShapes.Sum(s => (long)s[0]), .. first.Skip(1).Select(d => (long)d)], 0, 0);
     }
 
-    internal override nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer) => null;
+    internal override nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer, Generator generator) => null;
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => cat([.. inputs], 1);
 

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
@@ -55,13 +56,11 @@ public sealed class Conv2dKind : WindowKind
         }
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer)
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator)
     {
-        TorchSharp.Modules.Conv2d conv = layer.Padding.Same
-            ? nn.Conv2d(layer.InputShape[0], layer.Filters, Sides(layer.Kernel), TorchSharp.Padding.Same, stride: Sides(layer.Stride), dilation: Sides(layer.Dilation), bias: layer.Bias)
-            : nn.Conv2d(layer.InputShape[0], layer.Filters, Sides(layer.Kernel), stride: Sides(layer.Stride), padding: Sides(layer.Padding.Size), dilation: Sides(layer.Dilation), bias: layer.Bias);
-        FillBias(conv.bias, layer.BiasInit);
-        return conv;
+        long[] weightShape = [layer.Filters, layer.InputShape[0], layer.Kernel.Height, layer.Kernel.Width];
+        (Parameter weight, Parameter? bias) = InitialParameters(weightShape, layer.Bias, layer.BiasInit, generator);
+        return new Convolution(layer, weight, bias);
     }
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights)
@@ -96,4 +95,44 @@ public sealed class Conv2dKind : WindowKind
     /// <summary>PyTorch's "same": total padding dilation·(kernel−1) per axis, the odd pixel at the bottom/right.</summary>
     private static (long Height, long Width) SamePadding(LayerPlan layer) =>
         (layer.Dilation.Height * (layer.Kernel.Height - 1), layer.Dilation.Width * (layer.Kernel.Width - 1));
+
+    /// <summary>TorchSharp's Conv2d without its constructor's draws from the global generator.</summary>
+    private sealed class Convolution : nn.Module<Tensor, Tensor>
+    {
+        private readonly Parameter _weight;
+        private readonly Parameter? _bias;
+        private readonly long[] _stride, _padding, _dilation;
+        private readonly bool _same;
+
+        public Convolution(LayerPlan layer, Parameter weight, Parameter? bias)
+            : base("Conv2d")
+        {
+            _weight = weight;
+            _bias = bias;
+            _stride = SideArray(layer.Stride);
+            _padding = SideArray(layer.Padding.Size);
+            _dilation = SideArray(layer.Dilation);
+            _same = layer.Padding.Same;
+            register_parameter("weight", weight);
+            if (bias is not null)
+            {
+                register_parameter("bias", bias);
+            }
+        }
+
+        public override Tensor forward(Tensor input) => _same
+            ? F.conv2d_padding(input, _weight, _bias, _stride, TorchSharp.Padding.Same, _dilation, 1)
+            : F.conv2d(input, _weight, _bias, _stride, _padding, _dilation, 1);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _weight.Dispose();
+                _bias?.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
@@ -26,10 +27,26 @@ public sealed class DropoutKind : LayerKind
         return plan with { P = p };
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.Dropout(layer.P);
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => new Dropout(layer.P, generator);
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => inputs[0];
 
     internal override void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output) =>
         graph.Node("Identity", layer.Name, [inputs[0]], [output]);
+
+    /// <summary>PyTorch's CPU dropout (a Bernoulli(1 − p) mask scaled by 1/(1 − p)), the mask drawn from the model's generator.</summary>
+    private sealed class Dropout(double p, Generator generator) : ParameterLessModule<Tensor, Tensor>("Dropout")
+    {
+        public override Tensor forward(Tensor input)
+        {
+            if (!training || p == 0)
+            {
+                return input.alias();
+            }
+
+            using Tensor mask = empty_like(input).bernoulli_(1 - p, generator);
+            mask.div_(1 - p);
+            return input * mask;
+        }
+    }
 }

@@ -19,7 +19,7 @@ public sealed class FlattenKind : LayerKind
         layer.Accept([layer.Input.Aggregate(1L, (a, b) => a * b)], 0, 0);
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.Flatten();
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.Flatten();
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => inputs[0].flatten(1);
 

@@ -27,7 +27,7 @@ public sealed class GlobalAvgPoolKind : LayerKind
         layer.Accept([input[0]], 0, 0);
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => new GlobalAvgPool();
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => new GlobalAvgPool();
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => inputs[0].mean([2, 3]);
 

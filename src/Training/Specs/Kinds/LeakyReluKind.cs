@@ -26,7 +26,7 @@ public sealed class LeakyReluKind : LayerKind
         return plan with { Slope = slope };
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.LeakyReLU(layer.Slope);
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.LeakyReLU(layer.Slope);
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>
         F.leaky_relu(inputs[0], layer.Slope, false);

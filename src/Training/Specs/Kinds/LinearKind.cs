@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
@@ -32,11 +33,10 @@ public sealed class LinearKind : LayerKind
         layer.Accept([units], multiplyAdds + (layer.Plan.Bias ? units : 0), multiplyAdds);
     }
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer)
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator)
     {
-        TorchSharp.Modules.Linear linear = nn.Linear(layer.InputShape[0], layer.Units, layer.Bias);
-        FillBias(linear.bias, layer.BiasInit);
-        return linear;
+        (Parameter weight, Parameter? bias) = InitialParameters([layer.Units, layer.InputShape[0]], layer.Bias, layer.BiasInit, generator);
+        return nn.Linear(weight, bias);
     }
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>

@@ -15,7 +15,7 @@ public sealed class MaxPool2dKind : PoolKind
 
     public override string AutoNamePrefix => "maxpool";
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) =>
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) =>
         nn.MaxPool2d(Sides(layer.Kernel), Sides(layer.Stride), Sides(layer.Padding.Size));
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>

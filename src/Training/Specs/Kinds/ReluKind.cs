@@ -14,7 +14,7 @@ public sealed class ReluKind : LayerKind
 {
     public override string Name => "relu";
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.ReLU();
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.ReLU();
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => F.relu(inputs[0], false);
 

@@ -14,7 +14,7 @@ public sealed class SigmoidKind : LayerKind
 {
     public override string Name => "sigmoid";
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.Sigmoid();
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.Sigmoid();
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => sigmoid(inputs[0]);
 

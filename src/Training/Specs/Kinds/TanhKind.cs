@@ -14,7 +14,7 @@ public sealed class TanhKind : LayerKind
 {
     public override string Name => "tanh";
 
-    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer) => nn.Tanh();
+    internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.Tanh();
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) => tanh(inputs[0]);
 
