@@ -117,6 +117,7 @@ public static class SpecReader
         ("stride", l => l.Stride, (l, j) => l with { Stride = j.Pair("stride") }),
         ("padding", l => l.Padding, (l, j) => l with { Padding = j.Padding() }),
         ("dilation", l => l.Dilation, (l, j) => l with { Dilation = j.Pair("dilation") }),
+        ("groups", l => l.Groups, (l, j) => l with { Groups = j.Int("groups") }),
         ("bias", l => l.Bias, (l, j) => l with { Bias = j.Bool("bias") }),
         ("biasInit", l => l.BiasInit, (l, j) => l with { BiasInit = j.Number("biasInit") }),
         ("units", l => l.Units, (l, j) => l with { Units = j.Int("units") }),

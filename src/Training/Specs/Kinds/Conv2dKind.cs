@@ -9,14 +9,14 @@ using static TrainingService.Training.Export.OnnxGraph;
 
 namespace TrainingService.Training.Specs.Kinds;
 
-/// <summary>conv2d: filters × kernel over every input channel, with stride, padding (or "same") and dilation.</summary>
+/// <summary>conv2d: filters × kernel over the input channels (or its group's share of them), with stride, padding (or "same") and dilation.</summary>
 public sealed class Conv2dKind : WindowKind
 {
     public override string Name => "conv2d";
 
     public override string AutoNamePrefix => "conv";
 
-    public override IReadOnlyList<string> Fields => ["filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit"];
+    public override IReadOnlyList<string> Fields => ["filters", "kernel", "stride", "padding", "dilation", "groups", "bias", "biasInit"];
 
     private protected override string WindowWord => "kernel";
 
@@ -29,9 +29,15 @@ public sealed class Conv2dKind : WindowKind
             Stride = check.PositivePair("stride", layer.Stride ?? 1),
             Dilation = check.PositivePair("dilation", layer.Dilation ?? 1),
             Padding = check.NonNegativePadding(layer.Padding ?? 0),
+            Groups = layer.Groups ?? 1,
             Bias = layer.Bias ?? true,
             BiasInit = check.BiasInit(layer),
         };
+        if (plan.Groups < 1)
+        {
+            check.Error("groups", $"groups must be at least 1, got {plan.Groups}");
+        }
+
         if (plan.Padding.Same && (plan.Stride.Height != 1 || plan.Stride.Width != 1))
         {
             check.Error("padding", $"padding \"same\" needs stride 1 (as in PyTorch), but stride is {plan.Stride}; give the padding as a number instead");
@@ -43,7 +49,16 @@ public sealed class Conv2dKind : WindowKind
     private protected override (long Channels, long Parameters, long MultiplyAdds)? Count(LayerAnalysis layer, int height, int width)
     {
         LayerPlan plan = layer.Plan;
-        int channels = layer.Input[0];
+        int channels = layer.Input[0], groups = plan.Groups;
+        if (channels % groups != 0 || plan.Filters % groups != 0)
+        {
+            layer.Error("groups", channels % groups != 0
+                ? $"groups {groups} does not divide the {channels} input channels: each group takes an equal share of them"
+                : $"groups {groups} does not divide the {plan.Filters} filters: each group makes an equal share of them");
+            return null;
+        }
+
+        channels /= groups;
         try
         {
             long perFilter = checked((long)channels * plan.Kernel.Height * plan.Kernel.Width);
@@ -58,8 +73,7 @@ public sealed class Conv2dKind : WindowKind
 
     internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator)
     {
-        long[] weightShape = [layer.Filters, layer.InputShape[0], layer.Kernel.Height, layer.Kernel.Width];
-        (Parameter weight, Parameter? bias) = InitialParameters(weightShape, layer.Bias, layer.BiasInit, generator);
+        (Parameter weight, Parameter? bias) = InitialParameters(WeightShape(layer), layer.Bias, layer.BiasInit, generator);
         return new Convolution(layer, weight, bias);
     }
 
@@ -74,7 +88,7 @@ public sealed class Conv2dKind : WindowKind
             padding = [0, 0];
         }
 
-        return F.conv2d(x, weights.Required("weight"), weights.Optional("bias"), SideArray(layer.Stride), padding, SideArray(layer.Dilation), 1);
+        return F.conv2d(x, weights.Required("weight"), weights.Optional("bias"), SideArray(layer.Stride), padding, SideArray(layer.Dilation), layer.Groups);
     }
 
     internal override void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output)
@@ -86,11 +100,15 @@ public sealed class Conv2dKind : WindowKind
             pads = [h / 2, w / 2, h - (h / 2), w - (w / 2)];
         }
 
-        string weight = graph.Weight(layer, "weight", [layer.Filters, layer.InputShape[0], layer.Kernel.Height, layer.Kernel.Width]);
+        string weight = graph.Weight(layer, "weight", WeightShape(layer));
         graph.Node("Conv", layer.Name, [inputs[0], weight, .. graph.OptionalBias(layer, layer.Filters)], [output],
             Ints("kernel_shape", SideArray(layer.Kernel)), Ints("strides", SideArray(layer.Stride)), Ints("pads", pads),
-            Ints("dilations", SideArray(layer.Dilation)), Int("group", 1));
+            Ints("dilations", SideArray(layer.Dilation)), Int("group", layer.Groups));
     }
+
+    /// <summary>[filters, input channels per group, kernel height, kernel width], as PyTorch lays it out.</summary>
+    private static long[] WeightShape(LayerPlan layer) =>
+        [layer.Filters, layer.InputShape[0] / layer.Groups, layer.Kernel.Height, layer.Kernel.Width];
 
     /// <summary>PyTorch's "same": total padding dilation·(kernel−1) per axis, the odd pixel at the bottom/right.</summary>
     private static (long Height, long Width) SamePadding(LayerPlan layer) =>
@@ -102,6 +120,7 @@ public sealed class Conv2dKind : WindowKind
         private readonly Parameter _weight;
         private readonly Parameter? _bias;
         private readonly long[] _stride, _padding, _dilation;
+        private readonly long _groups;
         private readonly bool _same;
 
         public Convolution(LayerPlan layer, Parameter weight, Parameter? bias)
@@ -112,6 +131,7 @@ public sealed class Conv2dKind : WindowKind
             _stride = SideArray(layer.Stride);
             _padding = SideArray(layer.Padding.Size);
             _dilation = SideArray(layer.Dilation);
+            _groups = layer.Groups;
             _same = layer.Padding.Same;
             register_parameter("weight", weight);
             if (bias is not null)
@@ -121,8 +141,8 @@ public sealed class Conv2dKind : WindowKind
         }
 
         public override Tensor forward(Tensor input) => _same
-            ? F.conv2d_padding(input, _weight, _bias, _stride, TorchSharp.Padding.Same, _dilation, 1)
-            : F.conv2d(input, _weight, _bias, _stride, _padding, _dilation, 1);
+            ? F.conv2d_padding(input, _weight, _bias, _stride, TorchSharp.Padding.Same, _dilation, _groups)
+            : F.conv2d(input, _weight, _bias, _stride, _padding, _dilation, _groups);
 
         protected override void Dispose(bool disposing)
         {
