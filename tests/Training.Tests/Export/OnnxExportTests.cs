@@ -62,10 +62,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         using var model = new SpecModel(analysis, unchecked((ulong)seed));
         RandomiseBatchNorm(model);
         model.eval();
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
-        List<StateTensor> state = StateDict.Read(new BinaryReader(saved));
+        List<StateTensor> state = SavedState(model);
 
         float[] expectedScores, expectedProbabilities;
         using (no_grad())
@@ -108,12 +105,9 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(TorchAgreementTests.s_specs["batchnorm, dropout, leakyrelu, conv and linear without bias"]);
         using var model = new SpecModel(analysis, seed: 1);
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
         string[] classes = [.. Enumerable.Range(0, 10).Select(c => $"c{c}")];
         using var file = new MemoryStream();
-        OnnxExporter.Write(file, analysis, StateDict.Read(new BinaryReader(saved)), [0.5f, 0.4f, 0.3f], [0.2f, 0.25f, 0.3f], classes,
+        OnnxExporter.Write(file, analysis, SavedState(model), [0.5f, 0.4f, 0.3f], [0.2f, 0.25f, 0.3f], classes,
             new Dictionary<string, string> { ["step"] = "42", ["source"] = "checkpoint" });
 
         ModelProto onnx = ModelProto.Parser.ParseFrom(file.ToArray());
@@ -148,15 +142,34 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     public void WeightsOfAnotherSpecAreRefusedNamingTheTensor()
     {
         using var model = new SpecModel(SpecAnalyzer.Analyze(ModelPresets.TinyCnn(1, 28, 28, 10)), seed: 1);
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
-        List<StateTensor> state = StateDict.Read(new BinaryReader(saved));
+        List<StateTensor> state = SavedState(model);
 
         InvalidDataException error = Assert.Throws<InvalidDataException>(() =>
             OnnxExporter.Write(Stream.Null, SpecAnalyzer.Analyze(ModelPresets.TinyCnn(3, 28, 28, 10)), state, [0.5f], [0.25f], [.. Enumerable.Range(0, 10).Select(c => $"{c}")]));
 
         Assert.Equal("conv1.weight is [8, 1, 3, 3] in the weights, but the spec makes it [8, 3, 3, 3]", error.Message);
+    }
+
+    [Fact]
+    public void TheConvNodeCarriesTheGroups()
+    {
+        SpecAnalysis analysis = SpecAnalyzer.Analyze(TorchAgreementTests.s_specs["depthwise separable block, 3x16x16"]);
+        using var model = new SpecModel(analysis, seed: 1);
+
+        ModelProto onnx = OnnxExporter.Build(analysis, SavedState(model), [0.5f], [0.25f], ["a", "b", "c", "d", "e"]);
+
+        long[] groups = [.. onnx.Graph.Node.Where(n => n.OpType == "Conv").Select(n => n.Attribute.Single(a => a.Name == "group").I)];
+        Assert.Equal([1, 16, 1, 32], groups);
+        Assert.Equal([16, 1, 3, 3], onnx.Graph.Initializer.Single(t => t.Name == "conv2.weight").Dims);
+    }
+
+    /// <summary>The model's state dict as the service stores it: written by TorchSharp, read without torch.</summary>
+    private static List<StateTensor> SavedState(SpecModel model)
+    {
+        using var saved = new MemoryStream();
+        model.save(new BinaryWriter(saved));
+        saved.Position = 0;
+        return StateDict.Read(new BinaryReader(saved));
     }
 
     private static (float[] Scores, float[] Probabilities) Run(InferenceSession session, float[] pixels, long[] shape)

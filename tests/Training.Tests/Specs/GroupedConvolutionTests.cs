@@ -1,8 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
-using TrainingService.Training.Export;
-using TrainingService.Training.Export.Onnx;
 using TrainingService.Training.Models;
 using TrainingService.Training.Specs;
 using Xunit;
@@ -96,22 +94,5 @@ public sealed class GroupedConvolutionTests
         SpecIssue type = Assert.Single(wrongType.Result.Errors);
         Assert.Equal(("layers[0].groups", "conv1: groups must be an integer, got the string \"all\""), (type.Field, type.Message));
         Assert.Equal(("layers[0].groups", "maxpool1: groups does not apply to maxpool2d; it takes kernel, stride, padding"), (pool.Field, pool.Message));
-    }
-
-    [Fact]
-    public void TheOnnxConvCarriesTheGroupAttribute()
-    {
-        SpecAnalysis analysis = SpecAnalyzer.Analyze(TorchAgreementTests.s_specs["depthwise separable block, 3x16x16"]);
-        using var model = new SpecModel(analysis, seed: 1);
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
-
-        ModelProto onnx = OnnxExporter.Build(analysis, StateDict.Read(new BinaryReader(saved)), [0.5f], [0.25f], ["a", "b", "c", "d", "e"]);
-
-        long[] groups = [.. onnx.Graph.Node.Where(n => n.OpType == "Conv").Select(n => n.Attribute.Single(a => a.Name == "group").I)];
-        Assert.Equal([1, 16, 1, 32], groups);
-        TensorProto depthwise = onnx.Graph.Initializer.Single(t => t.Name == "conv2.weight");
-        Assert.Equal([16, 1, 3, 3], depthwise.Dims);
     }
 }

@@ -1,8 +1,6 @@
-using TorchSharp;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;
-using static TrainingService.Training.Export.OnnxGraph;
 
 namespace TrainingService.Training.Specs.Kinds;
 

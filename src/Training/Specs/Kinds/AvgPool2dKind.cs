@@ -1,5 +1,3 @@
-using TorchSharp;
-using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;

@@ -1,4 +1,3 @@
-using TorchSharp;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;

@@ -1,11 +1,10 @@
-using TorchSharp;
 using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 using static TrainingService.Training.Export.OnnxGraph;
+using F = TorchSharp.torch.nn.functional;
 
 namespace TrainingService.Training.Specs.Kinds;
 
@@ -93,7 +92,7 @@ public sealed class Conv2dKind : WindowKind
 
     internal override void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output)
     {
-        long[] pads = [layer.Padding.Size.Height, layer.Padding.Size.Width, layer.Padding.Size.Height, layer.Padding.Size.Width];
+        long[] pads = Pads(layer.Padding.Size);
         if (layer.Padding.Same)
         {
             (long h, long w) = SamePadding(layer);

@@ -1,10 +1,7 @@
-using TorchSharp;
-using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;
 using static TrainingService.Training.Export.OnnxGraph;
-using F = TorchSharp.torch.nn.functional;
 
 namespace TrainingService.Training.Specs.Kinds;
 

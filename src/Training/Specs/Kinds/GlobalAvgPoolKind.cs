@@ -1,11 +1,8 @@
-using TorchSharp;
 using TorchSharp.Modules;
-using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;
 using static TrainingService.Training.Export.OnnxGraph;
-using F = TorchSharp.torch.nn.functional;
 
 namespace TrainingService.Training.Specs.Kinds;
 

@@ -1,4 +1,3 @@
-using TorchSharp;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;
 using TrainingService.Training.Models;

@@ -1,4 +1,3 @@
-using TorchSharp;
 using TorchSharp.Modules;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Export;

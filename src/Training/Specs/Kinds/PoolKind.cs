@@ -33,6 +33,4 @@ public abstract class PoolKind : WindowKind
 
     private protected override (long Channels, long Parameters, long MultiplyAdds)? Count(LayerAnalysis layer, int height, int width) =>
         (layer.Input[0], 0, 0);
-
-    private protected static long[] Pads(IntPair p) => [p.Height, p.Width, p.Height, p.Width];
 }

@@ -81,6 +81,9 @@ public abstract class WindowKind : LayerKind
         return (int)output;
     }
 
+    /// <summary>ONNX's pads: top, left, bottom, right.</summary>
+    private protected static long[] Pads(IntPair p) => [p.Height, p.Width, p.Height, p.Width];
+
     private static int Effective(int kernel, int dilation) => (dilation * (kernel - 1)) + 1;
 
     private static long FloorDiv(long a, long b) => a >= 0 ? a / b : -((-a + b - 1) / b);
