@@ -5,9 +5,9 @@ using static TorchSharp.torch;
 namespace TrainingService.Training.Models;
 
 /// <summary>
-/// A spec's forward pass in evaluation mode from a state dict, with functional torch ops: no module is built, so
-/// nothing is drawn from torch's global random generator (a running job's dropout draws from it) and any thread may
-/// call it. Matches <see cref="SpecModel"/> in eval mode (tested on every preset).
+/// A spec's forward pass in evaluation mode from a state dict, with each kind's functional torch ops: no module is
+/// built and nothing random is drawn, so any thread may call it. Matches <see cref="SpecModel"/> in eval mode (tested
+/// on every preset).
 /// </summary>
 public sealed class Inference : IDisposable
 {

@@ -172,7 +172,7 @@ internal sealed class GraphAnalysis(ModelSpec spec, SpecLimits limits)
     {
         string what = kind.Name;
         bool merge = kind.IsMerge;
-        string verb = kind is AddKind ? "sum" : "concatenate";
+        string? verb = kind.MergeVerb;
         if (layer.Inputs is not { } given)
         {
             if (merge)

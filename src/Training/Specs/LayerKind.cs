@@ -25,8 +25,10 @@ public abstract class LayerKind
     /// <summary>The optional and required fields of the kind, besides "kind", "name" and "inputs".</summary>
     public virtual IReadOnlyList<string> Fields => [];
 
-    /// <summary>add and concat: the kinds that take two or more inputs.</summary>
-    public virtual bool IsMerge => false;
+    /// <summary>add and concat, the kinds that take two or more inputs: what they do to them ("sum"); null for the rest.</summary>
+    public virtual string? MergeVerb => null;
+
+    public bool IsMerge => MergeVerb is not null;
 
     public override string ToString() => Name;
 

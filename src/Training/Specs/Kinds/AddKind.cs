@@ -9,7 +9,7 @@ public sealed class AddKind : LayerKind
 {
     public override string Name => "add";
 
-    public override bool IsMerge => true;
+    public override string MergeVerb => "sum";
 
     internal override void Infer(LayerAnalysis layer)
     {

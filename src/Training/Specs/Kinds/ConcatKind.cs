@@ -10,7 +10,7 @@ public sealed class ConcatKind : LayerKind
 {
     public override string Name => "concat";
 
-    public override bool IsMerge => true;
+    public override string MergeVerb => "concatenate";
 
     internal override void Infer(LayerAnalysis layer)
     {
