@@ -10,7 +10,7 @@ using TrainingService.Training.Specs;
 using static TorchSharp.torch;
 
 // Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
-//   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--no-malloc-tuning]
+//   throughput [--rounds N] [--steps N] [--batch N] [--threads N]
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
@@ -21,13 +21,8 @@ int Option(string name, int fallback)
     return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
 }
 
-if (!args.Contains("--no-malloc-tuning"))
-{
-    NativeTuning.Apply();
-}
-
 const string FashionMnist = "/usr/share/datasets/fashion-mnist";
-Console.WriteLine($"# {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, malloc tuning {(args.Contains("--no-malloc-tuning") ? "off" : "on")}");
+Console.WriteLine($"# {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}");
 ImageDataset fashion = IdxReader.Read(
     "fashion-mnist",
     Path.Combine(FashionMnist, "train-images-idx3-ubyte.gz"),
@@ -156,8 +151,7 @@ static ImageDataset Subset(ImageDataset data, int count) => data with
 // as the Trainer, with nothing else: no events, statistics, accuracy or bookkeeping.
 static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
 {
-    manual_seed(1);
-    using var model = new SpecModel(spec);
+    using var model = new SpecModel(spec, seed: 1);
     using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
     using Tensor images = tensor(data.Train.Images, [data.Train.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
     using Tensor labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);

@@ -14,6 +14,7 @@ using TrainingService.Training.Export;
 using TrainingService.Training.Models;
 using TrainingService.Training.Monitoring;
 using TrainingService.Training.Specs;
+using TrainingService.Training.Specs.Kinds;
 using static TorchSharp.torch;
 
 namespace TrainingService.Api.Outputs;
@@ -178,7 +179,7 @@ public static class PredictApi
             x = x.mul(scale).add(shift);
             Tensor probabilities = nn.functional.softmax(model.Forward(x, maps is null ? null : (layer, output) =>
             {
-                if (layer.Kind == LayerKind.Conv2d)
+                if (layer.Kind is Conv2dKind)
                 {
                     long[] s = output.shape;
                     float[] first = output[0].contiguous().data<float>().ToArray();

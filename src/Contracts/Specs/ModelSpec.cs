@@ -23,7 +23,7 @@ public sealed record InputSpec(int Channels, int Height, int Width);
 
 /// <summary>
 /// One layer. <see cref="Kind"/> decides which of the other fields apply:
-/// conv2d (filters, kernel, stride, padding, dilation, bias, biasInit), maxpool2d/avgpool2d (kernel, stride, padding),
+/// conv2d (filters, kernel, stride, padding, dilation, groups, bias, biasInit), maxpool2d/avgpool2d (kernel, stride, padding),
 /// leakyrelu (slope), batchnorm2d (eps, momentum), dropout (p), linear (units, bias, biasInit);
 /// relu, sigmoid, tanh, flatten and globalavgpool take none. Any layer may name its <see cref="Inputs"/>; add (element-wise
 /// sum, for residual connections) and concat (channel concatenation, for inception blocks) need two or more.
@@ -64,6 +64,13 @@ public sealed record LayerSpec
     /// <summary>conv2d: spacing between kernel taps (default 1), an integer or [height, width].</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IntPair? Dilation { get; init; }
+
+    /// <summary>
+    /// conv2d: split the input channels and the filters into this many groups, each filter seeing only its group's
+    /// channels (default 1); groups = input channels = filters is a depthwise convolution. Both must divide by it.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? Groups { get; init; }
 
     /// <summary>conv2d, linear: whether to learn a bias (default true).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

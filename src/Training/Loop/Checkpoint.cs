@@ -37,9 +37,6 @@ public sealed record TrainingPosition
 
     /// <summary>The job's own generator's state, so a resumed run draws what the uninterrupted one would have.</summary>
     public byte[] GeneratorState { get; init; } = [];
-
-    /// <summary>torch's process-wide generator state: SpecModel's dropout draws from it until it takes the job's generator.</summary>
-    public byte[] RandomState { get; init; } = [];
 }
 
 /// <summary>One file: a header, the position as JSON, the weights and the optimiser state; replaced atomically.</summary>
@@ -82,15 +79,15 @@ public static class Checkpoint
         return position;
     }
 
-    /// <summary>A generator's state as bytes; null: torch's process-wide one.</summary>
-    internal static byte[] StateOf(Generator? generator)
+    /// <summary>A generator's state as bytes.</summary>
+    internal static byte[] StateOf(Generator generator)
     {
-        using Tensor state = generator?.get_state() ?? get_rng_state();
+        using Tensor state = generator.get_state();
         return state.bytes.ToArray();
     }
 
     /// <summary>Puts back a state from <see cref="StateOf"/> (none saved: left as it is).</summary>
-    internal static void Restore(Generator? generator, byte[] state)
+    internal static void Restore(Generator generator, byte[] state)
     {
         if (state.Length == 0)
         {
@@ -98,13 +95,6 @@ public static class Checkpoint
         }
 
         using Tensor saved = tensor(state, ScalarType.Byte);
-        if (generator is null)
-        {
-            set_rng_state(saved);
-        }
-        else
-        {
-            generator.set_state(saved);
-        }
+        generator.set_state(saved);
     }
 }

@@ -70,7 +70,6 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"the plan is for dataset {plan.Dataset} but this is {DatasetShape.Of(data)}", nameof(data));
         }
 
-        NativeTuning.Apply();
         _plan = plan;
         _data = data;
         _options = options ?? new TrainerOptions();
@@ -79,8 +78,7 @@ public sealed class Trainer : IDisposable
         _monitoring = plan.Monitoring;
         _sink = sink;
         _generator = new Generator((ulong)_hp.Seed);
-        manual_seed(_hp.Seed); // SpecModel still draws init and dropout from torch's process-wide generator (pending its Generator parameter)
-        _model = new SpecModel(plan.Model);
+        _model = new SpecModel(plan.Model, _generator);
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
         _diagnostics = _sanity is null && _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
@@ -146,7 +144,6 @@ public sealed class Trainer : IDisposable
         _ = get_num_threads();
         set_num_threads(_plan.Threads);
         Checkpoint.Restore(_generator, _position.GeneratorState);
-        Checkpoint.Restore(null, _position.RandomState);
         Emit(new StateEvent { State = RunState.Running, Reason = _position.Step == 0 ? null : $"resumed at step {_position.Step}" });
         long lastTick = Stopwatch.GetTimestamp();
         while (_position.Epoch <= _hp.Epochs)
@@ -563,7 +560,7 @@ public sealed class Trainer : IDisposable
         {
             Checkpoint.Save(path, _position with
             {
-                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_generator), RandomState = Checkpoint.StateOf(null),
+                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_generator),
             }, _model, _optimizer);
         }
     }

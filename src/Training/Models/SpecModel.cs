@@ -1,5 +1,4 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using TrainingService.Training.Specs;
 using static TorchSharp.torch;
 
@@ -13,33 +12,48 @@ namespace TrainingService.Training.Models;
 public sealed class SpecModel : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor>?[] _layers;
+    private readonly bool _ownsGenerator;
 
-    public SpecModel(SpecAnalysis analysis)
+    /// <summary>A model whose every random draw, initialisation and dropout, comes from <paramref name="generator"/>, which must outlive it.</summary>
+    public SpecModel(SpecAnalysis analysis, Generator generator)
+        : this(analysis, generator, ownsGenerator: false)
+    {
+    }
+
+    /// <summary>A model drawing from its own generator seeded with <paramref name="seed"/>: the same seed, the same model.</summary>
+    public SpecModel(SpecAnalysis analysis, ulong seed)
+        : this(analysis, new Generator(seed), ownsGenerator: true)
+    {
+    }
+
+    private SpecModel(SpecAnalysis analysis, Generator generator, bool ownsGenerator)
         : base(nameof(SpecModel))
     {
         if (!analysis.IsValid)
         {
+            if (ownsGenerator)
+            {
+                generator.Dispose();
+            }
+
             throw new ArgumentException("the spec has errors: " + string.Join("; ", analysis.Result.Errors.Select(e => e.Message)), nameof(analysis));
         }
 
+        Generator = generator;
+        _ownsGenerator = ownsGenerator;
         Plan = analysis.Plan;
-        _layers = [.. Plan.Select(Build)];
+        _layers = [.. Plan.Select(layer => layer.Kind.CreateModule(layer, generator))];
         for (int i = 0; i < _layers.Length; i++)
         {
-            if (_layers[i] is null)
+            if (_layers[i] is { } layer)
             {
-                continue;
-            }
-
-            register_module(Plan[i].Name, _layers[i]!);
-            if (Plan[i].BiasInit is { } value)
-            {
-                using var noGrad = no_grad();
-                Parameter? bias = _layers[i] switch { Conv2d c => c.bias, Linear l => l.bias, _ => null };
-                bias?.fill_(value);
+                register_module(Plan[i].Name, layer);
             }
         }
     }
+
+    /// <summary>The job's own random stream (dropout masks while training); a checkpoint keeps its state.</summary>
+    public Generator Generator { get; }
 
     public IReadOnlyList<LayerPlan> Plan { get; }
 
@@ -54,59 +68,22 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
         for (int i = 0; i < _layers.Length; i++)
         {
             int[] inputs = Plan[i].Inputs;
-            outputs[i] = Plan[i].Kind switch
-            {
-                LayerKind.Add => Sum(inputs, Input),
-                LayerKind.Concat => cat([.. inputs.Select(Input)], 1),
-                _ => _layers[i]!.call(Input(inputs[0])),
-            };
+            outputs[i] = _layers[i] is { } layer
+                ? layer.call(Input(inputs[0]))
+                : Plan[i].Kind.Forward(Plan[i], [.. inputs.Select(Input)], LayerWeights.None);
             observer?.Invoke(i, outputs[i]);
         }
 
         return outputs[^1];
     }
 
-    /// <summary>An add's inputs summed into one new tensor (in place after the first sum: one output, not one per input).</summary>
-    internal static Tensor Sum(int[] inputs, Func<int, Tensor> input)
+    protected override void Dispose(bool disposing)
     {
-        Tensor sum = input(inputs[0]) + input(inputs[1]);
-        for (int k = 2; k < inputs.Length; k++)
+        if (disposing && _ownsGenerator)
         {
-            sum.add_(input(inputs[k]));
+            Generator.Dispose();
         }
 
-        return sum;
-    }
-
-    /// <summary>The module of a layer; null for add and concat, which <see cref="forward"/> does itself.</summary>
-    private static nn.Module<Tensor, Tensor>? Build(LayerPlan layer)
-    {
-        (long, long) Pair(Contracts.Specs.IntPair p) => (p.Height, p.Width);
-        return layer.Kind switch
-        {
-            LayerKind.Conv2d when layer.Padding.Same => nn.Conv2d(
-                layer.InputShape[0], layer.Filters, Pair(layer.Kernel), Padding.Same, stride: Pair(layer.Stride), dilation: Pair(layer.Dilation), bias: layer.Bias),
-            LayerKind.Conv2d => nn.Conv2d(
-                layer.InputShape[0], layer.Filters, Pair(layer.Kernel), stride: Pair(layer.Stride), padding: Pair(layer.Padding.Size), dilation: Pair(layer.Dilation), bias: layer.Bias),
-            LayerKind.MaxPool2d => nn.MaxPool2d(Pair(layer.Kernel), Pair(layer.Stride), Pair(layer.Padding.Size)),
-            LayerKind.AvgPool2d => nn.AvgPool2d(Pair(layer.Kernel), Pair(layer.Stride), Pair(layer.Padding.Size)),
-            LayerKind.Relu => nn.ReLU(),
-            LayerKind.LeakyRelu => nn.LeakyReLU(layer.Slope),
-            LayerKind.Sigmoid => nn.Sigmoid(),
-            LayerKind.Tanh => nn.Tanh(),
-            LayerKind.BatchNorm2d => nn.BatchNorm2d(layer.InputShape[0], layer.Eps, layer.Momentum),
-            LayerKind.Dropout => nn.Dropout(layer.P),
-            LayerKind.Flatten => nn.Flatten(),
-            LayerKind.Linear => nn.Linear(layer.InputShape[0], layer.Units, layer.Bias),
-            LayerKind.GlobalAvgPool => new GlobalAvgPool(),
-            LayerKind.Add or LayerKind.Concat => null,
-            _ => throw new ArgumentOutOfRangeException(nameof(layer), layer.Kind, "no module for this kind"),
-        };
-    }
-
-    /// <summary>Channels × height × width → channels: the mean over each feature map.</summary>
-    private sealed class GlobalAvgPool() : ParameterLessModule<Tensor, Tensor>("globalavgpool")
-    {
-        public override Tensor forward(Tensor input) => input.mean([2, 3]);
+        base.Dispose(disposing);
     }
 }

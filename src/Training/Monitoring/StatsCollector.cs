@@ -109,21 +109,15 @@ public sealed class StatsCollector
         }
 
         LayerPlan plan = _model.Plan[index];
-        LayerStats stats = Summarise(plan.Name, LayerKinds.Name(plan.Kind), sample);
-        _layers[index] = plan.Kind switch
-        {
-            LayerKind.Relu => stats with { InactiveUnits = InactiveUnits(plan.Name, values, output.shape) },
-            LayerKind.Sigmoid => stats with { Saturated = FractionOutside(sample, 0.02f, 0.98f) },
-            LayerKind.Tanh => stats with { Saturated = FractionOutside(sample, -0.98f, 0.98f) },
-            _ => stats,
-        };
+        LayerStats stats = Summarise(plan.Name, plan.Kind.Name, sample);
+        _layers[index] = plan.Kind.Observe(stats, new LayerOutput(this, plan.Name, values, sample, output.shape));
     }
 
     /// <summary>
     /// Marks each unit (dimension 1: a channel or a feature) active when any of its outputs in the batch is positive,
     /// reading the whole output (a unit can be active in one image only); returns the fraction never active.
     /// </summary>
-    private double InactiveUnits(string layer, ReadOnlySpan<float> values, long[] shape)
+    internal double InactiveUnits(string layer, ReadOnlySpan<float> values, long[] shape)
     {
         int units = shape.Length > 1 ? (int)shape[1] : 1;
         int inner = 1;
@@ -149,17 +143,6 @@ public sealed class StatsCollector
         }
 
         return (double)remaining / units;
-    }
-
-    private static double FractionOutside(ReadOnlySpan<float> values, float low, float high)
-    {
-        int outside = 0;
-        foreach (float v in values)
-        {
-            outside += v < low || v > high ? 1 : 0;
-        }
-
-        return values.IsEmpty ? 0 : (double)outside / values.Length;
     }
 
     internal static LayerStats Summarise(string name, string kind, ReadOnlySpan<float> values)

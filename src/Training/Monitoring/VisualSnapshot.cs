@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using TrainingService.Training.Models;
 using TrainingService.Training.Native;
 using TrainingService.Training.Specs;
+using TrainingService.Training.Specs.Kinds;
 using static TorchSharp.torch;
 
 namespace TrainingService.Training.Monitoring;
@@ -35,14 +36,14 @@ public sealed class VisualSnapshot
     /// <summary>Takes the snapshot; <paramref name="probes"/> are normalised images, N × C × H × W.</summary>
     public static VisualSnapshot Take(SpecModel model, Tensor probes, long step, int epoch)
     {
-        int[] convs = [.. model.Plan.Where(p => p.Kind == LayerKind.Conv2d).Select(p => p.Index)];
+        int[] convs = [.. model.Plan.Where(p => p.Kind is Conv2dKind).Select(p => p.Index)];
         var filters = new List<FilterBank>();
         foreach (int index in convs)
         {
             LayerPlan plan = model.Plan[index];
-            var conv = (Conv2d)model.named_children().First(c => c.name == plan.Name).module;
-            long[] shape = conv.weight!.shape;
-            filters.Add(new FilterBank(plan.Name, (int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3], TensorMemory.Floats(conv.weight).ToArray()));
+            Parameter weight = model.named_parameters().First(p => p.name == $"{plan.Name}.weight").parameter;
+            long[] shape = weight.shape;
+            filters.Add(new FilterBank(plan.Name, (int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3], TensorMemory.Floats(weight).ToArray()));
         }
 
         int n = (int)probes.shape[0];

@@ -1,91 +1,96 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Export;
+using TrainingService.Training.Models;
+using TrainingService.Training.Monitoring;
+using TrainingService.Training.Specs.Kinds;
+using static TorchSharp.torch;
+
 namespace TrainingService.Training.Specs;
 
-public enum LayerKind
+/// <summary>
+/// One kind of layer, whole: its spec fields and their defaults, its shape and size rule, its TorchSharp module, its
+/// functional forward pass, its ONNX nodes and its statistics. The kinds are listed in <see cref="LayerKinds"/>.
+/// </summary>
+public abstract class LayerKind
 {
-    Conv2d,
-    MaxPool2d,
-    AvgPool2d,
-    Relu,
-    LeakyRelu,
-    Sigmoid,
-    Tanh,
-    BatchNorm2d,
-    Dropout,
-    Flatten,
-    Linear,
-    GlobalAvgPool,
-    Add,
-    Concat,
+    /// <summary>The name in a spec's "kind".</summary>
+    public abstract string Name { get; }
+
+    /// <summary>conv1, maxpool1, batchnorm1, linear1, …: the kind without its "2d".</summary>
+    public virtual string AutoNamePrefix => Name;
+
+    /// <summary>The optional and required fields of the kind, besides "kind", "name" and "inputs".</summary>
+    public virtual IReadOnlyList<string> Fields => [];
+
+    /// <summary>add and concat, the kinds that take two or more inputs: what they do to them ("sum"); null for the rest.</summary>
+    public virtual string? MergeVerb => null;
+
+    public bool IsMerge => MergeVerb is not null;
+
+    public override string ToString() => Name;
+
+    /// <summary>The plan with the layer's fields checked and every default filled in.</summary>
+    internal virtual LayerPlan Resolve(LayerPlan plan, LayerSpec layer, LayerCheck check) => plan;
+
+    /// <summary>Infers the output shape, parameters and multiply-adds, and accepts the layer or reports why not.</summary>
+    internal virtual void Infer(LayerAnalysis layer) => layer.Accept(layer.Input, 0, 0);
+
+    /// <summary>The layer's module, every random draw from <paramref name="generator"/>; null when the model runs <see cref="Forward"/> instead (add, concat).</summary>
+    internal abstract nn.Module<Tensor, Tensor>? CreateModule(LayerPlan layer, Generator generator);
+
+    /// <summary>The layer in evaluation mode as functional ops on <paramref name="weights"/>.</summary>
+    internal abstract Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights);
+
+    /// <summary>Adds the layer's nodes, from <paramref name="inputs"/> to <paramref name="output"/>.</summary>
+    internal abstract void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output);
+
+    /// <summary>The kind's own figures added to a layer's statistics (ReLU's inactive units, saturation).</summary>
+    internal virtual LayerStats Observe(LayerStats stats, LayerOutput output) => stats;
+
+    /// <summary>
+    /// conv2d, linear: PyTorch's default initialisation, drawn from <paramref name="generator"/>: weights by
+    /// kaiming_uniform_(a = √5), biases uniform in ±1/√fan_in, or all at the spec's biasInit.
+    /// </summary>
+    private protected static (Parameter Weight, Parameter? Bias) InitialParameters(long[] weightShape, bool bias, double? biasInit, Generator generator)
+    {
+        using var noGrad = no_grad();
+        long fanIn = weightShape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        double slope = Math.Sqrt(5), gain = Math.Sqrt(2.0 / (1 + (slope * slope)));
+        double weightBound = Math.Sqrt(3.0) * (gain / Math.Sqrt(fanIn));
+        Parameter weight = empty(weightShape).uniform_(-weightBound, weightBound, generator).AsParameter();
+        if (!bias)
+        {
+            return (weight, null);
+        }
+
+        double biasBound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
+        Tensor biases = empty(weightShape[0]);
+        biases = biasInit is { } start ? biases.fill_(start) : biases.uniform_(-biasBound, biasBound, generator);
+        return (weight, biases.AsParameter());
+    }
+
+    private protected static (long, long) Sides(IntPair pair) => (pair.Height, pair.Width);
+
+    private protected static long[] SideArray(IntPair pair) => [pair.Height, pair.Width];
 }
 
-/// <summary>The spec's names for each kind, the prefix of automatic layer names, and the fields each kind takes.</summary>
+/// <summary>The kinds by their spec names.</summary>
 public static class LayerKinds
 {
-    private static readonly Dictionary<string, LayerKind> s_byName = new(StringComparer.Ordinal)
-    {
-        ["conv2d"] = LayerKind.Conv2d,
-        ["maxpool2d"] = LayerKind.MaxPool2d,
-        ["avgpool2d"] = LayerKind.AvgPool2d,
-        ["relu"] = LayerKind.Relu,
-        ["leakyrelu"] = LayerKind.LeakyRelu,
-        ["sigmoid"] = LayerKind.Sigmoid,
-        ["tanh"] = LayerKind.Tanh,
-        ["batchnorm2d"] = LayerKind.BatchNorm2d,
-        ["dropout"] = LayerKind.Dropout,
-        ["flatten"] = LayerKind.Flatten,
-        ["linear"] = LayerKind.Linear,
-        ["globalavgpool"] = LayerKind.GlobalAvgPool,
-        ["add"] = LayerKind.Add,
-        ["concat"] = LayerKind.Concat,
-    };
+    private static readonly LayerKind[] s_all =
+    [
+        new Conv2dKind(), new MaxPool2dKind(), new AvgPool2dKind(), new ReluKind(), new LeakyReluKind(), new SigmoidKind(),
+        new TanhKind(), new BatchNorm2dKind(), new DropoutKind(), new FlattenKind(), new LinearKind(), new GlobalAvgPoolKind(),
+        new AddKind(), new ConcatKind(),
+    ];
+
+    private static readonly Dictionary<string, LayerKind> s_byName = s_all.ToDictionary(k => k.Name, StringComparer.Ordinal);
 
     public static IReadOnlyCollection<string> Names => s_byName.Keys;
 
-    public static bool TryParse(string name, out LayerKind kind) => s_byName.TryGetValue(name, out kind);
-
-    public static string Name(LayerKind kind) => kind switch
-    {
-        LayerKind.Conv2d => "conv2d",
-        LayerKind.MaxPool2d => "maxpool2d",
-        LayerKind.AvgPool2d => "avgpool2d",
-        LayerKind.Relu => "relu",
-        LayerKind.LeakyRelu => "leakyrelu",
-        LayerKind.Sigmoid => "sigmoid",
-        LayerKind.Tanh => "tanh",
-        LayerKind.BatchNorm2d => "batchnorm2d",
-        LayerKind.Dropout => "dropout",
-        LayerKind.Flatten => "flatten",
-        LayerKind.Linear => "linear",
-        LayerKind.GlobalAvgPool => "globalavgpool",
-        LayerKind.Add => "add",
-        LayerKind.Concat => "concat",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    };
-
-    /// <summary>conv1, maxpool1, batchnorm1, linear1, …: the kind without its "2d".</summary>
-    public static string AutoNamePrefix(LayerKind kind) => kind switch
-    {
-        LayerKind.Conv2d => "conv",
-        LayerKind.MaxPool2d => "maxpool",
-        LayerKind.AvgPool2d => "avgpool",
-        LayerKind.BatchNorm2d => "batchnorm",
-        _ => Name(kind),
-    };
-
-    /// <summary>The optional and required fields of a kind, besides "kind" and "name".</summary>
-    public static IReadOnlyList<string> Fields(LayerKind kind) => kind switch
-    {
-        LayerKind.Conv2d => ["filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit"],
-        LayerKind.MaxPool2d or LayerKind.AvgPool2d => ["kernel", "stride", "padding"],
-        LayerKind.LeakyRelu => ["slope"],
-        LayerKind.BatchNorm2d => ["eps", "momentum"],
-        LayerKind.Dropout => ["p"],
-        LayerKind.Linear => ["units", "bias", "biasInit"],
-        _ => [],
-    };
-
-    /// <summary>add and concat: the kinds that take two or more inputs.</summary>
-    public static bool IsMerge(LayerKind kind) => kind is LayerKind.Add or LayerKind.Concat;
-
-    public static bool IsSpatialWindow(LayerKind kind) => kind is LayerKind.Conv2d or LayerKind.MaxPool2d or LayerKind.AvgPool2d;
+    public static bool TryParse(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out LayerKind? kind) =>
+        s_byName.TryGetValue(name, out kind);
 }

@@ -24,6 +24,9 @@ public sealed record LayerPlan(int Index, string Name, LayerKind Kind, int[] Inp
 
     public IntPair Dilation { get; init; }
 
+    /// <summary>conv2d: the groups its input channels and filters are split into; 1 for an ordinary convolution.</summary>
+    public int Groups { get; init; } = 1;
+
     public bool Bias { get; init; }
 
     /// <summary>conv2d, linear: the biases' starting value; null for PyTorch's default initialisation.</summary>

@@ -99,29 +99,46 @@ public static class SpecReader
         string? name = json.TryGetProperty("name", out JsonElement n) ? String(n, at + ".name", index, null, errors) : null;
         string label = name ?? $"layer {index}";
         string? kind = json.TryGetProperty("kind", out JsonElement k) ? String(k, at + ".kind", index, name, errors) : null;
-        string[] allowed = kind is not null && LayerKinds.TryParse(kind, out LayerKind parsed)
-            ? ["kind", "name", "inputs", .. LayerKinds.Fields(parsed)]
-            : ["kind", "name", "inputs", "filters", "kernel", "stride", "padding", "dilation", "bias", "biasInit", "units", "p", "slope", "eps", "momentum"];
+        string[] allowed = kind is not null && LayerKinds.TryParse(kind, out LayerKind? parsed)
+            ? ["kind", "name", "inputs", .. parsed.Fields]
+            : ["kind", "name", "inputs", .. LayerFields.Select(f => f.Name)];
         UnknownFields(json, allowed, at, index, name, errors, kind);
 
-        return new LayerSpec
-        {
-            Kind = kind!,
-            Name = name,
-            Inputs = Inputs(json, at, index, label, errors),
-            Filters = Int(json, "filters", at + ".filters", index, label, errors, layerName: name),
-            Kernel = Pair(json, "kernel", at, index, label, errors),
-            Stride = Pair(json, "stride", at, index, label, errors),
-            Padding = ReadPadding(json, at, index, label, errors),
-            Dilation = Pair(json, "dilation", at, index, label, errors),
-            Bias = Bool(json, "bias", at, index, label, errors),
-            BiasInit = Number(json, "biasInit", at, index, label, errors),
-            Units = Int(json, "units", at + ".units", index, label, errors, layerName: name),
-            P = Number(json, "p", at, index, label, errors),
-            Slope = Number(json, "slope", at, index, label, errors),
-            Eps = Number(json, "eps", at, index, label, errors),
-            Momentum = Number(json, "momentum", at, index, label, errors),
-        };
+        var read = new LayerJson(json, at, index, label, name, errors);
+        var spec = new LayerSpec { Kind = kind!, Name = name, Inputs = Inputs(json, at, index, label, errors) };
+        return LayerFields.Aggregate(spec, (layer, field) => field.Read(layer, read));
+    }
+
+    /// <summary>Every layer field besides kind, name and inputs, in the order messages list them: whether a layer gives it, and how it is read.</summary>
+    internal static readonly (string Name, Func<LayerSpec, object?> Given, Func<LayerSpec, LayerJson, LayerSpec> Read)[] LayerFields =
+    [
+        ("filters", l => l.Filters, (l, j) => l with { Filters = j.Int("filters") }),
+        ("kernel", l => l.Kernel, (l, j) => l with { Kernel = j.Pair("kernel") }),
+        ("stride", l => l.Stride, (l, j) => l with { Stride = j.Pair("stride") }),
+        ("padding", l => l.Padding, (l, j) => l with { Padding = j.Padding() }),
+        ("dilation", l => l.Dilation, (l, j) => l with { Dilation = j.Pair("dilation") }),
+        ("groups", l => l.Groups, (l, j) => l with { Groups = j.Int("groups") }),
+        ("bias", l => l.Bias, (l, j) => l with { Bias = j.Bool("bias") }),
+        ("biasInit", l => l.BiasInit, (l, j) => l with { BiasInit = j.Number("biasInit") }),
+        ("units", l => l.Units, (l, j) => l with { Units = j.Int("units") }),
+        ("p", l => l.P, (l, j) => l with { P = j.Number("p") }),
+        ("slope", l => l.Slope, (l, j) => l with { Slope = j.Number("slope") }),
+        ("eps", l => l.Eps, (l, j) => l with { Eps = j.Number("eps") }),
+        ("momentum", l => l.Momentum, (l, j) => l with { Momentum = j.Number("momentum") }),
+    ];
+
+    /// <summary>One layer's JSON object, read field by field, each error with its path.</summary>
+    internal sealed class LayerJson(JsonElement json, string at, int index, string label, string? name, List<SpecIssue> errors)
+    {
+        public int? Int(string property) => SpecReader.Int(json, property, $"{at}.{property}", index, label, errors, layerName: name);
+
+        public IntPair? Pair(string property) => SpecReader.Pair(json, property, at, index, label, errors);
+
+        public Padding? Padding() => ReadPadding(json, at, index, label, errors);
+
+        public bool? Bool(string property) => SpecReader.Bool(json, property, at, index, label, errors);
+
+        public double? Number(string property) => SpecReader.Number(json, property, at, index, label, errors);
     }
 
     private static void UnknownFields(JsonElement json, string[] allowed, string at, int? index, string? name, List<SpecIssue> errors, string? kind = null)

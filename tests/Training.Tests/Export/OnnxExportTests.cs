@@ -5,6 +5,7 @@ using TrainingService.Training.Export;
 using TrainingService.Training.Export.Onnx;
 using TrainingService.Training.Models;
 using TrainingService.Training.Specs;
+using TrainingService.Training.Specs.Kinds;
 using TrainingService.Training.Tests.Specs;
 using Xunit;
 using Xunit.Abstractions;
@@ -58,14 +59,10 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         float[] pixels = [.. Enumerable.Range(0, Images * input.Channels * input.Height * input.Width).Select(_ => (float)random.Next(256))];
         long[] shape = [Images, input.Channels, input.Height, input.Width];
 
-        torch.random.manual_seed(seed);
-        using var model = new SpecModel(analysis);
+        using var model = new SpecModel(analysis, unchecked((ulong)seed));
         RandomiseBatchNorm(model);
         model.eval();
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
-        List<StateTensor> state = StateDict.Read(new BinaryReader(saved));
+        List<StateTensor> state = SavedState(model);
 
         float[] expectedScores, expectedProbabilities;
         using (no_grad())
@@ -107,13 +104,10 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     public void TheGraphHasADynamicBatchTheOpsetAndTheMetadata()
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(TorchAgreementTests.s_specs["batchnorm, dropout, leakyrelu, conv and linear without bias"]);
-        using var model = new SpecModel(analysis);
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
+        using var model = new SpecModel(analysis, seed: 1);
         string[] classes = [.. Enumerable.Range(0, 10).Select(c => $"c{c}")];
         using var file = new MemoryStream();
-        OnnxExporter.Write(file, analysis, StateDict.Read(new BinaryReader(saved)), [0.5f, 0.4f, 0.3f], [0.2f, 0.25f, 0.3f], classes,
+        OnnxExporter.Write(file, analysis, SavedState(model), [0.5f, 0.4f, 0.3f], [0.2f, 0.25f, 0.3f], classes,
             new Dictionary<string, string> { ["step"] = "42", ["source"] = "checkpoint" });
 
         ModelProto onnx = ModelProto.Parser.ParseFrom(file.ToArray());
@@ -147,16 +141,35 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     [Fact]
     public void WeightsOfAnotherSpecAreRefusedNamingTheTensor()
     {
-        using var model = new SpecModel(SpecAnalyzer.Analyze(ModelPresets.TinyCnn(1, 28, 28, 10)));
-        using var saved = new MemoryStream();
-        model.save(new BinaryWriter(saved));
-        saved.Position = 0;
-        List<StateTensor> state = StateDict.Read(new BinaryReader(saved));
+        using var model = new SpecModel(SpecAnalyzer.Analyze(ModelPresets.TinyCnn(1, 28, 28, 10)), seed: 1);
+        List<StateTensor> state = SavedState(model);
 
         InvalidDataException error = Assert.Throws<InvalidDataException>(() =>
             OnnxExporter.Write(Stream.Null, SpecAnalyzer.Analyze(ModelPresets.TinyCnn(3, 28, 28, 10)), state, [0.5f], [0.25f], [.. Enumerable.Range(0, 10).Select(c => $"{c}")]));
 
         Assert.Equal("conv1.weight is [8, 1, 3, 3] in the weights, but the spec makes it [8, 3, 3, 3]", error.Message);
+    }
+
+    [Fact]
+    public void TheConvNodeCarriesTheGroups()
+    {
+        SpecAnalysis analysis = SpecAnalyzer.Analyze(TorchAgreementTests.s_specs["depthwise separable block, 3x16x16"]);
+        using var model = new SpecModel(analysis, seed: 1);
+
+        ModelProto onnx = OnnxExporter.Build(analysis, SavedState(model), [0.5f], [0.25f], ["a", "b", "c", "d", "e"]);
+
+        long[] groups = [.. onnx.Graph.Node.Where(n => n.OpType == "Conv").Select(n => n.Attribute.Single(a => a.Name == "group").I)];
+        Assert.Equal([1, 16, 1, 32], groups);
+        Assert.Equal([16, 1, 3, 3], onnx.Graph.Initializer.Single(t => t.Name == "conv2.weight").Dims);
+    }
+
+    /// <summary>The model's state dict as the service stores it: written by TorchSharp, read without torch.</summary>
+    private static List<StateTensor> SavedState(SpecModel model)
+    {
+        using var saved = new MemoryStream();
+        model.save(new BinaryWriter(saved));
+        saved.Position = 0;
+        return StateDict.Read(new BinaryReader(saved));
     }
 
     private static (float[] Scores, float[] Probabilities) Run(InferenceSession session, float[] pixels, long[] shape)
@@ -187,7 +200,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         foreach ((string key, TorchSharp.Modules.Parameter parameter) in model.named_parameters())
         {
             string layer = key.Split('.')[0];
-            if (model.Plan.First(p => p.Name == layer).Kind == LayerKind.BatchNorm2d)
+            if (model.Plan.First(p => p.Name == layer).Kind is BatchNorm2dKind)
             {
                 parameter.uniform_(key.EndsWith("weight", StringComparison.Ordinal) ? 0.5 : -0.2, key.EndsWith("weight", StringComparison.Ordinal) ? 1.5 : 0.2);
             }

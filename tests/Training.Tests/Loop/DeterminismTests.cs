@@ -52,36 +52,31 @@ public sealed class DeterminismTests
     public void TheSameJobGivesBitIdenticalLossesAloneAndBesideTwoOtherJobs()
     {
         ModelSpec lenet = ModelPresets.LeNet5(classes: 4);
-        double[] alone = TrainAtOnce(lenet, [(s_hp, 2)], buildOnTheirThreads: false)[0];
-        double[][] together = TrainAtOnce(lenet, [(s_hp, 2), (s_hp with { Seed = 12 }, 1), (s_hp with { Seed = 13, LearningRate = 0.01 }, 1)], buildOnTheirThreads: false);
+        double[] alone = TrainAtOnce(lenet, [(s_hp, 2)])[0];
+        double[][] together = TrainAtOnce(lenet, [(s_hp, 2), (s_hp with { Seed = 12 }, 1), (s_hp with { Seed = 13, LearningRate = 0.01 }, 1)]);
 
         Assert.Equal(alone, together[0]);
     }
 
-    [Fact(Skip = "Waits for SpecModel(analysis, generator): its init and dropout still draw from torch's process-wide generator.")]
+    [Fact]
     public void TheSameJobWithDropoutGivesBitIdenticalLossesAloneAndBesideTwoOtherJobs()
     {
         ModelSpec dropout = Harness.DropoutNet();
-        double[] alone = TrainAtOnce(dropout, [(s_hp, 2)], buildOnTheirThreads: true)[0];
-        double[][] together = TrainAtOnce(dropout, [(s_hp, 2), (s_hp with { Seed = 12 }, 1), (s_hp with { Seed = 11 }, 1)], buildOnTheirThreads: true);
+        double[] alone = TrainAtOnce(dropout, [(s_hp, 2)])[0];
+        double[][] together = TrainAtOnce(dropout, [(s_hp, 2), (s_hp with { Seed = 12 }, 1), (s_hp with { Seed = 11 }, 1)]);
 
         Assert.Equal(alone, together[0]);
     }
 
-    /// <summary>
-    /// Each job on a thread of its own, as the worker runs them; the losses of each. Built on the test's thread unless
-    /// <paramref name="buildOnTheirThreads"/>: SpecModel's init draws from the process-wide generator until it takes the job's.
-    /// </summary>
-    private static double[][] TrainAtOnce(ModelSpec spec, (Hyperparameters Hp, int Threads)[] jobs, bool buildOnTheirThreads)
+    /// <summary>Each job built and trained on a thread of its own, as the worker runs them, all at once; the losses of each.</summary>
+    private static double[][] TrainAtOnce(ModelSpec spec, (Hyperparameters Hp, int Threads)[] jobs)
     {
         RecordingSink[] sinks = [.. jobs.Select(_ => new RecordingSink())];
-        Trainer Build(int i) => new(Harness.Plan(spec, s_data, jobs[i].Hp, threads: jobs[i].Threads), s_data, sinks[i]);
-        Trainer?[] built = [.. jobs.Select((_, i) => buildOnTheirThreads ? null : Build(i))];
         var outcomes = new TrainingOutcome[jobs.Length];
         using var start = new Barrier(jobs.Length);
         Thread[] threads = [.. jobs.Select((_, i) => new Thread(() =>
         {
-            using Trainer trainer = built[i] ?? Build(i);
+            using Trainer trainer = new(Harness.Plan(spec, s_data, jobs[i].Hp, threads: jobs[i].Threads), s_data, sinks[i]);
             using var control = new TrainingControl();
             start.SignalAndWait();
             outcomes[i] = trainer.Run(control, CancellationToken.None);

@@ -20,7 +20,7 @@ public sealed class InferenceTests
     {
         ModelSpec spec = TorchAgreementTests.s_specs[name];
         SpecAnalysis analysis = SpecAnalyzer.Analyze(spec);
-        using var model = new SpecModel(analysis);
+        using var model = new SpecModel(analysis, seed: 1);
         using (no_grad())
         {
             // Non-trivial batch-norm statistics, so eval mode's use of them is checked too.

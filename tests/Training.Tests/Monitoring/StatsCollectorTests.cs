@@ -57,7 +57,7 @@ public sealed class StatsCollectorTests
     [Fact]
     public void NonFiniteLayerOutputsAreReportedNotFatal()
     {
-        using var model = new SpecModel(SpecAnalyzer.Analyze(s_small));
+        using var model = new SpecModel(SpecAnalyzer.Analyze(s_small), seed: 1);
         var collector = new StatsCollector(model);
         using var scope = NewDisposeScope();
         Tensor x = randn(2, 1, 8, 8);
@@ -175,7 +175,7 @@ public sealed class StatsCollectorTests
 
         public static Observed Step(ModelSpec spec, int batch, int sampleSize)
         {
-            var model = new SpecModel(SpecAnalyzer.Analyze(spec));
+            var model = new SpecModel(SpecAnalyzer.Analyze(spec), seed: 1);
             var collector = new StatsCollector(model, sampleSize);
             using SGD optimizer = optim.SGD(model.parameters(), LearningRate);
             InputSpec input = spec.Input!;

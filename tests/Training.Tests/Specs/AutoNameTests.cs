@@ -69,7 +69,7 @@ public sealed class AutoNameTests
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(Of(1, 16, 16, Conv(4, 3, name: "conv2"), Conv(4, 3), Flatten(), Linear(2, name: "head")));
 
-        using var model = new SpecModel(analysis);
+        using var model = new SpecModel(analysis, seed: 1);
 
         Assert.Equal(["conv2", "conv1", "flatten1", "head"], model.named_children().Select(c => c.name));
         Assert.Equal(["conv2.weight", "conv2.bias", "conv1.weight", "conv1.bias", "head.weight", "head.bias"], model.named_parameters().Select(p => p.name));

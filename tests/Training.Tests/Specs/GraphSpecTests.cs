@@ -1,6 +1,7 @@
 using System.Text.Json;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Specs;
+using TrainingService.Training.Specs.Kinds;
 using Xunit;
 using static TrainingService.Training.Tests.Specs.Net;
 using Padding = TrainingService.Contracts.Specs.Padding;
@@ -147,7 +148,7 @@ public sealed class GraphSpecTests
     public void AnAddOfManyInputsSumsThemAll()
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(Of(1, 4, 4, Conv(2, 1, name: "a", bias: false), Add("a", "a", "a", "a"), Flatten(), Linear(2)));
-        using var model = new TrainingService.Training.Models.SpecModel(analysis);
+        using var model = new TrainingService.Training.Models.SpecModel(analysis, seed: 1);
         TorchSharp.torch.Tensor? conv = null, sum = null;
         model.LayerOutputObserver = (i, t) =>
         {
@@ -226,7 +227,7 @@ public sealed class GraphSpecTests
         Assert.Equal([Of("block1_relu2").Index], Of("block2_shortcut").Inputs);
         Assert.Equal([Of("block1_bn2").Index, Of("stem_relu").Index], Of("block1_add").Inputs);
         Assert.Equal([64], Of("pool").OutputShape);
-        Assert.Equal(8, analysis.Plan.Count(p => p.Kind is LayerKind.Conv2d or LayerKind.Linear && !p.Name.Contains("shortcut", StringComparison.Ordinal)));
+        Assert.Equal(8, analysis.Plan.Count(p => p.Kind is Conv2dKind or LinearKind && !p.Name.Contains("shortcut", StringComparison.Ordinal)));
     }
 
     [Fact]

@@ -254,7 +254,7 @@ public sealed class SpecErrorTests
 
         Assert.Equal(3, result.Errors.Count);
         AssertIssue(result.Errors[0], 0, "conv1", "layers[0].units",
-            "conv1: units does not apply to conv2d; it takes filters, kernel, stride, padding, dilation, bias");
+            "conv1: units does not apply to conv2d; it takes filters, kernel, stride, padding, dilation, groups, bias");
         AssertIssue(result.Errors[1], 1, "relu1", "layers[1].p", "relu1: p does not apply to relu, which takes no settings");
         AssertIssue(result.Errors[2], 2, "maxpool1", "layers[2].dilation", "maxpool1: dilation does not apply to maxpool2d; it takes kernel, stride, padding");
     }

@@ -269,7 +269,7 @@ public sealed class SpecReaderTests
         SpecIssue unknown = Assert.Single(result.Errors, e => e.Field == "layers[3].filter");
         Assert.Equal((3, "conv2"), (unknown.LayerIndex, unknown.LayerName));
         Assert.Equal(
-            "conv2: unknown field \"filter\" for conv2d; did you mean \"filters\"? (fields: kind, name, inputs, filters, kernel, stride, padding, dilation, bias, biasInit)",
+            "conv2: unknown field \"filter\" for conv2d; did you mean \"filters\"? (fields: kind, name, inputs, filters, kernel, stride, padding, dilation, groups, bias, biasInit)",
             unknown.Message);
         SpecIssue missing = Assert.Single(result.Errors, e => e.Field == "layers[3].filters");
         Assert.Equal("conv2: filters is required", missing.Message);
@@ -311,7 +311,7 @@ public sealed class SpecReaderTests
 
         SpecIssue issue = Assert.Single(result.Errors);
         Assert.Equal((3, "conv2", "layers[3].units"), (issue.LayerIndex, issue.LayerName, issue.Field));
-        Assert.Equal("conv2: unknown field \"units\" for conv2d (fields: kind, name, inputs, filters, kernel, stride, padding, dilation, bias, biasInit)", issue.Message);
+        Assert.Equal("conv2: unknown field \"units\" for conv2d (fields: kind, name, inputs, filters, kernel, stride, padding, dilation, groups, bias, biasInit)", issue.Message);
     }
 
     [Fact]

@@ -71,9 +71,23 @@ public sealed class TorchAgreementTests
             Conv(4, 3, name: "c"), Layer("globalavgpool", name: "g"),
             new LayerSpec { Kind = "flatten", Name = "f", Inputs = ["input"] }, Linear(5, name: "l"),
             new LayerSpec { Kind = "concat", Inputs = ["g", "l"] }, Relu(), Linear(3)),
+        ["depthwise separable block, 3x16x16"] = DepthwiseSeparable(3, 16, 16),
+        ["depthwise separable block, 3x23x17"] = DepthwiseSeparable(3, 23, 17),
+        ["grouped convolutions with stride, dilation and same padding"] = Of(4, 19, 13,
+            Conv(8, 3, stride: 2, padding: 1) with { Groups = 2 }, Relu(),
+            Conv(12, new IntPair(3, 5), padding: Padding.SameAsInput, dilation: 2) with { Groups = 4, Bias = false },
+            Conv(12, 1) with { Groups = 3 }, Layer("globalavgpool"), Linear(3)),
         ["user names and automatic names together"] = Of(3, 12, 12,
             Conv(4, 3, name: "conv2"), Relu(), Conv(4, 3), Conv(4, 3), MaxPool(2, name: "pool"), Flatten(), Linear(3, name: "head")),
     };
+
+    /// <summary>MobileNet's block: 3×3 depthwise convolutions (one filter per channel) and a 1×1 pointwise one between.</summary>
+    private static ModelSpec DepthwiseSeparable(int channels, int height, int width) => Of(channels, height, width,
+        Conv(16, 3, padding: 1), Relu(),
+        Conv(16, 3, padding: 1) with { Groups = 16 }, Layer("batchnorm2d"), Relu(),
+        Conv(32, 1), Relu(),
+        Conv(32, 3, stride: 2) with { Groups = 32, Bias = false }, Relu(),
+        Layer("globalavgpool"), Linear(5));
 
     public static TheoryData<string> SpecNames => [.. s_specs.Keys];
 
@@ -86,7 +100,7 @@ public sealed class TorchAgreementTests
         Assert.True(analysis.IsValid, Describe(analysis.Result.Errors));
         IReadOnlyList<LayerReport> reports = analysis.Result.Layers;
 
-        using var model = new SpecModel(analysis);
+        using var model = new SpecModel(analysis, seed: 1);
         var shapes = new long[reports.Count][];
         model.LayerOutputObserver = (index, output) => shapes[index] = output.shape[1..];
         long[] finalShape;
@@ -178,7 +192,7 @@ public sealed class TorchAgreementTests
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(ModelPresets.LeNet5());
 
-        using var model = new SpecModel(analysis);
+        using var model = new SpecModel(analysis, seed: 1);
 
         Assert.Equal(analysis.Result.Layers.Select(l => l.Name), model.named_children().Select(c => c.name));
         Assert.Equal(
@@ -191,7 +205,7 @@ public sealed class TorchAgreementTests
     {
         SpecAnalysis analysis = SpecAnalyzer.Analyze(Of(1, 4, 4, Conv(2, 5), Flatten(), Linear(2)));
 
-        ArgumentException error = Assert.Throws<ArgumentException>(() => new SpecModel(analysis));
+        ArgumentException error = Assert.Throws<ArgumentException>(() => new SpecModel(analysis, seed: 1));
 
         Assert.Contains("the kernel is larger than its 4×4 input", error.Message, StringComparison.Ordinal);
     }
