@@ -109,7 +109,8 @@ foreach (var (name, _) in configurations)
 }
 
 // bench/pytorch_lenet.py in a child process: the same model, data path, optimiser, batch and threads. OpenBLAS on one
-// thread is PyTorch's fastest setting here (FACTS.md); torch's own intra-op threads are set by --threads.
+// thread (Debian's libopenblas0-pthread, OPENBLAS_NUM_THREADS=1) is PyTorch's fastest setting on this machine kind
+// (docs/benchmarks.md); torch's own intra-op threads are set by --threads.
 static double PyTorch(int steps, int batch, int threads)
 {
     var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "pytorch_lenet.py"), "--steps", $"{steps}", "--batch", $"{batch}", "--threads", $"{threads}"])
