@@ -11,7 +11,7 @@ public static class ModelPresets
         new("tiny", "Tiny CNN: two 3×3 convolutions with pooling, a few thousand parameters; trains in seconds.", TinyCnn(channels, height, width, classes)),
         new("lenet5", "LeNet-5 (LeCun et al., 1998) with ReLU and max pooling.", LeNet5(channels, height, width, classes)),
         new("vgg", "A small VGG-style net: pairs of 3×3 convolutions with batch norm, max pooling, dropout before the classifier.", SmallVgg(channels, height, width, classes)),
-        new("alexnet", "A small AlexNet-style net for 32×32: 5×5 then 3×3 convolutions, overlapping 3×3 max pooling at stride 2, two dropout-regularised fully connected layers.", SmallAlexNet(channels, height, width, classes)),
+        new("alexnet", "A small AlexNet-style net for 32×32: 5×5 then 3×3 convolutions, overlapping 3×3 max pooling at stride 2, two dropout-regularised fully connected layers. No normalisation, so it wants a smaller step than the others (e.g. Adam 5e-4).", SmallAlexNet(channels, height, width, classes)),
         new("resnet8", "ResNet-8 (He et al., 2015): a 3×3 stem and three residual blocks of two 3×3 convolutions with batch norm (16, 32, 64 filters), 1×1 projection shortcuts where the shape changes, global average pooling.", ResNet8(channels, height, width, classes)),
         new("inception", "A mini inception net (Szegedy et al., 2014): two inception blocks of parallel 1×1, 3×3 and 5×5 convolutions and pooling, with 1×1 bottlenecks, their channels concatenated.", MiniInception(channels, height, width, classes)),
     ];
