@@ -21,6 +21,8 @@ int Option(string name, int fallback)
     return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
 }
 
+NativeTuning.Apply(); // as the Trainer does, so the bare loop runs with the same allocator settings
+
 const string FashionMnist = "/usr/share/datasets/fashion-mnist";
 Console.WriteLine($"# {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}");
 ImageDataset fashion = IdxReader.Read(

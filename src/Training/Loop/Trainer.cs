@@ -71,6 +71,7 @@ public sealed class Trainer : IDisposable
         }
 
         _plan = plan;
+        NativeTuning.Apply();
         _data = data;
         _options = options ?? new TrainerOptions();
         _sanity = plan.Sanity;
