@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.SignalR;
 using Serilog;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
@@ -18,6 +19,7 @@ try
         .ReadFrom.Configuration(builder.Configuration)
         .ReadFrom.Services(services)
         .Enrich.FromLogContext()
+        .Filter.ByExcluding(e => e.Exception is HubException) // a refused hub command is an answer to the caller, not a server error
         .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
     builder.Services.AddStorage();
