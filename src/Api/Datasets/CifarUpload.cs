@@ -96,7 +96,8 @@ internal static partial class CifarUpload
         using Stream counted = budget.Count(raw, () => compressed, "the archive");
         try
         {
-            using var tar = new TarReader(counted);
+            using var guard = new TarHeaderGuard(counted);
+            using var tar = new TarReader(guard);
             while (tar.GetNextEntry(copyData: false) is { } entry)
             {
                 budget.CountEntries(1);
