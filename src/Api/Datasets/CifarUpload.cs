@@ -30,7 +30,8 @@ internal static partial class CifarUpload
                 VariantOf(upload.Variant) ?? CifarVariant.Cifar10,
                 [.. upload.All(DatasetUpload.Images).Select(f => new CifarFile(f.Field, f.FileName, f.Path))],
                 upload.All(DatasetUpload.TestImages) is [var test] ? new CifarFile(test.Field, test.FileName, test.Path) : null,
-                upload.All(DatasetUpload.ClassNamesField) is [var names] ? new CifarFile(names.Field, names.FileName, names.Path) : null);
+                upload.All(DatasetUpload.ClassNamesField) is [var names] ? new CifarFile(names.Field, names.FileName, names.Path) : null,
+                limits);
         }
 
         Dictionary<string, CifarFile> members = Extract(archive, folder, new ArchiveBudget(limits));
@@ -45,7 +46,7 @@ internal static partial class CifarUpload
             CifarVariant.Cifar100 => FineNames,
             _ => CoarseNames,
         };
-        return CifarReader.Read(upload.Name, variant, train, members.GetValueOrDefault(testName), members.GetValueOrDefault(namesName));
+        return CifarReader.Read(upload.Name, variant, train, members.GetValueOrDefault(testName), members.GetValueOrDefault(namesName), limits);
     }
 
     private static CifarVariant? VariantOf(string? variant) => variant switch
@@ -91,10 +92,12 @@ internal static partial class CifarUpload
         file.Position = 0;
         bool gzip = got == 2 && prefix[0] == 0x1f && prefix[1] == 0x8b;
         Stream raw = gzip ? new GZipStream(file, CompressionMode.Decompress, leaveOpen: true) : file;
-        using Stream counted = budget.Count(raw, file.Length, "the archive");
+        long compressed = file.Length;
+        using Stream counted = budget.Count(raw, () => compressed, "the archive");
         try
         {
-            using var tar = new TarReader(counted);
+            using var guard = new TarHeaderGuard(counted);
+            using var tar = new TarReader(guard);
             while (tar.GetNextEntry(copyData: false) is { } entry)
             {
                 budget.CountEntries(1);

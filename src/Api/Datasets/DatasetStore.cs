@@ -9,10 +9,13 @@ namespace TrainingService.Api.Datasets;
 /// <summary>
 /// The datasets' files: every dataset is kept as raw IDX files in <see cref="StorageOptions.DatasetFolder"/>
 /// (train-images.idx, train-labels.idx and, with a test split, test-images.idx, test-labels.idx).
-/// Keeps the most recently used datasets in memory. Thread-safe.
+/// Keeps the most recently used datasets in memory. Reads with the upload's limits, so what was accepted loads. Thread-safe.
 /// </summary>
-public sealed class DatasetStore(IOptions<StorageOptions> storage)
+public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<UploadOptions> uploads, ILogger<DatasetStore> logger)
 {
+    /// <summary>What a client is told when a dataset's files cannot be read; the path and the cause go to the log.</summary>
+    public const string Unreadable = "the dataset's files cannot be read";
+
     /// <summary>How many loaded datasets stay in memory.</summary>
     public const int CacheCapacity = 4;
 
@@ -25,6 +28,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
     public const string ShapesSource = ShapesDataset.Name;
 
     private readonly StorageOptions _storage = storage.Value;
+    private readonly UploadOptions _limits = uploads.Value;
     private readonly Lock _gate = new();
 
     // Most recently used first. Lazy so that concurrent loads of one dataset read its files once.
@@ -34,9 +38,9 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
     private string Root => Path.Combine(_storage.FullDataFolder, "datasets");
 
     /// <summary>Loads a dataset from its IDX files, or returns it from memory; its name, class count and class names are the record's.</summary>
-    /// <exception cref="DirectoryNotFoundException">The dataset's folder is gone.</exception>
-    /// <exception cref="FileNotFoundException">One of its files is gone.</exception>
-    /// <exception cref="DatasetFormatException">One of its files is damaged.</exception>
+    /// <exception cref="DatasetFormatException">
+    /// Its files are gone, unreadable or damaged: the message is <see cref="Unreadable"/> (no server path), the cause inner.
+    /// </exception>
     public ImageDataset Load(DatasetRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
@@ -53,7 +57,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
             {
                 string folder = _storage.DatasetFolder(record.Id);
                 (string name, int classes, string[]? classNames) = (record.Name, record.Classes, record.ClassNames);
-                entry = new Lazy<ImageDataset>(() => Read(folder, name, classes, classNames));
+                entry = new Lazy<ImageDataset>(() => Read(folder, name, classes, classNames, _limits));
             }
 
             Remember(record.Id, entry);
@@ -63,14 +67,15 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
         {
             return entry.Value;
         }
-        catch
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or DatasetFormatException)
         {
             lock (_gate)
             {
                 _recent.RemoveAll(e => e.Dataset == entry);
             }
 
-            throw;
+            logger.LogError(ex, "Dataset {DatasetId}: the files in {Folder} cannot be read", record.Id, _storage.DatasetFolder(record.Id));
+            throw new DatasetFormatException("dataset", Unreadable, ex);
         }
     }
 
@@ -148,7 +153,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
         }
     }
 
-    private static ImageDataset Read(string folder, string name, int classes, string[]? classNames)
+    private static ImageDataset Read(string folder, string name, int classes, string[]? classNames, DatasetLimits limits)
     {
         string testImages = Path.Combine(folder, TestImagesFile);
         bool hasTest = File.Exists(testImages);
@@ -157,7 +162,8 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage)
             Path.Combine(folder, TrainImagesFile),
             Path.Combine(folder, TrainLabelsFile),
             hasTest ? testImages : null,
-            hasTest ? Path.Combine(folder, TestLabelsFile) : null);
+            hasTest ? Path.Combine(folder, TestLabelsFile) : null,
+            limits);
         // IDX files know only the largest label; a CIFAR upload may not use all of its classes.
         return read with { Classes = Math.Max(classes, read.Classes), ClassNames = classNames };
     }

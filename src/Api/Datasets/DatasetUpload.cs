@@ -4,11 +4,15 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 using TrainingService.Api.Infrastructure;
+using TrainingService.Training.Data;
 
 namespace TrainingService.Api.Datasets;
 
-/// <summary>Limits on dataset uploads (configuration section <c>Uploads</c>).</summary>
-public sealed class UploadOptions
+/// <summary>
+/// Limits on dataset uploads (configuration section <c>Uploads</c>); the dataset limits it inherits are also the ones the
+/// store loads with, so an accepted dataset always loads.
+/// </summary>
+public sealed class UploadOptions : DatasetLimits
 {
     /// <summary>The largest upload request body, in bytes; 1 GiB by default.</summary>
     public long MaxRequestBytes { get; set; } = 1L << 30;
@@ -16,17 +20,11 @@ public sealed class UploadOptions
     /// <summary>Most entries (files and folders) in an uploaded archive (a zip or a tar); 100,000 by default.</summary>
     public int MaxArchiveEntries { get; set; } = 100_000;
 
-    /// <summary>Most bytes an archive's entries may expand to, all together, counted while they are read; 2 GiB by default.</summary>
-    public long MaxUncompressedBytes { get; set; } = 2L << 30;
-
-    /// <summary>
-    /// Most uncompressed bytes per compressed byte, counted while reading: per entry of a zip, over the whole of a .tar.gz;
-    /// checked once an entry (or the tar) has passed <see cref="ArchiveBudget.RatioGraceBytes"/>; 100 by default.
-    /// </summary>
-    public int MaxCompressionRatio { get; set; } = 100;
-
     /// <summary>Most pixels (width × height) of one image in an image folder, read from its header before it is decoded; 50 million by default.</summary>
     public long MaxImagePixels { get; set; } = 50_000_000;
+
+    /// <summary>Most pixels of a sample drawn as PNG (GET /datasets/{id}/samples), which caps its scale; 4 MP by default.</summary>
+    public long MaxSamplePixels { get; set; } = 4L << 20;
 }
 
 /// <summary>A file part of an upload, on disk.</summary>
@@ -107,10 +105,11 @@ internal static class DatasetUpload
     };
 
     /// <summary>Receives the upload into <paramref name="folder"/>, or says what is wrong with it.</summary>
-    /// <exception cref="BadHttpRequestException">The body is larger than <paramref name="maxBytes"/> (status 413), or the client stopped sending.</exception>
+    /// <exception cref="BadHttpRequestException">The body is larger than Uploads:MaxRequestBytes (status 413), or the client stopped sending.</exception>
     public static async Task<(ReceivedUpload? Upload, ProblemHttpResult? Problem)> ReceiveAsync(
-        HttpRequest request, string folder, long maxBytes, CancellationToken cancellationToken)
+        HttpRequest request, string folder, UploadOptions limits, CancellationToken cancellationToken)
     {
+        long maxBytes = limits.MaxRequestBytes;
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out MediaTypeHeaderValue? mediaType)
             || !mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
             || HeaderUtilities.RemoveQuotes(mediaType.Boundary) is not { Length: > 0 and <= 70 } boundary)
@@ -162,10 +161,21 @@ internal static class DatasetUpload
 
                     if (s_sizeFields.Contains(field))
                     {
-                        int max = field == ChannelsField ? 64 : 1024;
-                        if (!int.TryParse(value!.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 1 || size > max)
+                        (int max, string limit) = field == ChannelsField
+                            ? (limits.MaxChannels, nameof(DatasetLimits.MaxChannels))
+                            : (limits.MaxSide, nameof(DatasetLimits.MaxSide));
+                        if (!int.TryParse(value!.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int size) || size < 1)
                         {
                             return (null, Invalid(field, $"{field} must be a whole number 1..{max}, got \"{value}\"."));
+                        }
+
+                        if (size > max)
+                        {
+                            return (null, Problems.About(
+                                StatusCodes.Status413PayloadTooLarge,
+                                field,
+                                $"{field} is {size}, over the limit of {max} (configuration {DatasetLimits.Key(limit)}).",
+                                TooLargeTitle));
                         }
 
                         sizes[field] = size;
@@ -347,11 +357,13 @@ internal static class DatasetUpload
     /// <summary>A 400 problem that names the form field at fault.</summary>
     private static ProblemHttpResult Invalid(string field, string detail) => Problems.Invalid(field, detail, "The upload is invalid");
 
+    public const string TooLargeTitle = "The upload is too large";
+
     /// <summary>A 413 problem for a body over the limit.</summary>
     public static ProblemHttpResult TooLarge(long maxBytes) => Problems.Request(
         StatusCodes.Status413PayloadTooLarge,
         $"The request body is over the limit of {maxBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes (configuration Uploads:MaxRequestBytes).",
-        "The upload is too large");
+        TooLargeTitle);
 
     private static async Task<(string? Value, ProblemHttpResult? Problem)> ReadTextAsync(MultipartSection section, string field, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -22,12 +23,17 @@ public static class DatasetsApi
 
     public static IServiceCollection AddDatasets(this IServiceCollection services)
     {
-        services.AddOptions<UploadOptions>().BindConfiguration("Uploads")
+        services.AddOptions<UploadOptions>().BindConfiguration(DatasetLimits.Section)
             .Validate(o => o.MaxRequestBytes > 0, "Uploads:MaxRequestBytes must be positive")
             .Validate(o => o.MaxArchiveEntries > 0, "Uploads:MaxArchiveEntries must be positive")
             .Validate(o => o.MaxUncompressedBytes > 0, "Uploads:MaxUncompressedBytes must be positive")
             .Validate(o => o.MaxCompressionRatio > 0, "Uploads:MaxCompressionRatio must be positive")
             .Validate(o => o.MaxImagePixels > 0, "Uploads:MaxImagePixels must be positive")
+            .Validate(o => o.MaxImages > 0, "Uploads:MaxImages must be positive")
+            .Validate(o => o.MaxChannels > 0, "Uploads:MaxChannels must be positive")
+            .Validate(o => o.MaxSide > 0, "Uploads:MaxSide must be positive")
+            .Validate(o => o.MaxDatasetBytes > 0, "Uploads:MaxDatasetBytes must be positive")
+            .Validate(o => o.MaxSamplePixels > 0, "Uploads:MaxSamplePixels must be positive")
             .ValidateOnStart();
         services.AddSingleton<DatasetStore>();
         services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());
@@ -42,8 +48,8 @@ public static class DatasetsApi
             .WithSummary("Upload a dataset: IDX files, CSV, CIFAR batches or a zip of image folders")
             .WithDescription("multipart/form-data with name and format (idx, csv, cifar or imagefolder) and the format's files and fields. "
                 + "The files are checked before they are kept, and nothing is kept of a refused upload; a file that is not valid for its format, "
-                + "test images of another size than the train images, or an archive over an Uploads limit get 400 with field = the form field at fault. "
-                + "Bodies over Uploads:MaxRequestBytes get 413.")
+                + "or test images of another size than the train images get 400 with field = the form field at fault. "
+                + "Bodies over Uploads:MaxRequestBytes, and files over another Uploads limit (named in detail), get 413.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
@@ -62,12 +68,14 @@ public static class DatasetsApi
         group.MapGet("/{id:guid}/samples/{index:int}.png", GetSample)
             .WithName("GetDatasetSample")
             .WithSummary("Get a train image as PNG, optionally augmented as a job would train on it")
-            .WithDescription("Grey for one channel, RGB for three. scale (1..16, default 1) enlarges it by repeating pixels. "
+            .WithDescription("Grey for one channel, RGB for three. scale (1..16, default 1) enlarges it by repeating pixels, "
+                + "up to Uploads:MaxSamplePixels pixels in the PNG (a larger scale for the dataset's size gets 400 naming the largest). "
                 + "An index outside the train split gets 404. With randomCrop, horizontalFlip or translate (a job's hyperparameters.augmentation), "
                 + "the image is augmented exactly as a job with that seed augments it in epoch variant: "
                 + "?randomCrop=4&horizontalFlip=true&translate=2&seed=7&variant=3. A value out of range gets 400 keyed by its parameter.")
             .Produces(StatusCodes.Status200OK, contentType: "image/png")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/{id:guid}", Delete)
             .WithName("DeleteDataset")
             .WithSummary("Delete a dataset and its files")
@@ -98,7 +106,7 @@ public static class DatasetsApi
         {
             // What arrives (and what an archive holds) stays apart from the files the store keeps.
             string received = Directory.CreateDirectory(Path.Combine(incoming, "received")).FullName;
-            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, received, maxBytes, cancellationToken);
+            (ReceivedUpload? upload, ProblemHttpResult? problem) = await DatasetUpload.ReceiveAsync(context.Request, received, services.Uploads.Value, cancellationToken);
             if (problem is not null)
             {
                 return problem;
@@ -108,6 +116,10 @@ public static class DatasetsApi
             try
             {
                 dataset = Read(upload!, received, services.Uploads.Value);
+            }
+            catch (DatasetFormatException ex) when (ex.Limit is not null)
+            {
+                return Problems.About(StatusCodes.Status413PayloadTooLarge, ex.File, ex.Message, DatasetUpload.TooLargeTitle);
             }
             catch (DatasetFormatException ex)
             {
@@ -139,7 +151,7 @@ public static class DatasetsApi
     private static ImageDataset Read(ReceivedUpload upload, string received, UploadOptions limits) => upload.Format switch
     {
         DatasetUpload.CsvFormat => CsvDatasetReader.Read(
-            upload.Name, upload.PathOf(DatasetUpload.Images)!, upload.PathOf(DatasetUpload.TestImages), upload.Shape![0], upload.Shape[1], upload.Shape[2]),
+            upload.Name, upload.PathOf(DatasetUpload.Images)!, upload.PathOf(DatasetUpload.TestImages), upload.Shape![0], upload.Shape[1], upload.Shape[2], limits),
         DatasetUpload.CifarFormat => CifarUpload.Read(upload, received, limits),
         DatasetUpload.ImageFolderFormat => ImageFolderReader.Read(
             upload.Name, upload.PathOf(DatasetUpload.Archive)!, upload.Shape![0], upload.Shape[1], upload.Shape[2], upload.Fit == DatasetUpload.PadFit, limits),
@@ -148,7 +160,8 @@ public static class DatasetsApi
             upload.PathOf(DatasetUpload.Images)!,
             upload.PathOf(DatasetUpload.Labels)!,
             upload.PathOf(DatasetUpload.TestImages),
-            upload.PathOf(DatasetUpload.TestLabels)),
+            upload.PathOf(DatasetUpload.TestLabels),
+            limits),
     };
 
     /// <summary>Generates a built-in dataset and keeps it.</summary>
@@ -184,6 +197,17 @@ public static class DatasetsApi
         {
             // Message appends " (Parameter 'x')"; the field key already says which.
             return Problems.Invalid(ex.ParamName, ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal));
+        }
+
+        try
+        {
+            // The store loads it with these limits.
+            long trainBytes = services.Uploads.Value.Check("samples", options.Samples, options.Channels, options.ImageSize, options.ImageSize);
+            services.Uploads.Value.Check("testSamples", options.TestSamples, options.Channels, options.ImageSize, options.ImageSize, trainBytes);
+        }
+        catch (DatasetFormatException ex)
+        {
+            return Problems.About(StatusCodes.Status413PayloadTooLarge, ex.File, ex.Message, "The dataset would be too large");
         }
 
         ImageDataset generated = ShapesDataset.Generate(options);
@@ -273,8 +297,28 @@ public static class DatasetsApi
             return Problems.NotFound("index", $"Dataset {id} has train images 0 to {record.TrainCount - 1}; there is no image {index}.", "No such sample");
         }
 
+        long maxPixels = services.Uploads.Value.MaxSamplePixels;
+        int maxScale = (int)Math.Clamp(Math.Sqrt(maxPixels / ((double)record.Height * record.Width)), 1, Pictures.MaxSampleScale);
+        if (scale > maxScale)
+        {
+            return Problems.Invalid(
+                "scale",
+                $"scale must be between 1 and {maxScale} for this dataset's {record.Height}×{record.Width} images, but was {scale}: "
+                + $"a sample's PNG has at most {maxPixels.ToString("N0", CultureInfo.InvariantCulture)} pixels (configuration {DatasetLimits.Key(nameof(UploadOptions.MaxSamplePixels))}).");
+        }
+
+        ImageDataset dataset;
+        try
+        {
+            dataset = services.Store.Load(record);
+        }
+        catch (DatasetFormatException)
+        {
+            return Problems.Conflict($"Dataset {id}: {DatasetStore.Unreadable}.", "The dataset cannot be read");
+        }
+
         Augmentation.Draw? draw = augmentation.IsOn ? Augmentation.For(augmentation, seed ?? 1, variant ?? 1, index) : null;
-        byte[] png = Pictures.Sample(services.Store.Load(record), index, scale ?? 1, draw);
+        byte[] png = Pictures.Sample(dataset, index, scale ?? 1, draw);
         return TypedResults.File(png, "image/png");
     }
 

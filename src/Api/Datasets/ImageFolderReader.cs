@@ -66,9 +66,13 @@ internal static class ImageFolderReader
 
             budget.CountEntries(entries.Count);
             Layout layout = Lay(entries);
+
+            // The stored size is known from the count and the target size: refused before a pixel is allocated.
+            long trainBytes = limits.Check(DatasetUpload.Archive, layout.Train.Count, channels, height, width);
+            limits.Check(DatasetUpload.Archive, layout.Test?.Count ?? 0, channels, height, width, trainBytes);
             var decoder = new Decoder(budget, limits, channels, height, width, pad);
-            ImageSplit train = decoder.Split(layout.Train, "train");
-            ImageSplit? test = layout.Test is { } testImages ? decoder.Split(testImages, "test") : null;
+            ImageSplit train = decoder.Split(layout.Train);
+            ImageSplit? test = layout.Test is { } testImages ? decoder.Split(testImages) : null;
             (float[] mean, float[] std) = ImageStatistics.MeanStd(train.Images, channels, height, width);
             return new ImageDataset
             {
@@ -235,16 +239,9 @@ internal static class ImageFolderReader
     {
         private readonly int _sampleSize = channels * height * width;
 
-        public ImageSplit Split(List<Image> images, string split)
+        public ImageSplit Split(List<Image> images)
         {
-            long bytes = (long)images.Count * _sampleSize;
-            if (bytes > Array.MaxLength)
-            {
-                throw ArchiveBudget.Refused(
-                    $"{N(images.Count)} {split} images of {channels}×{height}×{width} need {N(bytes)} bytes, over the limit of {N(Array.MaxLength)} for one split: ask for a smaller size");
-            }
-
-            var pixels = new byte[bytes];
+            var pixels = new byte[(long)images.Count * _sampleSize];
             var labels = new byte[images.Count];
             for (int i = 0; i < images.Count; i++)
             {
@@ -265,7 +262,7 @@ internal static class ImageFolderReader
                 using var buffer = new MemoryStream((int)Math.Clamp(entry.Length, 0, 1 << 20));
                 // No PNG or JPEG within the pixel cap is larger than 8 bytes a pixel; reading stops there, not at 2 GB.
                 long maxBytes = Math.Min(Array.MaxLength, (limits.MaxImagePixels * 8L) + (1 << 20));
-                using (Stream counted = budget.Count(entry.Open(), entry.CompressedLength, ArchiveBudget.Quote(entry.FullName), maxBytes))
+                using (Stream counted = budget.Count(entry.Open(), () => entry.CompressedLength, ArchiveBudget.Quote(entry.FullName), maxBytes))
                 {
                     counted.CopyTo(buffer);
                 }
@@ -299,8 +296,10 @@ internal static class ImageFolderReader
             long sourcePixels = (long)sourceWidth * sourceHeight;
             if (sourcePixels > limits.MaxImagePixels)
             {
-                throw ArchiveBudget.Refused(
-                    $"{quoted} is {sourceWidth}×{sourceHeight} ({N(sourcePixels)} pixels), over the limit of {N(limits.MaxImagePixels)} pixels (configuration Uploads:MaxImagePixels)");
+                throw DatasetLimits.TooLarge(
+                    DatasetUpload.Archive,
+                    nameof(UploadOptions.MaxImagePixels),
+                    $"{quoted} is {sourceWidth}×{sourceHeight} ({N(sourcePixels)} pixels), over the limit of {N(limits.MaxImagePixels)} pixels");
             }
 
             if (!ImageFit.TryDecode(codec, channels, height, width, pad ? Fit.Pad : Fit.Crop, sample, out SKCodecResult result))

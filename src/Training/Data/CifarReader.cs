@@ -33,7 +33,6 @@ public static class CifarReader
     public const int Side = 32;
     public const int Channels = 3;
     public const int PixelBytes = Channels * Side * Side;
-    public const int MaxImages = 1_000_000;
     public const int MaxNamesBytes = 1 << 20;
 
     private const int RecordsPerRead = 1024;
@@ -51,15 +50,17 @@ public static class CifarReader
 
     /// <summary>Reads the train files (in order), the optional test file and the optional class names.</summary>
     /// <exception cref="DatasetFormatException">A file is empty, truncated, too large, has a label out of range, or the names do not fit.</exception>
-    public static ImageDataset Read(string name, CifarVariant variant, IReadOnlyList<CifarFile> train, CifarFile? test = null, CifarFile? classNames = null)
+    public static ImageDataset Read(
+        string name, CifarVariant variant, IReadOnlyList<CifarFile> train, CifarFile? test = null, CifarFile? classNames = null, DatasetLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentOutOfRangeException.ThrowIfZero(train.Count);
         int classes = ClassCount(variant);
         IReadOnlyList<string>? names = classNames is null ? null : ReadNames(classNames, variant, classes);
-        ImageSplit trainSplit = ReadSplit(train, variant);
-        ImageSplit? testSplit = test is null ? null : ReadSplit([test], variant);
+        limits ??= new DatasetLimits();
+        ImageSplit trainSplit = ReadSplit(train, variant, limits, 0);
+        ImageSplit? testSplit = test is null ? null : ReadSplit([test], variant, limits, trainSplit.Images.Length);
         (float[] mean, float[] std) = ImageStatistics.MeanStd(trainSplit.Images, Channels, Side, Side);
         return new ImageDataset
         {
@@ -85,7 +86,7 @@ public static class CifarReader
         _ => "CIFAR-100 (coarse labels)",
     };
 
-    private static ImageSplit ReadSplit(IReadOnlyList<CifarFile> files, CifarVariant variant)
+    private static ImageSplit ReadSplit(IReadOnlyList<CifarFile> files, CifarVariant variant, DatasetLimits limits, long bytesBefore)
     {
         int recordSize = RecordSize(variant);
         long total = 0;
@@ -112,14 +113,7 @@ public static class CifarReader
             total += length / recordSize;
         }
 
-        // One split is one array: at most Array.MaxLength bytes.
-        long maxImages = Math.Min(MaxImages, Array.MaxLength / PixelBytes);
-        if (total > maxImages)
-        {
-            throw new DatasetFormatException(files[0].Field, $"too large: {N(total)} images exceed the limit of {N(maxImages)} per split");
-        }
-
-        var images = new byte[total * PixelBytes];
+        var images = new byte[limits.Check(files[0].Field, total, Channels, Side, Side, bytesBefore)];
         var labels = new byte[total];
         int labelBytes = LabelBytes(variant);
         var buffer = new byte[RecordsPerRead * recordSize];

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace TrainingService.Training.Data;
 
@@ -9,19 +10,24 @@ namespace TrainingService.Training.Data;
 /// </summary>
 public static class CsvDatasetReader
 {
-    public const int MaxImages = 1_000_000;
+    // Longest cell a line may average: "255.000000" and spaces; a longer line is not read into memory.
+    private const int MaxCellChars = 24;
 
-    public static ImageDataset Read(string name, string trainPath, string? testPath, int channels, int height, int width)
+    /// <exception cref="DatasetFormatException">A line is malformed, or the images break a limit of <paramref name="limits"/>.</exception>
+    public static ImageDataset Read(
+        string name, string trainPath, string? testPath, int channels, int height, int width, DatasetLimits? limits = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
-        (byte[] images, byte[] labels) = ReadFile(trainPath, "images", channels, height, width);
+        limits ??= new DatasetLimits();
+        limits.Check("images", 0, channels, height, width);
+        (byte[] images, byte[] labels) = ReadFile(trainPath, "images", channels, height, width, limits, 0);
         ImageSplit? test = null;
         int maxLabel = labels.Max();
         if (testPath is not null)
         {
-            (byte[] testImages, byte[] testLabels) = ReadFile(testPath, "testImages", channels, height, width);
+            (byte[] testImages, byte[] testLabels) = ReadFile(testPath, "testImages", channels, height, width, limits, images.Length);
             test = new ImageSplit { Images = testImages, Labels = testLabels };
             maxLabel = Math.Max(maxLabel, testLabels.Max());
         }
@@ -46,7 +52,8 @@ public static class CsvDatasetReader
         };
     }
 
-    private static (byte[] Images, byte[] Labels) ReadFile(string path, string field, int channels, int height, int width)
+    private static (byte[] Images, byte[] Labels) ReadFile(
+        string path, string field, int channels, int height, int width, DatasetLimits limits, long bytesBefore)
     {
         int size = channels * height * width;
         var images = new List<byte>();
@@ -54,7 +61,9 @@ public static class CsvDatasetReader
         using var reader = new StreamReader(path, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
         int lineNumber = 0;
         var row = new byte[size];
-        while (reader.ReadLine() is { } line)
+        var buffer = new StringBuilder();
+        int maxLineChars = (int)Math.Min(Array.MaxLength, (size + 1L) * MaxCellChars);
+        while (ReadLine(reader, buffer, maxLineChars, field, lineNumber + 1) is { } line)
         {
             lineNumber++;
             if (line.Length == 0 || (line.Trim().Length == 0))
@@ -99,11 +108,7 @@ public static class CsvDatasetReader
                 row[i] = (byte)Math.Round(value);
             }
 
-            if (labels.Count == MaxImages)
-            {
-                throw new DatasetFormatException(field, $"more than {MaxImages:N0} images");
-            }
-
+            limits.Check(field, labels.Count + 1L, channels, height, width, bytesBefore);
             labels.Add((byte)label);
             images.AddRange(row);
         }
@@ -114,5 +119,38 @@ public static class CsvDatasetReader
         }
 
         return ([.. images], [.. labels]);
+    }
+
+    // A line without its end, or null at the end of the file; a line longer than any image of the size needs is refused.
+    private static string? ReadLine(StreamReader reader, StringBuilder line, int maxChars, string field, int lineNumber)
+    {
+        line.Clear();
+        int c;
+        while ((c = reader.Read()) >= 0)
+        {
+            if (c == '\n')
+            {
+                return line.ToString();
+            }
+
+            if (c == '\r')
+            {
+                if (reader.Peek() == '\n')
+                {
+                    reader.Read();
+                }
+
+                return line.ToString();
+            }
+
+            if (line.Length == maxChars)
+            {
+                throw new DatasetFormatException(field, $"line {lineNumber}: longer than {maxChars.ToString("N0", CultureInfo.InvariantCulture)} characters, more than any line of this image size needs");
+            }
+
+            line.Append((char)c);
+        }
+
+        return line.Length > 0 ? line.ToString() : null;
     }
 }

@@ -15,4 +15,7 @@ public sealed class DatasetFormatException : Exception
 
     /// <summary>Which input is at fault: "images", "labels", "testImages" or "testLabels".</summary>
     public string File { get; }
+
+    /// <summary>The configuration key of the size limit the input breaks (Uploads:MaxDatasetBytes), or null when it is malformed.</summary>
+    public string? Limit { get; init; }
 }

@@ -18,7 +18,7 @@ public static class IdxReader
     /// <param name="trainLabelsPath">Train labels: magic 0x00000801 (N).</param>
     /// <param name="testImagesPath">Optional test images; given together with <paramref name="testLabelsPath"/>.</param>
     /// <param name="testLabelsPath">Optional test labels.</param>
-    /// <param name="limits">Size caps; <see cref="IdxLimits.Default"/> when null.</param>
+    /// <param name="limits">Size caps, checked from each header before its data is allocated; the defaults when null.</param>
     /// <exception cref="DatasetFormatException">A file is malformed, truncated, too large or inconsistent.</exception>
     public static ImageDataset Read(
         string name,
@@ -26,7 +26,7 @@ public static class IdxReader
         string trainLabelsPath,
         string? testImagesPath = null,
         string? testLabelsPath = null,
-        IdxLimits? limits = null)
+        DatasetLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(trainImagesPath);
         ArgumentNullException.ThrowIfNull(trainLabelsPath);
@@ -39,30 +39,31 @@ public static class IdxReader
     }
 
     /// <summary>Reads a dataset from IDX streams; the streams are read to their end and left open.</summary>
-    /// <inheritdoc cref="Read(string, string, string, string?, string?, IdxLimits?)"/>
+    /// <inheritdoc cref="Read(string, string, string, string?, string?, DatasetLimits?)"/>
     public static ImageDataset Read(
         string name,
         Stream trainImages,
         Stream trainLabels,
         Stream? testImages = null,
         Stream? testLabels = null,
-        IdxLimits? limits = null)
+        DatasetLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(trainImages);
         ArgumentNullException.ThrowIfNull(trainLabels);
         RequireBothOrNeither(testImages, testLabels);
-        limits ??= IdxLimits.Default;
+        limits ??= new DatasetLimits();
+        var budget = new DecodeBudget(limits);
 
-        IdxArray images = ReadFile(trainImages, "images", isImages: true, limits);
-        IdxArray labels = ReadFile(trainLabels, "labels", isImages: false, limits);
+        IdxArray images = ReadFile(trainImages, "images", isImages: true, limits, budget);
+        IdxArray labels = ReadFile(trainLabels, "labels", isImages: false, limits, budget);
         RequireSameCount(images, labels, "labels");
         int maxLabel = Max(labels.Data);
 
         ImageSplit? test = null;
         if (testImages is not null && testLabels is not null)
         {
-            IdxArray tImages = ReadFile(testImages, "testImages", isImages: true, limits);
+            IdxArray tImages = ReadFile(testImages, "testImages", isImages: true, limits, budget, images.TotalBytes);
             if (tImages.Channels != images.Channels || tImages.Height != images.Height || tImages.Width != images.Width)
             {
                 throw new DatasetFormatException(
@@ -70,7 +71,7 @@ public static class IdxReader
                     $"size mismatch: test images are {tImages.ImageShape} but train images are {images.ImageShape}");
             }
 
-            IdxArray tLabels = ReadFile(testLabels, "testLabels", isImages: false, limits);
+            IdxArray tLabels = ReadFile(testLabels, "testLabels", isImages: false, limits, budget);
             RequireSameCount(tImages, tLabels, "testLabels");
             maxLabel = Math.Max(maxLabel, Max(tLabels.Data));
             test = new ImageSplit { Images = tImages.Data, Labels = tLabels.Data };
@@ -125,7 +126,7 @@ public static class IdxReader
         return max;
     }
 
-    private static IdxArray ReadFile(Stream raw, string file, bool isImages, IdxLimits limits)
+    private static IdxArray ReadFile(Stream raw, string file, bool isImages, DatasetLimits limits, DecodeBudget budget, long bytesBefore = 0)
     {
         var prefix = new byte[2];
         int prefixLength = raw.ReadAtLeast(prefix, 2, throwOnEndOfStream: false);
@@ -136,10 +137,14 @@ public static class IdxReader
 
         bool gzip = prefixLength == 2 && prefix[0] == 0x1f && prefix[1] == 0x8b;
         using var replay = new PrefixedStream(prefix, prefixLength, raw);
-        using Stream? unzip = gzip ? new GZipStream(replay, CompressionMode.Decompress, leaveOpen: true) : null;
+        var compressed = new ByteCounter(replay);
+        using Stream? unzip = gzip
+            ? budget.Count(new GZipStream(compressed, CompressionMode.Decompress), () => compressed.BytesRead, file, "the gzip file")
+            : null;
         try
         {
-            return Parse(unzip ?? replay, file, isImages, gzip, limits);
+            long? length = !gzip && raw.CanSeek ? raw.Length - raw.Position + prefixLength : null;
+            return Parse(unzip ?? replay, file, isImages, gzip, length, limits, bytesBefore);
         }
         catch (InvalidDataException ex) when (gzip)
         {
@@ -147,7 +152,9 @@ public static class IdxReader
         }
     }
 
-    private static IdxArray Parse(Stream stream, string file, bool isImages, bool gzip, IdxLimits limits)
+    // length: the file's size when known; otherwise the data is allocated as it arrives, so a header's claim costs
+    // nothing until the data backs it.
+    private static IdxArray Parse(Stream stream, string file, bool isImages, bool gzip, long? length, DatasetLimits limits, long bytesBefore)
     {
         string expected = isImages ? "0x00000803 (N×H×W) or 0x00000804 (N×C×H×W)" : "0x00000801 (N)";
         Span<byte> magic = stackalloc byte[4];
@@ -204,11 +211,30 @@ public static class IdxReader
         var shape = isImages
             ? new IdxArray(file, isImages, dims[0], rank == 4 ? dims[1] : 1, dims[rank - 2], dims[rank - 1])
             : new IdxArray(file, isImages, dims[0], 1, 1, 1);
-        CheckLimits(shape, limits);
+        if (isImages)
+        {
+            limits.Check(file, shape.Count, shape.Channels, shape.Height, shape.Width, bytesBefore);
+        }
+        else if (shape.Count > limits.MaxImages)
+        {
+            throw DatasetLimits.TooLarge(file, nameof(DatasetLimits.MaxImages), $"{N(shape.Count)} labels exceed the limit of {N(limits.MaxImages)} per split");
+        }
 
-        var data = new byte[shape.TotalBytes];
-        got = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-        if (got < data.Length)
+        long available = length is long known ? known - magic.Length - header.Length : shape.TotalBytes;
+        var data = new byte[Math.Min(shape.TotalBytes, length is null ? DecodeBudget.RatioGraceBytes : Math.Max(available, 0))];
+        got = 0;
+        while (data.Length > 0)
+        {
+            got += stream.ReadAtLeast(data.AsSpan(got), data.Length - got, throwOnEndOfStream: false);
+            if (got < data.Length || data.Length == shape.TotalBytes || length is not null)
+            {
+                break;
+            }
+
+            Array.Resize(ref data, (int)Math.Min(shape.TotalBytes, 2L * data.Length));
+        }
+
+        if (got < shape.TotalBytes)
         {
             throw new DatasetFormatException(
                 file,
@@ -224,31 +250,6 @@ public static class IdxReader
         }
 
         return shape with { Data = data };
-    }
-
-    private static void CheckLimits(IdxArray shape, IdxLimits limits)
-    {
-        string noun = shape.IsImages ? "images" : "labels";
-        if (shape.Count > limits.MaxImages)
-        {
-            throw new DatasetFormatException(shape.File, $"too large: {N(shape.Count)} {noun} exceed the limit of {N(limits.MaxImages)}");
-        }
-
-        long pixels = (long)shape.Channels * shape.Height * shape.Width;
-        if (pixels > limits.MaxPixelsPerImage)
-        {
-            throw new DatasetFormatException(
-                shape.File,
-                $"too large: images of {shape.ImageShape} ({N(pixels)} pixels) exceed the limit of {N(limits.MaxPixelsPerImage)} pixels per image");
-        }
-
-        long cap = Math.Min(limits.MaxBytes, Array.MaxLength);
-        if (shape.TotalBytes > cap)
-        {
-            throw new DatasetFormatException(
-                shape.File,
-                $"too large: {shape.Description} is {N(shape.TotalBytes)} bytes, over the limit of {N(cap)} bytes");
-        }
     }
 
     private static long CountRemaining(Stream stream)

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Net.Http.Headers;
+using System.Text;
 using SkiaSharp;
 
 namespace TrainingService.Api.Tests.Datasets;
@@ -61,6 +62,20 @@ internal static class ArchiveFiles
         }
 
         return output.ToArray();
+    }
+
+    /// <summary>
+    /// <paramref name="tar"/> with the header at <paramref name="block"/> (a multiple of 512) declaring the size
+    /// <paramref name="octal"/> (11 octal digits), its checksum made right again as an attacker would.
+    /// </summary>
+    public static byte[] WithTarSize(byte[] tar, int block, string octal)
+    {
+        byte[] bytes = [.. tar];
+        Encoding.ASCII.GetBytes(octal).CopyTo(bytes, block + 124);
+        bytes.AsSpan(block + 148, 8).Fill((byte)' ');
+        int sum = bytes.AsSpan(block, 512).ToArray().Sum(b => b);
+        Encoding.ASCII.GetBytes(Convert.ToString(sum, 8).PadLeft(6, '0') + "\0 ").CopyTo(bytes, block + 148);
+        return bytes;
     }
 
     /// <summary>A zip; a null body makes a folder entry. Names are stored as given (traversal included).</summary>

@@ -170,9 +170,9 @@ public sealed class CifarUploadTests
         { "entry escaping the folder", "archive", "archive: the entry \"../data_batch_1.bin\" escapes the archive's folder" },
         { "not a tar", "archive", "archive: not a valid tar (nor a gzip) file" },
         { "corrupt gzip", "archive", "archive: not a valid tar.gz file" },
-        { "too many entries", "archive", "archive: the archive has more than 3 entries (files and folders), the limit (configuration Uploads:MaxArchiveEntries)" },
-        { "too many bytes", "archive", "archive: the archive expands to more than 20,000 bytes, the limit (configuration Uploads:MaxUncompressedBytes)" },
-        { "compression ratio", "archive", "archive: the archive expands more than 100:1" },
+        { "too many entries", "archive", "archive: too large: the archive has more than 3 entries (files and folders) (configuration Uploads:MaxArchiveEntries)" },
+        { "too many bytes", "archive", "archive: too large: the upload's compressed files expand to more than 20,000 bytes (configuration Uploads:MaxUncompressedBytes)" },
+        { "compression ratio", "archive", "archive: too large: the archive expands more than 100:1" },
         { "archive and images", "images", "The CIFAR files come either in archive (a .tar.gz) or as images, testImages and classNames, not both" },
         { "image size", "imageSize", "CIFAR images are 3×32×32: imageSize is not for format cifar." },
         { "unknown variant", "variant", "Unknown variant \"cifar1000\"" },
@@ -182,7 +182,7 @@ public sealed class CifarUploadTests
 
     [Theory]
     [MemberData(nameof(Rejected))]
-    public async Task ABrokenCifarUploadGets400NamingTheFieldFileAndRecordAndKeepsNothing(string rejection, string field, string detail)
+    public async Task ABrokenCifarUploadIsRefusedNamingTheFieldFileAndRecordAndKeepsNothing(string rejection, string field, string detail)
     {
         Dictionary<string, string?> settings = rejection switch
         {
@@ -222,7 +222,7 @@ public sealed class CifarUploadTests
             _ => throw new ArgumentOutOfRangeException(nameof(rejection)),
         };
 
-        JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri("/datasets", UriKind.Relative), form), HttpStatusCode.BadRequest);
+        JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri("/datasets", UriKind.Relative), form), DatasetFiles.StatusFor(detail));
 
         Assert.Equal(field, problem.GetProperty("field").GetString());
         Assert.Contains(detail, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);

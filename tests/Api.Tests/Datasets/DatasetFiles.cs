@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -51,10 +52,10 @@ internal static class DatasetFiles
         return file;
     }
 
-    public static byte[] Gzip(byte[] data)
+    public static byte[] Gzip(byte[] data, CompressionLevel level = CompressionLevel.Fastest)
     {
         using var output = new MemoryStream();
-        using (var gzip = new GZipStream(output, CompressionLevel.Fastest))
+        using (var gzip = new GZipStream(output, level))
         {
             gzip.Write(data);
         }
@@ -88,6 +89,10 @@ internal static class DatasetFiles
 
         return form;
     }
+
+    /// <summary>413 for a refusal over a size limit (its detail says "too large:"), else 400.</summary>
+    public static HttpStatusCode StatusFor(string detail) =>
+        detail.Contains("too large:", StringComparison.Ordinal) ? HttpStatusCode.RequestEntityTooLarge : HttpStatusCode.BadRequest;
 
     public static async Task<JsonElement> ReadJsonAsync(HttpResponseMessage response) =>
         await response.Content.ReadFromJsonAsync<JsonElement>();

@@ -436,7 +436,9 @@ public sealed class DatasetsApiTests
 
         using HttpResponseMessage deleted = await client.DeleteAsync(new Uri($"/datasets/{records[0].Id}", UriKind.Relative));
         Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
-        Assert.Throws<DirectoryNotFoundException>(() => store.Load(records[0]));
+        DatasetFormatException gone = Assert.Throws<DatasetFormatException>(() => store.Load(records[0]));
+        Assert.IsType<DirectoryNotFoundException>(gone.InnerException);
+        Assert.Equal($"dataset: {DatasetStore.Unreadable}", gone.Message);
     }
 
     [Fact]

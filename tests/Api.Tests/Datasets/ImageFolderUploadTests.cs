@@ -212,10 +212,10 @@ public sealed class ImageFolderUploadTests
         { "entry climbing out", "archive", "archive: the entry \"../evil.png\" escapes the archive's folder" },
         { "backslashes climbing out", "archive", "archive: the entry \"cat\\..\\..\\evil.png\" escapes the archive's folder" },
         { "absolute path", "archive", "archive: the entry \"/etc/evil.png\" escapes the archive's folder" },
-        { "zip bomb", "archive", "archive: \"cat/bomb.png\" expands more than 100:1" },
-        { "too many bytes", "archive", "archive: the archive expands to more than 5,000 bytes, the limit (configuration Uploads:MaxUncompressedBytes)" },
-        { "too many files", "archive", "archive: the archive has more than 4 entries (files and folders), the limit (configuration Uploads:MaxArchiveEntries)" },
-        { "huge declared size", "archive", "archive: \"dog/huge.jpg\" is 60000×60000 (3,600,000,000 pixels), over the limit of 50,000,000 pixels (configuration Uploads:MaxImagePixels)" },
+        { "zip bomb", "archive", "archive: too large: \"cat/bomb.png\" expands more than 100:1" },
+        { "too many bytes", "archive", "archive: too large: the upload's compressed files expand to more than 5,000 bytes (configuration Uploads:MaxUncompressedBytes)" },
+        { "too many files", "archive", "archive: too large: the archive has more than 4 entries (files and folders) (configuration Uploads:MaxArchiveEntries)" },
+        { "huge declared size", "archive", "archive: too large: \"dog/huge.jpg\" is 60000×60000 (3,600,000,000 pixels), over the limit of 50,000,000 pixels (configuration Uploads:MaxImagePixels)" },
         { "empty class folder", "archive", "archive: the class folder \"bird\" holds no PNG or JPEG images" },
         { "unreadable image", "archive", "archive: \"dog/broken.png\" is not an image that can be read: expected PNG or JPEG" },
         { "truncated image", "archive", "archive: \"dog/cut.png\" could not be decoded (IncompleteInput): a damaged or truncated image" },
@@ -237,7 +237,7 @@ public sealed class ImageFolderUploadTests
 
     [Theory]
     [MemberData(nameof(Rejected))]
-    public async Task ABrokenImageFolderGets400NamingTheEntryAndKeepsNothing(string rejection, string field, string detail)
+    public async Task ABrokenImageFolderIsRefusedNamingTheEntryAndKeepsNothing(string rejection, string field, string detail)
     {
         Dictionary<string, string?> settings = rejection switch
         {
@@ -285,7 +285,7 @@ public sealed class ImageFolderUploadTests
                 rejection == "images instead of archive" ? [("images", "images.zip", Zip(two))] : [])
             : Form("imagefolder", upload.Fields, ("archive", "images.zip", upload.Zip));
 
-        JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri("/datasets", UriKind.Relative), form), HttpStatusCode.BadRequest);
+        JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri("/datasets", UriKind.Relative), form), DatasetFiles.StatusFor(detail));
 
         Assert.Equal(field, problem.GetProperty("field").GetString());
         Assert.Contains(detail, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);

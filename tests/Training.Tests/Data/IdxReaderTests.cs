@@ -266,37 +266,51 @@ public sealed class IdxReaderTests : IDisposable
     [Fact]
     public void TooManyImages()
     {
-        var ex = Read(IdxFiles.Images(11, 2, 2), IdxFiles.Labels(new byte[11]), limits: new IdxLimits { MaxImages = 10 });
+        var ex = Read(IdxFiles.Images(11, 2, 2), IdxFiles.Labels(new byte[11]), limits: new DatasetLimits { MaxImages = 10 });
 
         Assert.Equal("images", ex.File);
-        Assert.Equal("images: too large: 11 images exceed the limit of 10", ex.Message);
+        Assert.Equal("images: too large: 11 images exceed the limit of 10 per split (configuration Uploads:MaxImages)", ex.Message);
+        Assert.Equal("Uploads:MaxImages", ex.Limit);
     }
 
     [Fact]
     public void TooManyLabels()
     {
-        var ex = Read(IdxFiles.Images(1, 2, 2), IdxFiles.Labels(new byte[11]), limits: new IdxLimits { MaxImages = 10 });
+        var ex = Read(IdxFiles.Images(1, 2, 2), IdxFiles.Labels(new byte[11]), limits: new DatasetLimits { MaxImages = 10 });
 
         Assert.Equal("labels", ex.File);
-        Assert.Equal("labels: too large: 11 labels exceed the limit of 10", ex.Message);
+        Assert.Equal("labels: too large: 11 labels exceed the limit of 10 per split (configuration Uploads:MaxImages)", ex.Message);
     }
 
     [Fact]
-    public void TooManyPixelsPerImage()
+    public void ASideOverTheLimit()
     {
-        var ex = Read(IdxFiles.Images(1, 10, 11), IdxFiles.Labels(0), limits: new IdxLimits { MaxPixelsPerImage = 100 });
+        var ex = Read(IdxFiles.Images(1, 10, 11), IdxFiles.Labels(0), limits: new DatasetLimits { MaxSide = 10 });
 
         Assert.Equal("images", ex.File);
-        Assert.Equal("images: too large: images of 10×11 (110 pixels) exceed the limit of 100 pixels per image", ex.Message);
+        Assert.Equal("images: too large: images of 10×11 have a side over the limit of 10 pixels (configuration Uploads:MaxSide)", ex.Message);
     }
 
     [Fact]
     public void TooManyBytes()
     {
-        var ex = Read(IdxFiles.Images(10, 10, 10), IdxFiles.Labels(new byte[10]), limits: new IdxLimits { MaxBytes = 999 });
+        var ex = Read(IdxFiles.Images(10, 10, 10), IdxFiles.Labels(new byte[10]), limits: new DatasetLimits { MaxDatasetBytes = 999 });
 
         Assert.Equal("images", ex.File);
-        Assert.Equal("images: too large: 10 images of 10×10 is 1,000 bytes, over the limit of 999 bytes", ex.Message);
+        Assert.Equal(
+            "images: too large: 10 images of 10×10 are 1,000 bytes, over the limit of 999 bytes for a dataset (configuration Uploads:MaxDatasetBytes)",
+            ex.Message);
+    }
+
+    [Fact]
+    public void TestImagesCountTowardsTheDatasetBytes()
+    {
+        var ex = Read(
+            IdxFiles.Images(6, 10, 10), IdxFiles.Labels(new byte[6]), IdxFiles.Images(5, 10, 10), IdxFiles.Labels(new byte[5]),
+            new DatasetLimits { MaxDatasetBytes = 1000 });
+
+        Assert.Equal("testImages", ex.File);
+        Assert.StartsWith("testImages: too large: 5 images of 10×10 are 500 bytes (and 600 of the other split), over the limit of 1,000", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -304,11 +318,51 @@ public sealed class IdxReaderTests : IDisposable
     {
         AssertImagesRejected(
             IdxFiles.Idx(0x803, [1_000_000, 1024, 1024], []),
-            "images: too large: 1,000,000 images of 1024×1024 is 1,048,576,000,000 bytes, over the limit of 2,147,483,591 bytes");
+            "images: too large: 1,000,000 images of 1024×1024 are 1,048,576,000,000 bytes, over the limit of 1,073,741,824 bytes for a dataset");
+    }
+
+    [Fact]
+    public void AGzipBombIsRefusedByItsCompressionRatioWhileDecoding()
+    {
+        // 100,000 black 28×28 images: 78,400,000 bytes that gzip to about 76 KB.
+        byte[] bomb = IdxFiles.Gzip(IdxFiles.Idx(0x803, [100_000, 28, 28], new byte[100_000 * 28 * 28]));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        var ex = Read(bomb, IdxFiles.Labels(0, 1));
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal("images", ex.File);
+        Assert.Equal("Uploads:MaxCompressionRatio", ex.Limit);
+        Assert.StartsWith($"images: too large: the gzip file expands more than 100:1 (", ex.Message, StringComparison.Ordinal);
+        // Decoding stops past 100 × the compressed size; the buffer grows only as the data arrives, never to the header's 78 MB.
+        long cap = 100L * bomb.Length;
+        Assert.True(allocated < (3 * cap) + (4 << 20), $"{allocated:N0} bytes allocated for a cap of {cap:N0}");
+    }
+
+    [Fact]
+    public void AGzipFileIsHeldToTheUploadsTotalOfDecodedBytes()
+    {
+        byte[] images = IdxFiles.Gzip(IdxFiles.Images(3, 100, 100)), labels = IdxFiles.Gzip(IdxFiles.Labels(0, 1, 0));
+
+        var ex = Read(images, labels, limits: new DatasetLimits { MaxUncompressedBytes = 20_000 });
+
+        Assert.Equal("images", ex.File);
+        Assert.Equal("images: too large: the upload's compressed files expand to more than 20,000 bytes (configuration Uploads:MaxUncompressedBytes)", ex.Message);
+    }
+
+    [Fact]
+    public void ARawFileShorterThanItsHeaderClaimsIsRefusedBeforeAllocating()
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+
+        var ex = Read(IdxFiles.Idx(0x803, [10_000, 100, 100], [1, 2, 3]), IdxFiles.Labels(0, 1));
+
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20);
+        Assert.Equal("images: truncated: header declares 10,000 images of 100×100 (100,000,000 bytes) but the file ends after 3 bytes of data", ex.Message);
     }
 
     private DatasetFormatException Read(
-        byte[] images, byte[] labels, byte[]? testImages = null, byte[]? testLabels = null, IdxLimits? limits = null)
+        byte[] images, byte[] labels, byte[]? testImages = null, byte[]? testLabels = null, DatasetLimits? limits = null)
     {
         return Assert.Throws<DatasetFormatException>(() => IdxReader.Read(
             "bad",
