@@ -20,6 +20,8 @@ try
         .Enrich.FromLogContext()
         .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
+    builder.Services.AddBodyLimits();
+    builder.Services.AddRateLimits();
     builder.Services.AddStorage();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
@@ -35,12 +37,14 @@ try
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
     app.UseCors();
+    app.UseRateLimiter();
+    app.UseBodyLimits();
     app.UseDashboard();
     app.UseSwaggerWithUi();
     app.MapHealth();
-    app.MapModels();
-    app.MapDatasets();
-    app.MapJobs();
+    app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
+    app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
+    app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);
     await app.RunAsync();
     return 0;
 }
