@@ -31,6 +31,33 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         Assert.Empty(JsonSerializer.Deserialize<JsonElement>(listed).GetProperty("items").EnumerateArray());
     }
 
+    [Theory]
+    [InlineData(5 << 20, HttpStatusCode.RequestEntityTooLarge)] // the attack: over the body cap
+    [InlineData(900_000, HttpStatusCode.BadRequest)] // under it: over the name's cap
+    public async Task AHugeSpecNameIsNeitherStoredNorListed(int length, HttpStatusCode refusal)
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 64);
+        string spec = JobHarness.TinySpec.Replace("{ \"input\"", $$"""{ "name": "{{new string('x', length)}}", "input" """, StringComparison.Ordinal);
+
+        using HttpResponseMessage model = await PostJsonAsync(client, "/models", $$"""{ "name": "tiny", "spec": {{spec}} }""");
+        using HttpResponseMessage job = await PostJsonAsync(client, "/jobs",
+            $$"""{ "datasetId": "{{dataset}}", "model": {{spec}}, "hyperparameters": { "epochs": 1 } }""");
+        string models = await client.GetStringAsync(new Uri("/models", UriKind.Relative));
+        string jobs = await client.GetStringAsync(new Uri("/jobs", UriKind.Relative));
+        output.WriteLine($"spec name of {length:N0} characters: POST /models {(int)model.StatusCode}, POST /jobs {(int)job.StatusCode}; "
+            + $"GET /models then answers {models.Length:N0} bytes, GET /jobs {jobs.Length:N0} bytes");
+
+        foreach ((HttpResponseMessage response, string field) in new[] { (model, "spec.name"), (job, "model.name") })
+        {
+            JsonElement problem = await ServiceHarness.AssertProblemAsync(response, refusal);
+            Assert.Equal([refusal == HttpStatusCode.BadRequest ? field : "body"], ServiceHarness.FieldsOf(problem));
+        }
+
+        Assert.True(models.Length < 100 && jobs.Length < 100, $"{models.Length:N0} and {jobs.Length:N0} bytes listed");
+    }
+
     [Fact]
     public async Task NamesOverTheirCapsAre400sNamingTheFieldAndTheLimit()
     {
