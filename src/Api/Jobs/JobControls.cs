@@ -21,6 +21,9 @@ public sealed class JobOptions
 
     /// <summary>Admission: a job whose training step needs more (TrainingPlan.EstimatedMemoryBytes) is refused.</summary>
     public long MemoryBudgetBytes { get; set; } = 4L << 30;
+
+    /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>
+    public int MaxReasonLength { get; set; } = 200;
 }
 
 /// <summary>The queue of jobs to train, in arrival order.</summary>

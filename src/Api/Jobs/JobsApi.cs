@@ -26,8 +26,8 @@ public static class JobsApi
     public static IServiceCollection AddJobs(this IServiceCollection services)
     {
         services.AddOptions<JobOptions>().BindConfiguration("Jobs")
-            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0,
-                "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0")
+            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0,
+                "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0")
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
