@@ -269,7 +269,8 @@ public static class JobsApi
             State = job.State,
             DatasetId = job.DatasetId,
             ModelId = job.ModelId,
-            ModelName = job.Spec.Name,
+            // Rows stored before names were capped must not make every poll of the list megabytes long.
+            ModelName = job.Spec.Name is { Length: > 100 } name ? name[..100] + "…" : job.Spec.Name,
             Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
             Step = job.Step,
             TotalSteps = job.TotalSteps,
