@@ -22,6 +22,8 @@ try
         .Filter.ByExcluding(e => e.Exception is HubException) // a refused hub command is an answer to the caller, not a server error
         .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
+    builder.Services.AddBodyLimits();
+    builder.Services.AddRateLimits();
     builder.Services.AddStorage();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
@@ -37,12 +39,14 @@ try
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
     app.UseCors();
+    app.UseRateLimiter();
+    app.UseBodyLimits();
     app.UseDashboard();
     app.UseSwaggerWithUi();
     app.MapHealth();
-    app.MapModels();
-    app.MapDatasets();
-    app.MapJobs();
+    app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
+    app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
+    app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);
     await app.RunAsync();
     return 0;
 }

@@ -16,6 +16,11 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
         builder.UseEnvironment("Testing");
         builder.UseSetting("Storage:DataFolder", DataFolder);
         builder.UseSetting("Jobs:ThreadsPerJob", "1"); // tiny test models; two intra-op threads only fight over a busy CI machine
+        foreach (string limit in new[] { "RequestsPerMinute", "Burst", "CreationsPerMinute", "CreationBurst" })
+        {
+            builder.UseSetting($"RateLimits:{limit}", "1000000"); // tests poll freely; RateLimitTests sets its own
+        }
+
         foreach ((string key, string? value) in settings ?? [])
         {
             builder.UseSetting(key, value);

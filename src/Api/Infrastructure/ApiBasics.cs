@@ -53,8 +53,13 @@ public static class ApiBasics
 /// <summary>Requests the framework could not bind (malformed JSON, wrong content type, too large) become problem details, not 500s.</summary>
 internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService problemDetails) : IExceptionHandler
 {
-    [GeneratedRegex("""^Failed to bind parameter "[^"]* (?<name>\w+)" from""")]
+    private static readonly JsonSerializerOptions s_enumJson = new(JsonSerializerOptions.Web) { Converters = { new JsonStringEnumConverter() } };
+
+    [GeneratedRegex("""^Failed to bind parameter "(?<type>[^"]*) (?<name>\w+)" from "(?<value>.*)"\.$""", RegexOptions.Singleline)]
     private static partial Regex BindingFailure();
+
+    [GeneratedRegex("""could not be converted to (?<type>[\w.`\[\], =]+?)\.? Path:""")]
+    private static partial Regex Conversion();
 
     [GeneratedRegex("""could not be mapped to any \.NET member contained in type '(?<type>[^']+)'""")]
     private static partial Regex UnmappedMember();
@@ -74,16 +79,28 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
             ProblemDetails = { Status = bad.StatusCode, Title = "The request could not be read", Detail = bad.Message },
         };
         string? field = null;
-        if (bad.InnerException is JsonException json)
+        if (bad.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            field = "body";
+            if (context.GetEndpoint()?.Metadata.GetMetadata<BodyLimit>() is { } limit)
+            {
+                problem.ProblemDetails.Detail = BodyLimit.Detail(limit.Bytes(context.RequestServices), limit.Key); // Kestrel's own words name no key
+            }
+        }
+        else if (bad.InnerException is JsonException json)
         {
             field = Problems.PathOf(json);
             problem.ProblemDetails.Detail = UnmappedMember().Match(json.Message) is { Success: true } unmapped
                 ? $"{field}: unknown field{Fields(unmapped.Groups["type"].Value)}"
-                : $"{field}: {json.Message.Split(" Path:")[0]}";
+                : Conversion().Match(json.Message) is { Success: true } conversion
+                    ? $"{field} must be {Expected(conversion.Groups["type"].Value)}"
+                    : $"{field}: {json.Message.Split(" Path:")[0]}";
         }
         else if (BindingFailure().Match(bad.Message) is { Success: true } failure)
         {
             field = failure.Groups["name"].Value; // a route or query value of the wrong type
+            string value = failure.Groups["value"].Value;
+            problem.ProblemDetails.Detail = $"{field} must be {Expected(failure.Groups["type"].Value)}, got \"{(value.Length <= 40 ? value : value[..40] + "…")}\"";
         }
 
         if (field is not null)
@@ -94,6 +111,39 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
 
         return await problemDetails.TryWriteAsync(problem);
     }
+
+    /// <summary>
+    /// What a client should send, in the words of JSON rather than .NET's: a type as System.Text.Json names it
+    /// (System.Int32, System.Nullable`1[[System.Guid, …]]) or as parameter binding does (int, Guid?, RunState).
+    /// </summary>
+    private static string Expected(string typeName)
+    {
+        string name = typeName.TrimEnd('?');
+        int nullable = name.IndexOf("Nullable", StringComparison.Ordinal);
+        if (nullable >= 0)
+        {
+            name = name[nullable..].TrimStart("Nullable`1".ToCharArray()).TrimStart('[', '<').Split(',', ']', '>')[0];
+        }
+
+        name = name[(name.LastIndexOf('.') + 1)..];
+        return name switch
+        {
+            "int" or "long" or "short" or "byte" or "uint" or "ulong" or "ushort" or "sbyte"
+                or "Int32" or "Int64" or "Int16" or "Byte" or "UInt32" or "UInt64" or "UInt16" or "SByte" => "an integer",
+            "double" or "float" or "decimal" or "Double" or "Single" or "Decimal" => "a number",
+            "bool" or "Boolean" => "true or false",
+            "Guid" => "a GUID",
+            "string" or "String" => "a string",
+            "DateTime" or "DateTimeOffset" => "a date and time (ISO 8601)",
+            _ when EnumNamed(name) is { } enumType => "one of " + string.Join(", ", Enum.GetValues(enumType).Cast<object>()
+                .Select(v => JsonSerializer.Serialize(v, enumType, s_enumJson).Trim('"'))),
+            _ when name.EndsWith("[]", StringComparison.Ordinal) || name.Contains("List`", StringComparison.Ordinal) => "an array",
+            _ => "a JSON object",
+        };
+    }
+
+    private static Type? EnumNamed(string name) => typeof(Contracts.Jobs.CreateJobRequest).Assembly.GetTypes()
+        .FirstOrDefault(t => t.IsEnum && t.Name == name);
 
     /// <summary>"; the fields are a, b, c" for a request type named by System.Text.Json, or nothing when it cannot be found.</summary>
     private static string Fields(string typeName)

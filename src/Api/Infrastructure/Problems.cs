@@ -45,5 +45,7 @@ internal static class Problems
 
     /// <summary>The request-relative path of a JSON reader error: "$.images[1]" is images[1]; the whole body is body.</summary>
     public static string PathOf(JsonException exception) =>
-        exception.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : "body";
+        exception.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
+            ? path.Length <= 202 ? path[2..] : path[2..202] + "…" // a property name as long as the body is not echoed whole
+            : "body";
 }

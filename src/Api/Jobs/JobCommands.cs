@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
@@ -58,7 +59,7 @@ public abstract record CommandOutcome
 /// A person's commands to a job — pause, resume, cancel, finish, new hyperparameters — for REST and the hub alike.
 /// <see cref="JobControls"/> is the registry the trainer obeys; this decides whether a command is allowed.
 /// </summary>
-public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump pump)
+public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump pump, IOptions<JobOptions> options)
 {
     public Task<CommandOutcome> PauseAsync(Guid id, CancellationToken cancellationToken) =>
         WhenAsync(id, s => s == RunState.Running, "only a running job can be paused", c => c.Pause(), cancellationToken);
@@ -104,7 +105,7 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
         }
 
         Hyperparameters current = job.Hyperparameters;
-        Dictionary<string, string[]> errors = Validate(change, current);
+        Dictionary<string, string[]> errors = Validate(change, current, options.Value.MaxReasonLength);
         if (errors.Count > 0)
         {
             return new CommandOutcome.Invalid("The hyperparameters cannot be changed", errors);
@@ -146,7 +147,7 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
 
     private static bool Ended(RunState state) => state is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
 
-    private static Dictionary<string, string[]> Validate(HyperparameterChange? change, Hyperparameters current)
+    private static Dictionary<string, string[]> Validate(HyperparameterChange? change, Hyperparameters current, int maxReason)
     {
         var errors = new Dictionary<string, string[]>();
         if (change is null || (change.LearningRate, change.Momentum, change.WeightDecay) is (null, null, null))
@@ -177,9 +178,9 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
             errors["weightDecay"] = [$"weightDecay must be in [0, 1], got {wd}"];
         }
 
-        if (change.Reason is { Length: > 200 })
+        if (change.Reason?.Length > maxReason)
         {
-            errors["reason"] = [$"reason must be at most 200 characters, got {change.Reason.Length}"];
+            errors["reason"] = [$"reason must be at most {maxReason} characters (configuration Jobs:MaxReasonLength), got {change.Reason.Length:N0}"];
         }
 
         return errors;

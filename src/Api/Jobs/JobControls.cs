@@ -18,6 +18,12 @@ public sealed class JobOptions
 
     /// <summary>A checkpoint every this many steps (besides epoch ends, pauses and shutdown), so a crash loses little.</summary>
     public int CheckpointEverySteps { get; set; } = 500;
+
+    /// <summary>Admission: a job whose training step needs more (TrainingPlan.EstimatedMemoryBytes) is refused.</summary>
+    public long MemoryBudgetBytes { get; set; } = 4L << 30;
+
+    /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>
+    public int MaxReasonLength { get; set; } = 200;
 }
 
 /// <summary>The queue of jobs to train, in arrival order.</summary>

@@ -112,7 +112,7 @@ public sealed class JobWorker(
         catch (Exception ex)
         {
             logger.LogError(ex, "Job {JobId} failed", jobId);
-            events.Publish(new StateEvent { State = RunState.Failed, Reason = ex is ArgumentException or InvalidDataException or DatasetFormatException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}" });
+            events.Publish(new StateEvent { State = RunState.Failed, Reason = FailureReason(ex, storage.Value.FullDataFolder) });
         }
         finally
         {
@@ -126,7 +126,7 @@ public sealed class JobWorker(
     {
         if (datasetRecord is null)
         {
-            throw new InvalidDataException($"dataset {job.DatasetId} no longer exists");
+            throw new JobFailedException($"dataset {job.DatasetId} no longer exists");
         }
 
         ImageDataset data = datasets.Load(datasetRecord);
@@ -139,6 +139,7 @@ public sealed class JobWorker(
             VisualsPath = storage.Value.VisualsFile(job.Id),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
         };
+        logger.LogInformation("Job {JobId} needs about {MemoryBytes} bytes per training step", job.Id, plan.EstimatedMemoryBytes);
         using var trainer = new Trainer(plan, data, events, trainerOptions);
         if (File.Exists(trainerOptions.CheckpointPath))
         {
@@ -158,4 +159,27 @@ public sealed class JobWorker(
 
         return trainer.Run(controls.For(job.Id), stoppingToken);
     }
+
+    /// <summary>
+    /// Why a job failed, as its users read it (job view, events, the hub): storage and file errors become plain
+    /// statements, since their texts name server paths; the log keeps the exception.
+    /// </summary>
+    internal static string FailureReason(Exception exception, string dataFolder)
+    {
+        const string SeeLog = "; the server's log has the details";
+        string reason = exception switch
+        {
+            JobFailedException or ArgumentException => exception.Message, // the plan's errors name request fields
+            FileNotFoundException or DirectoryNotFoundException => "a file the job needs (its dataset's or a checkpoint) is missing" + SeeLog,
+            IOException or UnauthorizedAccessException => "the job's files could not be read or written (a storage error)" + SeeLog,
+            InvalidDataException or DatasetFormatException => "a file the job needs (its dataset's or a checkpoint) is damaged" + SeeLog,
+            _ => $"an internal error ({exception.GetType().Name})" + SeeLog,
+        };
+        return reason.Contains(dataFolder, StringComparison.Ordinal) || reason.Length > 1000
+            ? $"the job could not run ({exception.GetType().Name})" + SeeLog
+            : reason;
+    }
+
+    /// <summary>A job that cannot run, for a reason its users may read as it is.</summary>
+    private sealed class JobFailedException(string reason) : Exception(reason);
 }

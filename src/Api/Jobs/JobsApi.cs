@@ -26,7 +26,8 @@ public static class JobsApi
     public static IServiceCollection AddJobs(this IServiceCollection services)
     {
         services.AddOptions<JobOptions>().BindConfiguration("Jobs")
-            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1, "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1")
+            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0,
+                "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0")
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
@@ -41,11 +42,12 @@ public static class JobsApi
 
     public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder group = app.MapGroup("/jobs").WithTags("Jobs");
+        RouteGroupBuilder group = app.MapGroup("/jobs").WithTags("Jobs").WithJsonBodyLimit();
         group.MapPost("/", Create).WithName("CreateJob").WithSummary("Start training a model on a dataset")
             .WithDescription("202 with Location /jobs/{id}. Every field has a default: without datasetId the newest dataset is used, "
                 + "without model a LeNet-style CNN sized to the dataset. Watch it live on the hub /hubs/training (docs/streaming.md).");
-        group.MapGet("/", List).WithName("ListJobs").WithSummary("Jobs, newest first, optionally of one state");
+        group.MapGet("/", List).WithName("ListJobs")
+            .WithSummary("Jobs, newest first, optionally of one state, without specs or settings: { items, next }; pass next as after for the following page");
         group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job's state, progress, ETA, latest loss and best validation accuracy");
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").WithSummary("Stop a job for good");
         group.MapPost("/{id:guid}/pause", Pause).WithName("PauseJob").WithSummary("Pause a running job after its current step (it checkpoints)");
@@ -107,12 +109,22 @@ public static class JobsApi
         var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
         Hyperparameters hyperparameters = request.Hyperparameters ?? new Hyperparameters();
         MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
+        SpecLimits limits = services.Limits.Value;
         (TrainingPlan? plan, IReadOnlyList<SpecIssue> issues) = TrainingPlan.Create(
-            SpecReader.ReadAndAnalyze(document.RootElement, services.Limits.Value), shape, hyperparameters, monitoring, request.Sanity, services.Options.Value.JobThreads);
+            SpecReader.ReadAndAnalyze(document.RootElement, limits), shape, hyperparameters, monitoring, request.Sanity, services.Options.Value.JobThreads);
         if (plan is null)
         {
             return TypedResults.ValidationProblem(
-                issues.GroupBy(i => i.Field).ToDictionary(g => g.Key, g => g.Select(i => i.Message).ToArray()), title: "The job cannot be trained");
+                limits.Bounded(issues).GroupBy(i => i.Field).ToDictionary(g => g.Key, g => g.Select(i => i.Message).ToArray()), title: "The job cannot be trained");
+        }
+
+        long budget = services.Options.Value.MemoryBudgetBytes;
+        if (plan.EstimatedMemoryBytes > budget)
+        {
+            return Problems.About(StatusCodes.Status422UnprocessableEntity, "hyperparameters.batchSize",
+                $"A training step of this model at batch size {plan.Hyperparameters.BatchSize} needs about {plan.EstimatedMemoryBytes:N0} bytes "
+                + $"(layer outputs, gradients, parameters and optimizer state), over the budget of {budget:N0} bytes (configuration Jobs:MemoryBudgetBytes); "
+                + "use a smaller batch size or a smaller model.", "The job does not fit in memory");
         }
 
         var job = new JobRecord
@@ -120,7 +132,7 @@ public static class JobsApi
             Id = Guid.CreateVersion7(),
             Owner = Storage.DefaultOwner,
             State = RunState.Queued,
-            Spec = SpecReader.Read(document.RootElement).Spec!,
+            Spec = SpecReader.Read(document.RootElement, limits).Spec!,
             ModelId = request.ModelId,
             DatasetId = dataset.Id,
             Hyperparameters = hyperparameters,
@@ -136,17 +148,34 @@ public static class JobsApi
         return TypedResults.AcceptedAtRoute(View(job), "GetJob", new { id = job.Id });
     }
 
-    /// <summary>Jobs, newest first; filter with state, page with skip and take (at most 200).</summary>
-    public static async Task<Ok<JobView[]>> List(TrainingDb db, RunState? state, int skip = 0, int take = 50, CancellationToken cancellationToken = default)
+    /// <summary>A page of jobs, newest first (keyset on creation time, then id), optionally of one state.</summary>
+    public static async Task<Results<Ok<Page<JobSummary>>, ProblemHttpResult>> List(
+        TrainingDb db, RunState? state, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
     {
+        if (Paging.Refuse(limit) is { } refused)
+        {
+            return refused;
+        }
+
         IQueryable<JobRecord> jobs = db.Jobs.AsNoTracking();
         if (state is not null)
         {
             jobs = jobs.Where(j => j.State == state);
         }
 
-        List<JobRecord> page = await jobs.OrderByDescending(j => j.CreatedAt).Skip(Math.Max(0, skip)).Take(Math.Clamp(take, 1, 200)).ToListAsync(cancellationToken);
-        return TypedResults.Ok(page.Select(View).ToArray());
+        if (after is Guid last)
+        {
+            DateTime? at = await db.Jobs.Where(j => j.Id == last).Select(j => (DateTime?)j.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+            if (at is null)
+            {
+                return Paging.NoSuchCursor(last, "job");
+            }
+
+            jobs = jobs.Where(j => j.CreatedAt < at || (j.CreatedAt == at && j.Id.CompareTo(last) < 0));
+        }
+
+        List<JobRecord> page = await jobs.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id).Take(limit + 1).ToListAsync(cancellationToken);
+        return TypedResults.Ok(Paging.Of(page.Select(Summary).ToList(), limit, j => j.Id));
     }
 
     public static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
@@ -224,7 +253,15 @@ public static class JobsApi
                 : $"Job {id} is {job.State}; weights are there once it has succeeded.");
     }
 
-    internal static JobView View(JobRecord job)
+    internal static JobView View(JobRecord job) => new(Summary(job))
+    {
+        Model = job.Spec,
+        Hyperparameters = job.Hyperparameters,
+        Monitoring = job.Monitoring,
+        Sanity = job.Sanity,
+    };
+
+    private static JobSummary Summary(JobRecord job)
     {
         return new()
         {
@@ -232,10 +269,8 @@ public static class JobsApi
             State = job.State,
             DatasetId = job.DatasetId,
             ModelId = job.ModelId,
-            Model = job.Spec,
-            Hyperparameters = job.Hyperparameters,
-            Monitoring = job.Monitoring,
-            Sanity = job.Sanity,
+            // Rows stored before names were capped must not make every poll of the list megabytes long.
+            ModelName = job.Spec.Name is { Length: > 100 } name ? name[..100] + "…" : job.Spec.Name,
             Progress = job.TotalSteps > 0 ? Math.Min(1, (double)job.Step / job.TotalSteps) : 0,
             Step = job.Step,
             TotalSteps = job.TotalSteps,

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -16,14 +17,15 @@ public static class ModelsApi
     public static IServiceCollection AddSpecs(this IServiceCollection services)
     {
         services.AddOptions<SpecLimits>().BindConfiguration("Specs").Validate(
-            l => l.MaxParameters > 0 && l.MaxInputChannels > 0 && l.MaxInputSide > 0 && l.MaxLayers > 0,
+            l => l.MaxParameters > 0 && l.MaxInputChannels > 0 && l.MaxInputSide > 0 && l.MaxLayers > 0
+                && l.MaxNameLength > 0 && l.MaxLayerNameLength > 0 && l.MaxErrors > 0,
             "Specs limits must be positive").ValidateOnStart();
         return services;
     }
 
     public static RouteGroupBuilder MapModels(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder group = app.MapGroup("/models").WithTags("Models");
+        RouteGroupBuilder group = app.MapGroup("/models").WithTags("Models").WithJsonBodyLimit();
         group.MapPost("/validate", Validate)
             .WithName("ValidateModel")
             .WithSummary("Check a model spec and infer its per-layer table")
@@ -31,7 +33,8 @@ public static class ModelsApi
                 + "or valid = false with errors pinned to their layer and field. A body that is not a JSON model spec gets 400.")
             .Accepts<ModelSpec>("application/json");
         group.MapPost("/", Create).WithName("CreateModel").WithSummary("Save a valid model spec under a name");
-        group.MapGet("/", List).WithName("ListModels").WithSummary("Saved model specs, newest first");
+        group.MapGet("/", List).WithName("ListModels")
+            .WithSummary("Saved models, newest first, without their specs: { items, next }; pass next as after for the following page");
         group.MapGet("/{id:guid}", Get).WithName("GetModel").WithSummary("A saved model spec");
         group.MapGet("/presets", Presets).WithName("ListModelPresets")
             .WithSummary("Well-known model specs (tiny CNN, LeNet-5, small VGG, AlexNet-style, ResNet-8, mini inception) sized to an input shape and class count");
@@ -43,12 +46,14 @@ public static class ModelsApi
         CreateModelRequest request, TrainingDb db, IOptions<SpecLimits> limits, CancellationToken cancellationToken)
     {
         SpecAnalysis analysis = SpecReader.ReadAndAnalyze(request.Spec, limits.Value);
-        var errors = analysis.Result.Errors
+        var errors = limits.Value.Bounded(analysis.Result.Errors)
             .GroupBy(e => e.Field.Length == 0 ? "spec" : $"spec.{e.Field}")
             .ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray());
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 100)
+        int maxName = limits.Value.MaxNameLength;
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > maxName)
         {
-            errors["name"] = ["name is required, at most 100 characters"];
+            errors["name"] = [string.Create(CultureInfo.InvariantCulture,
+                $"name is required, at most {maxName} characters (configuration Specs:MaxNameLength), got {request.Name?.Length ?? 0:N0}")];
         }
 
         if (errors.Count > 0)
@@ -56,12 +61,12 @@ public static class ModelsApi
             return Problems.Invalid(errors, "The model cannot be saved");
         }
 
-        ModelSpec spec = SpecReader.Read(request.Spec).Spec!;
+        ModelSpec spec = SpecReader.Read(request.Spec, limits.Value).Spec!;
         var model = new ModelRecord
         {
             Id = Guid.CreateVersion7(),
             Owner = Storage.DefaultOwner,
-            Name = request.Name.Trim(),
+            Name = request.Name!.Trim(),
             Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
             Parameters = analysis.Result.TotalParameters,
             CreatedAt = DateTime.UtcNow,
@@ -99,8 +104,31 @@ public static class ModelsApi
             : TypedResults.Ok(ModelPresets.All(channels, height, width, classes).ToArray());
     }
 
-    public static async Task<Ok<ModelView[]>> List(TrainingDb db, CancellationToken cancellationToken) =>
-        TypedResults.Ok((await db.Models.AsNoTracking().OrderByDescending(m => m.CreatedAt).ToListAsync(cancellationToken)).Select(View).ToArray());
+    /// <summary>A page of saved models, newest first (keyset on creation time, then id).</summary>
+    public static async Task<Results<Ok<Page<ModelSummary>>, ProblemHttpResult>> List(
+        TrainingDb db, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
+    {
+        if (Paging.Refuse(limit) is { } refused)
+        {
+            return refused;
+        }
+
+        IQueryable<ModelRecord> models = db.Models.AsNoTracking();
+        if (after is Guid last)
+        {
+            DateTime? at = await db.Models.Where(m => m.Id == last).Select(m => (DateTime?)m.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+            if (at is null)
+            {
+                return Paging.NoSuchCursor(last, "model");
+            }
+
+            models = models.Where(m => m.CreatedAt < at || (m.CreatedAt == at && m.Id.CompareTo(last) < 0));
+        }
+
+        List<ModelSummary> page = await models.OrderByDescending(m => m.CreatedAt).ThenByDescending(m => m.Id).Take(limit + 1)
+            .Select(m => new ModelSummary(m.Id, m.Name, m.Parameters, m.CreatedAt)).ToListAsync(cancellationToken);
+        return TypedResults.Ok(Paging.Of(page, limit, m => m.Id));
+    }
 
     public static async Task<Results<Ok<ModelView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
         await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == id, cancellationToken) is { } model
@@ -122,7 +150,8 @@ public static class ModelsApi
 
         using (document)
         {
-            return TypedResults.Ok(SpecReader.ReadAndAnalyze(document!.RootElement, limits.Value).Result);
+            ModelValidationResult result = SpecReader.ReadAndAnalyze(document!.RootElement, limits.Value).Result;
+            return TypedResults.Ok(result with { Errors = limits.Value.Bounded(result.Errors) });
         }
     }
 }

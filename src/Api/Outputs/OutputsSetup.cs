@@ -17,6 +17,9 @@ public static class OutputsSetup
         services.AddOptions<OutputsOptions>().BindConfiguration("Outputs")
             .Validate(o => o.LoadedModels >= 1 && o.Snapshots >= 1, "Outputs:LoadedModels and Outputs:Snapshots must be at least 1")
             .ValidateOnStart();
+        services.AddOptions<PredictOptions>().BindConfiguration("Predict")
+            .Validate(o => o.MaxImages >= 1 && o.MaxPixelsPerRequest >= 1 && o.MaxRequestBytes >= 1, "Predict: every cap must be positive")
+            .ValidateOnStart();
         services.AddSingleton<LoadedModels>();
         services.AddSingleton<Snapshots>();
         return services;

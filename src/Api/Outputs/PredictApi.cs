@@ -19,10 +19,20 @@ using static TorchSharp.torch;
 
 namespace TrainingService.Api.Outputs;
 
+/// <summary>Caps on one prediction request (configuration section Predict).</summary>
+public sealed class PredictOptions
+{
+    public int MaxImages { get; set; } = 256;
+
+    /// <summary>Pixels the files of one request declare in their headers, summed: decoding takes 4 bytes a pixel or more.</summary>
+    public long MaxPixelsPerRequest { get; set; } = 16_000_000;
+
+    public long MaxRequestBytes { get; set; } = 32L << 20;
+}
+
 /// <summary>POST /jobs/{id}/predict: class probabilities for images, preprocessed exactly as in training.</summary>
 public static class PredictApi
 {
-    public const int MaxImages = 256;
 
     /// <summary>Pixel values 0–255 per image, channel by channel, row by row (C × H × W), as the datasets store them.</summary>
     /// <param name="Images">The images, each C × H × W values 0–255.</param>
@@ -50,12 +60,14 @@ public static class PredictApi
             .WithDescription("Uses the final model of a succeeded job, else its last checkpoint. Pixels are scaled and normalised with the dataset's mean and std, as in training. "
                 + "featureMaps=true (JSON) or ?featureMaps=true adds the first image's feature maps per convolution layer as PNG data URLs.")
             .Accepts<PredictRequest>("application/json", "multipart/form-data")
-            .DisableAntiforgery();
+            .DisableAntiforgery()
+            .WithBodyLimit("Predict:MaxRequestBytes", s => s.GetRequiredService<IOptions<PredictOptions>>().Value.MaxRequestBytes);
         return jobs;
     }
 
     public static async Task<Results<Ok<PredictResponse>, ValidationProblem, ProblemHttpResult>> Predict(
-        Guid id, HttpRequest request, TrainingDb db, LoadedModels models, IOptions<UploadOptions> uploads, CancellationToken cancellationToken)
+        Guid id, HttpRequest request, TrainingDb db, LoadedModels models, IOptions<UploadOptions> uploads, IOptions<PredictOptions> options,
+        CancellationToken cancellationToken)
     {
         JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
@@ -80,6 +92,11 @@ public static class PredictApi
         if (request.HasFormContentType)
         {
             IFormCollection form = await request.ReadFormAsync(cancellationToken);
+            if ((TooMany(form.Files.Count, options.Value) ?? TooManyPixels(form.Files, options.Value)) is { } refused)
+            {
+                return refused;
+            }
+
             images = [];
             int index = 0;
             foreach (IFormFile file in form.Files)
@@ -123,6 +140,11 @@ public static class PredictApi
             }
 
             images = [.. body?.Images ?? []];
+            if (TooMany(images.Count, options.Value) is { } refused)
+            {
+                return refused;
+            }
+
             asked = body?.Top;
             featureMaps |= body?.FeatureMaps ?? false;
             for (int i = 0; i < images.Count; i++)
@@ -141,11 +163,6 @@ public static class PredictApi
         if (images.Count == 0 && errors.Count == 0)
         {
             errors["images"] = ["give at least one image: a JSON array of pixel arrays, or PNG/JPEG files in the multipart field images"];
-        }
-
-        if (images.Count > MaxImages)
-        {
-            errors["images"] = [$"at most {MaxImages} images per request, got {images.Count}"];
         }
 
         int classes = dataset.Classes;
@@ -201,6 +218,29 @@ public static class PredictApi
         }
 
         return TypedResults.Ok(new PredictResponse(predictions, source, step, maps));
+    }
+
+    private static ProblemHttpResult? TooMany(int count, PredictOptions options) => count <= options.MaxImages
+        ? null
+        : Problems.About(StatusCodes.Status413PayloadTooLarge, "images", string.Create(CultureInfo.InvariantCulture,
+            $"at most {options.MaxImages} images per request (configuration Predict:MaxImages), got {count}"), "Too many images");
+
+    /// <summary>The pixels the files declare, from their headers, summed before any is decoded; a 413 when over the cap.</summary>
+    private static ProblemHttpResult? TooManyPixels(IFormFileCollection files, PredictOptions options)
+    {
+        long total = 0;
+        foreach (IFormFile file in files)
+        {
+            using Stream stream = file.OpenReadStream();
+            using SKCodec? codec = SKCodec.Create(stream);
+            total += codec is null ? 0 : (long)codec.Info.Width * codec.Info.Height; // not an image: Decode names it
+        }
+
+        return total <= options.MaxPixelsPerRequest
+            ? null
+            : Problems.About(StatusCodes.Status413PayloadTooLarge, "images",
+                $"the {files.Count} images declare {total:N0} pixels in all, over the limit of {options.MaxPixelsPerRequest:N0} per request "
+                + "(configuration Predict:MaxPixelsPerRequest)", "Too many pixels");
     }
 
     /// <summary>

@@ -24,8 +24,11 @@ public sealed record CreateJobRequest
     public SanityOptions? Sanity { get; init; }
 }
 
-/// <summary>A job and where it stands.</summary>
-public sealed record JobView
+/// <summary>One page of a listing, newest first; <see cref="Next"/> is the after value of the next page, null on the last.</summary>
+public sealed record Page<T>(IReadOnlyList<T> Items, Guid? Next);
+
+/// <summary>Where a job stands, as listed: no spec or settings (GET /jobs/{id} has them).</summary>
+public record JobSummary
 {
     public Guid Id { get; init; }
 
@@ -35,14 +38,8 @@ public sealed record JobView
 
     public Guid? ModelId { get; init; }
 
-    public required ModelSpec Model { get; init; }
-
-    public required Hyperparameters Hyperparameters { get; init; }
-
-    public required MonitoringOptions Monitoring { get; init; }
-
-    /// <summary>The sanity check this job runs, if it is one.</summary>
-    public SanityOptions? Sanity { get; init; }
+    /// <summary>The spec's name, if it has one.</summary>
+    public string? ModelName { get; init; }
 
     /// <summary>Steps done over steps in all, 0 to 1.</summary>
     public double Progress { get; init; }
@@ -75,6 +72,28 @@ public sealed record JobView
     public DateTime? FinishedAt { get; init; }
 }
 
+/// <summary>A job, where it stands and what it trains.</summary>
+public sealed record JobView : JobSummary
+{
+    public JobView()
+    {
+    }
+
+    public JobView(JobSummary summary)
+        : base(summary)
+    {
+    }
+
+    public required ModelSpec Model { get; init; }
+
+    public required Hyperparameters Hyperparameters { get; init; }
+
+    public required MonitoringOptions Monitoring { get; init; }
+
+    /// <summary>The sanity check this job runs, if it is one.</summary>
+    public SanityOptions? Sanity { get; init; }
+}
+
 /// <summary>Save a validated model spec under a name.</summary>
 public sealed record CreateModelRequest
 {
@@ -85,3 +104,6 @@ public sealed record CreateModelRequest
 
 /// <summary>A saved model spec.</summary>
 public sealed record ModelView(Guid Id, string Name, long Parameters, ModelSpec Spec, DateTime CreatedAt);
+
+/// <summary>A saved model as listed: GET /models/{id} has its spec.</summary>
+public sealed record ModelSummary(Guid Id, string Name, long Parameters, DateTime CreatedAt);

@@ -189,7 +189,7 @@ public sealed record HyperparameterChange
     /// <summary>The new weight decay, in [0, 1].</summary>
     public double? WeightDecay { get; init; }
 
-    /// <summary>Why (kept with the change in the job's history), at most 200 characters.</summary>
+    /// <summary>Why (kept with the change in the job's history), at most 200 characters (configuration Jobs:MaxReasonLength).</summary>
     public string? Reason { get; init; }
 }
 

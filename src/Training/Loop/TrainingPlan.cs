@@ -47,6 +47,9 @@ public sealed record TrainingPlan
     /// <summary>Steps of the whole run; a sanity check's own length (an overfitSubset may stop earlier once it passes).</summary>
     public long TotalSteps { get; init; }
 
+    /// <summary>What one training step holds in memory, by <see cref="EstimateMemoryBytes"/>: what admission compares with its budget.</summary>
+    public long EstimatedMemoryBytes { get; init; }
+
     /// <summary>The plan of a job, or every reason it cannot be trained, each named by its path in the request.</summary>
     public static (TrainingPlan? Plan, IReadOnlyList<SpecIssue> Errors) Create(
         SpecAnalysis model, DatasetShape data, Hyperparameters hp, MonitoringOptions monitoring, SanityOptions? sanity = null, int threads = 1)
@@ -94,6 +97,7 @@ public sealed record TrainingPlan
             TrainCount = train,
             StepsPerEpoch = stepsPerEpoch,
             TotalSteps = sanity?.Check == SanityCheck.LearningRateRangeTest ? sanity.Steps : stepsPerEpoch * effective.Epochs,
+            EstimatedMemoryBytes = EstimateMemoryBytes(model, effective),
         }, errors);
     }
 
@@ -164,6 +168,22 @@ public sealed record TrainingPlan
         int validation = HeldOut(data, hp);
         Check(data.TrainCount - validation >= 1, "hyperparameters.validationFraction", "no training samples are left after the validation split");
         return errors;
+    }
+
+    /// <summary>
+    /// Bytes a training step of a valid model needs, roughly: every layer output of a batch in float32, three times
+    /// (the forward outputs autograd keeps, their gradients, the temporaries of backward), plus parameters and their
+    /// gradients and the optimiser's state (one buffer for momentum SGD, two for Adam).
+    /// </summary>
+    public static long EstimateMemoryBytes(SpecAnalysis model, Hyperparameters hp)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(hp);
+        static long Elements(int[] shape) => shape.Aggregate(1L, (product, side) => product * side);
+        long activations = Elements(model.Plan[0].InputShape) + model.Plan.Sum(layer => Elements(layer.OutputShape));
+        long parameters = model.Plan.Sum(layer => layer.Parameters);
+        int optimizerBuffers = hp.Optimizer == OptimizerKind.Sgd ? (hp.Momentum > 0 ? 1 : 0) : 2;
+        return (activations * sizeof(float) * 3 * hp.BatchSize) + (parameters * sizeof(float) * (2 + optimizerBuffers));
     }
 
     private static int HeldOut(DatasetShape data, Hyperparameters hp) =>

@@ -13,8 +13,9 @@ public static class SpecReader
     private static readonly string[] s_topFields = ["name", "input", "layers"];
     private static readonly string[] s_inputFields = ["channels", "height", "width"];
 
-    public static (ModelSpec? Spec, IReadOnlyList<SpecIssue> Errors) Read(JsonElement json)
+    public static (ModelSpec? Spec, IReadOnlyList<SpecIssue> Errors) Read(JsonElement json, SpecLimits? limits = null)
     {
+        limits ??= SpecLimits.Default;
         var errors = new List<SpecIssue>();
         if (json.ValueKind != JsonValueKind.Object)
         {
@@ -23,7 +24,9 @@ public static class SpecReader
         }
 
         UnknownFields(json, s_topFields, "", null, null, errors);
-        string? name = json.TryGetProperty("name", out JsonElement n) ? String(n, "name", null, null, errors) : null;
+        string? name = json.TryGetProperty("name", out JsonElement n)
+            ? String(n, "name", null, null, errors, limits.MaxNameLength, "Specs:MaxNameLength")
+            : null;
         InputSpec? input = json.TryGetProperty("input", out JsonElement i) && i.ValueKind != JsonValueKind.Null ? ReadInput(i, errors) : null;
         List<LayerSpec>? layers = null;
         if (json.TryGetProperty("layers", out JsonElement l) && l.ValueKind != JsonValueKind.Null)
@@ -34,7 +37,7 @@ public static class SpecReader
             }
             else
             {
-                layers = [.. l.EnumerateArray().Select((layer, index) => ReadLayer(layer, index, errors))];
+                layers = [.. l.EnumerateArray().Select((layer, index) => ReadLayer(layer, index, limits.MaxLayerNameLength, errors))];
             }
         }
 
@@ -44,7 +47,7 @@ public static class SpecReader
     /// <summary>Reads and analyses: type errors first, then the analyser's, without repeating a field already reported.</summary>
     public static SpecAnalysis ReadAndAnalyze(JsonElement json, SpecLimits? limits = null)
     {
-        (ModelSpec? spec, IReadOnlyList<SpecIssue> readErrors) = Read(json);
+        (ModelSpec? spec, IReadOnlyList<SpecIssue> readErrors) = Read(json, limits);
         if (spec is null)
         {
             return new SpecAnalysis(
@@ -87,7 +90,7 @@ public static class SpecReader
         return channels is { } c && height is { } h && width is { } w ? new InputSpec(c, h, w) : null;
     }
 
-    private static LayerSpec ReadLayer(JsonElement json, int index, List<SpecIssue> errors)
+    private static LayerSpec ReadLayer(JsonElement json, int index, int maxName, List<SpecIssue> errors)
     {
         string at = $"layers[{index}]";
         if (json.ValueKind != JsonValueKind.Object)
@@ -96,16 +99,17 @@ public static class SpecReader
             return new LayerSpec { Kind = "" };
         }
 
-        string? name = json.TryGetProperty("name", out JsonElement n) ? String(n, at + ".name", index, null, errors) : null;
+        const string Key = "Specs:MaxLayerNameLength";
+        string? name = json.TryGetProperty("name", out JsonElement n) ? String(n, at + ".name", index, null, errors, maxName, Key) : null;
         string label = name ?? $"layer {index}";
-        string? kind = json.TryGetProperty("kind", out JsonElement k) ? String(k, at + ".kind", index, name, errors) : null;
+        string? kind = json.TryGetProperty("kind", out JsonElement k) ? String(k, at + ".kind", index, name, errors, maxName, Key) : null;
         string[] allowed = kind is not null && LayerKinds.TryParse(kind, out LayerKind? parsed)
             ? ["kind", "name", "inputs", .. parsed.Fields]
             : ["kind", "name", "inputs", .. LayerFields.Select(f => f.Name)];
         UnknownFields(json, allowed, at, index, name, errors, kind);
 
         var read = new LayerJson(json, at, index, label, name, errors);
-        var spec = new LayerSpec { Kind = kind!, Name = name, Inputs = Inputs(json, at, index, label, errors) };
+        var spec = new LayerSpec { Kind = kind!, Name = name, Inputs = Inputs(json, at, index, label, maxName, errors) };
         return LayerFields.Aggregate(spec, (layer, field) => field.Read(layer, read));
     }
 
@@ -151,21 +155,31 @@ public static class SpecReader
                 continue;
             }
 
-            string field = at.Length == 0 ? property.Name : $"{at}.{property.Name}";
+            // A name as long as the body must not come back once per error, nor as a key.
+            string unknown = Truncate(property.Name);
+            string field = at.Length == 0 ? unknown : $"{at}.{unknown}";
             string owner = kind is not null && LayerKinds.TryParse(kind, out _) ? kind : at.Length == 0 ? "a model spec" : at;
             string? close = allowed.FirstOrDefault(a => string.Equals(a, property.Name, StringComparison.OrdinalIgnoreCase)
                 || a.TrimEnd('s') == property.Name.TrimEnd('s'));
             string prefix = name ?? (index is { } i ? $"layer {i}" : at.Length == 0 ? "spec" : at);
             errors.Add(new SpecIssue(index, name, field,
-                $"{prefix}: unknown field \"{property.Name}\" for {owner}{(close is null ? "" : $"; did you mean \"{close}\"?")} (fields: {string.Join(", ", allowed)})"));
+                $"{prefix}: unknown field \"{unknown}\" for {owner}{(close is null ? "" : $"; did you mean \"{close}\"?")} (fields: {string.Join(", ", allowed)})"));
         }
     }
 
-    private static string? String(JsonElement value, string field, int? index, string? name, List<SpecIssue> errors)
+    private static string? String(JsonElement value, string field, int? index, string? name, List<SpecIssue> errors, int maxLength, string key)
     {
         if (value.ValueKind == JsonValueKind.String)
         {
-            return value.GetString();
+            string text = value.GetString()!;
+            if (text.Length <= maxLength)
+            {
+                return text;
+            }
+
+            errors.Add(new SpecIssue(index, name, field, string.Create(CultureInfo.InvariantCulture,
+                $"{name ?? (index is { } at ? $"layer {at}" : "spec")}: {Leaf(field)} must be at most {maxLength} characters (configuration {key}), got {text.Length:N0}")));
+            return null;
         }
 
         if (value.ValueKind != JsonValueKind.Null)
@@ -255,21 +269,24 @@ public static class SpecReader
     }
 
     /// <summary>inputs: an array of layer names; one name alone is taken as an array of one.</summary>
-    private static IReadOnlyList<string>? Inputs(JsonElement json, string at, int index, string label, List<SpecIssue> errors)
+    private static IReadOnlyList<string>? Inputs(JsonElement json, string at, int index, string label, int maxName, List<SpecIssue> errors)
     {
         if (!json.TryGetProperty("inputs", out JsonElement value) || value.ValueKind == JsonValueKind.Null)
         {
             return null;
         }
 
-        if (value.ValueKind == JsonValueKind.String)
+        JsonElement[] names = value.ValueKind == JsonValueKind.Array ? [.. value.EnumerateArray()] : [value];
+        if (names.All(v => v.ValueKind == JsonValueKind.String))
         {
-            return [value.GetString()!];
-        }
+            if (names.FirstOrDefault(v => v.GetString()!.Length > maxName) is { ValueKind: JsonValueKind.String } tooLong)
+            {
+                errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.inputs", string.Create(CultureInfo.InvariantCulture,
+                    $"{label}: inputs names a layer by {tooLong.GetString()!.Length:N0} characters; names are at most {maxName} (configuration Specs:MaxLayerNameLength)")));
+                return null;
+            }
 
-        if (value.ValueKind == JsonValueKind.Array && value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String))
-        {
-            return [.. value.EnumerateArray().Select(v => v.GetString()!)];
+            return [.. names.Select(v => v.GetString()!)];
         }
 
         errors.Add(new SpecIssue(index, GivenName(label, index), $"{at}.inputs", $"{label}: inputs must be an array of earlier layers' names (or \"input\"), got {Describe(value)}"));

@@ -63,6 +63,7 @@ public sealed class SteeringApiTests
     [InlineData("adam", """{ "momentum": 0.5 }""", "momentum")]
     [InlineData("sgd", """{ "weightDecay": -1 }""", "weightDecay")]
     [InlineData("sgd", """{ "reason": "no values" }""", "body")]
+    [InlineData("sgd", """{ "learningRate": 0.01, "reason": "{201 characters}" }""", "reason")]
     [InlineData("sgd", """{ "learningRate": "fast" }""", "learningRate")]
     public async Task BadChangesAreA400NamingTheField(string optimizer, string json, string field)
     {
@@ -70,6 +71,7 @@ public sealed class SteeringApiTests
         await using (factory)
         using (client)
         {
+            json = json.Replace("{201 characters}", new string('x', 201), StringComparison.Ordinal);
             JsonElement problem = await ServiceHarness.AssertProblemAsync(await PatchAsync(client, id, json), HttpStatusCode.BadRequest);
             Assert.Contains(field, ServiceHarness.FieldsOf(problem));
             await client.PostAsync(new Uri($"/jobs/{id}/cancel", UriKind.Relative), null);

@@ -86,11 +86,13 @@ public sealed class PredictApiTests
         await ExpectField(JsonContent.Create(new { images = Array.Empty<float[]>() }), "images");
         await ExpectField(new MultipartFormDataContent { { new ByteArrayContent([1, 2, 3]), "images", "not-an-image.png" } }, "images[0]");
         await ExpectField(JsonContent.Create(new { images = new[] { new float[256] }, topK = 2 }), "topK");
-        // A small file that declares a huge image is refused from its header, before a pixel is decoded.
+        // A small file that declares a huge image is refused from its header, before a pixel is decoded: a 413, as every size.
         using (var claiming = new MultipartFormDataContent { { new ByteArrayContent(Datasets.ArchiveFiles.JpegClaiming(60000, 60000)), "images", "huge.jpg" } })
         {
-            JsonElement problem = await ServiceHarness.AssertProblemAsync(await client.PostAsync(new Uri($"/jobs/{id}/predict", UriKind.Relative), claiming), HttpStatusCode.BadRequest);
-            Assert.Contains("huge.jpg is 60000×60000 (3,600,000,000 pixels), over the limit", problem.GetRawText(), StringComparison.Ordinal);
+            JsonElement problem = await ServiceHarness.AssertProblemAsync(
+                await client.PostAsync(new Uri($"/jobs/{id}/predict", UriKind.Relative), claiming), HttpStatusCode.RequestEntityTooLarge);
+            Assert.Equal(["images"], ServiceHarness.FieldsOf(problem));
+            Assert.Contains("declare 3,600,000,000 pixels in all, over the limit", problem.GetRawText(), StringComparison.Ordinal);
         }
 
         await ServiceHarness.AssertProblemAsync(

@@ -9,7 +9,7 @@ namespace TrainingService.Api.Tests.Service;
 public sealed class JobListingTests
 {
     [Fact]
-    public async Task ListingFiltersByStateAndPagesNewestFirstAndEventsPageExactly()
+    public async Task ListingFiltersByStatePagesNewestFirstByCursorAndEventsPageExactly()
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
         using HttpClient client = factory.CreateClient();
@@ -30,10 +30,14 @@ public sealed class JobListingTests
         Assert.Equal([second, first], await ServiceHarness.ListIdsAsync(client, "?state=Succeeded"));
         Assert.Equal([third], await ServiceHarness.ListIdsAsync(client, "?state=Cancelled"));
         Assert.Empty(await ServiceHarness.ListIdsAsync(client, "?state=Running"));
-        Assert.Equal([second], await ServiceHarness.ListIdsAsync(client, "?skip=1&take=1"));
-        Assert.Equal([second, first], await ServiceHarness.ListIdsAsync(client, "?skip=1&take=5"));
-        Assert.Equal([first], await ServiceHarness.ListIdsAsync(client, "?state=Succeeded&skip=1&take=1"));
-        Assert.Empty(await ServiceHarness.ListIdsAsync(client, "?skip=3"));
+        Assert.Equal([second], await ServiceHarness.ListIdsAsync(client, $"?after={third}&limit=1"));
+        Assert.Equal([second, first], await ServiceHarness.ListIdsAsync(client, $"?after={third}&limit=5"));
+        Assert.Equal([first], await ServiceHarness.ListIdsAsync(client, $"?state=Succeeded&after={second}&limit=1"));
+        Assert.Empty(await ServiceHarness.ListIdsAsync(client, $"?after={first}"));
+        JsonElement firstPage = await client.GetFromJsonAsync<JsonElement>("/jobs?limit=2");
+        Assert.Equal(second, firstPage.GetProperty("next").GetGuid());
+        Assert.False(firstPage.GetProperty("items")[0].TryGetProperty("model", out _), "a listing carries no specs");
+        Assert.Equal(JsonValueKind.Null, (await client.GetFromJsonAsync<JsonElement>("/jobs?limit=3")).GetProperty("next").ValueKind);
 
         long lastSeq = (await client.GetFromJsonAsync<JsonElement>($"/jobs/{first}")).GetProperty("lastSeq").GetInt64();
         Assert.True(lastSeq > 10, $"job {first} has only {lastSeq} events");

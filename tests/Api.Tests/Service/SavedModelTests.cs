@@ -38,15 +38,43 @@ public sealed class SavedModelTests
         Assert.Equal(12, view.GetProperty("spec").GetProperty("layers").GetArrayLength());
         Assert.Equal($"/models/{id}", created.Headers.Location?.AbsolutePath);
 
-        JsonElement listed = Assert.Single((await client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray());
+        JsonElement listed = Assert.Single((await client.GetFromJsonAsync<JsonElement>("/models")).GetProperty("items").EnumerateArray());
         JsonElement fetched = await client.GetFromJsonAsync<JsonElement>(created.Headers.Location);
         foreach (JsonElement again in new[] { listed, fetched })
         {
             Assert.Equal(id, again.GetProperty("id").GetGuid());
             Assert.Equal("lenet-28", again.GetProperty("name").GetString());
             Assert.Equal(61_706, again.GetProperty("parameters").GetInt64());
-            Assert.Equal(view.GetProperty("spec").GetRawText(), again.GetProperty("spec").GetRawText());
             Assert.Equal(view.GetProperty("createdAt").GetDateTime(), again.GetProperty("createdAt").GetDateTime());
+        }
+
+        Assert.False(listed.TryGetProperty("spec", out _), "a listing carries no specs");
+        Assert.Equal(view.GetProperty("spec").GetRawText(), fetched.GetProperty("spec").GetRawText());
+    }
+
+    [Fact]
+    public async Task ModelsAreListedInPagesNewestFirstByCursor()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        var ids = new List<Guid>();
+        foreach (string name in new[] { "one", "two", "three" })
+        {
+            using HttpResponseMessage created = await PostModelAsync(client, name, JobHarness.TinySpec);
+            ids.Insert(0, (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid());
+        }
+
+        JsonElement first = await client.GetFromJsonAsync<JsonElement>("/models?limit=2");
+        JsonElement second = await client.GetFromJsonAsync<JsonElement>($"/models?limit=2&after={first.GetProperty("next").GetGuid()}");
+
+        Assert.Equal(ids.Take(2), first.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetGuid()));
+        Assert.Equal(ids[1], first.GetProperty("next").GetGuid());
+        Assert.Equal(ids.Skip(2), second.GetProperty("items").EnumerateArray().Select(m => m.GetProperty("id").GetGuid()));
+        Assert.Equal(JsonValueKind.Null, second.GetProperty("next").ValueKind);
+        foreach ((string query, string field) in new[] { ("limit=0", "limit"), ("limit=201", "limit"), ($"after={Guid.NewGuid()}", "after") })
+        {
+            using HttpResponseMessage refused = await client.GetAsync(new Uri($"/models?{query}", UriKind.Relative));
+            Assert.Equal([field], ServiceHarness.FieldsOf(await ServiceHarness.AssertProblemAsync(refused, HttpStatusCode.BadRequest)));
         }
     }
 
@@ -79,7 +107,7 @@ public sealed class SavedModelTests
 
         JsonElement problem = await ServiceHarness.AssertProblemAsync(response, HttpStatusCode.BadRequest);
         Assert.Equal(["spec.layers[0].kernel"], ServiceHarness.FieldsOf(problem));
-        Assert.Empty((await client.GetFromJsonAsync<JsonElement>("/models")).EnumerateArray());
+        Assert.Empty((await client.GetFromJsonAsync<JsonElement>("/models")).GetProperty("items").EnumerateArray());
     }
 
     [Theory]
@@ -137,7 +165,7 @@ public sealed class SavedModelTests
             Assert.Contains("model", ServiceHarness.FieldsOf(problem));
         }
 
-        Assert.Empty((await client.GetFromJsonAsync<JsonElement>("/jobs")).EnumerateArray());
+        Assert.Empty((await client.GetFromJsonAsync<JsonElement>("/jobs")).GetProperty("items").EnumerateArray());
     }
 
     private static Task<HttpResponseMessage> PostModelAsync(HttpClient client, string name, string spec) =>

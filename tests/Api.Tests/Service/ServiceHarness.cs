@@ -54,5 +54,5 @@ internal static class ServiceHarness
     }
 
     public static async Task<Guid[]> ListIdsAsync(HttpClient client, string query) =>
-        [.. (await client.GetFromJsonAsync<JsonElement>($"/jobs{query}")).EnumerateArray().Select(j => j.GetProperty("id").GetGuid())];
+        [.. (await client.GetFromJsonAsync<JsonElement>($"/jobs{query}")).GetProperty("items").EnumerateArray().Select(j => j.GetProperty("id").GetGuid())];
 }

@@ -4,22 +4,25 @@ using System.Text.RegularExpressions;
 
 namespace TrainingService.Api.Tests.Service;
 
-/// <summary>The dashboard's StreamEvent (ClientApp/src/types.ts) against the C# one, as the OpenAPI document describes it.</summary>
+/// <summary>The dashboard's wire types (ClientApp/src/types.ts) against the C# ones, as the OpenAPI document describes them.</summary>
 public sealed partial class StreamEventSchemaTests
 {
-    [Fact]
-    public async Task TheDashboardsStreamEventHasTheSameFieldsAndTypesAsTheServers()
+    [Theory]
+    [InlineData("StreamEvent")]
+    [InlineData("JobSummary")]
+    [InlineData("ModelSummary")]
+    public async Task TheDashboardsTypeHasTheSameFieldsAndTypesAsTheServers(string type)
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
         using HttpClient client = factory.CreateClient();
         JsonElement document = await client.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
         JsonElement schemas = document.GetProperty("components").GetProperty("schemas");
-        Dictionary<string, string> server = schemas.GetProperty("StreamEvent").GetProperty("properties").EnumerateObject()
+        Dictionary<string, string> server = schemas.GetProperty(type).GetProperty("properties").EnumerateObject()
             .ToDictionary(p => p.Name, p => OpenApiType(p.Value, schemas));
 
         string typesTs = File.ReadAllText(Path.Combine(RepositoryRoot(), "src", "Api", "ClientApp", "src", "types.ts"));
         Dictionary<string, string> aliases = TypeAlias().Matches(typesTs).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
-        string body = StreamEventInterface().Match(typesTs).Groups[1].Value;
+        string body = Regex.Match(typesTs, $@"export interface {type}(?:<\w+>)? \{{([^}}]*)\}}").Groups[1].Value;
         Dictionary<string, string> dashboard = TsField().Matches(body)
             .ToDictionary(m => m.Groups[1].Value, m => TsType(m.Groups[2].Value, aliases));
 
@@ -80,9 +83,6 @@ public sealed partial class StreamEventSchemaTests
 
     [GeneratedRegex(@"export type (\w+) = ([^;]+);")]
     private static partial Regex TypeAlias();
-
-    [GeneratedRegex(@"export interface StreamEvent \{([^}]*)\}")]
-    private static partial Regex StreamEventInterface();
 
     [GeneratedRegex(@"^\s*(\w+)\??:\s*([^;]+);", RegexOptions.Multiline)]
     private static partial Regex TsField();

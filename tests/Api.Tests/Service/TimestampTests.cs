@@ -27,12 +27,12 @@ public sealed class TimestampTests
             ["GET /datasets/{id} createdAt"] = (await client.GetFromJsonAsync<JsonElement>($"/datasets/{datasetId}")).GetProperty("createdAt").GetString(),
             ["POST /models createdAt"] = model.GetProperty("createdAt").GetString(),
             ["GET /models/{id} createdAt"] = (await client.GetFromJsonAsync<JsonElement>($"/models/{model.GetProperty("id").GetGuid()}")).GetProperty("createdAt").GetString(),
-            ["GET /models createdAt"] = (await client.GetFromJsonAsync<JsonElement>("/models"))[0].GetProperty("createdAt").GetString(),
+            ["GET /models createdAt"] = (await client.GetFromJsonAsync<JsonElement>("/models")).GetProperty("items")[0].GetProperty("createdAt").GetString(),
             ["POST /jobs createdAt"] = job.GetProperty("createdAt").GetString(),
             ["GET /jobs/{id} createdAt"] = done.GetProperty("createdAt").GetString(),
             ["GET /jobs/{id} startedAt"] = done.GetProperty("startedAt").GetString(),
             ["GET /jobs/{id} finishedAt"] = done.GetProperty("finishedAt").GetString(),
-            ["GET /jobs createdAt"] = (await client.GetFromJsonAsync<JsonElement>("/jobs"))[0].GetProperty("createdAt").GetString(),
+            ["GET /jobs createdAt"] = (await client.GetFromJsonAsync<JsonElement>("/jobs")).GetProperty("items")[0].GetProperty("createdAt").GetString(),
         };
 
         string[] local = [.. stamps.Where(s => s.Value is null || !(s.Value.EndsWith('Z') || s.Value.EndsWith("+00:00", StringComparison.Ordinal))).Select(s => $"{s.Key} = {s.Value}")];

@@ -399,4 +399,44 @@ public sealed class SpecReaderTests
         Assert.True(fromJson.Valid, Describe(fromJson.Errors));
         Assert.Equal(direct.Layers.Select(l => (l.Name, string.Join("×", l.OutputShape), l.Parameters)), fromJson.Layers.Select(l => (l.Name, string.Join("×", l.OutputShape), l.Parameters)));
     }
+
+    [Fact]
+    public void NamesOverTheirCapsAreErrorsNamingTheFieldAndTheConfigurationKey()
+    {
+        string layerName = new('l', 65);
+        (_, IReadOnlyList<SpecIssue> errors) = Read($$"""
+            { "name": "{{new string('s', 101)}}", "input": { "channels": 1, "height": 28, "width": 28 },
+              "layers": [ { "kind": "{{new string('k', 65)}}", "name": "{{layerName}}" }, { "kind": "linear", "units": 2, "inputs": "{{layerName}}" } ] }
+            """);
+
+        Assert.Equal(["name", "layers[0].name", "layers[0].kind", "layers[1].inputs"], errors.Select(e => e.Field));
+        Assert.Contains("at most 100 characters (configuration Specs:MaxNameLength), got 101", errors[0].Message, StringComparison.Ordinal);
+        Assert.All(errors.Skip(1), e => Assert.Contains("Specs:MaxLayerNameLength", e.Message, StringComparison.Ordinal));
+        Assert.All(errors, e => Assert.True(e.Message.Length < 200, e.Message));
+    }
+
+    [Fact]
+    public void AnUnknownFieldWithAHugeNameIsReportedByItsFirstCharacters()
+    {
+        string huge = new('u', 100_000);
+
+        SpecIssue issue = Assert.Single(Read($$"""{ "input": { "channels": 1, "height": 28, "width": 28 }, "layers": [], "{{huge}}": 1 }""").Errors);
+
+        Assert.True(issue.Field.Length < 50, issue.Field);
+        Assert.True(issue.Message.Length < 300, issue.Message);
+    }
+
+    [Fact]
+    public void ErrorsOverTheCapAreCountedInOneLastEntry()
+    {
+        SpecIssue[] errors = [.. Enumerable.Range(0, 120).Select(i => new SpecIssue(null, null, $"f{i}", "wrong"))];
+
+        IReadOnlyList<SpecIssue> bounded = new SpecLimits { MaxErrors = 50 }.Bounded(errors);
+
+        Assert.Equal(51, bounded.Count);
+        Assert.Equal(errors.Take(50), bounded.Take(50));
+        Assert.Equal("errors", bounded[^1].Field);
+        Assert.StartsWith("70 more errors", bounded[^1].Message, StringComparison.Ordinal);
+        Assert.Equal(50, new SpecLimits { MaxErrors = 50 }.Bounded(errors[..50]).Count);
+    }
 }

@@ -1,5 +1,5 @@
 import { probe } from './probe';
-import type { DatasetView, JobView, ModelPreset, ModelSpec, Problem, RunState, StreamEvent, ValidationResult } from './types';
+import type { DatasetView, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, StreamEvent, ValidationResult } from './types';
 
 /** A failed request, carrying the server's problem details. */
 export class ApiError extends Error {
@@ -38,7 +38,7 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
 }
 
 export const api = {
-  jobs: (state?: RunState | '', take = 100) => request<JobView[]>('GET', `jobs?take=${take}${state ? `&state=${state}` : ''}`),
+  jobs: (state?: RunState | '', limit = 100) => request<Page<JobSummary>>('GET', `jobs?limit=${limit}${state ? `&state=${state}` : ''}`),
   job: (id: string) => request<JobView>('GET', `jobs/${id}`),
   createJob: (body: unknown) => request<JobView>('POST', 'jobs', body),
   control: (id: string, action: 'pause' | 'resume' | 'cancel' | 'finish') => request<JobView>('POST', `jobs/${id}/${action}`),
@@ -55,7 +55,8 @@ export const api = {
   samplePng: (id: string, index: number) => `datasets/${id}/samples/${index}.png`,
   presets: (channels: number, height: number, width: number, classes: number) =>
     request<ModelPreset[]>('GET', `models/presets?channels=${channels}&height=${height}&width=${width}&classes=${classes}`),
-  models: () => request<{ id: string; name: string; parameters: number; spec: ModelSpec }[]>('GET', 'models'),
+  models: (limit = 12) => request<Page<ModelSummary>>('GET', `models?limit=${limit}`),
+  model: (id: string) => request<ModelSummary & { spec: ModelSpec }>('GET', `models/${id}`),
   validate: (spec: unknown, signal?: AbortSignal) => request<ValidationResult>('POST', 'models/validate', spec, signal),
 };
 

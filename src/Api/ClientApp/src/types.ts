@@ -37,15 +37,19 @@ export interface ModelSpec {
   layers?: Record<string, unknown>[] | null;
 }
 
-export interface JobView {
+/** One page of a listing, newest first; `next` is the `after` of the next page, null on the last. */
+export interface Page<T> {
+  items: T[];
+  next?: string | null;
+}
+
+/** A job as GET /jobs lists it: no spec or settings. */
+export interface JobSummary {
   id: string;
   state: RunState;
   datasetId: string;
   modelId?: string | null;
-  model: ModelSpec;
-  hyperparameters: Hyperparameters;
-  monitoring: { statsEvery: number };
-  sanity?: { check: 'overfitSubset' | 'learningRateRangeTest'; samples: number; maxSteps: number; minLearningRate: number; maxLearningRate: number; steps: number } | null;
+  modelName?: string | null;
   progress: number;
   step: number;
   totalSteps: number;
@@ -59,6 +63,21 @@ export interface JobView {
   createdAt: string;
   startedAt?: string | null;
   finishedAt?: string | null;
+}
+
+export interface JobView extends JobSummary {
+  model: ModelSpec;
+  hyperparameters: Hyperparameters;
+  monitoring: { statsEvery: number };
+  sanity?: { check: 'overfitSubset' | 'learningRateRangeTest'; samples: number; maxSteps: number; minLearningRate: number; maxLearningRate: number; steps: number } | null;
+}
+
+/** A saved model as GET /models lists it; GET /models/{id} adds its spec. */
+export interface ModelSummary {
+  id: string;
+  name: string;
+  parameters: number;
+  createdAt: string;
 }
 
 export interface DatasetView {

@@ -1,6 +1,6 @@
 import { api, ApiError } from '../api';
 import { fmt, h, type Page } from '../dom';
-import { runStates, type JobView, type RunState } from '../types';
+import { runStates, type JobSummary, type RunState } from '../types';
 
 /** The jobs list: state, progress with ETA, latest loss, best validation accuracy; refreshed every second. */
 export function jobsPage(main: HTMLElement, query: URLSearchParams): Page {
@@ -29,7 +29,7 @@ export function jobsPage(main: HTMLElement, query: URLSearchParams): Page {
   async function refresh() {
     window.clearTimeout(timer);
     try {
-      const jobs = await api.jobs(state);
+      const jobs = (await api.jobs(state)).items;
       if (disposed) return;
       body.replaceChildren(...jobs.map(row));
       status.textContent = jobs.length === 0 ? (state ? `No ${state} jobs.` : 'No jobs yet: start one with “New job”.') : '';
@@ -43,11 +43,11 @@ export function jobsPage(main: HTMLElement, query: URLSearchParams): Page {
   return { dispose: () => { disposed = true; window.clearTimeout(timer); } };
 }
 
-function row(job: JobView): HTMLTableRowElement {
+function row(job: JobSummary): HTMLTableRowElement {
   const pct = Math.round(job.progress * 100);
   return h('tr', { 'data-job': job.id },
     h('td', {}, h('a', { href: `#/jobs/${job.id}` }, fmt.short(job.id))),
-    h('td', {}, job.model.name ?? 'model'),
+    h('td', {}, job.modelName ?? 'model'),
     h('td', {}, h('span', { class: `badge ${job.state.toLowerCase()}` }, job.state)),
     h('td', { class: 'progress-cell' },
       h('progress', { max: 100, value: pct, 'aria-label': `${pct}% done` }),

@@ -2,7 +2,7 @@ import { api, ApiError } from '../api';
 import { fmt, h, type Page } from '../dom';
 import { augmentationFrom, augmentedSampleUrl } from '../hyperparameters';
 import { formatSpec } from '../specformat';
-import type { DatasetView, LayerReport, ModelPreset, ModelSpec, Problem, SpecIssue, ValidationResult } from '../types';
+import type { DatasetView, LayerReport, ModelPreset, ModelSpec, ModelSummary, Problem, SpecIssue, ValidationResult } from '../types';
 
 /**
  * New job: pick or generate a dataset (samples and class counts shown), write or pick a model spec while its
@@ -193,9 +193,9 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   async function loadPresets(d: DatasetView) {
     const [channels, height, width] = d.shape;
     let presets: ModelPreset[] = [];
-    let saved: Awaited<ReturnType<typeof api.models>> = [];
+    let saved: ModelSummary[] = [];
     try {
-      [presets, saved] = await Promise.all([api.presets(channels, height, width, d.classes), api.models()]);
+      [presets, { items: saved }] = await Promise.all([api.presets(channels, height, width, d.classes), api.models()]);
     } catch (e) {
       presetBar.replaceChildren(h('span', { class: 'muted' }, e instanceof ApiError ? e.describe().join('; ') : String(e)));
       return;
@@ -204,9 +204,13 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
       const b = h('button', { type: 'button', title: p.description, 'data-preset': p.name }, p.name);
       b.addEventListener('click', () => setSpec(p.spec));
       return b;
-    }), ...(saved.length > 0 ? [h('span', { class: 'small' }, ' Saved: ')] : []), ...saved.slice(0, 12).map((m) => {
+    }), ...(saved.length > 0 ? [h('span', { class: 'small' }, ' Saved: ')] : []), ...saved.map((m) => {
       const b = h('button', { type: 'button', title: `${fmt.int(m.parameters)} parameters (POST /models)`, 'data-model': m.id }, m.name);
-      b.addEventListener('click', () => setSpec(m.spec));
+      // The list has no specs: the chosen one is fetched.
+      b.addEventListener('click', () => void api.model(m.id).then((full) => setSpec(full.spec), (e: unknown) => {
+        specStatus.className = 'error';
+        specStatus.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+      }));
       return b;
     }));
     // A new dataset brings a fresh spec sized to it, unless the user has written one of their own.
