@@ -123,7 +123,7 @@ internal static class DatasetUpload
         var text = new Dictionary<string, string>(StringComparer.Ordinal);
         var files = new List<ReceivedFile>();
         var sizes = new Dictionary<string, int>(StringComparer.Ordinal);
-        var reader = new MultipartReader(boundary.ToString(), new LimitedReadStream(request.Body, maxBytes))
+        var reader = new MultipartReader(boundary.ToString(), new BodyLimits.LimitedBody(request.Body, maxBytes, "Uploads:MaxRequestBytes"))
         {
             // The default (128 MB per part) would cap one file below the request limit.
             BodyLengthLimit = maxBytes,
@@ -372,30 +372,5 @@ internal static class DatasetUpload
         return length > MaxTextFieldBytes
             ? (null, Invalid(field, $"{field} is longer than {MaxTextFieldBytes} bytes."))
             : (Encoding.UTF8.GetString(buffer, 0, length), null);
-    }
-
-    // Caps the whole body where the server cannot (the test server has no IHttpMaxRequestBodySizeFeature).
-    private sealed class LimitedReadStream(Stream inner, long maxBytes) : Training.Data.ReadOnlyStream
-    {
-        private long _read;
-
-        public override int Read(Span<byte> buffer) => Count(inner.Read(buffer));
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Count(await inner.ReadAsync(buffer, cancellationToken));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        private int Count(int read)
-        {
-            _read += read;
-            if (_read > maxBytes)
-            {
-                throw new BadHttpRequestException($"The request body is over the limit of {maxBytes} bytes.", StatusCodes.Status413PayloadTooLarge);
-            }
-
-            return read;
-        }
     }
 }

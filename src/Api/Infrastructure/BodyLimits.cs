@@ -67,7 +67,8 @@ public static class BodyLimits
         return app;
     }
 
-    private sealed class LimitedBody(Stream inner, long maxBytes, string key) : Training.Data.ReadOnlyStream
+    /// <summary>Caps a body where the server cannot (the test server has no IHttpMaxRequestBodySizeFeature).</summary>
+    internal sealed class LimitedBody(Stream inner, long maxBytes, string key) : Training.Data.ReadOnlyStream
     {
         private long _read;
 
