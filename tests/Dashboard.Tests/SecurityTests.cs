@@ -40,6 +40,8 @@ public sealed class SecurityTests(Browser browser)
         await Expect(page.Locator("#visuals img.filters")).ToHaveCountAsync(1);
         await page.GotoAsync("swagger/");
         await page.Locator("#swagger-ui .opblock").First.WaitForAsync();
+        await page.Locator("#swagger-ui .opblock-summary").First.ClickAsync(); // an operation opens with its examples
+        await page.Locator("#swagger-ui .opblock-body").First.WaitForAsync();
 
         Assert.True(violations.Count == 0, string.Join('\n', violations));
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);

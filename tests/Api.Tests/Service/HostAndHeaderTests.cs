@@ -57,6 +57,7 @@ public sealed class HostAndHeaderTests
         Assert.Equal(HttpStatusCode.OK, document.StatusCode);
         string policy = Assert.Single(page.Headers.GetValues(HeaderNames.ContentSecurityPolicy));
         Assert.Contains("frame-ancestors 'none'", policy, StringComparison.Ordinal);
+        Assert.Contains("script-src 'self';", policy, StringComparison.Ordinal);
         Assert.Equal(["DENY"], page.Headers.GetValues(HeaderNames.XFrameOptions));
     }
 }
