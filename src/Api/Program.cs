@@ -23,7 +23,7 @@ try
         .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
     builder.Services.AddReverseProxy();
-    builder.Services.AddCrossOrigin(builder.Configuration);
+    builder.Services.AddCrossOrigin();
     builder.Services.AddBodyLimits();
     builder.Services.AddRateLimits();
     builder.Services.AddStorage();

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Cors.Infrastructure;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 
@@ -27,21 +28,22 @@ public static class CrossOrigin
     private static readonly HashSet<string> s_stateChanging =
         new([HttpMethods.Post, HttpMethods.Put, HttpMethods.Patch, HttpMethods.Delete], StringComparer.OrdinalIgnoreCase);
 
-    public static IServiceCollection AddCrossOrigin(this IServiceCollection services, IConfiguration configuration)
+    public static IServiceCollection AddCrossOrigin(this IServiceCollection services)
     {
         services.AddOptions<CrossOriginOptions>().BindConfiguration("Cors")
             .Validate(o => o.AllowedOrigins.All(CrossOriginOptions.IsOrigin),
-                $"{CrossOriginOptions.Key}: each entry must be an origin such as https://dash.example.com (scheme, host, port; no path, no *)")
+                $"{CrossOriginOptions.Key}: each entry must be an origin such as https://dash.example.com " +
+                "(scheme, host, port; no path, no *)")
             .ValidateOnStart();
-        // CORS policies are built once at start-up, so the list is read here as well as through the options above.
-        string[] origins = configuration.GetSection(CrossOriginOptions.Key).Get<string[]>() ?? [];
-        services.AddCors(cors => cors.AddDefaultPolicy(policy =>
-        {
-            if (origins.Length > 0 && origins.All(CrossOriginOptions.IsOrigin))
+        services.AddCors();
+        services.AddOptions<CorsOptions>().Configure<IOptions<CrossOriginOptions>>((cors, options) =>
+            cors.AddDefaultPolicy(policy =>
             {
-                policy.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod().AllowCredentials(); // credentials: SignalR
-            }
-        }));
+                if (options.Value.AllowedOrigins is { Length: > 0 } origins)
+                {
+                    policy.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod().AllowCredentials(); // credentials: SignalR
+                }
+            }));
         return services;
     }
 
@@ -55,9 +57,9 @@ public static class CrossOrigin
             {
                 context.Response.StatusCode = StatusCodes.Status403Forbidden;
                 string shown = origin.Length <= 200 ? origin : origin[..200] + "…";
-                await Problems.About(StatusCodes.Status403Forbidden, "Origin",
-                    $"The request's Origin {shown} is neither this service's own ({OwnOrigin(context.Request)}) nor listed in configuration " +
-                    $"{CrossOriginOptions.Key}.", "Cross-origin request refused").ExecuteAsync(context);
+                string detail = $"The request's Origin {shown} is neither this service's own ({OwnOrigin(context.Request)}) " +
+                    $"nor listed in configuration {CrossOriginOptions.Key}.";
+                await Problems.About(StatusCodes.Status403Forbidden, "Origin", detail, "Cross-origin request refused").ExecuteAsync(context);
                 return;
             }
 
@@ -67,8 +69,8 @@ public static class CrossOrigin
     }
 
     /// <summary>State-changing methods anywhere, and every request to a hub (negotiate and each transport's connect).</summary>
-    private static bool Guarded(HttpContext context) =>
-        s_stateChanging.Contains(context.Request.Method) || context.GetEndpoint()?.Metadata.GetMetadata<HubMetadata>() is not null;
+    private static bool Guarded(HttpContext context) => s_stateChanging.Contains(context.Request.Method)
+        || context.GetEndpoint()?.Metadata.GetMetadata<HubMetadata>() is not null;
 
     private static bool Allowed(HttpContext context, string origin)
     {

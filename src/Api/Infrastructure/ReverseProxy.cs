@@ -22,8 +22,10 @@ public static class ReverseProxy
     public static IServiceCollection AddReverseProxy(this IServiceCollection services)
     {
         services.AddOptions<ReverseProxyOptions>().BindConfiguration("ForwardedHeaders")
-            .Validate(o => o.KnownProxies.All(p => IPAddress.TryParse(p, out _)), "ForwardedHeaders:KnownProxies: each entry must be an IP address")
-            .Validate(o => o.KnownNetworks.All(n => IPNetwork.TryParse(n, out _)), "ForwardedHeaders:KnownNetworks: each entry must be a CIDR network such as 10.0.0.0/8")
+            .Validate(o => o.KnownProxies.All(p => IPAddress.TryParse(p, out _)),
+                "ForwardedHeaders:KnownProxies: each entry must be an IP address")
+            .Validate(o => o.KnownNetworks.All(n => IPNetwork.TryParse(n, out _)),
+                "ForwardedHeaders:KnownNetworks: each entry must be a CIDR network such as 10.0.0.0/8")
             .ValidateOnStart();
         services.AddOptions<ForwardedHeadersOptions>().Configure<IOptions<ReverseProxyOptions>>((forwarded, proxy) =>
         {

@@ -1,6 +1,9 @@
 namespace TrainingService.Api.Infrastructure;
 
-/// <summary>Headers that keep the dashboard out of frames (clickjacking its Cancel and Finish) and its pages to their own script.</summary>
+/// <summary>
+/// Headers that keep the dashboard out of other sites' frames (clickjacking its Cancel and Finish) and its pages to
+/// their own script.
+/// </summary>
 public static class SecurityHeaders
 {
     /// <summary>
