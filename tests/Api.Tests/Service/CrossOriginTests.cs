@@ -123,7 +123,7 @@ public sealed class CrossOriginTests
     public async Task AHubWebSocketFromAnotherOriginIsRefused(string? origin, HttpStatusCode expected)
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
-        int port = FreePort();
+        int port = ServiceHarness.FreePort();
         factory.UseKestrel(port);
         factory.StartServer();
         using var socket = new ClientWebSocket();
@@ -157,11 +157,4 @@ public sealed class CrossOriginTests
     [InlineData("http://dash.example", true)]
     [InlineData("https://dash.example:8443/", true)]
     public void OnlyOriginsMayBeListed(string entry, bool valid) => Assert.Equal(valid, CrossOriginOptions.IsOrigin(entry));
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
