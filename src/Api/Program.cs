@@ -22,23 +22,27 @@ try
         .Filter.ByExcluding(e => e.Exception is HubException) // a refused hub command is an answer to the caller, not a server error
         .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
+    builder.Services.AddReverseProxy();
+    builder.Services.AddCrossOrigin();
     builder.Services.AddBodyLimits();
     builder.Services.AddRateLimits();
     builder.Services.AddStorage();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
-    builder.Services.AddStreaming(builder.Configuration);
+    builder.Services.AddStreaming();
     builder.Services.AddJobs();
     builder.Services.AddOutputs();
     builder.Services.AddSwagger();
 
     WebApplication app = builder.Build();
     await app.MigrateDatabaseAsync();
+    app.UseReverseProxy();
+    app.UseSecurityHeaders();
     app.UseResponseCompression();
     app.UseExceptionHandler();
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
-    app.UseCors();
+    app.UseCrossOrigin();
     app.UseRateLimiter();
     app.UseBodyLimits();
     app.UseDashboard();

@@ -22,6 +22,14 @@ internal static class ServiceHarness
         return new TrainingServiceFactory(all);
     }
 
+    /// <summary>A loopback port free now, for a host on Kestrel (a browser's or a raw socket's tests).</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     public static Task<HttpResponseMessage> PostAsync(HttpClient client, string path) =>
         client.PostAsync(new Uri(path, UriKind.Relative), null);
 

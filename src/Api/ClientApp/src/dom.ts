@@ -7,6 +7,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   for (const [key, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (key === 'style') el.style.cssText = String(value); // CSSOM, which the CSP allows; a style attribute it blocks
     else el.setAttribute(key, value === true ? '' : String(value));
   }
   for (const child of children.flat()) {
