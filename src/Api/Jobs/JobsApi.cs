@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -100,8 +101,9 @@ public static class JobsApi
         }
         else
         {
+            // From the raw bytes: GetRawText throws on a model holding invalid UTF-8; decoded, the reader refuses it.
             specJson = request.Model is { ValueKind: not JsonValueKind.Null } given
-                ? given.GetRawText()
+                ? Encoding.UTF8.GetString(JsonMarshal.GetRawUtf8Value(given))
                 : JsonSerializer.Serialize(ModelPresets.LeNet5(dataset.Channels, dataset.Height, dataset.Width, dataset.Classes), JsonSerializerOptions.Web);
         }
 

@@ -44,10 +44,11 @@ internal sealed class GraphAnalysis(ModelSpec spec, SpecLimits limits)
         CheckClassifierEnd(layers);
         WarnUnreadEdges();
         WarnUnusedOutputs(layers);
-        long totalParameters = _reports.Sum(r => r.Parameters);
+        long totalParameters = Total(_reports.Select(r => r.Parameters));
         if (totalParameters > limits.MaxParameters)
         {
-            Error(null, null, "layers", $"the model has {SpecText.Count(totalParameters)} parameters, over the cap of {SpecText.Count(limits.MaxParameters)}");
+            string count = totalParameters == long.MaxValue ? "more parameters than 64 bits can count" : $"{SpecText.Count(totalParameters)} parameters";
+            Error(null, null, "layers", $"the model has {count}, over the cap of {SpecText.Count(limits.MaxParameters)}");
         }
 
         bool valid = _errors.Count == 0;
@@ -56,14 +57,18 @@ internal sealed class GraphAnalysis(ModelSpec spec, SpecLimits limits)
             Valid = valid,
             OutputShape = valid ? _plan[^1].OutputShape : null,
             TotalParameters = totalParameters,
-            TotalMultiplyAdds = _reports.Sum(r => r.MultiplyAdds),
-            TotalActivationBytes = _reports.Sum(r => r.ActivationBytes),
+            TotalMultiplyAdds = Total(_reports.Select(r => r.MultiplyAdds)),
+            TotalActivationBytes = Total(_reports.Select(r => r.ActivationBytes)),
             Layers = _reports,
             Warnings = _warnings,
             Errors = _errors,
         };
         return new SpecAnalysis(result, valid ? _plan : []);
     }
+
+    /// <summary>A sum that stops at long.MaxValue: each layer's count fits in 64 bits, their sum need not, and it only meets a cap.</summary>
+    private static long Total(IEnumerable<long> counts) =>
+        counts.Aggregate(0L, (sum, count) => count > long.MaxValue - sum ? long.MaxValue : sum + count);
 
     public string InputName(int index) => index == LayerPlan.ModelInput ? SpecAnalyzer.ModelInputName : _names[index];
 

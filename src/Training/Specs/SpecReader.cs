@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using TrainingService.Contracts.Specs;
 
@@ -21,6 +23,11 @@ public static class SpecReader
         {
             errors.Add(new SpecIssue(null, null, "", $"a model spec must be a JSON object with input and layers, got {Describe(json)}"));
             return (null, errors);
+        }
+
+        if (UnreadableText(json, limits.MaxErrors) is { Count: > 0 } unreadable)
+        {
+            return (null, unreadable);
         }
 
         UnknownFields(json, s_topFields, "", null, null, errors);
@@ -74,6 +81,87 @@ public static class SpecReader
         var errors = readErrors.Concat(analysis.Result.Errors.Where(e => !Repeats(e))).ToList();
         return new SpecAnalysis(analysis.Result with { Valid = false, OutputShape = null, Errors = errors }, []);
     }
+
+    /// <summary>
+    /// Strings and keys that parse but cannot be read as text (invalid UTF-8, an escaped lone surrogate "\ud800"): reading one, even
+    /// TryGetProperty past one, throws, so a spec holding any is refused with their paths before anything reads it.
+    /// </summary>
+    private static List<SpecIssue> UnreadableText(JsonElement root, int maxErrors)
+    {
+        var errors = new List<SpecIssue>();
+        void Report(string at) => errors.Add(new SpecIssue(null, null, at,
+            $"{(at.Length == 0 ? "spec" : at)}: text must be valid Unicode, but holds invalid UTF-8 or a lone UTF-16 surrogate such as \"\\ud800\""));
+        var containers = new Stack<(JsonElement Value, string At)>();
+        containers.Push((root, ""));
+        while (containers.Count > 0 && errors.Count < maxErrors)
+        {
+            (JsonElement value, string at) = containers.Pop();
+            if (value.ValueKind == JsonValueKind.Object)
+            {
+                foreach (JsonProperty property in value.EnumerateObject())
+                {
+                    string? name = Text(property);
+                    string path = $"{(at.Length == 0 ? "" : at + ".")}{Truncate(name ?? EscapedName(property))}";
+                    if (name is null)
+                    {
+                        Report(path);
+                    }
+
+                    Visit(property.Value, path);
+                }
+            }
+            else
+            {
+                int k = 0;
+                foreach (JsonElement item in value.EnumerateArray())
+                {
+                    Visit(item, $"{at}[{k++}]");
+                }
+            }
+        }
+
+        return errors;
+
+        void Visit(JsonElement value, string at)
+        {
+            if (value.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
+            {
+                containers.Push((value, at));
+            }
+            else if (value.ValueKind == JsonValueKind.String && Text(value) is null)
+            {
+                Report(at);
+            }
+        }
+    }
+
+    private static string? Text(JsonElement value)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private static string? Text(JsonProperty property)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A key as the request spells it, escapes and all ("\\ud800"), any invalid UTF-8 as U+FFFD.</summary>
+    private static string EscapedName(JsonProperty property) =>
+        Encoding.UTF8.GetString(JsonMarshal.GetRawUtf8PropertyName(property));
 
     private static InputSpec? ReadInput(JsonElement json, List<SpecIssue> errors)
     {
@@ -335,7 +423,7 @@ public static class SpecReader
 
     private static string Describe(JsonElement value) => value.ValueKind switch
     {
-        JsonValueKind.String => $"the string \"{Truncate(value.GetString()!)}\"",
+        JsonValueKind.String => Text(value) is { } text ? $"the string \"{Truncate(text)}\"" : "a string that is not valid Unicode",
         JsonValueKind.Number => $"the number {value.GetRawText()}",
         JsonValueKind.True or JsonValueKind.False => $"{value.GetRawText()}",
         JsonValueKind.Array => $"an array of {value.GetArrayLength().ToString(CultureInfo.InvariantCulture)}",
