@@ -6,6 +6,7 @@ using TrainingService.Api.Jobs;
 using TrainingService.Api.Models;
 using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Quotas;
 using TrainingService.Api.Streaming;
 
 // A plain logger until the host's is built (a reloadable bootstrap logger can be frozen once per process, which
@@ -27,6 +28,7 @@ try
     builder.Services.AddBodyLimits();
     builder.Services.AddRateLimits();
     builder.Services.AddStorage();
+    builder.Services.AddQuotas();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
     builder.Services.AddStreaming();

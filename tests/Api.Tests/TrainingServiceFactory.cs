@@ -21,6 +21,10 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
             builder.UseSetting($"RateLimits:{limit}", "1000000"); // tests poll freely; RateLimitTests sets its own
         }
 
+        // Quotas per owner stay out of the way; QuotaTests sets its own.
+        builder.UseSetting("Jobs:MaxActiveJobsPerOwner", "1000000");
+        builder.UseSetting("Uploads:MaxConcurrentPerOwner", "1000000");
+
         foreach ((string key, string? value) in settings ?? [])
         {
             builder.UseSetting(key, value);

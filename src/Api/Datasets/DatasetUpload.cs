@@ -25,6 +25,12 @@ public sealed class UploadOptions : DatasetLimits
 
     /// <summary>Most pixels of a sample drawn as PNG (GET /datasets/{id}/samples), which caps its scale; 4 MP by default.</summary>
     public long MaxSamplePixels { get; set; } = 4L << 20;
+
+    /// <summary>Most bytes of pixels of all one owner's datasets together (as MaxDatasetBytes counts them); 8 GiB by default.</summary>
+    public long MaxStorageBytesPerOwner { get; set; } = 8L << 30;
+
+    /// <summary>Dataset uploads and generations one owner may have in progress at once; 2 by default.</summary>
+    public int MaxConcurrentPerOwner { get; set; } = 2;
 }
 
 /// <summary>A file part of an upload, on disk.</summary>

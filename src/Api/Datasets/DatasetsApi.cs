@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Quotas;
 using TrainingService.Contracts.Datasets;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
@@ -34,6 +35,8 @@ public static class DatasetsApi
             .Validate(o => o.MaxSide > 0, "Uploads:MaxSide must be positive")
             .Validate(o => o.MaxDatasetBytes > 0, "Uploads:MaxDatasetBytes must be positive")
             .Validate(o => o.MaxSamplePixels > 0, "Uploads:MaxSamplePixels must be positive")
+            .Validate(o => o.MaxStorageBytesPerOwner > 0, "Uploads:MaxStorageBytesPerOwner must be positive")
+            .Validate(o => o.MaxConcurrentPerOwner > 0, "Uploads:MaxConcurrentPerOwner must be positive")
             .ValidateOnStart();
         services.AddSingleton<DatasetStore>();
         services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());
@@ -95,6 +98,19 @@ public static class DatasetsApi
             return DatasetUpload.TooLarge(maxBytes);
         }
 
+        string owner = services.Owners.Owner;
+        using IDisposable? slot = services.Slots.TryTake(owner, services.Uploads.Value.MaxConcurrentPerOwner);
+        if (slot is null)
+        {
+            return OwnerQuotas.RefuseConcurrentUpload(services.Uploads.Value.MaxConcurrentPerOwner);
+        }
+
+        // An owner with no room left is told before the body arrives.
+        if (await OwnerQuotas.RefuseStorageAsync(services.Db, owner, null, services.Uploads.Value.MaxStorageBytesPerOwner, cancellationToken) is { } full)
+        {
+            return full;
+        }
+
         // Kestrel's default (30 MB) applies unless raised before the body is read.
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeLimit)
         {
@@ -129,7 +145,18 @@ public static class DatasetsApi
             // Kept as raw IDX whatever came in (gzip, 4-D grey, CIFAR records, images), so loading never decompresses.
             Directory.Delete(received, recursive: true);
             string? fit = upload!.Format == DatasetUpload.ImageFolderFormat ? upload.Fit : null;
-            DatasetRecord record = await KeepAsync(services, incoming, dataset, upload.Format, cancellationToken, fit);
+            // Checked before the files are written, and again (atomically) as the record is saved.
+            if (await OwnerQuotas.RefuseStorageAsync(services.Db, owner, BytesOf(dataset), services.Uploads.Value.MaxStorageBytesPerOwner, cancellationToken) is { } over)
+            {
+                return over;
+            }
+
+            (DatasetRecord? record, ProblemHttpResult? refused) = await KeepAsync(services, incoming, dataset, upload.Format, cancellationToken, fit);
+            if (record is null)
+            {
+                return refused!;
+            }
+
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} uploaded: {TrainCount} train and {TestCount} test images of {Channels}x{Height}x{Width}, {Classes} classes",
                 record.Id, record.Name, record.TrainCount, record.TestCount, record.Channels, record.Height, record.Width, record.Classes);
@@ -199,15 +226,28 @@ public static class DatasetsApi
             return Problems.Invalid(ex.ParamName, ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal));
         }
 
+        long bytes;
         try
         {
             // The store loads it with these limits.
             long trainBytes = services.Uploads.Value.Check("samples", options.Samples, options.Channels, options.ImageSize, options.ImageSize);
-            services.Uploads.Value.Check("testSamples", options.TestSamples, options.Channels, options.ImageSize, options.ImageSize, trainBytes);
+            bytes = trainBytes + services.Uploads.Value.Check("testSamples", options.TestSamples, options.Channels, options.ImageSize, options.ImageSize, trainBytes);
         }
         catch (DatasetFormatException ex)
         {
             return Problems.About(StatusCodes.Status413PayloadTooLarge, ex.File, ex.Message, "The dataset would be too large");
+        }
+
+        string owner = services.Owners.Owner;
+        using IDisposable? slot = services.Slots.TryTake(owner, services.Uploads.Value.MaxConcurrentPerOwner);
+        if (slot is null)
+        {
+            return OwnerQuotas.RefuseConcurrentUpload(services.Uploads.Value.MaxConcurrentPerOwner);
+        }
+
+        if (await OwnerQuotas.RefuseStorageAsync(services.Db, owner, bytes, services.Uploads.Value.MaxStorageBytesPerOwner, cancellationToken) is { } full)
+        {
+            return full;
         }
 
         ImageDataset generated = ShapesDataset.Generate(options);
@@ -215,7 +255,13 @@ public static class DatasetsApi
         string incoming = services.Store.CreateIncomingFolder();
         try
         {
-            DatasetRecord record = await KeepAsync(services, incoming, generated with { Name = name }, DatasetStore.ShapesSource, cancellationToken);
+            (DatasetRecord? record, ProblemHttpResult? refused) = await KeepAsync(
+                services, incoming, generated with { Name = name }, DatasetStore.ShapesSource, cancellationToken);
+            if (record is null)
+            {
+                return refused!;
+            }
+
             services.Logger.LogInformation(
                 "Dataset {DatasetId} {DatasetName} generated: {Kind}, {TrainCount} train and {TestCount} test images",
                 record.Id, record.Name, ShapesDataset.Name, record.TrainCount, record.TestCount);
@@ -234,7 +280,7 @@ public static class DatasetsApi
     public static async Task<Ok<List<DatasetView>>> List([AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
         List<DatasetRecord> records = await services.Db.Datasets.AsNoTracking()
-            .Where(d => d.Owner == Storage.DefaultOwner)
+            .Where(d => d.Owner == services.Owners.Owner)
             .OrderByDescending(d => d.CreatedAt)
             .ToListAsync(cancellationToken);
         return TypedResults.Ok(records.ConvertAll(r => ToView(r, services.Store)));
@@ -244,7 +290,7 @@ public static class DatasetsApi
     public static async Task<Results<Ok<DatasetView>, ProblemHttpResult>> Get(
         Guid id, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
-        DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
+        DatasetRecord? record = await FindAsync(services, id, cancellationToken);
         return record is null ? NoSuchDataset(id) : TypedResults.Ok(ToView(record, services.Store));
     }
 
@@ -273,7 +319,7 @@ public static class DatasetsApi
             return Problems.Invalid("variant", $"variant must be an epoch, from 1 to {MaxVariant}, but was {variant}.");
         }
 
-        DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
+        DatasetRecord? record = await FindAsync(services, id, cancellationToken);
         if (record is null)
         {
             return NoSuchDataset(id);
@@ -326,7 +372,7 @@ public static class DatasetsApi
     public static async Task<Results<NoContent, ProblemHttpResult>> Delete(
         Guid id, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
-        DatasetRecord? record = await FindAsync(services.Db, id, cancellationToken);
+        DatasetRecord? record = await FindAsync(services, id, cancellationToken);
         if (record is null)
         {
             return NoSuchDataset(id);
@@ -351,14 +397,15 @@ public static class DatasetsApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<DatasetRecord> KeepAsync(
+    /// <summary>Writes the dataset and saves its record, unless the owner's storage is full by then: null and a 413.</summary>
+    private static async Task<(DatasetRecord? Record, ProblemHttpResult? Refused)> KeepAsync(
         DatasetServices services, string incoming, ImageDataset dataset, string source, CancellationToken cancellationToken, string? fit = null)
     {
         DatasetStore.Write(dataset, incoming);
         var record = new DatasetRecord
         {
             Id = Guid.NewGuid(),
-            Owner = Storage.DefaultOwner,
+            Owner = services.Owners.Owner,
             Name = dataset.Name,
             Source = source,
             Classes = dataset.Classes,
@@ -373,11 +420,20 @@ public static class DatasetsApi
             Std = dataset.Std,
             CreatedAt = DateTime.UtcNow,
         };
+        // Uploads that passed the early check side by side are counted here one at a time, under SQLite's write lock.
+        await using var write = await OwnerQuotas.BeginWriteAsync(services.Db, cancellationToken);
+        if (await OwnerQuotas.RefuseStorageAsync(
+            services.Db, record.Owner, BytesOf(dataset), services.Uploads.Value.MaxStorageBytesPerOwner, cancellationToken) is { } refused)
+        {
+            return (null, refused);
+        }
+
         services.Store.Commit(incoming, record.Id, dataset);
         try
         {
             services.Db.Datasets.Add(record);
             await services.Db.SaveChangesAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
         }
         catch
         {
@@ -385,11 +441,15 @@ public static class DatasetsApi
             throw;
         }
 
-        return record;
+        return (record, null);
     }
 
-    private static Task<DatasetRecord?> FindAsync(TrainingDb db, Guid id, CancellationToken cancellationToken) =>
-        db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.Owner == Storage.DefaultOwner, cancellationToken);
+    /// <summary>The dataset's pixels as the owner's storage counts them (OwnerQuotas.StoredBytesAsync).</summary>
+    private static long BytesOf(ImageDataset dataset) =>
+        (long)(dataset.Train.Count + (dataset.Test?.Count ?? 0)) * dataset.Channels * dataset.Height * dataset.Width;
+
+    private static Task<DatasetRecord?> FindAsync(DatasetServices services, Guid id, CancellationToken cancellationToken) =>
+        services.Db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.Owner == services.Owners.Owner, cancellationToken);
 
     private static DatasetView ToView(DatasetRecord record, DatasetStore store) => new()
     {
@@ -412,4 +472,5 @@ public static class DatasetsApi
 }
 
 /// <summary>What the dataset handlers need, bound with [AsParameters].</summary>
-public sealed record DatasetServices(TrainingDb Db, DatasetStore Store, IOptions<UploadOptions> Uploads, ILogger<DatasetServices> Logger);
+public sealed record DatasetServices(
+    TrainingDb Db, DatasetStore Store, IOptions<UploadOptions> Uploads, IOwnerAccessor Owners, UploadSlots Slots, ILogger<DatasetServices> Logger);

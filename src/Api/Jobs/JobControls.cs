@@ -24,6 +24,9 @@ public sealed class JobOptions
 
     /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>
     public int MaxReasonLength { get; set; } = 200;
+
+    /// <summary>Queued, running and paused jobs one owner may have; a new one is refused (429) until one ends.</summary>
+    public int MaxActiveJobsPerOwner { get; set; } = 20;
 }
 
 /// <summary>The queue of jobs to train, in arrival order.</summary>

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Options;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Quotas;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
@@ -20,7 +21,7 @@ using TrainingService.Training.Specs;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>What the job handlers need, as one parameter.</summary>
-public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits);
+public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits, IOwnerAccessor Owners);
 
 public static class JobsApi
 {
@@ -29,6 +30,7 @@ public static class JobsApi
         services.AddOptions<JobOptions>().BindConfiguration("Jobs")
             .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0,
                 "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0")
+            .Validate(o => o.MaxActiveJobsPerOwner > 0, "Jobs:MaxActiveJobsPerOwner must be positive")
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
@@ -132,7 +134,7 @@ public static class JobsApi
         var job = new JobRecord
         {
             Id = Guid.CreateVersion7(),
-            Owner = Storage.DefaultOwner,
+            Owner = services.Owners.Owner,
             State = RunState.Queued,
             Spec = SpecReader.Read(document.RootElement, limits).Spec!,
             ModelId = request.ModelId,
@@ -144,8 +146,18 @@ public static class JobsApi
             TotalSteps = plan.TotalSteps,
             CreatedAt = DateTime.UtcNow,
         };
-        services.Db.Jobs.Add(job);
-        await services.Db.SaveChangesAsync(cancellationToken);
+        await using (var write = await OwnerQuotas.BeginWriteAsync(services.Db, cancellationToken))
+        {
+            if (await OwnerQuotas.RefuseJobAsync(services.Db, job.Owner, services.Options.Value.MaxActiveJobsPerOwner, cancellationToken) is { } refused)
+            {
+                return refused;
+            }
+
+            services.Db.Jobs.Add(job);
+            await services.Db.SaveChangesAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
+        }
+
         services.Queue.Enqueue(job.Id);
         return TypedResults.AcceptedAtRoute(View(job), "GetJob", new { id = job.Id });
     }

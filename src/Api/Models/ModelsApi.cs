@@ -6,6 +6,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Quotas;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Specs;
@@ -43,7 +44,7 @@ public static class ModelsApi
 
     /// <summary>Saves a spec that validates; 400 with its errors otherwise.</summary>
     public static async Task<Results<CreatedAtRoute<ModelView>, ValidationProblem>> Create(
-        CreateModelRequest request, TrainingDb db, IOptions<SpecLimits> limits, CancellationToken cancellationToken)
+        CreateModelRequest request, TrainingDb db, IOptions<SpecLimits> limits, IOwnerAccessor owners, CancellationToken cancellationToken)
     {
         SpecAnalysis analysis = SpecReader.ReadAndAnalyze(request.Spec, limits.Value);
         var errors = limits.Value.Bounded(analysis.Result.Errors)
@@ -65,7 +66,7 @@ public static class ModelsApi
         var model = new ModelRecord
         {
             Id = Guid.CreateVersion7(),
-            Owner = Storage.DefaultOwner,
+            Owner = owners.Owner,
             Name = request.Name!.Trim(),
             Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
             Parameters = analysis.Result.TotalParameters,

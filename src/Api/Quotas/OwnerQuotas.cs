@@ -1,0 +1,145 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Training;
+
+namespace TrainingService.Api.Quotas;
+
+/// <summary>Whom a request acts for: the owner its records get and its quotas count. Accounts replace the one implementation.</summary>
+public interface IOwnerAccessor
+{
+    string Owner { get; }
+}
+
+/// <summary>Every request acts for <see cref="Storage.DefaultOwner"/> until there are accounts.</summary>
+internal sealed class DefaultOwnerAccessor : IOwnerAccessor
+{
+    public string Owner => Storage.DefaultOwner;
+}
+
+/// <summary>
+/// Per-owner quotas (issue 12): active jobs (Jobs:MaxActiveJobsPerOwner), stored dataset bytes (Uploads:MaxStorageBytesPerOwner)
+/// and uploads in flight (Uploads:MaxConcurrentPerOwner). A count that decides an insert is read inside
+/// <see cref="BeginWriteAsync"/>'s transaction, so two requests at the limit cannot both pass.
+/// </summary>
+public static class OwnerQuotas
+{
+    public const string ActiveJobsKey = "Jobs:MaxActiveJobsPerOwner";
+    public const string StorageKey = "Uploads:MaxStorageBytesPerOwner";
+    public const string ConcurrentUploadsKey = "Uploads:MaxConcurrentPerOwner";
+
+    public static IServiceCollection AddQuotas(this IServiceCollection services)
+    {
+        services.AddSingleton<IOwnerAccessor, DefaultOwnerAccessor>();
+        services.AddSingleton<UploadSlots>();
+        return services;
+    }
+
+    /// <summary>
+    /// BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): SQLite's one write lock is taken before the count is read and held
+    /// until the insert commits, across connections and processes; a deferred transaction could read, then fail to upgrade.
+    /// </summary>
+    public static Task<Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction> BeginWriteAsync(TrainingDb db, CancellationToken cancellationToken) =>
+        db.Database.BeginTransactionAsync(cancellationToken);
+
+    /// <summary>429 when the owner already has <paramref name="max"/> queued, running or paused jobs; null otherwise.</summary>
+    public static async Task<ProblemHttpResult?> RefuseJobAsync(TrainingDb db, string owner, int max, CancellationToken cancellationToken)
+    {
+        int active = await db.Jobs.CountAsync(
+            j => j.Owner == owner && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken);
+        return active < max ? null : Refusal(
+            StatusCodes.Status429TooManyRequests,
+            ActiveJobsKey,
+            $"You have {N(active)} queued, running or paused jobs, the limit of {N(max)} (configuration {ActiveJobsKey}); "
+            + "a new job can be created once one of them ends (cancel or finish one).",
+            "Too many active jobs");
+    }
+
+    /// <summary>The bytes of the owner's datasets: images × channels × height × width, train and test.</summary>
+    public static Task<long> StoredBytesAsync(TrainingDb db, string owner, CancellationToken cancellationToken) =>
+        db.Datasets.Where(d => d.Owner == owner)
+            .SumAsync(d => (long)(d.TrainCount + d.TestCount) * d.Channels * d.Height * d.Width, cancellationToken);
+
+    /// <summary>
+    /// 413 when <paramref name="bytes"/> more would take the owner's datasets over <paramref name="max"/>, or, with the size
+    /// not known yet (null), when they already take it all; null otherwise.
+    /// </summary>
+    public static async Task<ProblemHttpResult?> RefuseStorageAsync(
+        TrainingDb db, string owner, long? bytes, long max, CancellationToken cancellationToken)
+    {
+        long stored = await StoredBytesAsync(db, owner, cancellationToken);
+        if (bytes is null ? stored < max : stored + bytes <= max)
+        {
+            return null;
+        }
+
+        string dataset = bytes is null ? "" : $"The dataset is {N(bytes.Value)} bytes and ";
+        return Refusal(
+            StatusCodes.Status413PayloadTooLarge,
+            StorageKey,
+            $"{dataset}{(bytes is null ? "Your" : "your")} datasets take {N(stored)} bytes of the limit of {N(max)} bytes per owner "
+            + $"(configuration {StorageKey}); delete a dataset to make room.",
+            "Dataset storage is full");
+    }
+
+    /// <summary>429 for an upload or generation beyond the owner's <paramref name="max"/> in flight.</summary>
+    public static ProblemHttpResult RefuseConcurrentUpload(int max) => Refusal(
+        StatusCodes.Status429TooManyRequests,
+        ConcurrentUploadsKey,
+        $"You have {N(max)} dataset uploads or generations in progress, the limit (configuration {ConcurrentUploadsKey}); "
+        + "send this one when one of them has finished.",
+        "Too many uploads at once");
+
+    private static ProblemHttpResult Refusal(int status, string key, string detail, string title) =>
+        TypedResults.Problem(detail, statusCode: status, title: title, extensions: new Dictionary<string, object?> { ["limit"] = key });
+
+    private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+}
+
+/// <summary>Dataset uploads and generations in flight, per owner: each may hold a dataset in memory and on disk.</summary>
+public sealed class UploadSlots
+{
+    private readonly Dictionary<string, int> _inFlight = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+
+    /// <summary>A slot released by disposing it, or null when the owner already has <paramref name="max"/>.</summary>
+    public IDisposable? TryTake(string owner, int max)
+    {
+        lock (_gate)
+        {
+            int taken = _inFlight.GetValueOrDefault(owner);
+            if (taken >= max)
+            {
+                return null;
+            }
+
+            _inFlight[owner] = taken + 1;
+            return new Slot(this, owner);
+        }
+    }
+
+    private void Release(string owner)
+    {
+        lock (_gate)
+        {
+            if (--_inFlight[owner] == 0)
+            {
+                _inFlight.Remove(owner); // no entry kept per owner ever seen
+            }
+        }
+    }
+
+    private sealed class Slot(UploadSlots slots, string owner) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                slots.Release(owner);
+            }
+        }
+    }
+}
