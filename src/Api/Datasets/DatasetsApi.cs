@@ -57,6 +57,7 @@ public static class DatasetsApi
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         group.MapPost("/builtin", CreateBuiltin)
+            .WithJsonBodyLimit()
             .WithName(DatasetsOperationFilter.BuiltinOperation)
             .WithSummary("Generate a built-in dataset (shapes)")
             .WithDescription("Generates the synthetic shapes dataset: one filled or outlined shape per image, at a random position, size and brightness, "

@@ -24,7 +24,7 @@ public abstract record CommandOutcome
     public sealed record NotFound(Guid Id) : CommandOutcome;
 
     /// <summary>The job's state does not allow it.</summary>
-    public sealed record Conflict(RunState State, string Reason) : CommandOutcome;
+    public sealed record Conflict(string Reason) : CommandOutcome;
 
     /// <summary>The command's own values are wrong, by field.</summary>
     public sealed record Invalid(string Title, Dictionary<string, string[]> Errors) : CommandOutcome;
@@ -80,16 +80,19 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
             return new CommandOutcome.NotFound(id);
         }
 
-        if (Ended(job.State))
+        if (job.State.IsEnded())
         {
-            return new CommandOutcome.Conflict(job.State, $"Job {id} has already ended ({job.State}); there is nothing to cancel.");
+            return new CommandOutcome.Conflict($"Job {id} has already ended ({job.State}); there is nothing to cancel.");
         }
 
         if (controls.TryCancelQueued(id))
         {
+            // The record first: it is what the quota counts and a restart re-queues from, even if the event's write fails.
+            await db.Jobs.Where(j => j.Id == id && j.State == RunState.Queued)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.FinishedAt, DateTime.UtcNow), cancellationToken);
             var events = new JobEventWriter(pump, id, job.LastSeq);
             events.Publish(new StateEvent { State = RunState.Cancelled, Reason = "cancelled before it started" });
-            await events.FlushAsync();
+            await events.FlushAsync().WaitAsync(cancellationToken);
         }
 
         return new CommandOutcome.Done(await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken));
@@ -111,9 +114,9 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
             return new CommandOutcome.Invalid("The hyperparameters cannot be changed", errors);
         }
 
-        if (Ended(job.State))
+        if (job.State.IsEnded())
         {
-            return new CommandOutcome.Conflict(job.State, $"Job {id} is {job.State}; cannot change its hyperparameters.");
+            return new CommandOutcome.Conflict($"Job {id} is {job.State}; cannot change its hyperparameters.");
         }
 
         job.Hyperparameters = current with
@@ -138,14 +141,12 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
 
         if (!allowed(job.State))
         {
-            return new CommandOutcome.Conflict(job.State, $"Job {id} is {job.State}; {rule}.");
+            return new CommandOutcome.Conflict($"Job {id} is {job.State}; {rule}.");
         }
 
         command(controls.For(id));
         return new CommandOutcome.Done(job);
     }
-
-    private static bool Ended(RunState state) => state is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
 
     private static Dictionary<string, string[]> Validate(HyperparameterChange? change, Hyperparameters current, int maxReason)
     {

@@ -79,7 +79,7 @@ public sealed class JobWorker(
             datasetRecord = job is null ? null : await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, stoppingToken);
         }
 
-        if (job is null || job.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled || !controls.TryStart(jobId))
+        if (job is null || job.State.IsEnded() || !controls.TryStart(jobId))
         {
             controls.Finished(jobId);
             return;
@@ -116,8 +116,19 @@ public sealed class JobWorker(
         }
         finally
         {
-            controls.Finished(jobId);
-            await pump.FlushAsync();
+            // Flushed before the job leaves the registry, so no command sees it Running in the database once it has ended.
+            try
+            {
+                await pump.FlushAsync();
+            }
+            catch (IOException ex)
+            {
+                logger.LogError(ex, "Job {JobId}: its last events could not be persisted", jobId); // one job's loss, not the host's
+            }
+            finally
+            {
+                controls.Finished(jobId);
+            }
         }
     }
 

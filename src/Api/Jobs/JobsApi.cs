@@ -136,7 +136,7 @@ public static class JobsApi
             Id = Guid.CreateVersion7(),
             Owner = services.Owners.Owner,
             State = RunState.Queued,
-            Spec = SpecReader.Read(document.RootElement, limits).Spec!,
+            Spec = plan.Model.Spec!,
             ModelId = request.ModelId,
             DatasetId = dataset.Id,
             Hyperparameters = hyperparameters,

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.ChangeTracking;
@@ -41,9 +42,13 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
     }
 
     /// <summary>A Contracts record in a TEXT column as the API's JSON (docs/architecture.md says why not owned types).</summary>
+    /// <remarks>
+    /// The records are immutable and replaced whole (<c>with</c>), so a reference comparison detects a change: the event
+    /// pump loads and saves jobs ten times a second, and comparing by JSON would serialise each column four more times.
+    /// </remarks>
     private static void AsJson<T>(PropertyBuilder<T> property) where T : class? =>
         property.HasConversion(v => ToJson(v), v => FromJson<T>(v), new ValueComparer<T>(
-            (a, b) => ToJson(a) == ToJson(b), v => ToJson(v).GetHashCode(StringComparison.Ordinal), v => FromJson<T>(ToJson(v))));
+            (a, b) => ReferenceEquals(a, b), v => v == null ? 0 : RuntimeHelpers.GetHashCode(v), v => v));
 
     private static string ToJson<T>(T value) => JsonSerializer.Serialize(value, JsonSerializerOptions.Web);
 

@@ -224,7 +224,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
                     job.Error = null;
                 }
 
-                if (e.State is RunState.Succeeded or RunState.Failed or RunState.Cancelled)
+                if (e.State.Value.IsEnded())
                 {
                     job.FinishedAt = e.Time;
                 }

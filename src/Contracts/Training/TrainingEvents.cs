@@ -95,6 +95,12 @@ public enum RunState
     Cancelled,
 }
 
+public static class RunStates
+{
+    /// <summary>Succeeded, Failed or Cancelled: the job will not train again.</summary>
+    public static bool IsEnded(this RunState state) => state is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
+}
+
 /// <summary>The run changed state.</summary>
 public sealed record StateEvent : TrainingEvent
 {

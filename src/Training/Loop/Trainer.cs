@@ -45,7 +45,6 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingSink _sink;
     private readonly TrainerOptions _options;
     private readonly SpecModel _model;
-    private readonly Generator _generator; // the job's own: seeded from its seed, saved in checkpoints, shared with no other job
     private readonly OptimizerHelper _optimizer;
     private readonly StatsCollector? _stats;
     private readonly Diagnostics? _diagnostics;
@@ -78,8 +77,7 @@ public sealed class Trainer : IDisposable
         _hp = plan.Hyperparameters;
         _monitoring = plan.Monitoring;
         _sink = sink;
-        _generator = new Generator((ulong)_hp.Seed);
-        _model = new SpecModel(plan.Model, _generator);
+        _model = new SpecModel(plan.Model, (ulong)_hp.Seed); // its own generator: seeded from the job's seed, saved in checkpoints
         _optimizer = CreateOptimizer(_model, _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
         _diagnostics = _sanity is null && _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
@@ -144,7 +142,7 @@ public sealed class Trainer : IDisposable
         // would otherwise reset it to the last count set by any thread): read, then set this job's own.
         _ = get_num_threads();
         set_num_threads(_plan.Threads);
-        Checkpoint.Restore(_generator, _position.GeneratorState);
+        Checkpoint.Restore(_model.Generator, _position.GeneratorState);
         Emit(new StateEvent { State = RunState.Running, Reason = _position.Step == 0 ? null : $"resumed at step {_position.Step}" });
         long lastTick = Stopwatch.GetTimestamp();
         while (_position.Epoch <= _hp.Epochs)
@@ -330,7 +328,6 @@ public sealed class Trainer : IDisposable
     {
         _model.Dispose();
         _optimizer.Dispose();
-        _generator.Dispose();
         _images.Dispose();
         _labels.Dispose();
         _scale.Dispose();
@@ -561,7 +558,7 @@ public sealed class Trainer : IDisposable
         {
             Checkpoint.Save(path, _position with
             {
-                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_generator),
+                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_model.Generator),
             }, _model, _optimizer);
         }
     }

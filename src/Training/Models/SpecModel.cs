@@ -12,35 +12,18 @@ namespace TrainingService.Training.Models;
 public sealed class SpecModel : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor>?[] _layers;
-    private readonly bool _ownsGenerator;
 
-    /// <summary>A model whose every random draw, initialisation and dropout, comes from <paramref name="generator"/>, which must outlive it.</summary>
-    public SpecModel(SpecAnalysis analysis, Generator generator)
-        : this(analysis, generator, ownsGenerator: false)
-    {
-    }
-
-    /// <summary>A model drawing from its own generator seeded with <paramref name="seed"/>: the same seed, the same model.</summary>
+    /// <summary>A model drawing every random number, initialisation and dropout, from its own generator seeded with <paramref name="seed"/>.</summary>
     public SpecModel(SpecAnalysis analysis, ulong seed)
-        : this(analysis, new Generator(seed), ownsGenerator: true)
-    {
-    }
-
-    private SpecModel(SpecAnalysis analysis, Generator generator, bool ownsGenerator)
         : base(nameof(SpecModel))
     {
         if (!analysis.IsValid)
         {
-            if (ownsGenerator)
-            {
-                generator.Dispose();
-            }
-
             throw new ArgumentException("the spec has errors: " + string.Join("; ", analysis.Result.Errors.Select(e => e.Message)), nameof(analysis));
         }
 
+        Generator generator = new(seed);
         Generator = generator;
-        _ownsGenerator = ownsGenerator;
         Plan = analysis.Plan;
         _layers = [.. Plan.Select(layer => layer.Kind.CreateModule(layer, generator))];
         for (int i = 0; i < _layers.Length; i++)
@@ -79,7 +62,7 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && _ownsGenerator)
+        if (disposing)
         {
             Generator.Dispose();
         }

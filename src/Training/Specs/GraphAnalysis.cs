@@ -63,7 +63,7 @@ internal sealed class GraphAnalysis(ModelSpec spec, SpecLimits limits)
             Warnings = _warnings,
             Errors = _errors,
         };
-        return new SpecAnalysis(result, valid ? _plan : []);
+        return new SpecAnalysis(result, valid ? _plan : []) { Spec = spec };
     }
 
     /// <summary>A sum that stops at long.MaxValue: each layer's count fits in 64 bits, their sum need not, and it only meets a cap.</summary>

@@ -48,6 +48,9 @@ public sealed record LayerPlan(int Index, string Name, LayerKind Kind, int[] Inp
 /// <summary>The result of analysing a spec: the report for people and, when valid, the plan for the builder.</summary>
 public sealed record SpecAnalysis(ModelValidationResult Result, IReadOnlyList<LayerPlan> Plan)
 {
+    /// <summary>The spec as read; null when it could not be read at all.</summary>
+    public ModelSpec? Spec { get; init; }
+
     public bool IsValid => Result.Valid;
 
     /// <summary>The number of classes the network scores: the last linear layer's units.</summary>

@@ -79,7 +79,7 @@ public static class SpecReader
             || (e.Field == "input" && reported.Any(f => f.StartsWith("input", StringComparison.Ordinal)))
             || (e.LayerIndex is int i && reported.Contains($"layers[{i}]"));
         var errors = readErrors.Concat(analysis.Result.Errors.Where(e => !Repeats(e))).ToList();
-        return new SpecAnalysis(analysis.Result with { Valid = false, OutputShape = null, Errors = errors }, []);
+        return new SpecAnalysis(analysis.Result with { Valid = false, OutputShape = null, Errors = errors }, []) { Spec = spec };
     }
 
     /// <summary>

@@ -78,16 +78,9 @@ public sealed class Conv2dKind : WindowKind
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights)
     {
-        Tensor x = inputs[0];
-        long[] padding = SideArray(layer.Padding.Size);
-        if (layer.Padding.Same)
-        {
-            (long h, long w) = SamePadding(layer);
-            x = F.pad(x, [w / 2, w - (w / 2), h / 2, h - (h / 2)]);
-            padding = [0, 0];
-        }
-
-        return F.conv2d(x, weights.Required("weight"), weights.Optional("bias"), SideArray(layer.Stride), padding, SideArray(layer.Dilation), layer.Groups);
+        return layer.Padding.Same
+            ? F.conv2d_padding(inputs[0], weights.Required("weight"), weights.Optional("bias"), SideArray(layer.Stride), TorchSharp.Padding.Same, SideArray(layer.Dilation), layer.Groups)
+            : F.conv2d(inputs[0], weights.Required("weight"), weights.Optional("bias"), SideArray(layer.Stride), SideArray(layer.Padding.Size), SideArray(layer.Dilation), layer.Groups);
     }
 
     internal override void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output)
