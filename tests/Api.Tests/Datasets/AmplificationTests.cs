@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using SkiaSharp;
 using TrainingService.Api.Datasets;
+using TrainingService.Api.Tests.Outputs;
 using TrainingService.Api.Tests.Service;
 using Xunit.Abstractions;
 using static TrainingService.Api.Tests.Datasets.ArchiveFiles;
@@ -13,8 +14,10 @@ namespace TrainingService.Api.Tests.Datasets;
 
 /// <summary>
 /// Small inputs that once cost the server far more than their size, each refused or bounded now. Each test writes what
-/// went in, what was kept and what the request allocated, so the figures can be compared across versions.
+/// went in, what was kept and what the request allocated, so the figures can be compared across versions. The
+/// allocation count is the process's, so these run with no other test beside them.
 /// </summary>
+[Collection(nameof(MemoryMeasuring))]
 public sealed class AmplificationTests(ITestOutputHelper output)
 {
     private const long MiB = 1 << 20;
