@@ -1,5 +1,9 @@
+import { authFetch, problemOf } from './auth';
 import { probe } from './probe';
-import type { DatasetView, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, StreamEvent, ValidationResult } from './types';
+import type {
+  ApiKeyView, DatasetView, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
+  StreamEvent, ValidationResult,
+} from './types';
 
 /** A failed request, carrying the server's problem details. */
 export class ApiError extends Error {
@@ -15,23 +19,15 @@ export class ApiError extends Error {
 }
 
 async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(path, {
+  const response = await authFetch(path, {
     method,
     headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
   });
+  if (!response.ok) throw new ApiError(response.status, await problemOf(response));
   const text = await response.text();
   const t = performance.now();
-  if (!response.ok) {
-    let problem: Problem;
-    try {
-      problem = JSON.parse(text) as Problem;
-    } catch {
-      problem = { status: response.status, title: text || response.statusText };
-    }
-    throw new ApiError(response.status, problem);
-  }
   const result = (text ? JSON.parse(text) : undefined) as T;
   probe.timings.parseMs += performance.now() - t;
   return result;
@@ -53,6 +49,12 @@ export const api = {
   dataset: (id: string) => request<DatasetView>('GET', `datasets/${id}`),
   builtinDataset: (body: unknown) => request<DatasetView>('POST', 'datasets/builtin', body),
   samplePng: (id: string, index: number) => `datasets/${id}/samples/${index}.png`,
+  shares: (jobId: string) => request<ShareView[]>('GET', `jobs/${jobId}/shares`),
+  createShare: (jobId: string, expiresInHours: number) => request<ShareCreated>('POST', `jobs/${jobId}/shares`, { expiresInHours }),
+  revokeShare: (jobId: string, shareId: string) => request<void>('DELETE', `jobs/${jobId}/shares/${shareId}`),
+  keys: () => request<ApiKeyView[]>('GET', 'keys'),
+  createKey: (name: string) => request<ApiKeyView & { secret: string }>('POST', 'keys', { name }),
+  revokeKey: (id: string) => request<void>('DELETE', `keys/${id}`),
   presets: (channels: number, height: number, width: number, classes: number) =>
     request<ModelPreset[]>('GET', `models/presets?channels=${channels}&height=${height}&width=${width}&classes=${classes}`),
   models: (limit = 12) => request<Page<ModelSummary>>('GET', `models?limit=${limit}`),

@@ -1,5 +1,6 @@
 import { HubConnection, HubConnectionBuilder, HubConnectionState, LogLevel } from '@microsoft/signalr';
-import { loadHistory } from './api';
+import { api, loadHistory } from './api';
+import { hubToken } from './auth';
 import type { StreamEvent } from './types';
 
 export type LinkStatus = 'connecting' | 'live' | 'reconnecting' | 'offline';
@@ -36,7 +37,7 @@ export class JobFollower {
     if (this.closed) return;
     loaded();
     const connection = new HubConnectionBuilder()
-      .withUrl('hubs/training')
+      .withUrl('hubs/training', { accessTokenFactory: hubToken })
       .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (c) => Math.min(250 * 2 ** c.previousRetryCount, 3000) })
       .configureLogging(LogLevel.Warning)
       .build();
@@ -64,7 +65,10 @@ export class JobFollower {
         if (this.connection!.state === HubConnectionState.Disconnected) await this.connection!.start();
         await this.subscribe();
         return;
-      } catch {
+      } catch (err) {
+        // A refused credential (a revoked key, an expired share): asking the REST API brings the sign-in form with the
+        // server's reason (negotiation's error keeps only the status in its message).
+        if (/Status code '401'/.test(String(err))) void api.job(this.jobId).catch(() => undefined);
         this.onStatus('offline');
         await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 3000)));
       }

@@ -190,3 +190,40 @@ export interface Problem {
   field?: string;
   errors?: Record<string, string[]>;
 }
+
+/** GET /me: who the request's credential signs in as; authMode "open" needs no token (loopback only). */
+export interface Me {
+  id: string;
+  name: string;
+  role: 'admin' | 'user' | 'viewer';
+  key?: { id: string; name: string } | null;
+  /** The job a share token opens, for a share token. */
+  sharedJob?: string | null;
+  authMode: 'keys' | 'open';
+}
+
+/** A job's share link as GET /jobs/{id}/shares lists it; its token is only in the answer that created it. */
+export interface ShareView {
+  id: string;
+  jobId: string;
+  createdAt: string;
+  expiresAt: string;
+  revokedAt?: string | null;
+}
+
+/** POST /jobs/{id}/shares: the link, with its token, shown this once. */
+export interface ShareCreated extends ShareView {
+  token: string;
+  url: string;
+}
+
+/** An API key as GET /keys lists it; POST /keys adds the secret, once. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  prefix: string;
+  userId: string;
+  createdAt: string;
+  lastUsedAt?: string | null;
+  revokedAt?: string | null;
+}
