@@ -1,5 +1,5 @@
 type Child = Node | string | number | null | undefined | false;
-type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
+export type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
 
 /** Creates an element: attributes (on* become listeners, false/null are left out) and children. */
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElementTagNameMap[K] {
@@ -10,11 +10,18 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
     else if (key === 'style') el.style.cssText = String(value); // CSSOM, which the CSP allows; a style attribute it blocks
     else el.setAttribute(key, value === true ? '' : String(value));
   }
+  el.append(...nodes(...children));
+  return el;
+}
+
+/** Children as append and replaceChildren take them: nested arrays flattened, false/null/undefined left out. */
+export function nodes(...children: (Child | Child[])[]): (Node | string)[] {
+  const out: (Node | string)[] = [];
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
+    out.push(child instanceof Node ? child : String(child));
   }
-  return el;
+  return out;
 }
 
 export const fmt = {

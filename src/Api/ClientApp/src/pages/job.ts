@@ -1,18 +1,33 @@
 import { api, ApiError } from '../api';
+import { authFetch, problemOf } from '../auth';
 import { HeatStrip, LineChart, palette, type Source } from '../charts';
-import { fmt, h, type Page } from '../dom';
+import { fmt, h, nodes, type Page } from '../dom';
 import { describeHyperparameters } from '../hyperparameters';
+import { AuthedImages, download } from '../images';
 import { JobData } from '../jobdata';
 import { smooth } from '../series';
 import { JobFollower, type LinkStatus } from '../stream';
-import { finished, type JobView, type StreamEvent } from '../types';
+import { finished, type JobView, type ShareCreated, type ShareView, type StreamEvent } from '../types';
 import { probe } from '../probe';
+
+export interface JobPageOptions {
+  /** Charts, stats and pictures only: no controls, steering, predictions, snapshots, downloads or dataset samples. */
+  readOnly: boolean;
+  /** Opened with a share token (a banner says so). */
+  shared: boolean;
+  /** Leaves the shared view for the signed-in key's (when the tab holds a key too). */
+  leaveShare?: () => void;
+}
 
 /**
  * One job, live: header (state, step, ETA, speed), controls, notices, and every chart, fed by the history and then
- * the stream. All data is kept; charts decimate when they draw.
+ * the stream. All data is kept; charts decimate when they draw. Read-only (a share link) it shows what is watched.
  */
-export function jobPage(main: HTMLElement, id: string): Page {
+export function jobPage(main: HTMLElement, id: string, options: JobPageOptions): Page {
+  const { readOnly } = options;
+  let disposed = false;
+  const images = new AuthedImages();
+  let tryUrl: string | undefined;
   const data = new JobData();
   let job: JobView | undefined;
   let link: LinkStatus = 'connecting';
@@ -44,6 +59,8 @@ export function jobPage(main: HTMLElement, id: string): Page {
   const resume = h('button', { type: 'button', id: 'resume', disabled: true }, 'Resume');
   const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
   const finish = h('button', { type: 'button', id: 'finish', disabled: true, title: 'Early stop: end now and keep the model' }, 'Finish now');
+  const weights = h('button', { type: 'button', id: 'weights', hidden: true }, 'Download weights');
+  const shareToggle = h('button', { type: 'button', id: 'share', 'aria-expanded': 'false', 'aria-controls': 'share-panel' }, 'Share…');
   const steerLr = h('input', { id: 'steer-lr', type: 'number', step: 'any', min: 0, 'data-field': 'learningRate' });
   const steerMomentum = h('input', { id: 'steer-momentum', type: 'number', step: 'any', min: 0, max: 0.999, 'data-field': 'momentum' });
   const steerWd = h('input', { id: 'steer-wd', type: 'number', step: 'any', min: 0, 'data-field': 'weightDecay' });
@@ -74,15 +91,23 @@ export function jobPage(main: HTMLElement, id: string): Page {
   let visualsStep = -1;
   const layerNote = h('p', { class: 'muted' }, 'Layer statistics appear with the first measurement (every “statsEvery” steps).');
 
-  main.replaceChildren(
+  const share = sharePanel();
+  const leave = options.leaveShare;
+  main.replaceChildren(...nodes(
+    options.shared && h('p', { id: 'shared-banner', class: 'banner', role: 'note' },
+      'Viewing a shared job (read-only).',
+      leave && h('button', { type: 'button', id: 'leave-share', onclick: () => leave() }, 'Open with my key instead')),
     h('div', { class: 'heading' }, title, badge, linkBadge),
     h('p', { class: 'summary' },
       'Step ', stepText, totalText, ' · epoch ', epochText, ' · ETA ', etaText, ' · ', speedText, ' samples/s · loss ', lossText, ' · best val. acc. ', accText),
     progress,
     hpText,
-    h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, h('a', { href: `jobs/${id}/weights` , class: 'button', id: 'weights', hidden: true }, 'Download weights')),
-    controlStatus,
-    h('details', { class: 'steer-box' }, h('summary', {}, 'Steer: change the learning rate, momentum or weight decay'), steerForm),
+    !readOnly && [
+      h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, weights, shareToggle),
+      controlStatus,
+      share.panel,
+      h('details', { class: 'steer-box' }, h('summary', {}, 'Steer: change the learning rate, momentum or weight decay'), steerForm),
+    ],
     h('section', { 'aria-labelledby': 'notices-h' }, h('h2', { id: 'notices-h' }, 'Alerts'), notices),
     h('section', { 'aria-labelledby': 'loss-h' },
       h('h2', { id: 'loss-h' }, 'Loss per step'),
@@ -96,16 +121,16 @@ export function jobPage(main: HTMLElement, id: string): Page {
     h('section', { 'aria-labelledby': 'rate-h' }, h('h2', { id: 'rate-h' }, 'Learning rate and speed'),
       h('div', { class: 'charts two' }, h('div', { id: 'lr-chart', class: 'chart' }), h('div', { id: 'speed-chart', class: 'chart' }))),
     h('section', { 'aria-labelledby': 'layers-h' }, h('h2', { id: 'layers-h' }, 'Layers'), layerNote, layerSection),
-    h('section', { 'aria-labelledby': 'try-h' }, h('h2', { id: 'try-h' }, 'Try it'),
+    !readOnly && h('section', { 'aria-labelledby': 'try-h' }, h('h2', { id: 'try-h' }, 'Try it'),
       h('p', { class: 'small muted' }, 'Drop a PNG or JPEG here, or pick one: it is resized to the model’s input and classified by the latest weights (final, or the last checkpoint).'),
       tryZone, tryResult),
     h('section', { 'aria-labelledby': 'sees-h' }, h('h2', { id: 'sees-h' }, 'What the network sees'),
-      h('div', { class: 'chart-controls' }, snapshotButton, h('span', { id: 'visuals-status', class: 'small muted' }, 'Pictures come at every epoch’s end.')),
+      h('div', { class: 'chart-controls' }, !readOnly && snapshotButton, h('span', { id: 'visuals-status', class: 'small muted' }, 'Pictures come at every epoch’s end.')),
       h('div', { id: 'probes', class: 'thumbs', role: 'group', 'aria-label': 'Probe image' }),
       visualsHost),
     h('section', { 'aria-labelledby': 'dist-h' }, h('h2', { id: 'dist-h' }, 'Activation distributions'),
       h('p', { class: 'small muted' }, 'Each strip: one layer’s output histogram over time (left to right); darker and yellower = more outputs at that value.'),
-      stripHost));
+      stripHost)));
 
   // --- charts --------------------------------------------------------------------------------------------------
   const s = data.steps;
@@ -236,7 +261,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
     }
     resume.disabled = state !== 'Paused';
     cancel.disabled = !state || finished(state);
-    main.querySelector<HTMLElement>('#weights')!.hidden = state !== 'Succeeded' || job?.sanity?.check === 'learningRateRangeTest'; // a range test keeps no model
+    weights.hidden = state !== 'Succeeded' || job?.sanity?.check === 'learningRateRangeTest'; // a range test keeps no model
     probe.job = { id, seq: data.seq, steps: s.step.length, lastStep: step, gaps: data.gaps, repeatedSteps: data.repeatedSteps, state: state ?? '', link };
   }
 
@@ -269,6 +294,14 @@ export function jobPage(main: HTMLElement, id: string): Page {
       controlStatus.textContent = err instanceof ApiError ? err.describe().join('; ') : String(err);
     }
   }
+  weights.addEventListener('click', async () => {
+    controlStatus.textContent = 'Downloading…';
+    try {
+      controlStatus.textContent = `Saved ${await download(`jobs/${id}/weights`, `job-${id}.dat`)}.`;
+    } catch (err) {
+      controlStatus.textContent = String(err instanceof Error ? err.message : err);
+    }
+  });
   pause.addEventListener('click', () => void control('pause'));
   resume.addEventListener('click', () => void control('resume'));
   cancel.addEventListener('click', () => void control('cancel'));
@@ -309,6 +342,102 @@ export function jobPage(main: HTMLElement, id: string): Page {
     lossChart.setLog(logToggle.checked);
   });
 
+  // --- share links ---------------------------------------------------------------------------------------------
+  /** Read-only links to this job: made with an expiry, shown once with a Copy button, listed with Revoke buttons. */
+  function sharePanel() {
+    const expiry = h('select', { id: 'share-expiry' },
+      ([[1, '1 hour'], [24, '1 day'], [168, '7 days'], [720, '30 days']] as const).map(([hours, text]) => h('option', { value: hours, selected: hours === 24 }, text)));
+    const create = h('button', { type: 'submit', id: 'share-create', class: 'primary' }, 'Create link');
+    const url = h('input', { id: 'share-url', type: 'text', readonly: true, spellcheck: 'false', 'aria-describedby': 'share-once' });
+    const copy = h('button', { type: 'button', id: 'share-copy' }, 'Copy');
+    const made = h('div', { id: 'share-made', hidden: true },
+      h('div', { class: 'field' }, h('label', { for: 'share-url' }, 'Link'), h('div', { class: 'share-url' }, url, copy)),
+      h('p', { id: 'share-once', class: 'small muted' }, 'Shown this once: anyone with the link can watch this job until it expires or is revoked.'));
+    const status = h('p', { id: 'share-status', class: 'small', role: 'status' });
+    const rows = h('tbody');
+    const form = h('form', { id: 'share-form', class: 'share-form' },
+      h('div', { class: 'field' }, h('label', { for: 'share-expiry' }, 'Expires after'), expiry), create);
+    const panel = h('section', { id: 'share-panel', class: 'share-panel', hidden: true, 'aria-labelledby': 'share-h' },
+      h('h2', { id: 'share-h' }, 'Share a read-only link'),
+      h('p', { class: 'small muted' }, 'The link opens this job’s page, live, and nothing else: no controls, downloads, dataset or other jobs.'),
+      form, made, status,
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'shares', id: 'shares' },
+          h('caption', { class: 'visually-hidden' }, 'Links to this job'),
+          h('thead', {}, h('tr', {}, ['Created', 'Expires', 'State'].map((t) => h('th', { scope: 'col' }, t)), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Revoke')))),
+          rows)));
+    const failed = (err: unknown) => {
+      status.className = 'small error';
+      status.textContent = err instanceof ApiError ? err.describe().join('; ') : String(err);
+    };
+
+    async function list() {
+      let shares: ShareView[];
+      try {
+        shares = await api.shares(id);
+      } catch (err) {
+        return failed(err);
+      }
+      if (disposed) return;
+      const now = Date.now();
+      rows.replaceChildren(...shares.map((x) => {
+        const state = x.revokedAt ? `revoked ${fmt.time(x.revokedAt)}` : Date.parse(x.expiresAt) <= now ? 'expired' : 'active';
+        const revoke = state === 'active' && h('button', { type: 'button', class: 'danger', 'data-share': x.id, 'aria-label': `Revoke the link made ${fmt.time(x.createdAt)}` }, 'Revoke');
+        if (revoke) revoke.addEventListener('click', () => void revokeShare(x.id));
+        return h('tr', { 'data-share': x.id, class: state === 'active' ? '' : 'muted' },
+          h('td', { class: 'small' }, fmt.time(x.createdAt)), h('td', { class: 'small' }, fmt.time(x.expiresAt)), h('td', { class: 'share-state' }, state), h('td', {}, revoke));
+      }));
+      if (shares.length === 0) rows.replaceChildren(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No links yet.')));
+    }
+
+    async function revokeShare(shareId: string) {
+      try {
+        await api.revokeShare(id, shareId);
+        status.className = 'small';
+        status.textContent = 'Revoked: the link no longer opens the job.';
+      } catch (err) {
+        failed(err);
+      }
+      await list();
+    }
+
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      create.disabled = true;
+      status.textContent = '';
+      try {
+        const link: ShareCreated = await api.createShare(id, Number(expiry.value));
+        url.value = link.url || `${location.origin}${location.pathname}#/jobs/${id}?share=${encodeURIComponent(link.token)}`;
+        made.hidden = false;
+        url.focus();
+        url.select();
+        status.className = 'small';
+        status.textContent = `Link made; it expires ${fmt.time(link.expiresAt)}.`;
+      } catch (err) {
+        failed(err);
+      } finally {
+        create.disabled = false;
+      }
+      await list();
+    });
+    copy.addEventListener('click', async () => {
+      url.select();
+      try {
+        await navigator.clipboard.writeText(url.value);
+        status.textContent = 'Copied to the clipboard.';
+      } catch {
+        status.textContent = 'Selected: press Ctrl+C (⌘C) to copy.'; // no clipboard permission
+      }
+    });
+    shareToggle.addEventListener('click', () => {
+      const open = panel.hidden;
+      panel.hidden = !open;
+      shareToggle.setAttribute('aria-expanded', String(open));
+      if (open) void list();
+    });
+    return { panel };
+  }
+
   // --- data ----------------------------------------------------------------------------------------------------
   function onEvents(events: StreamEvent[], live: boolean) {
     data.add(events);
@@ -334,14 +463,17 @@ export function jobPage(main: HTMLElement, id: string): Page {
     } catch {
       return; // none yet: they come at the first epoch's end, or on request
     }
-    if (v.step === visualsStep && visualsHost.childElementCount > 0) return;
+    if (disposed || (v.step === visualsStep && visualsHost.childElementCount > 0)) return;
     visualsStep = v.step;
     main.querySelector('#visuals-status')!.textContent = `Taken at step ${fmt.int(v.step)} (epoch ${v.epoch}).`;
     const probes = main.querySelector<HTMLElement>('#probes')!;
     if (probes.childElementCount === 0 && job) {
+      // A viewer may not read the dataset: numbered buttons stand in for its samples.
       probes.replaceChildren(...Array.from({ length: v.probes }, (_, i) => {
-        const b = h('button', { type: 'button', class: 'probe', 'aria-pressed': String(i === probeImage), title: `probe image ${i}` },
-          h('img', { src: api.samplePng(job!.datasetId, i), alt: `sample ${i}`, width: 40, height: 40 }));
+        const b = h('button', { type: 'button', class: readOnly ? 'probe numbered' : 'probe', 'aria-pressed': String(i === probeImage), title: `probe image ${i}` },
+          readOnly
+            ? String(i + 1)
+            : images.img(api.samplePng(job!.datasetId, i), { alt: `sample ${i}`, width: 40, height: 40 }));
         b.addEventListener('click', () => {
           probeImage = i;
           probes.querySelectorAll('button').forEach((x, k) => x.setAttribute('aria-pressed', String(k === i)));
@@ -354,11 +486,13 @@ export function jobPage(main: HTMLElement, id: string): Page {
   }
 
   function drawVisuals(v: Awaited<ReturnType<typeof api.visuals>>) {
+    const layer = encodeURIComponent;
     visualsHost.replaceChildren(...v.layers.map((l) => h('figure', { class: 'visual' },
       h('figcaption', {}, `${l.name}: ${l.filters} filters of ${l.kernel.join('×')}×${l.channels}`),
       h('div', { class: 'pair' },
-        h('img', { src: `jobs/${id}/filters/${l.name}.png?v=${v.step}`, alt: `${l.name} filters at step ${v.step}`, class: 'filters' }),
-        h('img', { src: `jobs/${id}/featuremaps/${l.name}.png?sample=${probeImage}&v=${v.step}`, alt: `${l.name} feature maps of probe image ${probeImage} at step ${v.step}`, class: 'maps' })))));
+        images.img(`jobs/${id}/filters/${layer(l.name)}.png?v=${v.step}`, { alt: `${l.name} filters at step ${v.step}`, class: 'filters' }),
+        images.img(`jobs/${id}/featuremaps/${layer(l.name)}.png?sample=${probeImage}&v=${v.step}`, { alt: `${l.name} feature maps of probe image ${probeImage} at step ${v.step}`, class: 'maps' })))));
+    images.sweep();
   }
 
   /** Classify an image the user gives: top classes with bars, and the feature maps it produced. */
@@ -369,13 +503,16 @@ export function jobPage(main: HTMLElement, id: string): Page {
     const classes = Number((job?.model.layers?.at(-1) as { units?: number } | undefined)?.units ?? 3);
     form.append('top', String(Math.min(3, classes)));
     try {
-      const response = await fetch(`jobs/${id}/predict?featureMaps=true`, { method: 'POST', body: form });
+      const response = await authFetch(`jobs/${id}/predict?featureMaps=true`, { method: 'POST', body: form });
+      if (!response.ok) throw new ApiError(response.status, await problemOf(response));
       const body = await response.json();
-      if (!response.ok) throw new ApiError(response.status, body);
+      if (disposed) return;
       const top: { class: number; name: string | null; probability: number }[] = body.predictions[0].top;
+      if (tryUrl) URL.revokeObjectURL(tryUrl);
+      tryUrl = URL.createObjectURL(file);
       tryResult.replaceChildren(
         h('div', { class: 'try-row' },
-          h('img', { src: URL.createObjectURL(file), alt: file.name, class: 'try-image' }),
+          h('img', { src: tryUrl, alt: file.name, class: 'try-image' }),
           h('table', { class: 'counts', id: 'try-top' },
             h('caption', {}, `Weights: ${body.source} (step ${fmt.int(body.step)})`),
             h('tbody', {}, top.map((t) => h('tr', {},
@@ -410,6 +547,7 @@ export function jobPage(main: HTMLElement, id: string): Page {
   async function refreshJob() {
     try {
       job = await api.job(id);
+      if (disposed) return;
       title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}`;
       if (job.error) data.notices.some((n) => n.text === job!.error) || notices.append(h('li', { class: 'error' }, job.error));
       scheduleHeader();
@@ -434,9 +572,12 @@ export function jobPage(main: HTMLElement, id: string): Page {
     try {
       job = await api.job(id);
     } catch (err) {
-      main.replaceChildren(h('h1', {}, 'Job not found'), h('p', {}, err instanceof ApiError ? err.describe().join('; ') : String(err)), h('a', { href: '#/' }, 'All jobs'));
+      if (disposed) return; // a 401 brought the sign-in form
+      main.replaceChildren(...nodes(h('h1', {}, 'Job not found'), h('p', {}, err instanceof ApiError ? err.describe().join('; ') : String(err)),
+        !options.shared && h('a', { href: '#/' }, 'All jobs')));
       return;
     }
+    if (disposed) return;
     title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}${job.sanity ? ` · ${job.sanity.check}` : ''}`;
     buildRangeTestChart();
     scheduleHeader();
@@ -455,7 +596,10 @@ export function jobPage(main: HTMLElement, id: string): Page {
 
   return {
     dispose() {
+      disposed = true;
       follower.close();
+      images.dispose();
+      if (tryUrl) URL.revokeObjectURL(tryUrl);
       for (const c of charts) c.destroy();
       for (const strip of strips.values()) strip.destroy();
       window.clearInterval(noticeTimer);

@@ -1,6 +1,7 @@
 import { api, ApiError } from '../api';
 import { fmt, h, type Page } from '../dom';
 import { augmentationFrom, augmentedSampleUrl } from '../hyperparameters';
+import { AuthedImages } from '../images';
 import { formatSpec } from '../specformat';
 import type { DatasetView, LayerReport, ModelPreset, ModelSpec, ModelSummary, Problem, SpecIssue, ValidationResult } from '../types';
 
@@ -15,6 +16,7 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   let debounce = 0;
   let previewDebounce = 0;
   let previewRender = 0;
+  const images = new AuthedImages();
 
   // --- dataset -------------------------------------------------------------------------------------------------
   const datasetSelect = h('select', { id: 'dataset', name: 'datasetId', 'data-field': 'datasetId' });
@@ -179,13 +181,14 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
     const names = d.classNames ?? d.classCounts.map((_, i) => `class ${i}`);
     datasetInfo.replaceChildren(
       h('div', { class: 'thumbs', 'aria-label': 'Sample images' },
-        Array.from({ length: Math.min(16, d.trainCount) }, (_, i) => h('img', { src: api.samplePng(d.id, i), alt: `train sample ${i}`, width: 48, height: 48, loading: 'lazy' }))),
+        Array.from({ length: Math.min(16, d.trainCount) }, (_, i) => images.img(api.samplePng(d.id, i), { alt: `train sample ${i}`, width: 48, height: 48 }))),
       h('table', { class: 'counts' },
         h('caption', {}, `${d.source} · ${fmt.shape(d.shape)} · ${fmt.int(d.trainCount)} train, ${fmt.int(d.testCount)} test`),
         h('tbody', {}, d.classCounts.map((c, i) => h('tr', {},
           h('th', { scope: 'row' }, names[i] ?? `class ${i}`),
           h('td', { class: 'num' }, fmt.int(c)),
           h('td', { class: 'bar-cell' }, h('span', { class: 'bar', style: `width:${total ? (100 * c) / Math.max(...d.classCounts) : 0}%` })))))));
+    images.sweep();
     showAugmentation();
     await loadPresets(d);
   }
@@ -312,26 +315,24 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
     const a = currentAugmentation();
     if (!aug.on.checked || !d || !a) {
       augPreview.replaceChildren();
+      images.sweep();
       augStatus.textContent = aug.on.checked && d ? 'Choose a crop, the flip or a translation.' : '';
       return;
     }
     const seed = Number.isInteger(hp.seed.input.valueAsNumber) ? hp.seed.input.valueAsNumber : 1;
     augStatus.textContent = `Each row: a training image, then as this job (seed ${seed}) trains on it in epochs 1 to 6.`;
-    const failed = async (url: string) => {
+    const failed = (problem: Problem, status: number) => {
       if (render !== previewRender || augStatus.dataset.failed === String(render)) return;
       augStatus.dataset.failed = String(render);
-      const problem = await fetch(url).then((r) => r.json() as Promise<Problem>).catch(() => undefined);
-      if (render !== previewRender) return;
       augStatus.className = 'small error';
-      augStatus.textContent = problem ? new ApiError(problem.status ?? 400, problem).describe().join('; ') : 'The preview could not be drawn.';
-      for (const field of Object.keys(problem?.errors ?? {})) (field === 'randomCrop' ? aug.padding : field === 'translate' ? aug.translate : undefined)?.setAttribute('aria-invalid', 'true');
+      augStatus.textContent = new ApiError(status, problem).describe().join('; ');
+      for (const field of Object.keys(problem.errors ?? {})) (field === 'randomCrop' ? aug.padding : field === 'translate' ? aug.translate : undefined)?.setAttribute('aria-invalid', 'true');
     };
     augPreview.replaceChildren(...Array.from({ length: Math.min(4, d.trainCount) }, (_, i) => h('div', { class: 'aug-row' },
-      h('img', { src: api.samplePng(d.id, i), alt: `train sample ${i}`, class: 'original', width: 40, height: 40 }),
-      Array.from({ length: 6 }, (_, v) => {
-        const url = augmentedSampleUrl(d.id, i, a, seed, v + 1);
-        return h('img', { src: url, alt: `train sample ${i} in epoch ${v + 1}`, width: 40, height: 40, onerror: () => void failed(url) });
-      }))));
+      images.img(api.samplePng(d.id, i), { alt: `train sample ${i}`, class: 'original', width: 40, height: 40 }),
+      Array.from({ length: 6 }, (_, v) =>
+        images.img(augmentedSampleUrl(d.id, i, a, seed, v + 1), { alt: `train sample ${i} in epoch ${v + 1}`, width: 40, height: 40 }, failed)))));
+    images.sweep();
   }
 
   async function submit() {
@@ -387,7 +388,7 @@ export function newJobPage(main: HTMLElement, navigate: (hash: string) => void):
   }
 
   void loadDatasets();
-  return { dispose: () => { disposed = true; window.clearTimeout(debounce); window.clearTimeout(previewDebounce); validation?.abort(); } };
+  return { dispose: () => { disposed = true; window.clearTimeout(debounce); window.clearTimeout(previewDebounce); validation?.abort(); images.dispose(); } };
 }
 
 function numberField(name: string, text: string, value: number | string, step: number | 'any') {
