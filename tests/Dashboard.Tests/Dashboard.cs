@@ -32,6 +32,17 @@ internal static class Dashboard
     public static Task WaitAsync(IPage page, string condition, int timeoutMs = 60_000) =>
         page.WaitForFunctionAsync($"() => {{ const p = window.trainingDashboard; return {condition}; }}", null, new() { Timeout = timeoutMs, PollingInterval = 50 });
 
+    /// <summary>
+    /// Waits until an image shows its picture and returns its natural width. The dashboard fetches pictures with its
+    /// credential and shows them through object URLs, so an img element is on the page before its picture is.
+    /// </summary>
+    public static Task<int> PictureWidthAsync(ILocator img) => img.EvaluateAsync<int>("""
+        img => img.complete && img.naturalWidth > 0 ? img.naturalWidth : new Promise((resolve, reject) => {
+          img.addEventListener('load', () => resolve(img.naturalWidth), { once: true });
+          img.addEventListener('error', () => reject(new Error(img.dataset.error ?? 'the picture did not load')), { once: true });
+        })
+        """);
+
     public static async Task<Guid> ShapesDatasetAsync(HttpClient client, int samples = 1000, int classes = 4)
     {
         HttpResponseMessage response = await client.PostAsJsonAsync("datasets/builtin", new { classes, samples, testSamples = 200, imageSize = 28 });

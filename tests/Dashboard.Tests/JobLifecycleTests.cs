@@ -23,7 +23,7 @@ public sealed class JobLifecycleTests(Browser browser)
         await Expect(page.Locator("#dataset option")).ToHaveCountAsync(1);
         await Expect(page.Locator(".thumbs img")).ToHaveCountAsync(16);
         await Expect(page.Locator("table.counts tbody tr")).ToHaveCountAsync(4);
-        Assert.True(await page.Locator(".thumbs img").First.EvaluateAsync<bool>("img => img.complete && img.naturalWidth === 28"));
+        Assert.Equal(28, await Dashboard.PictureWidthAsync(page.Locator(".thumbs img").First));
 
         // Pick the tiny preset: the per-layer table follows from /models/validate.
         await page.ClickAsync("[data-preset=tiny]");
@@ -170,7 +170,7 @@ public sealed class JobLifecycleTests(Browser browser)
         Assert.DoesNotContain(cropAndFlip[0], cropAndFlip.Skip(1));
 
         await page.FillAsync("#aug-translate", "3");
-        await Expect(page.Locator("#aug-preview .aug-row img").Nth(1)).ToHaveAttributeAsync("src", new Regex("translate=3"));
+        await Expect(page.Locator("#aug-preview .aug-row img").Nth(1)).ToHaveAttributeAsync("data-src", new Regex("translate=3"));
         Assert.NotEqual(cropAndFlip, await FirstRowAsync(page));
         await page.SetViewportSizeAsync(390, 844);
         Assert.True(await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth") <= 390, "the preview fits a phone");
