@@ -3,7 +3,7 @@ import { h, type Page } from './dom';
 import { jobPage } from './pages/job';
 import { jobsPage } from './pages/jobs';
 import { newJobPage } from './pages/newjob';
-import { signInPage, type SignInPage } from './pages/signin';
+import { signInPage, type SignInPage, type SignInReason } from './pages/signin';
 import type { Me } from './types';
 import './probe';
 
@@ -50,7 +50,7 @@ async function route() {
     if (turn !== routing) return;
     if ('me' in answer) me = answer.me;
     else if (answer.status === 404) me = { id: 'local', name: 'local', role: 'admin', authMode: 'open' }; // a service without accounts
-    else if (answer.status === 401) return showSignIn(credential.kind === 'none' ? undefined : describeProblem(answer.problem, 401));
+    else if (answer.status === 401) return showSignIn({ detail: describeProblem(answer.problem, 401), refused: credential.kind !== 'none' });
     else return unreachable(describeProblem(answer.problem, answer.status));
   }
   showAccount(me, false);
@@ -75,9 +75,9 @@ function leavePage() {
 }
 
 /** The sign-in form in place of the page; what was asked for is shown again once signed in. */
-function showSignIn(reason?: string) {
+function showSignIn(reason?: SignInReason) {
   if (signIn) {
-    signIn.refuse(reason); // several requests refused at once: one form
+    if (reason) signIn.refuse(reason); // several requests refused at once: one form
     return;
   }
   ++routing;
@@ -125,6 +125,6 @@ function showAccount(who: Me | undefined, shared: boolean) {
     signOut);
 }
 
-onRefused((detail) => showSignIn(detail));
+onRefused((detail, credential) => showSignIn({ detail, refused: credential.kind !== 'none' }));
 window.addEventListener('hashchange', () => void route());
 void route();

@@ -2,35 +2,44 @@ import { credentials, describeProblem, whoIs } from '../auth';
 import { h, type Page } from '../dom';
 import type { Me } from '../types';
 
+/** Why the form is shown: the server's problem detail, and whether it refused a credential (else none was sent). */
+export interface SignInReason {
+  detail: string;
+  refused: boolean;
+}
+
 export interface SignInPage extends Page {
   /** Shows why the service refused (a later 401 while the form is up): the form and what was typed stay. */
-  refuse(reason: string | undefined): void;
+  refuse(reason: SignInReason): void;
 }
 
 /**
  * The sign-in form: an API key (a password field, so it is not shown or kept by the browser's form history), kept for
  * this tab or remembered on this browser. GET /me decides: the key is stored only once the service accepts it.
  */
-export function signInPage(main: HTMLElement, reason: string | undefined, signedIn: (me: Me) => void): SignInPage {
+export function signInPage(main: HTMLElement, reason: SignInReason | undefined, signedIn: (me: Me) => void): SignInPage {
   let disposed = false;
   const key = h('input', {
     id: 'signin-key', name: 'key', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true,
-    'aria-describedby': 'signin-help signin-error',
+    'aria-describedby': 'signin-help signin-server signin-error',
   });
   const remember = h('input', { id: 'signin-remember', type: 'checkbox', 'aria-describedby': 'signin-remember-help' });
   const error = h('p', { id: 'signin-error', class: 'error', role: 'alert' });
+  const serverSays = h('p', { id: 'signin-server', class: 'small muted' });
   const submit = h('button', { type: 'submit', id: 'signin-submit', class: 'primary' }, 'Sign in');
   const form = h('form', { id: 'signin', class: 'signin', 'aria-labelledby': 'signin-h', novalidate: true },
     h('h1', { id: 'signin-h' }, 'Sign in'),
     h('p', { id: 'signin-help', class: 'small muted' },
       'Sign in with an API key (tsk_…). On its first start the service logs a sign-in address, http://…/#key=…, that signs in when opened; an admin can make you a key.'),
+    serverSays,
     h('div', { class: 'field' }, h('label', { for: 'signin-key' }, 'API key'), key),
     h('label', { class: 'check', for: 'signin-remember' }, remember, ' Remember on this browser'),
     h('p', { id: 'signin-remember-help', class: 'small muted' }, 'Otherwise the key is kept for this tab only and forgotten when it closes.'),
     error,
     submit);
   main.replaceChildren(form);
-  show(reason);
+  if (reason?.refused) show(reason.detail);
+  else serverSays.textContent = reason?.detail ?? ''; // no key sent yet: what the service asks for, not an error
   key.focus();
 
   function show(text: string | undefined) {
@@ -67,7 +76,7 @@ export function signInPage(main: HTMLElement, reason: string | undefined, signed
   });
 
   return {
-    refuse: (text) => { if (text) show(text); },
+    refuse: (r) => { if (r.refused) show(r.detail); },
     dispose: () => { disposed = true; },
   };
 }
