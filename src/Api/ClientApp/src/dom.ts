@@ -50,6 +50,17 @@ export const fmt = {
   },
 };
 
+/** Copies a read-only field's text (a link, a new key): what happened, to show in a status line. */
+export async function copyField(input: HTMLInputElement): Promise<string> {
+  input.select();
+  try {
+    await navigator.clipboard.writeText(input.value);
+    return 'Copied to the clipboard.';
+  } catch {
+    return 'Selected: press Ctrl+C (⌘C) to copy.'; // no clipboard here (permission, or not a secure context)
+  }
+}
+
 /** A page of the dashboard: renders into main and cleans up (timers, connections) when the user leaves it. */
 export interface Page {
   dispose(): void;

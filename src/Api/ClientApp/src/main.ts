@@ -2,6 +2,7 @@ import { credentials, currentCredential, describeProblem, jobOfRoute, onRefused,
 import { h, type Page } from './dom';
 import { jobPage } from './pages/job';
 import { jobsPage } from './pages/jobs';
+import { keysPage } from './pages/keys';
 import { newJobPage } from './pages/newjob';
 import { signInPage, type SignInPage, type SignInReason } from './pages/signin';
 import type { Me } from './types';
@@ -57,6 +58,7 @@ async function route() {
   const job = jobOfRoute(path);
   if (job) page = jobPage(main, job, { readOnly: me.role === 'viewer', shared: false });
   else if (path === '/new') page = newJobPage(main, (hash) => { location.hash = hash; });
+  else if (path === '/keys') page = keysPage(main, me);
   else page = jobsPage(main, new URLSearchParams(query ?? ''));
   finishRoute(path);
 }
@@ -121,6 +123,7 @@ function showAccount(who: Me | undefined, shared: boolean) {
   });
   account.replaceChildren(
     h('span', { id: 'who', title: who.key ? `key “${who.key.name}”` : null }, `Signed in as ${who.name} (${who.role})`),
+    h('a', { href: '#/keys', id: 'keys-link' }, 'Keys'),
     h('label', { class: 'check', for: 'remember-key' }, remember, ' Remember on this browser'),
     signOut);
 }

@@ -1,7 +1,7 @@
 import { api, ApiError } from '../api';
 import { authFetch, problemOf } from '../auth';
 import { HeatStrip, LineChart, palette, type Source } from '../charts';
-import { fmt, h, nodes, type Page } from '../dom';
+import { copyField, fmt, h, nodes, type Page } from '../dom';
 import { describeHyperparameters } from '../hyperparameters';
 import { AuthedImages, download } from '../images';
 import { JobData } from '../jobdata';
@@ -421,13 +421,8 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
       await list();
     });
     copy.addEventListener('click', async () => {
-      url.select();
-      try {
-        await navigator.clipboard.writeText(url.value);
-        status.textContent = 'Copied to the clipboard.';
-      } catch {
-        status.textContent = 'Selected: press Ctrl+C (⌘C) to copy.'; // no clipboard permission
-      }
+      status.className = 'small';
+      status.textContent = await copyField(url);
     });
     shareToggle.addEventListener('click', () => {
       const open = panel.hidden;
