@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.SignalR;
 using Serilog;
+using TrainingService.Api.Access;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Jobs;
@@ -28,6 +29,7 @@ try
     builder.Services.AddBodyLimits();
     builder.Services.AddRateLimits();
     builder.Services.AddStorage();
+    builder.Services.AddAccess();
     builder.Services.AddQuotas();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
@@ -38,6 +40,7 @@ try
 
     WebApplication app = builder.Build();
     await app.MigrateDatabaseAsync();
+    await app.EnsureAdminAsync();
     app.UseReverseProxy();
     app.UseSecurityHeaders();
     app.UseResponseCompression();
@@ -45,11 +48,14 @@ try
     app.UseStatusCodePages();
     app.UseSerilogRequestLogging();
     app.UseCrossOrigin();
+    app.UseAuthentication(); // before the rate limiter, which counts per signed-in user
     app.UseRateLimiter();
     app.UseBodyLimits();
     app.UseDashboard();
     app.UseSwaggerWithUi();
+    app.UseAuthorization(); // after the dashboard's files and Swagger, which anyone may load (they hold no data)
     app.MapHealth();
+    app.MapAccess().RequireRateLimiting(RateLimits.PerOwner);
     app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
     app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
     app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);

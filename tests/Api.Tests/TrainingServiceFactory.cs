@@ -3,9 +3,15 @@ using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace TrainingService.Api.Tests;
 
-/// <summary>The service in memory, with configuration a test may override.</summary>
+/// <summary>
+/// The service in memory, with configuration a test may override. It accepts <see cref="AdminKey"/> (Auth:AdminKey),
+/// and the clients it creates send it: a test acts as the admin unless it sends another key or none (AccessTests).
+/// </summary>
 public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings = null, string? dataFolder = null) : WebApplicationFactory<Program>
 {
+    /// <summary>The admin key every test service accepts.</summary>
+    public const string AdminKey = "tsk_test-admin-key-0123456789abcdefghijklmnopqrstuv";
+
     private readonly bool _ownsDataFolder = dataFolder is null;
 
     /// <summary>A fresh data folder per factory unless one is given (a restart test passes the same one twice).</summary>
@@ -15,6 +21,7 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
     {
         builder.UseEnvironment("Testing");
         builder.UseSetting("Storage:DataFolder", DataFolder);
+        builder.UseSetting("Auth:AdminKey", AdminKey);
         builder.UseSetting("Jobs:ThreadsPerJob", "1"); // tiny test models; two intra-op threads only fight over a busy CI machine
         foreach (string limit in new[] { "RequestsPerMinute", "Burst", "CreationsPerMinute", "CreationBurst" })
         {
@@ -29,6 +36,12 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
         {
             builder.UseSetting(key, value);
         }
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
     }
 
     public override async ValueTask DisposeAsync()

@@ -61,6 +61,7 @@ public sealed class LiveService : IAsyncDisposable
         factory.UseKestrel(Port);
         factory.StartServer();
         Client = new HttpClient { BaseAddress = new Uri(BaseUrl) };
+        Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
         return factory;
     }
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Access;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
@@ -99,7 +100,7 @@ public static class DatasetsApi
             return DatasetUpload.TooLarge(maxBytes);
         }
 
-        string owner = services.Owners.Owner;
+        string owner = services.Caller.Owner;
         using IDisposable? slot = services.Slots.TryTake(owner, services.Uploads.Value.MaxConcurrentPerOwner);
         if (slot is null)
         {
@@ -239,7 +240,7 @@ public static class DatasetsApi
             return Problems.About(StatusCodes.Status413PayloadTooLarge, ex.File, ex.Message, "The dataset would be too large");
         }
 
-        string owner = services.Owners.Owner;
+        string owner = services.Caller.Owner;
         using IDisposable? slot = services.Slots.TryTake(owner, services.Uploads.Value.MaxConcurrentPerOwner);
         if (slot is null)
         {
@@ -281,7 +282,7 @@ public static class DatasetsApi
     public static async Task<Ok<List<DatasetView>>> List([AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
         List<DatasetRecord> records = await services.Db.Datasets.AsNoTracking()
-            .Where(d => d.Owner == services.Owners.Owner)
+            .VisibleTo(services.Caller)
             .OrderByDescending(d => d.CreatedAt)
             .ToListAsync(cancellationToken);
         return TypedResults.Ok(records.ConvertAll(r => ToView(r, services.Store)));
@@ -406,7 +407,7 @@ public static class DatasetsApi
         var record = new DatasetRecord
         {
             Id = Guid.NewGuid(),
-            Owner = services.Owners.Owner,
+            Owner = services.Caller.Owner,
             Name = dataset.Name,
             Source = source,
             Classes = dataset.Classes,
@@ -450,7 +451,7 @@ public static class DatasetsApi
         (long)(dataset.Train.Count + (dataset.Test?.Count ?? 0)) * dataset.Channels * dataset.Height * dataset.Width;
 
     private static Task<DatasetRecord?> FindAsync(DatasetServices services, Guid id, CancellationToken cancellationToken) =>
-        services.Db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == id && d.Owner == services.Owners.Owner, cancellationToken);
+        services.Db.Datasets.AsNoTracking().VisibleTo(services.Caller).FirstOrDefaultAsync(d => d.Id == id, cancellationToken);
 
     private static DatasetView ToView(DatasetRecord record, DatasetStore store) => new()
     {
@@ -474,4 +475,4 @@ public static class DatasetsApi
 
 /// <summary>What the dataset handlers need, bound with [AsParameters].</summary>
 public sealed record DatasetServices(
-    TrainingDb Db, DatasetStore Store, IOptions<UploadOptions> Uploads, IOwnerAccessor Owners, UploadSlots Slots, ILogger<DatasetServices> Logger);
+    TrainingDb Db, DatasetStore Store, IOptions<UploadOptions> Uploads, Caller Caller, UploadSlots Slots, ILogger<DatasetServices> Logger);

@@ -44,8 +44,8 @@ public static class ApiBasics
 
     public static WebApplication MapHealth(this WebApplication app)
     {
-        app.MapHealthChecks("/health/live").WithTags("Health");
-        app.MapHealthChecks("/health/ready").WithTags("Health");
+        app.MapHealthChecks("/health/live").WithTags("Health").AllowAnonymous();
+        app.MapHealthChecks("/health/ready").WithTags("Health").AllowAnonymous();
         return app;
     }
 }

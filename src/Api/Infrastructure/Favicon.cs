@@ -21,8 +21,8 @@ internal static class Favicon
 
     public static WebApplication MapFavicon(this WebApplication app)
     {
-        app.MapGet("/favicon.svg", () => TypedResults.File(s_svg, "image/svg+xml")).ExcludeFromDescription();
-        app.MapGet("/favicon.ico", () => TypedResults.File(s_ico.Value, "image/x-icon")).ExcludeFromDescription();
+        app.MapGet("/favicon.svg", () => TypedResults.File(s_svg, "image/svg+xml")).ExcludeFromDescription().AllowAnonymous();
+        app.MapGet("/favicon.ico", () => TypedResults.File(s_ico.Value, "image/x-icon")).ExcludeFromDescription().AllowAnonymous();
         return app;
     }
 

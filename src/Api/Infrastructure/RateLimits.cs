@@ -26,7 +26,9 @@ public static class RateLimits
     public const string PerOwner = "per-owner";
 
     // Endpoints that start work: they draw on the creations bucket instead.
-    private static readonly HashSet<string> s_creations = ["CreateJob", DatasetsOperationFilter.UploadOperation, DatasetsOperationFilter.BuiltinOperation];
+    private static readonly HashSet<string> s_creations =
+        ["CreateJob", DatasetsOperationFilter.UploadOperation, DatasetsOperationFilter.BuiltinOperation,
+         Access.AccessApi.CreateKeyOperation, Access.AccessApi.CreateUserOperation, Access.SharesApi.CreateOperation];
 
     public static IServiceCollection AddRateLimits(this IServiceCollection services)
     {
@@ -74,11 +76,11 @@ public static class RateLimits
     }
 
     /// <summary>
-    /// Whom a request acts for, which is whose bucket it draws on: every record belongs to the one default owner today,
-    /// so the remote address stands in; an authenticated user's id replaces it once there are users.
+    /// Whom a request acts for, which is whose bucket it draws on: the signed-in user (or share link); the remote address
+    /// for a request without a valid key (so refusals are limited too).
     /// </summary>
     private static string OwnerOf(HttpContext context) =>
-        context.User.Identity is { IsAuthenticated: true, Name: { } user } ? "user:" + user : "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        context.User.FindFirst(System.Security.Claims.ClaimTypes.NameIdentifier)?.Value is { } user ? "user:" + user : "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
 
     private static (string Bucket, int PerMinute, int Burst, string Key) Bucket(HttpContext context, RateLimitOptions options) =>
         context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>() is { } name && s_creations.Contains(name.EndpointName)

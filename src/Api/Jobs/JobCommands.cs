@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Access;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
@@ -61,20 +62,20 @@ public abstract record CommandOutcome
 /// </summary>
 public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump pump, IOptions<JobOptions> options)
 {
-    public Task<CommandOutcome> PauseAsync(Guid id, CancellationToken cancellationToken) =>
-        WhenAsync(id, s => s == RunState.Running, "only a running job can be paused", c => c.Pause(), cancellationToken);
+    public Task<CommandOutcome> PauseAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
+        WhenAsync(caller, id, s => s == RunState.Running, "only a running job can be paused", c => c.Pause(), cancellationToken);
 
-    public Task<CommandOutcome> ResumeAsync(Guid id, CancellationToken cancellationToken) =>
-        WhenAsync(id, s => s == RunState.Paused, "only a paused job can be resumed", c => c.Resume(), cancellationToken);
+    public Task<CommandOutcome> ResumeAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
+        WhenAsync(caller, id, s => s == RunState.Paused, "only a paused job can be resumed", c => c.Resume(), cancellationToken);
 
     /// <summary>Early stop: finish now and keep the model.</summary>
-    public Task<CommandOutcome> FinishAsync(Guid id, CancellationToken cancellationToken) =>
-        WhenAsync(id, s => s is RunState.Running or RunState.Paused, "only a running or paused job can finish early", c => c.Finish(), cancellationToken);
+    public Task<CommandOutcome> FinishAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
+        WhenAsync(caller, id, s => s is RunState.Running or RunState.Paused, "only a running or paused job can finish early", c => c.Finish(), cancellationToken);
 
     /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
-    public async Task<CommandOutcome> CancelAsync(Guid id, CancellationToken cancellationToken)
+    public async Task<CommandOutcome> CancelAsync(Caller caller, Guid id, CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return new CommandOutcome.NotFound(id);
@@ -99,9 +100,9 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
     }
 
     /// <summary>New values from the job's next step; the record keeps them (what GET shows and a restart starts from).</summary>
-    public async Task<CommandOutcome> ChangeHyperparametersAsync(Guid id, HyperparameterChange? change, CancellationToken cancellationToken)
+    public async Task<CommandOutcome> ChangeHyperparametersAsync(Caller caller, Guid id, HyperparameterChange? change, CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await Controllable(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return new CommandOutcome.NotFound(id);
@@ -130,10 +131,13 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
         return new CommandOutcome.Done(job);
     }
 
+    /// <summary>The jobs a caller may command: their own (an admin's: all); a share link's viewer none.</summary>
+    private IQueryable<JobRecord> Controllable(Caller caller) => caller.IsViewer ? db.Jobs.Where(_ => false) : db.Jobs.VisibleTo(caller);
+
     private async Task<CommandOutcome> WhenAsync(
-        Guid id, Func<RunState, bool> allowed, string rule, Action<TrainingControl> command, CancellationToken cancellationToken)
+        Caller caller, Guid id, Func<RunState, bool> allowed, string rule, Action<TrainingControl> command, CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return new CommandOutcome.NotFound(id);

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Access;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
@@ -21,7 +22,7 @@ using TrainingService.Training.Specs;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>What the job handlers need, as one parameter.</summary>
-public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits, IOwnerAccessor Owners);
+public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits, Caller Caller);
 
 public static class JobsApi
 {
@@ -51,7 +52,7 @@ public static class JobsApi
                 + "without model a LeNet-style CNN sized to the dataset. Watch it live on the hub /hubs/training (docs/streaming.md).");
         group.MapGet("/", List).WithName("ListJobs")
             .WithSummary("Jobs, newest first, optionally of one state, without specs or settings: { items, next }; pass next as after for the following page");
-        group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job's state, progress, ETA, latest loss and best validation accuracy");
+        group.MapGet("/{id:guid}", Get).AllowViewers().WithName("GetJob").WithSummary("A job's state, progress, ETA, latest loss and best validation accuracy");
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").WithSummary("Stop a job for good");
         group.MapPost("/{id:guid}/pause", Pause).WithName("PauseJob").WithSummary("Pause a running job after its current step (it checkpoints)");
         group.MapPost("/{id:guid}/resume", Resume).WithName("ResumeJob").WithSummary("Resume a paused job");
@@ -61,13 +62,14 @@ public static class JobsApi
                 + "A schedule keeps scaling the new base learning rate. Also on the hub: ChangeHyperparameters(jobId, change).");
         group.MapPost("/{id:guid}/finish", Finish).WithName("FinishJob")
             .WithSummary("Early stop: finish a running or paused job now and keep its model (it ends Succeeded, with weights)");
-        group.MapGet("/{id:guid}/events", Events).WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order")
+        group.MapGet("/{id:guid}/events", Events).AllowViewers().WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order")
             .Produces<StreamEvent[]>(StatusCodes.Status200OK, "application/json");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
         group.MapExport();
         group.MapPredict();
-        app.MapHub<TrainingHub>("/hubs/training");
+        group.MapShares();
+        app.MapHub<TrainingHub>("/hubs/training").AllowViewers();
         return group;
     }
 
@@ -76,8 +78,9 @@ public static class JobsApi
         CreateJobRequest request, [AsParameters] JobServices services, CancellationToken cancellationToken)
     {
         DatasetRecord? dataset = request.DatasetId is Guid datasetId
-            ? await services.Db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == datasetId, cancellationToken)
-            : await services.Db.Datasets.AsNoTracking().OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+            ? await services.Db.Datasets.AsNoTracking().VisibleTo(services.Caller).FirstOrDefaultAsync(d => d.Id == datasetId, cancellationToken)
+            : await services.Db.Datasets.AsNoTracking().Where(d => d.Owner == services.Caller.Owner) // the caller's own newest, even for an admin
+                .OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
         if (dataset is null)
         {
             return Problems.NotFound("datasetId", request.DatasetId is null
@@ -93,7 +96,7 @@ public static class JobsApi
         string specJson;
         if (request.ModelId is Guid modelId)
         {
-            ModelRecord? saved = await services.Db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
+            ModelRecord? saved = await services.Db.Models.AsNoTracking().VisibleTo(services.Caller).FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
             if (saved is null)
             {
                 return Problems.NotFound("modelId", $"There is no model {modelId}.");
@@ -134,7 +137,7 @@ public static class JobsApi
         var job = new JobRecord
         {
             Id = Guid.CreateVersion7(),
-            Owner = services.Owners.Owner,
+            Owner = services.Caller.Owner,
             State = RunState.Queued,
             Spec = plan.Model.Spec!,
             ModelId = request.ModelId,
@@ -164,14 +167,14 @@ public static class JobsApi
 
     /// <summary>A page of jobs, newest first (keyset on creation time, then id), optionally of one state.</summary>
     public static async Task<Results<Ok<Page<JobSummary>>, ProblemHttpResult>> List(
-        TrainingDb db, RunState? state, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
+        TrainingDb db, Caller caller, RunState? state, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
     {
         if (Paging.Refuse(limit) is { } refused)
         {
             return refused;
         }
 
-        IQueryable<JobRecord> jobs = db.Jobs.AsNoTracking();
+        IQueryable<JobRecord> jobs = db.Jobs.AsNoTracking().VisibleTo(caller);
         if (state is not null)
         {
             jobs = jobs.Where(j => j.State == state);
@@ -179,7 +182,7 @@ public static class JobsApi
 
         if (after is Guid last)
         {
-            DateTime? at = await db.Jobs.Where(j => j.Id == last).Select(j => (DateTime?)j.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+            DateTime? at = await db.Jobs.VisibleTo(caller).Where(j => j.Id == last).Select(j => (DateTime?)j.CreatedAt).FirstOrDefaultAsync(cancellationToken);
             if (at is null)
             {
                 return Paging.NoSuchCursor(last, "job");
@@ -192,34 +195,34 @@ public static class JobsApi
         return TypedResults.Ok(Paging.Of(page.Select(Summary).ToList(), limit, j => j.Id));
     }
 
-    public static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
-        await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
+    public static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, Caller caller, CancellationToken cancellationToken) =>
+        await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
             ? TypedResults.Ok(View(job))
             : Problems.NotFound("id", $"There is no job {id}.");
 
     /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Cancel(
-        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.CancelAsync(id, cancellationToken)).ToHttp();
+        Guid id, JobCommands commands, Caller caller, CancellationToken cancellationToken) => (await commands.CancelAsync(caller, id, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Pause(
-        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.PauseAsync(id, cancellationToken)).ToHttp();
+        Guid id, JobCommands commands, Caller caller, CancellationToken cancellationToken) => (await commands.PauseAsync(caller, id, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Resume(
-        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.ResumeAsync(id, cancellationToken)).ToHttp();
+        Guid id, JobCommands commands, Caller caller, CancellationToken cancellationToken) => (await commands.ResumeAsync(caller, id, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> ChangeHyperparameters(
-        Guid id, HyperparameterChange change, JobCommands commands, CancellationToken cancellationToken) =>
-        (await commands.ChangeHyperparametersAsync(id, change, cancellationToken)).ToHttp();
+        Guid id, HyperparameterChange change, JobCommands commands, Caller caller, CancellationToken cancellationToken) =>
+        (await commands.ChangeHyperparametersAsync(caller, id, change, cancellationToken)).ToHttp();
 
     public static async Task<Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Finish(
-        Guid id, JobCommands commands, CancellationToken cancellationToken) => (await commands.FinishAsync(id, cancellationToken)).ToHttp();
+        Guid id, JobCommands commands, Caller caller, CancellationToken cancellationToken) => (await commands.FinishAsync(caller, id, cancellationToken)).ToHttp();
 
     /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
     /// <remarks>The stored JSON of each event is streamed as it is read: no event is parsed, no page is built in memory.</remarks>
     public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> Events(
-        Guid id, TrainingDb db, long afterSeq = 0, int limit = 1000, CancellationToken cancellationToken = default)
+        Guid id, TrainingDb db, Caller caller, long afterSeq = 0, int limit = 1000, CancellationToken cancellationToken = default)
     {
-        if (!await db.Jobs.AnyAsync(j => j.Id == id, cancellationToken))
+        if (!await db.Jobs.VisibleTo(caller).AnyAsync(j => j.Id == id, cancellationToken))
         {
             return Problems.NotFound("id", $"There is no job {id}.");
         }
@@ -251,9 +254,9 @@ public static class JobsApi
     }
 
     public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Weights(
-        Guid id, TrainingDb db, IOptions<StorageOptions> storage, CancellationToken cancellationToken)
+        Guid id, TrainingDb db, Caller caller, IOptions<StorageOptions> storage, CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return Problems.NotFound("id", $"There is no job {id}.");

@@ -4,9 +4,9 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Access;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
-using TrainingService.Api.Quotas;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Specs;
@@ -44,7 +44,7 @@ public static class ModelsApi
 
     /// <summary>Saves a spec that validates; 400 with its errors otherwise.</summary>
     public static async Task<Results<CreatedAtRoute<ModelView>, ValidationProblem>> Create(
-        CreateModelRequest request, TrainingDb db, IOptions<SpecLimits> limits, IOwnerAccessor owners, CancellationToken cancellationToken)
+        CreateModelRequest request, TrainingDb db, IOptions<SpecLimits> limits, Caller caller, CancellationToken cancellationToken)
     {
         SpecAnalysis analysis = SpecReader.ReadAndAnalyze(request.Spec, limits.Value);
         var errors = limits.Value.Bounded(analysis.Result.Errors)
@@ -66,7 +66,7 @@ public static class ModelsApi
         var model = new ModelRecord
         {
             Id = Guid.CreateVersion7(),
-            Owner = owners.Owner,
+            Owner = caller.Owner,
             Name = request.Name!.Trim(),
             Spec = JsonSerializer.Serialize(spec, JsonSerializerOptions.Web),
             Parameters = analysis.Result.TotalParameters,
@@ -107,17 +107,17 @@ public static class ModelsApi
 
     /// <summary>A page of saved models, newest first (keyset on creation time, then id).</summary>
     public static async Task<Results<Ok<Page<ModelSummary>>, ProblemHttpResult>> List(
-        TrainingDb db, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
+        TrainingDb db, Caller caller, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
     {
         if (Paging.Refuse(limit) is { } refused)
         {
             return refused;
         }
 
-        IQueryable<ModelRecord> models = db.Models.AsNoTracking();
+        IQueryable<ModelRecord> models = db.Models.AsNoTracking().VisibleTo(caller);
         if (after is Guid last)
         {
-            DateTime? at = await db.Models.Where(m => m.Id == last).Select(m => (DateTime?)m.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+            DateTime? at = await models.Where(m => m.Id == last).Select(m => (DateTime?)m.CreatedAt).FirstOrDefaultAsync(cancellationToken);
             if (at is null)
             {
                 return Paging.NoSuchCursor(last, "model");
@@ -131,8 +131,8 @@ public static class ModelsApi
         return TypedResults.Ok(Paging.Of(page, limit, m => m.Id));
     }
 
-    public static async Task<Results<Ok<ModelView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, CancellationToken cancellationToken) =>
-        await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == id, cancellationToken) is { } model
+    public static async Task<Results<Ok<ModelView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, Caller caller, CancellationToken cancellationToken) =>
+        await db.Models.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(m => m.Id == id, cancellationToken) is { } model
             ? TypedResults.Ok(View(model))
             : Problems.NotFound("id", $"There is no model {id}.");
 

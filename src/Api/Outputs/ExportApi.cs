@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Access;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
@@ -29,14 +30,14 @@ public static class ExportApi
     }
 
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Export(
-        Guid id, TrainingDb db, IOptions<StorageOptions> storage, IOptions<SpecLimits> limits, string format = "safetensors", CancellationToken cancellationToken = default)
+        Guid id, TrainingDb db, Caller caller, IOptions<StorageOptions> storage, IOptions<SpecLimits> limits, string format = "safetensors", CancellationToken cancellationToken = default)
     {
         if (!s_formats.Contains(format))
         {
             return Problems.Invalid("format", $"format must be safetensors, torchsharp or onnx, got \"{format}\"");
         }
 
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return Problems.NoSuchJob(id);

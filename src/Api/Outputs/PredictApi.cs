@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using SkiaSharp;
+using TrainingService.Api.Access;
 using TrainingService.Api.Datasets;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
@@ -66,10 +67,10 @@ public static class PredictApi
     }
 
     public static async Task<Results<Ok<PredictResponse>, ValidationProblem, ProblemHttpResult>> Predict(
-        Guid id, HttpRequest request, TrainingDb db, LoadedModels models, IOptions<UploadOptions> uploads, IOptions<PredictOptions> options,
+        Guid id, HttpRequest request, TrainingDb db, Caller caller, LoadedModels models, IOptions<UploadOptions> uploads, IOptions<PredictOptions> options,
         CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return Problems.NoSuchJob(id);

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using TrainingService.Api.Access;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
@@ -19,12 +20,12 @@ public static class VisualsApi
 
     public static RouteGroupBuilder MapVisuals(this RouteGroupBuilder jobs)
     {
-        jobs.MapGet("/{id:guid}/visuals", Describe).WithName("GetJobVisuals")
+        jobs.MapGet("/{id:guid}/visuals", Describe).AllowViewers().WithName("GetJobVisuals")
             .WithSummary("Which pictures of what the network sees are there: the step of the latest snapshot and its convolution layers");
-        jobs.MapGet("/{id:guid}/filters/{layer}.png", Filters).WithName("GetJobFilters")
+        jobs.MapGet("/{id:guid}/filters/{layer}.png", Filters).AllowViewers().WithName("GetJobFilters")
             .WithSummary("A convolution layer's filters as a PNG grid (RGB for 3 input channels, else one grey tile per input channel)")
             .Produces(StatusCodes.Status200OK, contentType: "image/png");
-        jobs.MapGet("/{id:guid}/featuremaps/{layer}.png", FeatureMapsPng).WithName("GetJobFeatureMaps")
+        jobs.MapGet("/{id:guid}/featuremaps/{layer}.png", FeatureMapsPng).AllowViewers().WithName("GetJobFeatureMaps")
             .WithSummary("A convolution layer's feature maps for probe image ?sample= (0–15: the first training samples) as a PNG grid")
             .Produces(StatusCodes.Status200OK, contentType: "image/png");
         jobs.MapPost("/{id:guid}/snapshot", Request).WithName("RequestJobSnapshot")
@@ -32,9 +33,9 @@ public static class VisualsApi
         return jobs;
     }
 
-    public static async Task<Results<Ok<VisualsView>, ProblemHttpResult>> Describe(Guid id, TrainingDb db, Snapshots snapshots, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<VisualsView>, ProblemHttpResult>> Describe(Guid id, TrainingDb db, Caller caller, Snapshots snapshots, CancellationToken cancellationToken)
     {
-        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, snapshots, cancellationToken);
+        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, caller, snapshots, cancellationToken);
         return snapshot is null
             ? problem!
             : TypedResults.Ok(new VisualsView(snapshot.Step, snapshot.Epoch, snapshot.Probes.Count,
@@ -43,9 +44,9 @@ public static class VisualsApi
     }
 
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Filters(
-        Guid id, string layer, TrainingDb db, Snapshots snapshots, CancellationToken cancellationToken)
+        Guid id, string layer, TrainingDb db, Caller caller, Snapshots snapshots, CancellationToken cancellationToken)
     {
-        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, snapshots, cancellationToken);
+        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, caller, snapshots, cancellationToken);
         if (snapshot is null)
         {
             return problem!;
@@ -58,9 +59,9 @@ public static class VisualsApi
     }
 
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FeatureMapsPng(
-        Guid id, string layer, TrainingDb db, Snapshots snapshots, int sample = 0, CancellationToken cancellationToken = default)
+        Guid id, string layer, TrainingDb db, Caller caller, Snapshots snapshots, int sample = 0, CancellationToken cancellationToken = default)
     {
-        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, snapshots, cancellationToken);
+        (VisualSnapshot? snapshot, ProblemHttpResult? problem) = await LoadAsync(id, db, caller, snapshots, cancellationToken);
         if (snapshot is null)
         {
             return problem!;
@@ -77,9 +78,9 @@ public static class VisualsApi
             : TypedResults.File(Pictures.FeatureMaps(maps), "image/png");
     }
 
-    public static async Task<Results<Accepted, ProblemHttpResult>> Request(Guid id, TrainingDb db, JobControls controls, CancellationToken cancellationToken)
+    public static async Task<Results<Accepted, ProblemHttpResult>> Request(Guid id, TrainingDb db, Caller caller, JobControls controls, CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return Problems.NoSuchJob(id);
@@ -95,9 +96,9 @@ public static class VisualsApi
     }
 
     private static async Task<(VisualSnapshot? Snapshot, ProblemHttpResult? Problem)> LoadAsync(
-        Guid id, TrainingDb db, Snapshots snapshots, CancellationToken cancellationToken)
+        Guid id, TrainingDb db, Caller caller, Snapshots snapshots, CancellationToken cancellationToken)
     {
-        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
         {
             return (null, Problems.NoSuchJob(id));

@@ -119,3 +119,58 @@ public sealed class JobEventRecord
     /// <summary>The event as the stream's camelCase JSON.</summary>
     public required string Json { get; set; }
 }
+
+/// <summary>A person (or a program) that owns records: records' Owner is a user's Id.</summary>
+public sealed class UserRecord
+{
+    /// <summary>"local" for the first admin (who owned everything before there were accounts); otherwise a random id.</summary>
+    public required string Id { get; set; }
+
+    public required string Name { get; set; }
+
+    /// <summary>"admin" or "user".</summary>
+    public required string Role { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    /// <summary>Set when the user is removed: their keys stop working; their records stay (an admin sees them).</summary>
+    public DateTime? DisabledAt { get; set; }
+}
+
+/// <summary>An API key: only its SHA-256 is kept, so the key itself is shown once, when it is created.</summary>
+public sealed class ApiKeyRecord
+{
+    public Guid Id { get; set; }
+
+    public required string UserId { get; set; }
+
+    public required string Name { get; set; }
+
+    /// <summary>The key's first characters ("tsk_AbC1"), to tell keys apart in a list.</summary>
+    public required string Prefix { get; set; }
+
+    /// <summary>SHA-256 of the key, hex; unique.</summary>
+    public required string Hash { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    /// <summary>Updated at most once a minute per key, so reads do not each cost a write.</summary>
+    public DateTime? LastUsedAt { get; set; }
+
+    public DateTime? RevokedAt { get; set; }
+}
+
+/// <summary>A read-only, expiring link to watch one job; the token in the link names this record, signed. Revoking deletes it.</summary>
+public sealed class ShareLinkRecord
+{
+    public Guid Id { get; set; }
+
+    public Guid JobId { get; set; }
+
+    /// <summary>Who created it (the job's owner or an admin).</summary>
+    public required string CreatedBy { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    public DateTime ExpiresAt { get; set; }
+}

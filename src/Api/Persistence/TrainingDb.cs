@@ -17,6 +17,12 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
 
     public DbSet<JobEventRecord> JobEvents => Set<JobEventRecord>();
 
+    public DbSet<UserRecord> Users => Set<UserRecord>();
+
+    public DbSet<ApiKeyRecord> ApiKeys => Set<ApiKeyRecord>();
+
+    public DbSet<ShareLinkRecord> ShareLinks => Set<ShareLinkRecord>();
+
     /// <summary>Every time is stored and read as UTC: SQLite keeps no DateTimeKind, and the API writes ISO-8601 with Z.</summary>
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -37,8 +43,16 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
             AsJson(e.Property(j => j.Sanity));
             e.HasIndex(j => new { j.State, j.CreatedAt });
             e.HasIndex(j => j.DatasetId);
+            e.HasIndex(j => new { j.Owner, j.CreatedAt });
         });
         modelBuilder.Entity<JobEventRecord>().HasKey(e => new { e.JobId, e.Seq });
+        modelBuilder.Entity<UserRecord>().HasIndex(u => u.Name).IsUnique();
+        modelBuilder.Entity<ApiKeyRecord>(e =>
+        {
+            e.HasIndex(k => k.Hash).IsUnique();
+            e.HasIndex(k => k.UserId);
+        });
+        modelBuilder.Entity<ShareLinkRecord>().HasIndex(s => s.JobId);
     }
 
     /// <summary>A Contracts record in a TEXT column as the API's JSON (docs/architecture.md says why not owned types).</summary>

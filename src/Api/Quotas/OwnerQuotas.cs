@@ -6,18 +6,6 @@ using TrainingService.Contracts.Training;
 
 namespace TrainingService.Api.Quotas;
 
-/// <summary>Whom a request acts for: the owner its records get and its quotas count. Accounts replace the one implementation.</summary>
-public interface IOwnerAccessor
-{
-    string Owner { get; }
-}
-
-/// <summary>Every request acts for <see cref="Storage.DefaultOwner"/> until there are accounts.</summary>
-internal sealed class DefaultOwnerAccessor : IOwnerAccessor
-{
-    public string Owner => Storage.DefaultOwner;
-}
-
 /// <summary>
 /// Per-owner quotas (issue 12): active jobs (Jobs:MaxActiveJobsPerOwner), stored dataset bytes (Uploads:MaxStorageBytesPerOwner)
 /// and uploads in flight (Uploads:MaxConcurrentPerOwner). A count that decides an insert is read inside
@@ -31,7 +19,6 @@ public static class OwnerQuotas
 
     public static IServiceCollection AddQuotas(this IServiceCollection services)
     {
-        services.AddSingleton<IOwnerAccessor, DefaultOwnerAccessor>();
         services.AddSingleton<UploadSlots>();
         return services;
     }

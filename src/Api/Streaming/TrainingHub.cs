@@ -1,5 +1,8 @@
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+using TrainingService.Api.Access;
 using TrainingService.Api.Jobs;
+using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 
@@ -9,7 +12,11 @@ namespace TrainingService.Api.Streaming;
 /// /hubs/training. A client calls Subscribe(jobId, afterSeq) and receives Events(jobId, events) with every event after
 /// afterSeq — history first, then live — in seq order, with no gap and no duplicate. See docs/streaming.md.
 /// </summary>
-public sealed class TrainingHub(LiveEvents live, HubConnections connections, JobCommands commands) : Hub<ITrainingClient>
+/// <remarks>
+/// Every method acts for the connection's caller (its API key, or a share link's token, sent as access_token): a job
+/// another user owns is "no job", as on REST; a share link's viewer may subscribe to its job and command nothing.
+/// </remarks>
+public sealed class TrainingHub(LiveEvents live, HubConnections connections, JobCommands commands, TrainingDb db) : Hub<ITrainingClient>
 {
     public override Task OnConnectedAsync()
     {
@@ -18,25 +25,40 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections, Job
     }
 
     /// <summary>Stream a job's events after <paramref name="afterSeq"/> (0: from the start).</summary>
-    public Task Subscribe(Guid jobId, long afterSeq) => live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq);
+    public async Task Subscribe(Guid jobId, long afterSeq)
+    {
+        if (!await db.Jobs.VisibleTo(Caller).AnyAsync(j => j.Id == jobId, Context.ConnectionAborted))
+        {
+            throw new HubException($"id: There is no job {jobId}.");
+        }
+
+        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq);
+    }
 
     public Task Unsubscribe(Guid jobId) => live.UnsubscribeAsync(Context.ConnectionId, jobId);
 
     /// <summary>As POST /jobs/{id}/pause; a refusal is a HubException naming the field and the reason, as for every command.</summary>
-    public async Task Pause(Guid jobId) => (await commands.PauseAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+    public async Task Pause(Guid jobId) => (await commands.PauseAsync(Commander, jobId, Context.ConnectionAborted)).ThrowIfRefused();
 
     /// <summary>As POST /jobs/{id}/resume.</summary>
-    public async Task Resume(Guid jobId) => (await commands.ResumeAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+    public async Task Resume(Guid jobId) => (await commands.ResumeAsync(Commander, jobId, Context.ConnectionAborted)).ThrowIfRefused();
 
     /// <summary>As POST /jobs/{id}/cancel.</summary>
-    public async Task Cancel(Guid jobId) => (await commands.CancelAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+    public async Task Cancel(Guid jobId) => (await commands.CancelAsync(Commander, jobId, Context.ConnectionAborted)).ThrowIfRefused();
 
     /// <summary>As PATCH /jobs/{id}/hyperparameters.</summary>
     public async Task ChangeHyperparameters(Guid jobId, HyperparameterChange change) =>
-        (await commands.ChangeHyperparametersAsync(jobId, change, Context.ConnectionAborted)).ThrowIfRefused();
+        (await commands.ChangeHyperparametersAsync(Commander, jobId, change, Context.ConnectionAborted)).ThrowIfRefused();
 
     /// <summary>As POST /jobs/{id}/finish: finish now and keep the model.</summary>
-    public async Task Finish(Guid jobId) => (await commands.FinishAsync(jobId, Context.ConnectionAborted)).ThrowIfRefused();
+    public async Task Finish(Guid jobId) => (await commands.FinishAsync(Commander, jobId, Context.ConnectionAborted)).ThrowIfRefused();
+
+    private Caller Caller => Caller.From(Context.User);
+
+    /// <summary>The caller, if they may command jobs: a share link's viewer may not.</summary>
+    private Caller Commander => Caller is { IsViewer: false } caller
+        ? caller
+        : throw new HubException("A share link can watch its job, not command it.");
 
     public override Task OnDisconnectedAsync(Exception? exception)
     {

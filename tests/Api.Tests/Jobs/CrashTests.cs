@@ -83,7 +83,7 @@ public sealed class CrashTests
             var start = new ProcessStartInfo("dotnet",
             [
                 Path.Combine(AppContext.BaseDirectory, "TrainingService.Api.dll"), "--urls", $"http://127.0.0.1:{port}",
-                "--Storage:DataFolder", dataFolder, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
+                "--Storage:DataFolder", dataFolder, "--Auth:AdminKey", TrainingServiceFactory.AdminKey, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
                 "--Serilog:MinimumLevel:Default", "Warning",
             ])
             {
@@ -97,6 +97,7 @@ public sealed class CrashTests
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
             var service = new Service(process, client);
             for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
             {

@@ -75,6 +75,7 @@ internal static class JobHarness
             {
                 o.Transports = HttpTransportType.LongPolling;
                 o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
+                o.AccessTokenProvider = () => Task.FromResult<string?>(TrainingServiceFactory.AdminKey);
             });
         builder = messagePack ? builder.AddMessagePackProtocol() : builder.AddJsonProtocol(o => o.PayloadSerializerOptions = Json);
         return builder.Build();

@@ -128,6 +128,7 @@ public sealed class CrossOriginTests
         factory.StartServer();
         using var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + TrainingServiceFactory.AdminKey);
         if (origin is not null)
         {
             socket.Options.SetRequestHeader("Origin", origin == "own" ? $"http://127.0.0.1:{port}" : origin);

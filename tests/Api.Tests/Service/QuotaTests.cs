@@ -119,6 +119,7 @@ public sealed class QuotaTests
         UploadSlots slots = factory.Services.GetRequiredService<UploadSlots>();
 
         using HttpClient direct = factory.Server.CreateClient(); // the factory's client buffers a body before sending it (redirects)
+        direct.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
         Task<HttpResponseMessage>[] held = [.. Enumerable.Range(0, 2).Select(async i => await direct.PostAsync(
             new Uri("/datasets", UriKind.Relative), await HeldFormAsync($"held {i}", release.Task)))];
         await WaitUntilFullAsync(slots, Storage.DefaultOwner, 2);

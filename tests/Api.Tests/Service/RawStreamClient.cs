@@ -30,6 +30,7 @@ internal sealed class RawStreamClient : IAsyncDisposable
                 Url = new Uri(factory.Server.BaseAddress, "/hubs/training"),
                 Transports = HttpTransportType.LongPolling,
                 HttpMessageHandlerFactory = _ => factory.Server.CreateHandler(),
+                AccessTokenProvider = () => Task.FromResult<string?>(TrainingServiceFactory.AdminKey),
                 TransportMaxBufferSize = 4096, // the poll loop stops soon after the reader does
             },
             NullLoggerFactory.Instance);

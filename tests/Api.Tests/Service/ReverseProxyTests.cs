@@ -31,6 +31,7 @@ public sealed class ReverseProxyTests
         request.Headers.Add("Origin", $"https://127.0.0.1:{port}");
         request.Headers.Add("X-Forwarded-Proto", "https");
         request.Headers.Add("X-Forwarded-For", "203.0.113.7");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
 
         using HttpResponseMessage response = await client.SendAsync(request);
 
