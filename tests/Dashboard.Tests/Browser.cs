@@ -1,4 +1,5 @@
 using Microsoft.Playwright;
+using TrainingService.Api.Tests;
 
 namespace TrainingService.Dashboard.Tests;
 
@@ -35,13 +36,22 @@ public sealed class Browser : IAsyncLifetime
         });
     }
 
-    /// <summary>A new page in its own context, 1280×900 unless told otherwise; dialogs (cancel's confirm) are accepted.</summary>
-    public async Task<IPage> NewPageAsync(string baseUrl, int width = 1280, int height = 900)
+    /// <summary>
+    /// A new page in its own context, 1280×900 unless told otherwise; dialogs (cancel's confirm) are accepted. Signed in
+    /// as the test service's admin through a sign-in address (#key=…, kept for the tab) unless told otherwise.
+    /// </summary>
+    public async Task<IPage> NewPageAsync(string baseUrl, int width = 1280, int height = 900, bool signIn = true)
     {
         IBrowserContext context = await Instance.NewContextAsync(new() { BaseURL = baseUrl, ViewportSize = new() { Width = width, Height = height } });
         IPage page = await context.NewPageAsync();
         page.Dialog += (_, dialog) => _ = dialog.AcceptAsync();
         page.SetDefaultTimeout(30_000);
+        if (signIn)
+        {
+            await page.GotoAsync($"#key={TrainingServiceFactory.AdminKey}");
+            await Assertions.Expect(page.Locator("#who")).ToHaveTextAsync("Signed in as admin (admin)");
+        }
+
         return page;
     }
 
