@@ -146,6 +146,9 @@ public sealed class JobLifecycleTests(Browser browser)
         await page.ClickAsync("#finish"); // confirm() is accepted
         await Expect(page.Locator("#state")).ToHaveTextAsync("Succeeded");
         await Expect(page.Locator("#weights")).ToBeVisibleAsync();
+        IDownload download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#weights")); // fetched with the key
+        Assert.Equal($"job-{job:N}.dat", download.SuggestedFilename);
+        Assert.True(new FileInfo((await download.PathAsync())!).Length > 0);
         await Expect(page.Locator("#notices")).ToContainTextAsync("finished early");
     }
 

@@ -102,17 +102,36 @@ public sealed class PageTests(Browser browser)
     {
         await using LiveService service = LiveService.Start();
         Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
+        IPage signIn = await browser.NewPageAsync(service.BaseUrl, signIn: false);
+        await signIn.GotoAsync("");
+        await signIn.Locator("#signin-key").WaitForAsync();
+        await AssertNoSeriousViolationsAsync(signIn, "sign-in");
+
         IPage page = await browser.NewPageAsync(service.BaseUrl);
-        foreach ((string route, string ready) in new[] { ("", "table.jobs tbody tr"), ("#/new", "table.layers tbody tr"), ($"#/jobs/{job}", "#layers-h ~ .charts .uplot") })
+        foreach ((string route, string name, string ready) in new[]
+        {
+            ("", "jobs", "table.jobs tbody tr"),
+            ("#/new", "new-job", "table.layers tbody tr"),
+            ("#/keys", "keys", "#keys tbody tr"),
+            ($"#/jobs/{job}", "job", "#layers-h ~ .charts .uplot"),
+        })
         {
             await page.GotoAsync(route);
             await page.Locator(ready).First.WaitForAsync();
-            AxeResult result = await page.RunAxe();
-            await Browser.ScreenshotAsync(page, $"axe-{(route.Length == 0 ? "jobs" : route.Contains("new", StringComparison.Ordinal) ? "new-job" : "job")}");
-            string[] serious = [.. result.Violations.Where(v => v.Impact is "serious" or "critical")
-                .Select(v => $"{v.Id} ({v.Impact}): {v.Help} — {string.Join("; ", v.Nodes.Take(3).Select(n => n.Html))}")];
-            Assert.True(serious.Length == 0, $"{(route.Length == 0 ? "jobs" : route)}:\n{string.Join("\n", serious)}");
+            if (name == "job")
+            {
+                await page.ClickAsync("#share"); // the share panel and its list of links
+                await page.ClickAsync("#share-create");
+                await page.Locator("#shares tbody tr[data-share]").WaitForAsync();
+            }
+
+            await AssertNoSeriousViolationsAsync(page, name);
         }
+
+        IPage viewer = await browser.NewPageAsync(service.BaseUrl, signIn: false);
+        await viewer.GotoAsync(await page.Locator("#share-url").InputValueAsync());
+        await viewer.Locator("#layers-h ~ .charts .uplot").First.WaitForAsync();
+        await AssertNoSeriousViolationsAsync(viewer, "shared-job");
 
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
     }
@@ -184,6 +203,15 @@ public sealed class PageTests(Browser browser)
         await Expect(page.Locator("#try-top caption")).ToContainTextAsync("final");
         await Expect(page.Locator("#try-result figure")).ToHaveCountAsync(2); // LeNet-5: conv1, conv2
         await Browser.ScreenshotAsync(page, "try-it");
+    }
+
+    private static async Task AssertNoSeriousViolationsAsync(IPage page, string name)
+    {
+        AxeResult result = await page.RunAxe();
+        await Browser.ScreenshotAsync(page, $"axe-{name}");
+        string[] serious = [.. result.Violations.Where(v => v.Impact is "serious" or "critical")
+            .Select(v => $"{v.Id} ({v.Impact}): {v.Help} — {string.Join("; ", v.Nodes.Take(3).Select(n => n.Html))}")];
+        Assert.True(serious.Length == 0, $"{name}:\n{string.Join("\n", serious)}");
     }
 
     /// <summary>Presses Tab until the element with the id has focus (at most 60 times).</summary>

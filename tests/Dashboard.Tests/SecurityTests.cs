@@ -12,23 +12,19 @@ public sealed class SecurityTests(Browser browser)
     {
         await using LiveService service = LiveService.Start();
         Guid job = await Dashboard.LongJobOnShapesAsync(service.Client);
-        IPage page = await browser.NewPageAsync(service.BaseUrl);
         var violations = new List<string>();
-        page.Console += (_, message) =>
-        {
-            if (message.Text.Contains("Content Security Policy", StringComparison.OrdinalIgnoreCase))
-            {
-                lock (violations)
-                {
-                    violations.Add($"{page.Url}: {message.Text} at {message.Location}");
-                }
-            }
-        };
+        IPage signIn = await browser.NewPageAsync(service.BaseUrl, signIn: false);
+        Watch(signIn);
+        await signIn.GotoAsync("");
+        await signIn.Locator("#signin-key").WaitForAsync();
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        Watch(page);
 
         foreach ((string route, string ready) in new[]
         {
             ("", "table.jobs tbody tr"),
             ("#/new", "table.layers tbody tr"),
+            ("#/keys", "#keys tbody tr"),
             ($"#/jobs/{job}", "#layers-h ~ .charts .uplot"),
         })
         {
@@ -45,5 +41,16 @@ public sealed class SecurityTests(Browser browser)
 
         Assert.True(violations.Count == 0, string.Join('\n', violations));
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+
+        void Watch(IPage watched) => watched.Console += (_, message) =>
+        {
+            if (message.Text.Contains("Content Security Policy", StringComparison.OrdinalIgnoreCase))
+            {
+                lock (violations)
+                {
+                    violations.Add($"{watched.Url}: {message.Text} at {message.Location}");
+                }
+            }
+        };
     }
 }
