@@ -1,7 +1,7 @@
 import { authFetch, problemOf } from './auth';
 import { probe } from './probe';
 import type {
-  ApiKeyView, DatasetView, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
+  ApiKeyView, CreatedKey, DatasetView, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
   StreamEvent, ValidationResult,
 } from './types';
 
@@ -53,7 +53,7 @@ export const api = {
   createShare: (jobId: string, expiresInHours: number) => request<ShareCreated>('POST', `jobs/${jobId}/shares`, { expiresInHours }),
   revokeShare: (jobId: string, shareId: string) => request<void>('DELETE', `jobs/${jobId}/shares/${shareId}`),
   keys: () => request<ApiKeyView[]>('GET', 'keys'),
-  createKey: (name: string) => request<ApiKeyView & { secret: string }>('POST', 'keys', { name }),
+  createKey: (name: string) => request<CreatedKey>('POST', 'keys', { name }),
   revokeKey: (id: string) => request<void>('DELETE', `keys/${id}`),
   presets: (channels: number, height: number, width: number, classes: number) =>
     request<ModelPreset[]>('GET', `models/presets?channels=${channels}&height=${height}&width=${width}&classes=${classes}`),

@@ -50,7 +50,6 @@ async function route() {
     }
     if (turn !== routing) return;
     if ('me' in answer) me = answer.me;
-    else if (answer.status === 404) me = { id: 'local', name: 'local', role: 'admin', authMode: 'open' }; // a service without accounts
     else if (answer.status === 401) return showSignIn({ detail: describeProblem(answer.problem, 401), refused: credential.kind !== 'none' });
     else return unreachable(describeProblem(answer.problem, answer.status));
   }

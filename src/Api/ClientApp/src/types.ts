@@ -202,13 +202,15 @@ export interface Me {
   authMode: 'keys' | 'open';
 }
 
-/** A job's share link as GET /jobs/{id}/shares lists it; its token is only in the answer that created it. */
+/**
+ * A job's share link as GET /jobs/{id}/shares lists it: only links that have not expired or been revoked (a revoked
+ * link's record is deleted); its token is only in the answer that created it.
+ */
 export interface ShareView {
   id: string;
   jobId: string;
   createdAt: string;
   expiresAt: string;
-  revokedAt?: string | null;
 }
 
 /** POST /jobs/{id}/shares: the link, with its token, shown this once. */
@@ -217,7 +219,7 @@ export interface ShareCreated extends ShareView {
   url: string;
 }
 
-/** An API key as GET /keys lists it; POST /keys adds the secret, once. */
+/** An API key as GET /keys lists it: never the key, only its first characters (prefix). */
 export interface ApiKeyView {
   id: string;
   name: string;
@@ -226,4 +228,14 @@ export interface ApiKeyView {
   createdAt: string;
   lastUsedAt?: string | null;
   revokedAt?: string | null;
+}
+
+/** POST /keys: the new key, whose secret is in this answer only. */
+export interface CreatedKey {
+  id: string;
+  name: string;
+  prefix: string;
+  userId: string;
+  createdAt: string;
+  secret: string;
 }

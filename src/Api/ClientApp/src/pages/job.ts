@@ -381,13 +381,13 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
       if (disposed) return;
       const now = Date.now();
       rows.replaceChildren(...shares.map((x) => {
-        const state = x.revokedAt ? `revoked ${fmt.time(x.revokedAt)}` : Date.parse(x.expiresAt) <= now ? 'expired' : 'active';
+        const state = Date.parse(x.expiresAt) <= now ? 'expired' : 'active'; // revoked links are gone from the list
         const revoke = state === 'active' && h('button', { type: 'button', class: 'danger', 'data-share': x.id, 'aria-label': `Revoke the link made ${fmt.time(x.createdAt)}` }, 'Revoke');
         if (revoke) revoke.addEventListener('click', () => void revokeShare(x.id));
         return h('tr', { 'data-share': x.id, class: state === 'active' ? '' : 'muted' },
           h('td', { class: 'small' }, fmt.time(x.createdAt)), h('td', { class: 'small' }, fmt.time(x.expiresAt)), h('td', { class: 'share-state' }, state), h('td', {}, revoke));
       }));
-      if (shares.length === 0) rows.replaceChildren(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No links yet.')));
+      if (shares.length === 0) rows.replaceChildren(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No links that still open the job.')));
     }
 
     async function revokeShare(shareId: string) {
