@@ -33,15 +33,21 @@ internal static class Dashboard
         page.WaitForFunctionAsync($"() => {{ const p = window.trainingDashboard; return {condition}; }}", null, new() { Timeout = timeoutMs, PollingInterval = 50 });
 
     /// <summary>
-    /// Waits until an image shows its picture and returns its natural width. The dashboard fetches pictures with its
-    /// credential and shows them through object URLs, so an img element is on the page before its picture is.
+    /// Waits until the first image matching the selector shows its picture and returns its natural width. The dashboard
+    /// fetches pictures with its credential and shows them through object URLs, so an img element is on the page before
+    /// its picture is (and a newer snapshot may replace it meanwhile: the selector is asked again each time).
     /// </summary>
-    public static Task<int> PictureWidthAsync(ILocator img) => img.EvaluateAsync<int>("""
-        img => img.complete && img.naturalWidth > 0 ? img.naturalWidth : new Promise((resolve, reject) => {
-          img.addEventListener('load', () => resolve(img.naturalWidth), { once: true });
-          img.addEventListener('error', () => reject(new Error(img.dataset.error ?? 'the picture did not load')), { once: true });
-        })
-        """);
+    public static async Task<int> PictureWidthAsync(IPage page, string selector)
+    {
+        IJSHandle width = await page.WaitForFunctionAsync("""
+            selector => {
+              const img = document.querySelector(selector);
+              if (img?.dataset.error) throw new Error(`${selector}: ${img.dataset.error}`);
+              return img && img.complete && img.naturalWidth > 0 ? img.naturalWidth : false;
+            }
+            """, selector, new() { PollingInterval = 50 });
+        return await width.JsonValueAsync<int>();
+    }
 
     public static async Task<Guid> ShapesDatasetAsync(HttpClient client, int samples = 1000, int classes = 4)
     {

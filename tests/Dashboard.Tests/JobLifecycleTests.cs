@@ -23,7 +23,7 @@ public sealed class JobLifecycleTests(Browser browser)
         await Expect(page.Locator("#dataset option")).ToHaveCountAsync(1);
         await Expect(page.Locator(".thumbs img")).ToHaveCountAsync(16);
         await Expect(page.Locator("table.counts tbody tr")).ToHaveCountAsync(4);
-        Assert.Equal(28, await Dashboard.PictureWidthAsync(page.Locator(".thumbs img").First));
+        Assert.Equal(28, await Dashboard.PictureWidthAsync(page, ".thumbs img"));
 
         // Pick the tiny preset: the per-layer table follows from /models/validate.
         await page.ClickAsync("[data-preset=tiny]");

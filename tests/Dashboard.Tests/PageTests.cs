@@ -175,12 +175,12 @@ public sealed class PageTests(Browser browser)
         ILocator filters = page.Locator("#visuals img.filters");
         await Expect(filters).ToHaveCountAsync(1); // the tiny CNN has one convolution layer
         await Expect(page.Locator("#visuals-status")).ToContainTextAsync("Taken at step");
-        Assert.True(await Dashboard.PictureWidthAsync(filters) > 0);
+        Assert.True(await Dashboard.PictureWidthAsync(page, "#visuals img.filters") > 0);
         await Expect(page.Locator("#probes button")).ToHaveCountAsync(16);
 
         await page.Locator("#probes button").Nth(5).ClickAsync();
         await Expect(page.Locator("#visuals img.maps")).ToHaveAttributeAsync("data-src", new System.Text.RegularExpressions.Regex("sample=5&"));
-        await page.Locator("#visuals img.maps").EvaluateAsync("img => img.decode()");
+        Assert.True(await Dashboard.PictureWidthAsync(page, "#visuals img.maps") > 0);
         await Browser.ScreenshotAsync(page, "what-the-network-sees");
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
         await Expect(page.Locator("#snapshot")).ToBeDisabledAsync();

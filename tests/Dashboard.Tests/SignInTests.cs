@@ -136,12 +136,12 @@ public sealed class SignInTests(Browser browser)
 
         await Expect(viewer.Locator("header nav")).ToBeHiddenAsync();
         await Expect(viewer.Locator("#visuals img.filters")).ToHaveCountAsync(1);
-        Assert.True(await Dashboard.PictureWidthAsync(viewer.Locator("#visuals img.filters")) > 0);
+        Assert.True(await Dashboard.PictureWidthAsync(viewer, "#visuals img.filters") > 0);
         await Expect(viewer.Locator("#probes button")).ToHaveCountAsync(16);
         await Expect(viewer.Locator("#probes img")).ToHaveCountAsync(0); // no dataset samples: numbered buttons
         await viewer.Locator("#probes button").Nth(3).ClickAsync();
         await Expect(viewer.Locator("#visuals img.maps")).ToHaveAttributeAsync("data-src", new System.Text.RegularExpressions.Regex("sample=3&"));
-        Assert.True(await Dashboard.PictureWidthAsync(viewer.Locator("#visuals img.maps")) > 0);
+        Assert.True(await Dashboard.PictureWidthAsync(viewer, "#visuals img.maps") > 0);
         await Browser.ScreenshotAsync(viewer, "shared-job");
 
         // The same tab reloads into the same view; the jobs list is not the link's to open.
@@ -157,13 +157,13 @@ public sealed class SignInTests(Browser browser)
             Assert.Equal(HttpStatusCode.Forbidden, (await asViewer.GetAsync(new Uri("jobs", UriKind.Relative))).StatusCode);
         }
 
-        // Revoked by the owner: the viewer's page says so.
+        // Revoked by the owner: the viewer's page says so at its next request (new pictures, here).
         await viewer.GoBackAsync();
         await Expect(viewer.Locator("#shared-banner")).ToBeVisibleAsync();
         await owner.ClickAsync("#shares button[data-share]");
         await Expect(owner.Locator("#shares tbody tr[data-share]")).ToHaveCountAsync(0);
-        await viewer.ReloadAsync();
-        await Expect(viewer.Locator("#signin-error")).ToContainTextAsync("revoked");
+        await service.Client.PostAsync(new Uri($"jobs/{job}/snapshot", UriKind.Relative), null);
+        await Expect(viewer.Locator("#signin-error")).ToContainTextAsync("revoked", new() { Timeout = 30_000 });
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
     }
 
