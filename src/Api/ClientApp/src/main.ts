@@ -8,9 +8,9 @@ import { signInPage, type SignInPage, type SignInReason } from './pages/signin';
 import type { Me } from './types';
 import './probe';
 
-// Hash routes: #/ (jobs), #/new, #/jobs/{id}. The page is served at / by the API itself, so every URL is relative.
-// A sign-in address (#key=…) or a share address (#/jobs/{id}?share=…) leaves its token in the tab's storage and the
-// rest in the address bar. Who is signed in comes from GET /me; any 401 brings the sign-in form.
+// Hash routes: #/ (jobs), #/new, #/keys, #/jobs/{id}. The page is served at / by the API itself, so every URL is
+// relative. A sign-in address (#key=…) or a share address (#/jobs/{id}?share=…) leaves its token in the tab's storage
+// and the rest in the address bar. Who is signed in comes from GET /me; any 401 brings the sign-in form.
 const main = document.getElementById('main')!;
 const account = document.getElementById('account')!;
 const nav = document.querySelector<HTMLElement>('header nav')!;
