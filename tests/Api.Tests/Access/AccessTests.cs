@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -216,6 +217,48 @@ public sealed class AccessTests
         JsonElement expired = await ServiceHarness.AssertProblemAsync(await viewer.GetAsync(new Uri($"/jobs/{jobId}", UriKind.Relative)), HttpStatusCode.Unauthorized);
         Assert.Contains("expired at", expired.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task RevokingAShareLinkOrAKeyClosesTheHubConnectionsOpenWithIt()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient admin = factory.CreateClient();
+        await JobHarness.CreateShapesAsync(admin, samples: 32);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(admin, """{ "hyperparameters": { "epochs": 1, "batchSize": 16 } }""");
+        Guid jobId = job.GetProperty("id").GetGuid();
+        JsonElement share = await (await admin.PostAsJsonAsync($"/jobs/{jobId}/shares", new { })).Content.ReadFromJsonAsync<JsonElement>();
+        JsonElement key = await (await admin.PostAsJsonAsync("/keys", new { name = "phone" })).Content.ReadFromJsonAsync<JsonElement>();
+
+        await using HubConnection viewer = Hub(factory, share.GetProperty("token").GetString()!);
+        await using HubConnection phone = Hub(factory, key.GetProperty("secret").GetString()!);
+        await using HubConnection other = Hub(factory, TrainingServiceFactory.AdminKey);
+        var viewerClosed = new TaskCompletionSource();
+        var phoneClosed = new TaskCompletionSource();
+        viewer.Closed += _ => { viewerClosed.TrySetResult(); return Task.CompletedTask; };
+        phone.Closed += _ => { phoneClosed.TrySetResult(); return Task.CompletedTask; };
+        foreach (HubConnection connection in new[] { viewer, phone, other })
+        {
+            await connection.StartAsync();
+            await connection.InvokeAsync("Subscribe", jobId, 0L);
+        }
+
+        await admin.DeleteAsync(new Uri($"/jobs/{jobId}/shares/{share.GetProperty("id").GetGuid()}", UriKind.Relative));
+        await viewerClosed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HubConnectionState.Connected, phone.State);
+
+        await admin.DeleteAsync(new Uri($"/keys/{key.GetProperty("id").GetGuid()}", UriKind.Relative));
+        await phoneClosed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HubConnectionState.Connected, other.State);
+    }
+
+    private static HubConnection Hub(TrainingServiceFactory factory, string token) => new HubConnectionBuilder()
+        .WithUrl(new Uri(factory.Server.BaseAddress, "/hubs/training"), o =>
+        {
+            o.Transports = Microsoft.AspNetCore.Http.Connections.HttpTransportType.LongPolling;
+            o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
+            o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+        })
+        .Build();
 
     [Fact]
     public async Task OpenModeNeedsNoKeyOnLoopbackButKeepsTheOriginCheck()
