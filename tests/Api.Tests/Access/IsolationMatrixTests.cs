@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.SignalR;
@@ -20,7 +21,8 @@ namespace TrainingService.Api.Tests.Access;
 /// The isolation matrix: every route and every hub method, each called on user A's records by six identities — A
 /// (owner), user B (other), the admin, anonymous, A's revoked key, and a share link's viewer of A's job. Another user
 /// gets 404, never 403, so nothing says a record exists; the admin reaches everything; a viewer reaches its job's page
-/// and nothing else. 45 routes × 6 + 8 hub rows × 6 = 318 cases (plus 4 public endpoints for anonymous).
+/// and nothing else; what another user (or a viewer) gets for A's record is what anyone gets for an id that names
+/// nothing. 47 routes × 6 + 8 hub rows × 6 = 330 cases (plus 4 public endpoints for anonymous).
 /// <see cref="EveryEndpointHasARow"/> and <see cref="EveryHubMethodHasARow"/> fail on a route or hub method that the
 /// table lacks, so a new one cannot slip in unchecked.
 /// </summary>
@@ -41,35 +43,37 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         new("POST", "/users/", "/users", Forbidden, Forbidden, Created, Forbidden)
             { Body = _ => Json(new { name = IsolationWorld.UniqueName("user"), role = "user" }) },
         new("DELETE", "/users/{id}", "/users/{newUser}", Forbidden, Forbidden, NoContent, Forbidden),
-        new("GET", "/keys/", "/keys", Listing(w => [w.OwnerKeyId, w.RevokedKeyId]), NotListing(w => [w.OwnerKeyId, w.RevokedKeyId]), Ok, Forbidden),
-        new("GET", "/keys/", "/keys?userId={ownerId}", Listing(w => [w.OwnerKeyId, w.RevokedKeyId]), Missing("userId"), Listing(w => [w.OwnerKeyId, w.RevokedKeyId]), Forbidden)
+        new("GET", "/keys/", "/keys", Listing(r => [r.OwnerKeyId, r.RevokedKeyId]), NotListing(r => [r.OwnerKeyId, r.RevokedKeyId]), Ok, Forbidden),
+        new("GET", "/keys/", "/keys?userId={ownerId}", Listing(r => [r.OwnerKeyId, r.RevokedKeyId]), Missing("userId"), Listing(r => [r.OwnerKeyId, r.RevokedKeyId]), Forbidden)
             { Case = "A's, by userId" },
         new("POST", "/keys/", "/keys", Created, Created, Created, Forbidden) { Body = _ => Json(new { name = "mine" }) },
         new("POST", "/keys/", "/keys", Created, Missing("userId"), Created, Forbidden)
-            { Case = "for A, by userId", Body = w => Json(new { name = "for A", userId = w.OwnerId }) },
+            { Case = "for A, by userId", Body = r => Json(new { name = "for A", userId = r.OwnerId }) },
         new("DELETE", "/keys/{id:guid}", "/keys/{newKey}", NoContent, NotFound, NoContent, Forbidden),
 
         new("POST", "/models/validate", "/models/validate", Ok, Ok, Ok, Forbidden) { Body = _ => Text(JobHarness.TinySpec) },
         new("POST", "/models/", "/models", Created, Created, Created, Forbidden)
             { Body = _ => Json(new { name = "tiny", spec = JsonDocument.Parse(JobHarness.TinySpec).RootElement }) },
-        new("GET", "/models/", "/models", Listing(w => [w.Model]), NotListing(w => [w.Model]), Listing(w => [w.Model]), Forbidden),
+        new("GET", "/models/", "/models?after={model}", Ok, Invalid("after"), Ok, Forbidden) { Case = "after A's model" },
+        new("GET", "/models/", "/models", Listing(r => [r.Model]), NotListing(r => [r.Model]), Listing(r => [r.Model]), Forbidden),
         new("GET", "/models/{id:guid}", "/models/{model}", Ok, NotFound, Ok, Forbidden),
         new("GET", "/models/presets", "/models/presets", Ok, Ok, Ok, Forbidden),
 
         new("POST", "/datasets/", "/datasets", Created, Created, Created, Forbidden) { Body = _ => CsvUpload() },
         new("POST", "/datasets/builtin", "/datasets/builtin", Created, Created, Created, Forbidden)
             { Body = _ => Json(new { kind = "shapes", classes = 2, samples = 32, testSamples = 8, imageSize = 16, channels = 1 }) },
-        new("GET", "/datasets/", "/datasets", Listing(w => [w.Dataset]), NotListing(w => [w.Dataset]), Listing(w => [w.Dataset]), Forbidden),
+        new("GET", "/datasets/", "/datasets", Listing(r => [r.Dataset]), NotListing(r => [r.Dataset]), Listing(r => [r.Dataset]), Forbidden),
         new("GET", "/datasets/{id:guid}", "/datasets/{dataset}", Ok, NotFound, Ok, Forbidden),
         new("GET", "/datasets/{id:guid}/samples/{index:int}.png", "/datasets/{dataset}/samples/0.png", Ok, NotFound, Ok, Forbidden),
         new("DELETE", "/datasets/{id:guid}", "/datasets/{newDataset}", NoContent, NotFound, NoContent, Forbidden),
 
         // Without datasetId a job trains on the caller's own newest dataset (each identity has one), so B's 404 is the model's.
         new("POST", "/jobs/", "/jobs", Accepted, Missing("datasetId"), Accepted, Forbidden)
-            { Case = "A's dataset", Body = w => Text(IsolationWorld.JobBody(w.Dataset)) },
+            { Case = "A's dataset", Body = r => Text(IsolationWorld.JobBody(r.Dataset)) },
         new("POST", "/jobs/", "/jobs", Accepted, Missing("modelId"), Accepted, Forbidden)
-            { Case = "A's model", Body = w => Json(new { modelId = w.Model, hyperparameters = new { epochs = 1 } }) },
-        new("GET", "/jobs/", "/jobs", Listing(w => [w.Job, w.UnsharedJob]), NotListing(w => [w.Job, w.UnsharedJob]), Listing(w => [w.Job, w.UnsharedJob]), Forbidden),
+            { Case = "A's model", Body = r => Json(new { modelId = r.Model, hyperparameters = new { epochs = 1 } }) },
+        new("GET", "/jobs/", "/jobs?after={job}", Ok, Invalid("after"), Ok, Forbidden) { Case = "after A's job" },
+        new("GET", "/jobs/", "/jobs", Listing(r => [r.Job, r.UnsharedJob]), NotListing(r => [r.Job, r.UnsharedJob]), Listing(r => [r.Job, r.UnsharedJob]), Forbidden),
         new("GET", "/jobs/{id:guid}", "/jobs/{job}", Ok, NotFound, Ok, Ok),
         new("GET", "/jobs/{id:guid}", "/jobs/{unsharedJob}", Ok, NotFound, Ok, NotFound) { Case = "another job" },
         // A finished job refuses every command with 409: the command reached it.
@@ -103,22 +107,22 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
     // or not: its answer cannot tell whether a job exists, and it cannot touch anyone else's stream.
     private static readonly HubRow[] s_hub =
     [
-        new(nameof(TrainingHub.Subscribe), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Subscribe), w.Job, 0L),
+        new(nameof(TrainingHub.Subscribe), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Subscribe), w.A.Job, 0L),
             HubExpect.Streams, HubExpect.NoJob, HubExpect.Streams, HubExpect.Streams),
-        new(nameof(TrainingHub.Subscribe), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Subscribe), w.UnsharedJob, 0L),
+        new(nameof(TrainingHub.Subscribe), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Subscribe), w.A.UnsharedJob, 0L),
             HubExpect.Completes, HubExpect.NoJob, HubExpect.Completes, HubExpect.NoJob) { Case = "another job" },
-        new(nameof(TrainingHub.Unsubscribe), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Unsubscribe), w.Job),
+        new(nameof(TrainingHub.Unsubscribe), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Unsubscribe), w.A.Job),
             HubExpect.Completes, HubExpect.Completes, HubExpect.Completes, HubExpect.Completes),
-        new(nameof(TrainingHub.Pause), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Pause), w.Job),
+        new(nameof(TrainingHub.Pause), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Pause), w.A.Job),
             HubExpect.State, HubExpect.NoJob, HubExpect.State, HubExpect.Refused),
-        new(nameof(TrainingHub.Resume), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Resume), w.Job),
+        new(nameof(TrainingHub.Resume), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Resume), w.A.Job),
             HubExpect.State, HubExpect.NoJob, HubExpect.State, HubExpect.Refused),
-        new(nameof(TrainingHub.Cancel), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Cancel), w.Job),
+        new(nameof(TrainingHub.Cancel), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Cancel), w.A.Job),
             HubExpect.State, HubExpect.NoJob, HubExpect.State, HubExpect.Refused),
         new(nameof(TrainingHub.ChangeHyperparameters),
-            (w, hub) => hub.InvokeAsync(nameof(TrainingHub.ChangeHyperparameters), w.Job, new HyperparameterChange { LearningRate = 0.01 }),
+            (w, hub) => hub.InvokeAsync(nameof(TrainingHub.ChangeHyperparameters), w.A.Job, new HyperparameterChange { LearningRate = 0.01 }),
             HubExpect.State, HubExpect.NoJob, HubExpect.State, HubExpect.Refused),
-        new(nameof(TrainingHub.Finish), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Finish), w.Job),
+        new(nameof(TrainingHub.Finish), (w, hub) => hub.InvokeAsync(nameof(TrainingHub.Finish), w.A.Job),
             HubExpect.State, HubExpect.NoJob, HubExpect.State, HubExpect.Refused),
     ];
 
@@ -137,12 +141,14 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         foreach (Identity identity in IsolationWorld.Identities)
         {
             Expect expected = row.For(identity);
-            using HttpRequestMessage request = await row.RequestAsync(world);
-            using HttpResponseMessage response = await world.Client(identity).SendAsync(request);
-            string body = await response.Content.ReadAsStringAsync();
-            if (!expected.Holds(world, response.StatusCode, body))
+            Answer answer = await SendAsync(row, identity, world.A);
+            if (!expected.Holds(world.A, answer.Status, answer.Body))
             {
-                mismatches.Add((identity, expected.ToString(), $"{(int)response.StatusCode} {Shorten(body)}"));
+                mismatches.Add((identity, expected.ToString(), answer.ToString()));
+            }
+            else if (expected.Hides && await SendAsync(row, identity, Records.Phantom()) is var phantom && !phantom.SameAs(answer))
+            {
+                mismatches.Add((identity, $"as for ids that name nothing: {phantom}", answer.ToString()));
             }
         }
 
@@ -203,6 +209,19 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         using HttpResponseMessage response = await world.Client(Identity.Anonymous).GetAsync(new Uri(path, UriKind.Relative));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    private async Task<Answer> SendAsync(Row row, Identity identity, Records records)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(row.Method), new Uri(await world.ResolveAsync(row.Path, records), UriKind.Relative))
+        {
+            Content = row.Body?.Invoke(records),
+        };
+        using HttpResponseMessage response = await world.Client(identity).SendAsync(request);
+        string? mediaType = response.Content.Headers.ContentType?.MediaType;
+        bool text = mediaType is null or "text/plain" || mediaType.EndsWith("json", StringComparison.Ordinal);
+        return new Answer(response.StatusCode, text ? await response.Content.ReadAsStringAsync() : "", mediaType,
+            (await response.Content.ReadAsByteArrayAsync()).Length);
     }
 
     /// <summary>What happened, as the expectation it meets (null: none) and in words.</summary>
@@ -304,7 +323,7 @@ public sealed record Row(string Method, string Pattern, string Path, Expect Owne
     /// <summary>Which of a pattern's rows this is, when it has several.</summary>
     public string? Case { get; init; }
 
-    public Func<IsolationWorld, HttpContent>? Body { get; init; }
+    public Func<Records, HttpContent>? Body { get; init; }
 
     public string Name => Case is null ? $"{Method} {Pattern}" : $"{Method} {Pattern} ({Case})";
 
@@ -316,13 +335,13 @@ public sealed record Row(string Method, string Pattern, string Path, Expect Owne
         Identity.Viewer => Viewer,
         _ => Unauthorized,
     };
-
-    public async Task<HttpRequestMessage> RequestAsync(IsolationWorld world) =>
-        new(new HttpMethod(Method), new Uri(await world.ResolveAsync(Path), UriKind.Relative)) { Content = Body?.Invoke(world) };
 }
 
-/// <summary>What an identity must get from a route: a status, and for lists whether A's records are in it.</summary>
-public sealed class Expect(string text, Func<IsolationWorld, HttpStatusCode, string, bool> holds)
+/// <summary>
+/// What an identity must get from a route: a status, and for lists whether A's records are in it. One that
+/// <see cref="Hides"/> A's records must also be the answer for ids that name nothing.
+/// </summary>
+public sealed class Expect(string text, Func<Records, HttpStatusCode, string, bool> holds, bool hides = false)
 {
     public static readonly Expect Ok = Status(HttpStatusCode.OK);
     public static readonly Expect Created = Status(HttpStatusCode.Created);
@@ -330,28 +349,66 @@ public sealed class Expect(string text, Func<IsolationWorld, HttpStatusCode, str
     public static readonly Expect NoContent = Status(HttpStatusCode.NoContent);
     public static readonly Expect Unauthorized = Status(HttpStatusCode.Unauthorized);
     public static readonly Expect Forbidden = Status(HttpStatusCode.Forbidden);
-    public static readonly Expect NotFound = Status(HttpStatusCode.NotFound);
+    public static readonly Expect NotFound = Status(HttpStatusCode.NotFound, hides: true);
 
     /// <summary>The route reached the record and refused for its state (a finished job's commands).</summary>
     public static readonly Expect Conflict = Status(HttpStatusCode.Conflict);
 
     /// <summary>404 naming the field whose record the caller may not see.</summary>
-    public static Expect Missing(string field) => new($"404 on {field}", (_, status, body) =>
-        status == HttpStatusCode.NotFound && JsonSerializer.Deserialize<JsonElement>(body).TryGetProperty("field", out JsonElement f) && f.GetString() == field);
+    public static Expect Missing(string field) =>
+        new($"404 on {field}", (_, status, body) => status == HttpStatusCode.NotFound && FieldOf(body) == field, hides: true);
+
+    /// <summary>400 naming the field: a listing's cursor the caller may not see names nothing.</summary>
+    public static Expect Invalid(string field) =>
+        new($"400 on {field}", (_, status, body) => status == HttpStatusCode.BadRequest && FieldOf(body) == field, hides: true);
 
     /// <summary>200, listing every one of A's records given.</summary>
-    public static Expect Listing(Func<IsolationWorld, Guid[]> records) =>
-        new("200 with A's", (w, status, body) => status == HttpStatusCode.OK && records(w).All(id => body.Contains(id.ToString(), StringComparison.Ordinal)));
+    public static Expect Listing(Func<Records, Guid[]> records) =>
+        new("200 with A's", (a, status, body) => status == HttpStatusCode.OK && records(a).All(id => body.Contains(id.ToString(), StringComparison.Ordinal)));
 
     /// <summary>200, listing none of A's records given.</summary>
-    public static Expect NotListing(Func<IsolationWorld, Guid[]> records) =>
-        new("200 without A's", (w, status, body) => status == HttpStatusCode.OK && !records(w).Any(id => body.Contains(id.ToString(), StringComparison.Ordinal)));
+    public static Expect NotListing(Func<Records, Guid[]> records) =>
+        new("200 without A's", (a, status, body) => status == HttpStatusCode.OK && !records(a).Any(id => body.Contains(id.ToString(), StringComparison.Ordinal)));
 
-    public bool Holds(IsolationWorld world, HttpStatusCode status, string body) => holds(world, status, body);
+    public bool Hides => hides;
+
+    public bool Holds(Records a, HttpStatusCode status, string body) => holds(a, status, body);
 
     public override string ToString() => text;
 
-    private static Expect Status(HttpStatusCode status) => new(((int)status).ToString(CultureInfo.InvariantCulture), (_, s, _) => s == status);
+    private static Expect Status(HttpStatusCode status, bool hides = false) =>
+        new(((int)status).ToString(CultureInfo.InvariantCulture), (_, s, _) => s == status, hides);
+
+    private static string? FieldOf(string body)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<JsonElement>(body) is { ValueKind: JsonValueKind.Object } problem
+                && problem.TryGetProperty("field", out JsonElement field) ? field.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>A response: its status and, when it is text, its body.</summary>
+public sealed partial record Answer(HttpStatusCode Status, string Body, string? MediaType, int Length)
+{
+    /// <summary>The same answer, but for the ids in it (and the trace id): what another user gets for A's record and for none.</summary>
+    public bool SameAs(Answer other) => Status == other.Status && MediaType == other.MediaType && Normalized(Body) == Normalized(other.Body);
+
+    public override string ToString() =>
+        $"{(int)Status} {(Body.Length == 0 && Length > 0 ? $"<{Length:N0} bytes of {MediaType}>" : Body.Length <= 160 ? Body : Body[..160] + "…")}";
+
+    private static string Normalized(string body) => TraceId().Replace(Id().Replace(body, "<id>"), "");
+
+    [GeneratedRegex("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\\bu[0-9a-f]{32}\\b", RegexOptions.IgnoreCase)]
+    private static partial Regex Id();
+
+    [GeneratedRegex("\"traceId\":\"[^\"]*\"")]
+    private static partial Regex TraceId();
 }
 
 public enum HubExpect

@@ -43,24 +43,11 @@ public sealed class IsolationWorld : IAsyncLifetime
 
     public TrainingServiceFactory Factory { get; } = new();
 
-    public string OwnerId { get; private set; } = "";
+    /// <summary>A's records, as the rows name them.</summary>
+    public Records A { get; private set; } = Records.Phantom();
 
-    public Guid OwnerKeyId { get; private set; }
-
-    public Guid RevokedKeyId { get; private set; }
-
-    public Guid Dataset { get; private set; }
-
-    public Guid Model { get; private set; }
-
-    /// <summary>A's job that the viewer's share link watches.</summary>
-    public Guid Job { get; private set; }
-
-    /// <summary>The last seq of <see cref="Job"/>'s history.</summary>
+    /// <summary>The last seq of A's shared job's history.</summary>
     public long JobLastSeq { get; private set; }
-
-    /// <summary>Another job of A's, not shared.</summary>
-    public Guid UnsharedJob { get; private set; }
 
     public HttpClient Client(Identity identity) => _clients[identity];
 
@@ -77,7 +64,6 @@ public sealed class IsolationWorld : IAsyncLifetime
 
         CreatedUser owner = await CreateAsync<CreatedUser>(admin, "/users", new CreateUserRequest("owner", "user"));
         CreatedUser other = await CreateAsync<CreatedUser>(admin, "/users", new CreateUserRequest("other", "user"));
-        (OwnerId, OwnerKeyId) = (owner.User.Id, owner.Key.Id);
         _tokens[Identity.Owner] = owner.Key.Secret;
         _tokens[Identity.Other] = other.Key.Secret;
         AddClient(Identity.Owner);
@@ -86,33 +72,33 @@ public sealed class IsolationWorld : IAsyncLifetime
 
         CreatedKey revoked = await CreateAsync<CreatedKey>(a, "/keys", new CreateKeyRequest("revoked", null));
         Assert.Equal(HttpStatusCode.NoContent, (await a.DeleteAsync(new Uri($"/keys/{revoked.Id}", UriKind.Relative))).StatusCode);
-        RevokedKeyId = revoked.Id;
         _tokens[Identity.Revoked] = revoked.Secret;
         AddClient(Identity.Revoked);
 
-        Dataset = await JobHarness.CreateShapesAsync(a);
+        Guid dataset = await JobHarness.CreateShapesAsync(a);
         await JobHarness.CreateShapesAsync(Client(Identity.Other), samples: 64); // every account has a newest dataset of its own
         await JobHarness.CreateShapesAsync(admin, samples: 64);
-        Model = (await CreateAsync<JsonElement>(a, "/models", new { name = "tiny", spec = JsonDocument.Parse(JobHarness.TinySpec).RootElement }))
+        Guid model = (await CreateAsync<JsonElement>(a, "/models", new { name = "tiny", spec = JsonDocument.Parse(JobHarness.TinySpec).RootElement }))
             .GetProperty("id").GetGuid();
-        Job = await StartJobAsync();
-        UnsharedJob = await StartJobAsync();
-        JobLastSeq = (await JobHarness.WaitForStateAsync(a, Job, "Succeeded")).GetProperty("lastSeq").GetInt64();
-        await JobHarness.WaitForStateAsync(a, UnsharedJob, "Succeeded");
+        Guid job = await StartJobAsync(dataset);
+        Guid unsharedJob = await StartJobAsync(dataset);
+        A = new Records(owner.User.Id, owner.Key.Id, revoked.Id, dataset, model, job, unsharedJob);
+        JobLastSeq = (await JobHarness.WaitForStateAsync(a, job, "Succeeded")).GetProperty("lastSeq").GetInt64();
+        await JobHarness.WaitForStateAsync(a, unsharedJob, "Succeeded");
 
-        CreatedShare share = await CreateAsync<CreatedShare>(a, $"/jobs/{Job}/shares", new CreateShareRequest(null));
+        CreatedShare share = await CreateAsync<CreatedShare>(a, $"/jobs/{job}/shares", new CreateShareRequest(null));
         _tokens[Identity.Viewer] = share.Token;
         AddClient(Identity.Viewer);
     }
 
-    /// <summary>A new job of A's on A's dataset; it trains for a moment.</summary>
-    public async Task<Guid> StartJobAsync()
+    private async Task<Guid> StartJobAsync(Guid dataset)
     {
-        (HttpResponseMessage response, JsonElement job) = await JobHarness.PostJobAsync(Client(Identity.Owner), JobBody(Dataset));
+        (HttpResponseMessage response, JsonElement job) = await JobHarness.PostJobAsync(Client(Identity.Owner), JobBody(dataset));
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         return job.GetProperty("id").GetGuid();
     }
 
+    /// <summary>A tiny job's body, on the dataset given.</summary>
     public static string JobBody(Guid dataset) =>
         $$"""{ "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1 } }""";
 
@@ -122,26 +108,29 @@ public sealed class IsolationWorld : IAsyncLifetime
         (await CreateAsync<CreatedKey>(Client(Identity.Owner), "/keys", new CreateKeyRequest("spare", null))).Id;
 
     public async Task<Guid> NewShareAsync() =>
-        (await CreateAsync<CreatedShare>(Client(Identity.Owner), $"/jobs/{Job}/shares", new CreateShareRequest(1))).Id;
+        (await CreateAsync<CreatedShare>(Client(Identity.Owner), $"/jobs/{A.Job}/shares", new CreateShareRequest(1))).Id;
 
     public async Task<string> NewUserAsync() =>
         (await CreateAsync<CreatedUser>(Client(Identity.Admin), "/users", new CreateUserRequest(UniqueName("spare"), "user"))).User.Id;
 
-    /// <summary>The path with its placeholders filled in: A's records ({job}), or a fresh one for this request ({newKey}).</summary>
-    public async Task<string> ResolveAsync(string path)
+    /// <summary>
+    /// The path with its placeholders filled in from the records given: {job} and the like, or a fresh record of A's
+    /// made for this request ({newKey} and the like; for phantom records, an id that names nothing).
+    /// </summary>
+    public async Task<string> ResolveAsync(string path, Records records)
     {
         var text = new StringBuilder(path);
         (string Name, Func<Task<string>> Value)[] placeholders =
         [
-            ("{ownerId}", () => Task.FromResult(OwnerId)),
-            ("{dataset}", () => Task.FromResult(Dataset.ToString())),
-            ("{model}", () => Task.FromResult(Model.ToString())),
-            ("{job}", () => Task.FromResult(Job.ToString())),
-            ("{unsharedJob}", () => Task.FromResult(UnsharedJob.ToString())),
-            ("{newDataset}", async () => (await NewDatasetAsync()).ToString()),
-            ("{newKey}", async () => (await NewKeyAsync()).ToString()),
-            ("{newShare}", async () => (await NewShareAsync()).ToString()),
-            ("{newUser}", NewUserAsync),
+            ("{ownerId}", () => Task.FromResult(records.OwnerId)),
+            ("{dataset}", () => Task.FromResult(records.Dataset.ToString())),
+            ("{model}", () => Task.FromResult(records.Model.ToString())),
+            ("{job}", () => Task.FromResult(records.Job.ToString())),
+            ("{unsharedJob}", () => Task.FromResult(records.UnsharedJob.ToString())),
+            ("{newDataset}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewDatasetAsync()).ToString()),
+            ("{newKey}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewKeyAsync()).ToString()),
+            ("{newShare}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewShareAsync()).ToString()),
+            ("{newUser}", () => records.IsPhantom ? Task.FromResult(Records.Phantom().OwnerId) : NewUserAsync()),
         ];
         foreach ((string name, Func<Task<string>> value) in placeholders)
         {
@@ -181,4 +170,19 @@ public sealed class IsolationWorld : IAsyncLifetime
         Assert.True(response.StatusCode == HttpStatusCode.Created, $"POST {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
         return (await response.Content.ReadFromJsonAsync<T>(JobHarness.Json))!;
     }
+}
+
+/// <summary>
+/// The ids a row's request names: A's records, or <see cref="Phantom"/> ones that name nothing — what another user
+/// gets for A's must not differ from what anyone gets for those.
+/// </summary>
+public sealed record Records(string OwnerId, Guid OwnerKeyId, Guid RevokedKeyId, Guid Dataset, Guid Model, Guid Job, Guid UnsharedJob)
+{
+    public bool IsPhantom { get; private init; }
+
+    public static Records Phantom() =>
+        new("u" + Guid.CreateVersion7().ToString("N"), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid())
+        {
+            IsPhantom = true,
+        };
 }
