@@ -60,7 +60,7 @@ try
     app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
     app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);
     await app.RunAsync();
-    return 0;
+    return Environment.ExitCode; // 0, or what a refusal to serve set (Auth:Mode=Open beyond loopback: 2)
 }
 catch (Exception ex) when (ex is not HostAbortedException)
 {

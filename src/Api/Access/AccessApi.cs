@@ -4,12 +4,13 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Access;
 
 namespace TrainingService.Api.Access;
 
 /// <summary>What the access handlers need, as one parameter.</summary>
-public sealed record AccessServices(TrainingDb Db, Caller Caller, IOptions<AuthOptions> Auth, TimeProvider Clock);
+public sealed record AccessServices(TrainingDb Db, Caller Caller, IOptions<AuthOptions> Auth, TimeProvider Clock, HubConnections Connections);
 
 /// <summary>/me, /users (admin) and /keys: who is calling, accounts, and API keys (shown once, stored hashed, revocable).</summary>
 public static class AccessApi
@@ -123,6 +124,7 @@ public static class AccessApi
 
         await services.Db.ApiKeys.Where(k => k.UserId == id && k.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), cancellationToken);
+        services.Connections.AbortSignedInWith(System.Security.Claims.ClaimTypes.NameIdentifier, id);
         return TypedResults.NoContent();
     }
 
@@ -186,6 +188,7 @@ public static class AccessApi
             await services.Db.SaveChangesAsync(cancellationToken);
         }
 
+        services.Connections.AbortSignedInWith(Caller.KeyClaim, id.ToString());
         return TypedResults.NoContent();
     }
 

@@ -22,9 +22,9 @@ public static class AccessSetup
     public static IServiceCollection AddAccess(this IServiceCollection services)
     {
         services.AddOptions<AuthOptions>().BindConfiguration("Auth")
-            .Validate(o => o.AdminKey is null || o.AdminKey.Length >= ApiKeys.MinConfiguredLength,
+            .Validate(o => string.IsNullOrEmpty(o.AdminKey) || o.AdminKey.Length >= ApiKeys.MinConfiguredLength,
                 $"Auth:AdminKey must be at least {ApiKeys.MinConfiguredLength} characters (a random key: `openssl rand -base64 32`)")
-            .Validate(o => o.AdminKey is null || !o.AdminKey.StartsWith(ApiKeys.SharePrefix, StringComparison.Ordinal), $"Auth:AdminKey must not start with {ApiKeys.SharePrefix}")
+            .Validate(o => string.IsNullOrEmpty(o.AdminKey) || !o.AdminKey.StartsWith(ApiKeys.SharePrefix, StringComparison.Ordinal), $"Auth:AdminKey must not start with {ApiKeys.SharePrefix}")
             .Validate(o => o.MaxKeysPerUser > 0 && o.MaxUsers > 0 && o.MaxSharesPerJob > 0 && o.MaxShareHours > 0 && o.MaxNameLength > 0,
                 "Auth: MaxKeysPerUser, MaxUsers, MaxSharesPerJob, MaxShareHours and MaxNameLength must be positive")
             .ValidateOnStart();

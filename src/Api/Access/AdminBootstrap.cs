@@ -47,7 +47,7 @@ public sealed class AdminBootstrap(
             await db.SaveChangesAsync(cancellationToken);
         }
 
-        if (auth.Value.AdminKey is { } configured)
+        if (auth.Value.AdminKey is { Length: > 0 } configured)
         {
             string hash = ApiKeys.Hash(configured);
             ApiKeyRecord? existing = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash, cancellationToken);
@@ -72,7 +72,7 @@ public sealed class AdminBootstrap(
             await WriteKeyFileAsync(key, cancellationToken);
             _signInKey = key;
         }
-        else if (auth.Value.AdminKey is null && File.Exists(KeyFile))
+        else if (string.IsNullOrEmpty(auth.Value.AdminKey) && File.Exists(KeyFile))
         {
             string key = (await File.ReadAllTextAsync(KeyFile, cancellationToken)).Trim();
             string hash = ApiKeys.Hash(key);

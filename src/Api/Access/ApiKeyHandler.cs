@@ -81,14 +81,14 @@ public sealed class ApiKeyHandler(
             return Fail("The API key is not one this service issued (or it was mistyped).");
         }
 
-        if (found.Key.RevokedAt is { } revoked)
-        {
-            return Fail($"The API key {found.Key.Prefix}… ({found.Key.Name}) was revoked at {revoked:u}.");
-        }
-
         if (found.User.DisabledAt is { } disabled)
         {
             return Fail($"The user {found.User.Name} was removed at {disabled:u}; their keys no longer work.");
+        }
+
+        if (found.Key.RevokedAt is { } revoked)
+        {
+            return Fail($"The API key {found.Key.Prefix}… ({found.Key.Name}) was revoked at {revoked:u}.");
         }
 
         await TouchAsync(found.Key);

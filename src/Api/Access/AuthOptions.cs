@@ -16,7 +16,7 @@ public sealed class AuthOptions
 
     /// <summary>
     /// An admin key to accept (at least 32 characters), for deployments that set it from a secret; without it the first
-    /// start creates one and writes it to the data folder's admin-key file.
+    /// start creates one and writes it to the data folder's admin-key file. Empty counts as not set.
     /// </summary>
     public string? AdminKey { get; set; }
 

@@ -83,8 +83,12 @@ public static class SharesApi
             return Problems.NoSuchJob(id);
         }
 
-        return await services.Db.ShareLinks.Where(s => s.Id == shareId && s.JobId == id).ExecuteDeleteAsync(cancellationToken) > 0
-            ? TypedResults.NoContent()
-            : Problems.NotFound("shareId", $"Job {id} has no share link {shareId}.");
+        if (await services.Db.ShareLinks.Where(s => s.Id == shareId && s.JobId == id).ExecuteDeleteAsync(cancellationToken) == 0)
+        {
+            return Problems.NotFound("shareId", $"Job {id} has no share link {shareId}.");
+        }
+
+        services.Connections.AbortSignedInWith(Caller.ShareClaim, shareId.ToString()); // viewers watching now stop too
+        return TypedResults.NoContent();
     }
 }

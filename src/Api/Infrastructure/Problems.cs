@@ -20,9 +20,10 @@ internal static class Problems
     public static ProblemHttpResult Invalid(string field, string detail, string title = InvalidTitle) =>
         About(StatusCodes.Status400BadRequest, field, detail, title);
 
-    /// <summary>A problem with one field: its path keys errors and is the field.</summary>
-    public static ProblemHttpResult About(int status, string field, string detail, string title) => TypedResults.Problem(
-        detail, statusCode: status, title: title, extensions: new Dictionary<string, object?>
+    /// <summary>A problem with one field: its path keys errors and is the field; <paramref name="extensions"/> adds more (a limit's key).</summary>
+    public static ProblemHttpResult About(
+        int status, string field, string detail, string title, IEnumerable<KeyValuePair<string, object?>>? extensions = null) => TypedResults.Problem(
+        detail, statusCode: status, title: title, extensions: new Dictionary<string, object?>(extensions ?? [])
         {
             ["field"] = field,
             ["errors"] = new Dictionary<string, string[]> { [field] = [detail] },

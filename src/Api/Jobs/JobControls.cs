@@ -22,6 +22,9 @@ public sealed class JobOptions
     /// <summary>Admission: a job whose training step needs more (TrainingPlan.EstimatedMemoryBytes) is refused.</summary>
     public long MemoryBudgetBytes { get; set; } = 4L << 30;
 
+    /// <summary>Admission: a job whose whole run would store more event history (HistoryEstimate) is refused.</summary>
+    public long MaxHistoryBytesPerJob { get; set; } = 1L << 30;
+
     /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>
     public int MaxReasonLength { get; set; } = 200;
 

@@ -32,6 +32,7 @@ public static class JobsApi
             .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0,
                 "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0")
             .Validate(o => o.MaxActiveJobsPerOwner > 0, "Jobs:MaxActiveJobsPerOwner must be positive")
+            .Validate(o => o.MaxHistoryBytesPerJob > 0, HistoryLimit.Key + " must be positive")
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
@@ -132,6 +133,11 @@ public static class JobsApi
                 $"A training step of this model at batch size {plan.Hyperparameters.BatchSize} needs about {plan.EstimatedMemoryBytes:N0} bytes "
                 + $"(layer outputs, gradients, parameters and optimizer state), over the budget of {budget:N0} bytes (configuration Jobs:MemoryBudgetBytes); "
                 + "use a smaller batch size or a smaller model.", "The job does not fit in memory");
+        }
+
+        if (HistoryLimit.Refuse(plan, services.Options.Value.MaxHistoryBytesPerJob) is { } tooMuchHistory)
+        {
+            return tooMuchHistory;
         }
 
         var job = new JobRecord

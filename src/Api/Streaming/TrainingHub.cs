@@ -91,6 +91,25 @@ public sealed class HubConnections
 
     internal void Remove(HubCallerContext context) => _open.TryRemove(context.ConnectionId, out _);
 
+    /// <summary>
+    /// Closes the connections signed in with a claim (a revoked key, a removed user, a revoked share link): a
+    /// connection is authenticated once, when it opens, so a revocation must end the ones already open. Returns how many.
+    /// </summary>
+    public int AbortSignedInWith(string claimType, string value)
+    {
+        int closed = 0;
+        foreach (HubCallerContext context in _open.Values)
+        {
+            if (context.User?.HasClaim(claimType, value) == true)
+            {
+                context.Abort();
+                closed++;
+            }
+        }
+
+        return closed;
+    }
+
     private void AbortAll()
     {
         _stopping = true;

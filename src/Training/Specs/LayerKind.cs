@@ -50,6 +50,10 @@ public abstract class LayerKind
     /// <summary>The kind's own figures added to a layer's statistics (ReLU's inactive units, saturation).</summary>
     internal virtual LayerStats Observe(LayerStats stats, LayerOutput output) => stats;
 
+    /// <summary>The layer's parameter tensors as its module registers them ("weight" is conv1.weight), each measured in layer statistics.</summary>
+    public virtual IReadOnlyList<string> ParameterNames(LayerPlan layer) =>
+        layer.Parameters == 0 ? [] : layer.Bias ? ["weight", "bias"] : ["weight"];
+
     /// <summary>
     /// conv2d, linear: PyTorch's default initialisation, drawn from <paramref name="generator"/>: weights by
     /// kaiming_uniform_(a = √5), biases uniform in ±1/√fan_in, or all at the spec's biasInit.

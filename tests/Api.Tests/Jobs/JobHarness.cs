@@ -68,14 +68,18 @@ internal static class JobHarness
         }
     }
 
-    public static HubConnection Hub(TrainingServiceFactory factory, bool messagePack = false)
+    public static HubConnection Hub(TrainingServiceFactory factory, bool messagePack = false) =>
+        Hub(factory, TrainingServiceFactory.AdminKey, messagePack);
+
+    /// <summary>A client that signs in with <paramref name="accessToken"/> (an API key or a share token; null: none).</summary>
+    public static HubConnection Hub(TrainingServiceFactory factory, string? accessToken, bool messagePack = false)
     {
         IHubConnectionBuilder builder = new HubConnectionBuilder()
             .WithUrl(new Uri(factory.Server.BaseAddress, "/hubs/training"), o =>
             {
                 o.Transports = HttpTransportType.LongPolling;
                 o.HttpMessageHandlerFactory = _ => factory.Server.CreateHandler();
-                o.AccessTokenProvider = () => Task.FromResult<string?>(TrainingServiceFactory.AdminKey);
+                o.AccessTokenProvider = () => Task.FromResult(accessToken);
             });
         builder = messagePack ? builder.AddMessagePackProtocol() : builder.AddJsonProtocol(o => o.PayloadSerializerOptions = Json);
         return builder.Build();

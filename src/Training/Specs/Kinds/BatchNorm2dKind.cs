@@ -46,6 +46,8 @@ public sealed class BatchNorm2dKind : LayerKind
 
     internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) => nn.BatchNorm2d(layer.InputShape[0], layer.Eps, layer.Momentum);
 
+    public override IReadOnlyList<string> ParameterNames(LayerPlan layer) => ["weight", "bias"]; // running statistics are buffers
+
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>
         F.batch_norm(inputs[0], weights.Required("running_mean"), weights.Required("running_var"), weights.Optional("weight"), weights.Optional("bias"), false, layer.Momentum, layer.Eps);
 
