@@ -157,13 +157,12 @@ public sealed class SignInTests(Browser browser)
             Assert.Equal(HttpStatusCode.Forbidden, (await asViewer.GetAsync(new Uri("jobs", UriKind.Relative))).StatusCode);
         }
 
-        // Revoked by the owner: the viewer's page says so at its next request (new pictures, here).
+        // Revoked by the owner: the service closes the viewer's stream, and the page, reconnecting, shows why.
         await viewer.GoBackAsync();
-        await Expect(viewer.Locator("#shared-banner")).ToBeVisibleAsync();
+        await Dashboard.WaitAsync(viewer, "p.job && p.job.link === 'live'");
         await owner.ClickAsync("#shares button[data-share]");
         await Expect(owner.Locator("#shares tbody tr[data-share]")).ToHaveCountAsync(0);
-        await service.Client.PostAsync(new Uri($"jobs/{job}/snapshot", UriKind.Relative), null);
-        await Expect(viewer.Locator("#signin-error")).ToContainTextAsync("revoked", new() { Timeout = 30_000 });
+        await Expect(viewer.Locator("#signin-error")).ToContainTextAsync("revoked", new() { Timeout = 15_000 });
         await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
     }
 

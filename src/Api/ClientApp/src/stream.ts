@@ -38,7 +38,12 @@ export class JobFollower {
     loaded();
     const connection = new HubConnectionBuilder()
       .withUrl('hubs/training', { accessTokenFactory: hubToken })
-      .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (c) => Math.min(250 * 2 ** c.previousRetryCount, 3000) })
+      .withAutomaticReconnect({
+        nextRetryDelayInMilliseconds: (c) => {
+          this.checkRefusal(c.retryReason);
+          return Math.min(250 * 2 ** c.previousRetryCount, 3000);
+        },
+      })
       .configureLogging(LogLevel.Warning)
       .build();
     this.connection = connection;
@@ -66,13 +71,20 @@ export class JobFollower {
         await this.subscribe();
         return;
       } catch (err) {
-        // A refused credential (a revoked key, an expired share): asking the REST API brings the sign-in form with the
-        // server's reason (negotiation's error keeps only the status in its message).
-        if (/Status code '401'/.test(String(err))) void api.job(this.jobId).catch(() => undefined);
+        this.checkRefusal(err);
         this.onStatus('offline');
         await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 3000)));
       }
     }
+  }
+
+  /**
+   * A connection refused for its credential (a revoked key or share link: the service also closes the connections
+   * open with it) would retry for ever: asking the REST API brings the sign-in form with the server's reason, which
+   * negotiation's error does not carry (only the status).
+   */
+  private checkRefusal(err: unknown) {
+    if (/Status code '401'/.test(String(err))) void api.job(this.jobId).catch(() => undefined);
   }
 
   private async subscribe() {
