@@ -96,6 +96,12 @@ public sealed class SignInTests(Browser browser)
         await Expect(page.Locator("#signin-error")).ToHaveTextAsync(await RefusalAsync(service, secret)); // the jobs list refreshes every second
         await Expect(page.Locator("#signin-error")).ToContainTextAsync("revoked");
         await Expect(page.Locator("#who")).ToHaveCountAsync(0);
+
+        // The refused key stays stored (a reload says why again) until forgotten.
+        await page.ClickAsync("#signin-forget");
+        await Expect(page.Locator("#signin-error")).ToBeEmptyAsync();
+        await Expect(page.Locator("#signin-forget")).ToHaveCountAsync(0);
+        Assert.Null(await page.EvaluateAsync<string?>("() => localStorage.getItem('auth.key') ?? sessionStorage.getItem('auth.key')"));
     }
 
     [Fact]

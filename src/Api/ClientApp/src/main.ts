@@ -89,7 +89,7 @@ function showSignIn(reason?: SignInReason) {
   page = signIn = signInPage(main, reason, (who) => {
     me = who;
     void route();
-  });
+  }, () => void route());
   document.title = 'Sign in · TrainingService';
 }
 

@@ -17,7 +17,7 @@ export interface SignInPage extends Page {
  * The sign-in form: an API key (a password field, so it is not shown or kept by the browser's form history), kept for
  * this tab or remembered on this browser. GET /me decides: the key is stored only once the service accepts it.
  */
-export function signInPage(main: HTMLElement, reason: SignInReason | undefined, signedIn: (me: Me) => void): SignInPage {
+export function signInPage(main: HTMLElement, reason: SignInReason | undefined, signedIn: (me: Me) => void, forgotten: () => void): SignInPage {
   let disposed = false;
   const key = h('input', {
     id: 'signin-key', name: 'key', type: 'password', autocomplete: 'off', spellcheck: 'false', required: true,
@@ -27,6 +27,9 @@ export function signInPage(main: HTMLElement, reason: SignInReason | undefined, 
   const error = h('p', { id: 'signin-error', class: 'error', role: 'alert' });
   const serverSays = h('p', { id: 'signin-server', class: 'small muted' });
   const submit = h('button', { type: 'submit', id: 'signin-submit', class: 'primary' }, 'Sign in');
+  // A stored key the service refuses (revoked) stays until forgotten: open mode, for one, then needs none.
+  const forget = credentials().key !== null && h('button', { type: 'button', id: 'signin-forget' }, 'Forget the stored key');
+  if (forget) forget.addEventListener('click', () => { credentials().signOut(); forgotten(); });
   const form = h('form', { id: 'signin', class: 'signin', 'aria-labelledby': 'signin-h', novalidate: true },
     h('h1', { id: 'signin-h' }, 'Sign in'),
     h('p', { id: 'signin-help', class: 'small muted' },
@@ -36,7 +39,7 @@ export function signInPage(main: HTMLElement, reason: SignInReason | undefined, 
     h('label', { class: 'check', for: 'signin-remember' }, remember, ' Remember on this browser'),
     h('p', { id: 'signin-remember-help', class: 'small muted' }, 'Otherwise the key is kept for this tab only and forgotten when it closes.'),
     error,
-    submit);
+    h('div', { class: 'controls' }, submit, forget));
   main.replaceChildren(form);
   if (reason?.refused) show(reason.detail);
   else serverSays.textContent = reason?.detail ?? ''; // no key sent yet: what the service asks for, not an error
