@@ -30,7 +30,18 @@ public static class StorageSweep
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         StorageOptions storage = scope.ServiceProvider.GetRequiredService<IOptions<StorageOptions>>().Value;
         ILogger logger = scope.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StorageSweep));
-        SweepResult result = await SweepAsync(db, storage, app.Lifetime.ApplicationStopping);
+        SweepResult result;
+        try
+        {
+            result = await SweepAsync(db, storage, app.Lifetime.ApplicationStopping);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Leftovers cost disk, not correctness: the service starts, and the next start tries again.
+            logger.LogWarning(ex, "Storage sweep stopped: a leftover could not be deleted");
+            return new SweepResult(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+        }
+
         logger.LogInformation(
             "Storage sweep: {IncomingFolders} unfinished uploads ({IncomingBytes} bytes), {DatasetFolders} dataset folders "
             + "({DatasetBytes} bytes) and {JobFolders} job folders ({JobBytes} bytes) without a record, {Checkpoints} checkpoints "
