@@ -40,6 +40,7 @@ try
 
     WebApplication app = builder.Build();
     await app.MigrateDatabaseAsync();
+    await app.SweepStorageAsync();
     await app.EnsureAdminAsync();
     app.UseReverseProxy();
     app.UseSecurityHeaders();

@@ -9,15 +9,13 @@ namespace TrainingService.Api.Datasets;
 /// <summary>
 /// The datasets' files: every dataset is kept as raw IDX files in <see cref="StorageOptions.DatasetFolder"/>
 /// (train-images.idx, train-labels.idx and, with a test split, test-images.idx, test-labels.idx).
-/// Keeps the most recently used datasets in memory. Reads with the upload's limits, so what was accepted loads. Thread-safe.
+/// Keeps the most recently used datasets in memory, up to Uploads:CacheBytes of pixels; one let go of is left to the
+/// garbage collector (a job training on it still holds it). Reads with the upload's limits, so what was accepted loads. Thread-safe.
 /// </summary>
 public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<UploadOptions> uploads, ILogger<DatasetStore> logger)
 {
     /// <summary>What a client is told when a dataset's files cannot be read; the path and the cause go to the log.</summary>
     public const string Unreadable = "the dataset's files cannot be read";
-
-    /// <summary>How many loaded datasets stay in memory.</summary>
-    public const int CacheCapacity = 4;
 
     public const string TrainImagesFile = "train-images.idx";
     public const string TrainLabelsFile = "train-labels.idx";
@@ -31,11 +29,36 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
     private readonly UploadOptions _limits = uploads.Value;
     private readonly Lock _gate = new();
 
-    // Most recently used first. Lazy so that concurrent loads of one dataset read its files once.
-    private readonly List<(Guid Id, Lazy<ImageDataset> Dataset)> _recent = [];
+    // Most recently used first, with each one's bytes of pixels. Lazy so that concurrent loads of one dataset read its files once.
+    private readonly List<(Guid Id, Lazy<ImageDataset> Dataset, long Bytes)> _recent = [];
+    private long _cachedBytes;
     private readonly ConcurrentDictionary<Guid, int[]> _classCounts = new();
 
-    private string Root => Path.Combine(_storage.FullDataFolder, "datasets");
+    private string Root => _storage.DatasetsRoot;
+
+    /// <summary>Datasets kept in memory.</summary>
+    public int CachedCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _recent.Count;
+            }
+        }
+    }
+
+    /// <summary>Bytes of pixels of the datasets kept in memory; never over Uploads:CacheBytes.</summary>
+    public long CachedBytes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cachedBytes;
+            }
+        }
+    }
 
     /// <summary>Loads a dataset from its IDX files, or returns it from memory; its name, class count and class names are the record's.</summary>
     /// <exception cref="DatasetFormatException">
@@ -51,7 +74,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
             if (index >= 0)
             {
                 entry = _recent[index].Dataset;
-                _recent.RemoveAt(index);
+                Forget(index);
             }
             else
             {
@@ -60,7 +83,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
                 entry = new Lazy<ImageDataset>(() => Read(folder, name, classes, classNames, _limits));
             }
 
-            Remember(record.Id, entry);
+            Remember(record.Id, entry, BytesOf(record));
         }
 
         try
@@ -71,7 +94,11 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
         {
             lock (_gate)
             {
-                _recent.RemoveAll(e => e.Dataset == entry);
+                int index = _recent.FindIndex(e => e.Dataset == entry);
+                if (index >= 0)
+                {
+                    Forget(index);
+                }
             }
 
             logger.LogError(ex, "Dataset {DatasetId}: the files in {Folder} cannot be read", record.Id, _storage.DatasetFolder(record.Id));
@@ -124,7 +151,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
         Directory.Move(incomingFolder, folder);
         lock (_gate)
         {
-            Remember(id, new Lazy<ImageDataset>(dataset));
+            Remember(id, new Lazy<ImageDataset>(dataset), (long)(dataset.Train.Count + (dataset.Test?.Count ?? 0)) * dataset.Channels * dataset.Height * dataset.Width);
         }
     }
 
@@ -133,7 +160,11 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
     {
         lock (_gate)
         {
-            _recent.RemoveAll(e => e.Id == id);
+            int index = _recent.FindIndex(e => e.Id == id);
+            if (index >= 0)
+            {
+                Forget(index);
+            }
         }
 
         _classCounts.TryRemove(id, out _);
@@ -144,14 +175,25 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
         }
     }
 
-    private void Remember(Guid id, Lazy<ImageDataset> entry)
+    // Under _gate. The newest always fits: CacheBytes is at least MaxDatasetBytes, which no dataset exceeds.
+    private void Remember(Guid id, Lazy<ImageDataset> entry, long bytes)
     {
-        _recent.Insert(0, (id, entry));
-        if (_recent.Count > CacheCapacity)
+        _recent.Insert(0, (id, entry, bytes));
+        _cachedBytes += bytes;
+        while (_cachedBytes > _limits.CacheBytes && _recent.Count > 0)
         {
-            _recent.RemoveAt(_recent.Count - 1);
+            Forget(_recent.Count - 1);
         }
     }
+
+    private void Forget(int index)
+    {
+        _cachedBytes -= _recent[index].Bytes;
+        _recent.RemoveAt(index);
+    }
+
+    private static long BytesOf(DatasetRecord record) =>
+        (long)(record.TrainCount + record.TestCount) * record.Channels * record.Height * record.Width;
 
     private static ImageDataset Read(string folder, string name, int classes, string[]? classNames, DatasetLimits limits)
     {
@@ -172,7 +214,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
     {
         lock (_gate)
         {
-            (Guid _, Lazy<ImageDataset> cached) = _recent.Find(e => e.Id == record.Id);
+            (Guid _, Lazy<ImageDataset> cached, long _) = _recent.Find(e => e.Id == record.Id);
             if (cached is { IsValueCreated: true })
             {
                 return cached.Value.ClassCounts(cached.Value.Train);

@@ -31,6 +31,12 @@ public sealed class UploadOptions : DatasetLimits
 
     /// <summary>Dataset uploads and generations one owner may have in progress at once; 2 by default.</summary>
     public int MaxConcurrentPerOwner { get; set; } = 2;
+
+    /// <summary>
+    /// Bytes of pixels (as MaxDatasetBytes counts them) of the datasets kept loaded in memory, least recently used out;
+    /// 1 GiB by default, and at least MaxDatasetBytes, so the largest dataset allowed is read once, not at every use.
+    /// </summary>
+    public long CacheBytes { get; set; } = 1L << 30;
 }
 
 /// <summary>A file part of an upload, on disk.</summary>

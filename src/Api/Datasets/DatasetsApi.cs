@@ -38,6 +38,7 @@ public static class DatasetsApi
             .Validate(o => o.MaxSamplePixels > 0, "Uploads:MaxSamplePixels must be positive")
             .Validate(o => o.MaxStorageBytesPerOwner > 0, "Uploads:MaxStorageBytesPerOwner must be positive")
             .Validate(o => o.MaxConcurrentPerOwner > 0, "Uploads:MaxConcurrentPerOwner must be positive")
+            .Validate(o => o.CacheBytes >= o.MaxDatasetBytes, "Uploads:CacheBytes must be at least Uploads:MaxDatasetBytes")
             .ValidateOnStart();
         services.AddSingleton<DatasetStore>();
         services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());

@@ -37,6 +37,7 @@ public static class JobsApi
         services.AddSingleton<JobQueue>();
         services.AddSingleton<JobControls>();
         services.AddScoped<JobCommands>();
+        services.AddScoped<JobDeletion>();
         services.AddSingleton<LiveEvents>();
         // The pump is registered before the worker so it stops after it and persists the worker's last events.
         services.AddSingleton<EventPump>();
@@ -65,6 +66,9 @@ public static class JobsApi
             .WithSummary("Early stop: finish a running or paused job now and keep its model (it ends Succeeded, with weights)");
         group.MapGet("/{id:guid}/events", Events).AllowViewers().WithName("GetJobEvents").WithSummary("A job's event history: the same objects as the live stream, in seq order")
             .Produces<StreamEvent[]>(StatusCodes.Status200OK, "application/json");
+        group.MapDelete("/{id:guid}", Delete).WithName("DeleteJob")
+            .WithSummary("Delete a job that has ended: its record, event history, share links, checkpoint, weights and pictures")
+            .WithDescription("A queued, running or paused job gets 409: cancel it first.");
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
         group.MapExport();
@@ -257,6 +261,22 @@ public static class JobsApi
 
             await writer.WriteAsync(']');
         }, "application/json");
+    }
+
+    /// <summary>Deletes an ended job and everything it left; 409 while it is queued, running or paused.</summary>
+    public static async Task<Results<NoContent, ProblemHttpResult>> Delete(
+        Guid id, TrainingDb db, Caller caller, JobDeletion deletion, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NoSuchJob(id);
+        }
+
+        // The state is read again as the record is deleted: a job that has ended stays ended.
+        return job.State.IsEnded() && await deletion.DeleteAsync(id, cancellationToken)
+            ? TypedResults.NoContent()
+            : Problems.Conflict($"Job {id} is {job.State}: cancel it first (POST /jobs/{id}/cancel), then delete it.", "The job has not ended");
     }
 
     public static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> Weights(

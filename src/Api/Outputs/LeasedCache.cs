@@ -87,6 +87,21 @@ public sealed class LeasedCache<TKey, TValue> : IDisposable
         return lease;
     }
 
+    /// <summary>Lets go of <paramref name="key"/>'s value (disposed once its last lease ends); nothing when it holds none.</summary>
+    public void Evict(TKey key)
+    {
+        var dropped = new List<Entry>();
+        lock (_gate)
+        {
+            if (_entries.TryGetValue(key, out LinkedListNode<Entry>? node))
+            {
+                Remove(node, dropped);
+            }
+        }
+
+        dropped.ForEach(e => e.Release());
+    }
+
     public void Dispose()
     {
         List<Entry> all;

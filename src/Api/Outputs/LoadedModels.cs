@@ -36,5 +36,8 @@ public sealed class LoadedModels(IOptions<OutputsOptions> options, IOptions<Stor
             : null;
     }
 
+    /// <summary>Lets go of the job's model (a deleted job).</summary>
+    public void Evict(Guid jobId) => _cache.Evict(jobId);
+
     public void Dispose() => _cache.Dispose();
 }

@@ -26,5 +26,8 @@ public sealed class Snapshots(IOptions<OutputsOptions> options, IOptions<Storage
         return lease.Value;
     }
 
+    /// <summary>Lets go of the job's snapshot (a deleted job).</summary>
+    public void Evict(Guid jobId) => _cache.Evict(storage.Value.VisualsFile(jobId));
+
     public void Dispose() => _cache.Dispose();
 }

@@ -12,9 +12,15 @@ public sealed class StorageOptions
 
     public string FullDataFolder => Path.GetFullPath(DataFolder);
 
-    public string DatasetFolder(Guid id) => Path.Combine(FullDataFolder, "datasets", id.ToString("N"));
+    /// <summary>Where every dataset's folder is, and the folders of uploads on their way in (.incoming-*).</summary>
+    public string DatasetsRoot => Path.Combine(FullDataFolder, "datasets");
 
-    public string JobFolder(Guid id) => Path.Combine(FullDataFolder, "jobs", id.ToString("N"));
+    /// <summary>Where every job's folder is.</summary>
+    public string JobsRoot => Path.Combine(FullDataFolder, "jobs");
+
+    public string DatasetFolder(Guid id) => Path.Combine(DatasetsRoot, id.ToString("N"));
+
+    public string JobFolder(Guid id) => Path.Combine(JobsRoot, id.ToString("N"));
 
     /// <summary>A succeeded job's final model (TorchSharp's format).</summary>
     public string ModelFile(Guid id) => Path.Combine(JobFolder(id), "model.dat");

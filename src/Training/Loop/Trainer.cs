@@ -20,7 +20,10 @@ public sealed record TrainerOptions
     /// <summary>Write a checkpoint every this many steps (0: only at epoch ends, pauses and shutdown).</summary>
     public int CheckpointEverySteps { get; init; }
 
-    /// <summary>Where to save the trained weights (TorchSharp's format) before the run reports Succeeded; null: not saved.</summary>
+    /// <summary>
+    /// Where to save the trained weights (TorchSharp's format) before the run reports Succeeded; null: not saved. When
+    /// set, a run that succeeds deletes its checkpoint once Succeeded is durable.
+    /// </summary>
     public string? WeightsPath { get; init; }
 
     /// <summary>Values per layer output summarised by the layer statistics (larger outputs are sampled).</summary>
@@ -284,7 +287,30 @@ public sealed class Trainer : IDisposable
         }
 
         Emit(new StateEvent { State = RunState.Succeeded, Reason = reason });
+        DropCheckpoint();
         return TrainingOutcome.Succeeded;
+    }
+
+    /// <summary>
+    /// A run that succeeded keeps only its weights: the checkpoint (weights again, optimiser state, position) goes once
+    /// Succeeded is durable, never before, so a crash in between still resumes from it.
+    /// </summary>
+    private void DropCheckpoint()
+    {
+        if (_options.WeightsPath is null || _options.CheckpointPath is not { } checkpoint || !File.Exists(checkpoint))
+        {
+            return;
+        }
+
+        try
+        {
+            _sink.Flush();
+            File.Delete(checkpoint);
+        }
+        catch (IOException)
+        {
+            // Kept: the service's start-up sweep removes a succeeded job's checkpoint.
+        }
     }
 
     /// <summary>A person's change, applied between steps and recorded (and checkpointed) so the history says when.</summary>

@@ -20,7 +20,7 @@ namespace TrainingService.Api.Tests.Access;
 /// (owner), user B (other), the admin, anonymous, A's revoked key, and a share link's viewer of A's job. Another user
 /// gets 404, never 403, so nothing says a record exists; the admin reaches everything; a viewer reaches its job's page
 /// and nothing else; what another user (or a viewer) gets for A's record is what anyone gets for an id that names
-/// nothing. 47 routes × 6 + 8 hub rows × 6 = 330 cases (plus 4 public endpoints for anonymous).
+/// nothing. 48 routes × 6 + 8 hub rows × 6 = 336 cases (plus 4 public endpoints for anonymous).
 /// <see cref="EveryEndpointHasARow"/> and <see cref="EveryHubMethodHasARow"/> fail on a route or hub method that the
 /// table lacks, so a new one cannot slip in unchecked.
 /// </summary>
@@ -74,6 +74,7 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         new("GET", "/jobs/{id:guid}", "/jobs/{job}", Ok, NotFound, Ok, Ok),
         new("GET", "/jobs/{id:guid}", "/jobs/{unsharedJob}", Ok, NotFound, Ok, NotFound) { Case = "another job" },
         // A finished job refuses every command with 409: the command reached it.
+        new("DELETE", "/jobs/{id:guid}", "/jobs/{newJob}", NoContent, NotFound, NoContent, Forbidden),
         new("POST", "/jobs/{id:guid}/cancel", "/jobs/{job}/cancel", Conflict, NotFound, Conflict, Forbidden),
         new("POST", "/jobs/{id:guid}/pause", "/jobs/{job}/pause", Conflict, NotFound, Conflict, Forbidden),
         new("POST", "/jobs/{id:guid}/resume", "/jobs/{job}/resume", Conflict, NotFound, Conflict, Forbidden),

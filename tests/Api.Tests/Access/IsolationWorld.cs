@@ -104,6 +104,14 @@ public sealed class IsolationWorld : IAsyncLifetime
 
     public Task<Guid> NewDatasetAsync() => JobHarness.CreateShapesAsync(Client(Identity.Owner), samples: 64);
 
+    /// <summary>A job of A's trained to Succeeded, to be deleted.</summary>
+    public async Task<Guid> NewJobAsync()
+    {
+        Guid job = await StartJobAsync(A.Dataset);
+        await JobHarness.WaitForStateAsync(Client(Identity.Owner), job, "Succeeded");
+        return job;
+    }
+
     public async Task<Guid> NewKeyAsync() =>
         (await CreateAsync<CreatedKey>(Client(Identity.Owner), "/keys", new CreateKeyRequest("spare", null))).Id;
 
@@ -128,6 +136,7 @@ public sealed class IsolationWorld : IAsyncLifetime
             ("{job}", () => Task.FromResult(records.Job.ToString())),
             ("{unsharedJob}", () => Task.FromResult(records.UnsharedJob.ToString())),
             ("{newDataset}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewDatasetAsync()).ToString()),
+            ("{newJob}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewJobAsync()).ToString()),
             ("{newKey}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewKeyAsync()).ToString()),
             ("{newShare}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewShareAsync()).ToString()),
             ("{newUser}", () => records.IsPhantom ? Task.FromResult(Records.Phantom().OwnerId) : NewUserAsync()),

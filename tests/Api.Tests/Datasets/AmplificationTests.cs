@@ -134,11 +134,12 @@ public sealed class AmplificationTests(ITestOutputHelper output)
     [Fact]
     public async Task ADatasetWhoseFilesAreGoneGets409WithoutAServerPath()
     {
-        await using var factory = new TrainingServiceFactory();
+        // Room for four of these 2-image 8×8 datasets.
+        await using var factory = new TrainingServiceFactory(new() { ["Uploads:CacheBytes"] = "512", ["Uploads:MaxDatasetBytes"] = "512" });
         using HttpClient client = factory.CreateClient();
         Guid id = await UploadAsync(client, channels: 1, side: 8);
         // Out of the store's memory, then its files lost.
-        for (int i = 0; i < DatasetStore.CacheCapacity; i++)
+        for (int i = 0; i < 4; i++)
         {
             await UploadAsync(client, channels: 1, side: 8);
         }

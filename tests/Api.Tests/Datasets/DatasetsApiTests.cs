@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -413,22 +414,30 @@ public sealed class DatasetsApiTests
     }
 
     [Fact]
-    public async Task StoreKeepsOnlyTheMostRecentlyUsedDatasetsAndForgetsDeletedOnes()
+    public async Task StoreKeepsTheMostRecentlyUsedDatasetsWithinItsByteBudgetAndForgetsDeletedOnes()
     {
-        await using var factory = new TrainingServiceFactory();
+        const long Tiny = (60 + 12) * 16 * 16, Budget = 4 * Tiny; // four tiny datasets' pixels
+        await using var factory = new TrainingServiceFactory(new()
+        {
+            ["Uploads:CacheBytes"] = Budget.ToString(CultureInfo.InvariantCulture),
+            ["Uploads:MaxDatasetBytes"] = Budget.ToString(CultureInfo.InvariantCulture),
+        });
         using HttpClient client = factory.CreateClient();
         DatasetStore store = factory.Services.GetRequiredService<DatasetStore>();
         var records = new List<DatasetRecord>();
-        for (int i = 0; i <= DatasetStore.CacheCapacity; i++)
+        for (int i = 0; i < 10; i++)
         {
             records.Add(await RecordAsync(factory, await CreateTinyAsync(client)));
+            Assert.InRange(store.CachedBytes, Tiny, Budget);
         }
 
+        Assert.Equal((4, Budget), (store.CachedCount, store.CachedBytes));
         ImageDataset oldest = store.Load(records[0]);
         Assert.Same(oldest, store.Load(records[0]));
         foreach (DatasetRecord record in records.Skip(1))
         {
             store.Load(record);
+            Assert.InRange(store.CachedBytes, Tiny, Budget);
         }
 
         Assert.NotSame(oldest, store.Load(records[0]));

@@ -65,6 +65,91 @@ public sealed class CrashTests
         }
     }
 
+    [Fact]
+    public async Task AnUploadCutByAKillLeavesNoFolderAfterTheNextStart()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-crash-").FullName;
+        try
+        {
+            string datasets = Path.Combine(folder, "datasets");
+            using (Service first = await Service.StartAsync(folder))
+            {
+                using var stall = new CancellationTokenSource();
+                using var form = new MultipartFormDataContent
+                {
+                    { new StringContent("cut"), "name" },
+                    { new StringContent("idx"), "format" },
+                    { new StreamContent(new StallingStream(4 << 20, stall.Token)), "images", "train-images.idx" },
+                };
+                Task<HttpResponseMessage> upload = first.Client.PostAsync(new Uri("/datasets", UriKind.Relative), form, stall.Token);
+                for (DateTime deadline = DateTime.UtcNow.AddSeconds(30); ReceivedBytes(datasets) < 1 << 20; await Task.Delay(20))
+                {
+                    Assert.True(DateTime.UtcNow < deadline && !upload.IsCompleted, $"the upload did not arrive: {ReceivedBytes(datasets)} bytes");
+                }
+
+                first.Kill();
+                stall.Cancel();
+                await Assert.ThrowsAnyAsync<Exception>(() => upload);
+            }
+
+            Assert.NotEmpty(Directory.GetDirectories(datasets, ".incoming-*"));
+
+            using Service second = await Service.StartAsync(folder);
+
+            Assert.Empty(Directory.GetDirectories(datasets, ".incoming-*"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static long ReceivedBytes(string datasets) => !Directory.Exists(datasets) ? 0
+        : Directory.GetDirectories(datasets, ".incoming-*").SelectMany(d => Directory.GetFiles(d, "*", SearchOption.AllDirectories)).Sum(f => new FileInfo(f).Length);
+
+    /// <summary>A body that sends its bytes, then waits until cancelled: an upload in flight when the process dies.</summary>
+    private sealed class StallingStream(int bytes, CancellationToken stall) : Stream
+    {
+        private int _sent;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => _sent; set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_sent < bytes)
+            {
+                int n = Math.Min(buffer.Length, bytes - _sent);
+                buffer.Span[..n].Fill(1);
+                _sent += n;
+                return n;
+            }
+
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(stall, cancellationToken);
+            await Task.Delay(Timeout.Infinite, both.Token);
+            return 0;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     private sealed class Service : IDisposable
     {
         private readonly Process _process;
