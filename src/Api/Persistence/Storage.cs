@@ -12,6 +12,12 @@ public sealed class StorageOptions
 
     public string FullDataFolder => Path.GetFullPath(DataFolder);
 
+    /// <summary>Seconds between checkpoints that copy the WAL into the database and truncate it (WalCheckpoints).</summary>
+    public int CheckpointSeconds { get; set; } = 10;
+
+    /// <summary>PRAGMA journal_size_limit: the size the WAL file is cut back to after SQLite's own checkpoints.</summary>
+    public long JournalSizeLimitBytes { get; set; } = 16L << 20;
+
     public string DatasetFolder(Guid id) => Path.Combine(FullDataFolder, "datasets", id.ToString("N"));
 
     public string JobFolder(Guid id) => Path.Combine(FullDataFolder, "jobs", id.ToString("N"));
@@ -34,13 +40,19 @@ public static class Storage
     public static IServiceCollection AddStorage(this IServiceCollection services)
     {
         services.AddOptions<StorageOptions>().BindConfiguration("Storage")
-            .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set").ValidateOnStart();
+            .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set")
+            .Validate(o => o.CheckpointSeconds >= 1 && o.JournalSizeLimitBytes >= 0, "Storage: CheckpointSeconds ≥ 1, JournalSizeLimitBytes ≥ 0")
+            .ValidateOnStart();
         services.AddDbContext<TrainingDb>((sp, options) =>
         {
             StorageOptions storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
             Directory.CreateDirectory(storage.FullDataFolder);
-            options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}");
+            options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}")
+                .AddInterceptors(sp.GetRequiredService<JournalSizeLimit>());
         });
+        services.AddSingleton(sp => new JournalSizeLimit(sp.GetRequiredService<IOptions<StorageOptions>>().Value.JournalSizeLimitBytes));
+        services.AddSingleton<WalCheckpoints>();
+        services.AddHostedService(sp => sp.GetRequiredService<WalCheckpoints>());
         services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database");
         return services;
     }
