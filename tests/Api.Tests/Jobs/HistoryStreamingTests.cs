@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using TrainingService.Api.Persistence;
@@ -88,7 +89,17 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
         int port = FreePort();
         // No periodic checkpoint: SQLite's own (every 1,000 pages) must keep the WAL small, which it can only while no
         // reader holds an old snapshot.
-        await using var factory = new TrainingServiceFactory(new() { ["Storage:CheckpointSeconds"] = "3600" });
+        // Small send buffers (accepted sockets inherit the listener's): the server's writes block as soon as the client
+        // stops reading, rather than after megabytes in the kernel.
+        await using var factory = new TrainingServiceFactory(new() { ["Storage:CheckpointSeconds"] = "3600" })
+        {
+            ConfigureServices = s => s.Configure<SocketTransportOptions>(o => o.CreateBoundListenSocket = endpoint =>
+            {
+                Socket listener = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+                listener.SendBufferSize = 8192;
+                return listener;
+            }),
+        };
         factory.UseKestrel(port);
         factory.StartServer();
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
@@ -98,7 +109,7 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
             $$"""{ "datasetId": "{{datasetId}}", "model": {{DeepSpec(40)}}, "hyperparameters": { "epochs": 200, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid jobId = job.GetProperty("id").GetGuid();
-        string wal = Path.Combine(factory.DataFolder, "training.db-wal"), database = Path.Combine(factory.DataFolder, "training.db");
+        string wal = Path.Combine(factory.DataFolder, "training.db-wal");
         while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("lastSeq").GetInt64() < 200)
         {
             await Task.Delay(50);
@@ -109,7 +120,7 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
         await socket.ConnectAsync(IPAddress.Loopback, port);
         await socket.SendAsync(Encoding.ASCII.GetBytes($"GET /jobs/{jobId}/events?afterSeq=0&limit=10000 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             + $"Authorization: Bearer {TrainingServiceFactory.AdminKey}\r\nAccept-Encoding: identity\r\n\r\n"));
-        long startWal = File.Exists(wal) ? new FileInfo(wal).Length : 0, startDatabase = new FileInfo(database).Length;
+        long startWal = File.Exists(wal) ? new FileInfo(wal).Length : 0;
         long startSeq = (await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("lastSeq").GetInt64();
         long maxWal = startWal, read = 0;
         var buffer = new byte[1024];
@@ -121,14 +132,27 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
             await Task.Delay(250);
         }
 
+        // The reader is still mid-response: with no read transaction left open, a TRUNCATE checkpoint can finish
+        // (it may meet a write of the pump's now and then, never a reader for long).
+        WalCheckpoints checkpoints = factory.Services.GetRequiredService<WalCheckpoints>();
+        var rounds = new List<long>();
+        for (int i = 0; i < 10 && !rounds.Contains(0); i++)
+        {
+            await checkpoints.CheckpointAsync(CancellationToken.None);
+            rounds.Add(checkpoints.Last.Busy);
+            await Task.Delay(100);
+        }
+
         long endSeq = (await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("lastSeq").GetInt64();
-        long written = new FileInfo(database).Length - startDatabase;
         socket.Close();
+        List<JsonElement> meanwhile = (await client.GetFromJsonAsync<List<JsonElement>>($"/jobs/{jobId}/events?afterSeq={startSeq}&limit={endSeq - startSeq}"))!;
+        long written = meanwhile.Sum(e => (long)e.GetRawText().Length);
         await client.PostAsync(new Uri($"/jobs/{jobId}/cancel", UriKind.Relative), null);
         await JobHarness.WaitForStateAsync(client, jobId, "Cancelled");
         output.WriteLine($"read {read:N0} bytes in {watch.Elapsed.TotalSeconds:F0} s while the job wrote {endSeq - startSeq:N0} events "
-            + $"(the database grew {written >> 10} KiB); WAL {startWal >> 10} KiB at the start, at most {maxWal >> 10} KiB");
-        Assert.True(written > 8L << 20, $"the job wrote only {written:N0} bytes meanwhile");
+            + $"({written >> 10} KiB of JSON); WAL {startWal >> 10} KiB at the start, at most {maxWal >> 10} KiB; checkpoints busy: {string.Join(",", rounds)}");
+        Assert.Contains(0L, rounds);
+        Assert.True(written > 512L << 10, $"the job wrote only {written:N0} bytes meanwhile");
         Assert.True(maxWal <= 6L << 20, $"the WAL grew to {maxWal:N0} bytes"); // the automatic checkpoint runs at 1,000 pages (4 MiB)
     }
 
