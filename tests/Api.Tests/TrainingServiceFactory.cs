@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace TrainingService.Api.Tests;
 
@@ -16,6 +17,9 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
 
     /// <summary>A fresh data folder per factory unless one is given (a restart test passes the same one twice).</summary>
     public string DataFolder { get; } = dataFolder ?? Directory.CreateTempSubdirectory("trainingservice-tests-").FullName;
+
+    /// <summary>Services a test swaps or configures, after the service's own.</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; init; }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -35,6 +39,11 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
         foreach ((string key, string? value) in settings ?? [])
         {
             builder.UseSetting(key, value);
+        }
+
+        if (ConfigureServices is { } services)
+        {
+            builder.ConfigureServices(services);
         }
     }
 

@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Access;
@@ -228,35 +227,48 @@ public static class JobsApi
         Guid id, JobCommands commands, Caller caller, CancellationToken cancellationToken) => (await commands.FinishAsync(caller, id, cancellationToken)).ToHttp();
 
     /// <summary>Events with seq after afterSeq, in seq order, at most limit (default 1000, at most 10000).</summary>
-    /// <remarks>The stored JSON of each event is streamed as it is read: no event is parsed, no page is built in memory.</remarks>
+    /// <remarks>
+    /// The stored JSON of each event is written as stored, no event parsed. It is read in chunks of at most
+    /// Streaming:MaxFrameBytes, each in a statement finished before the chunk is written: a slow client never holds a
+    /// read transaction open, which would keep SQLite from checkpointing the WAL.
+    /// </remarks>
     public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> Events(
-        Guid id, TrainingDb db, Caller caller, long afterSeq = 0, int limit = 1000, CancellationToken cancellationToken = default)
+        Guid id, TrainingDb db, Caller caller, IOptions<StreamingOptions> streaming, long afterSeq = 0, int limit = 1000,
+        CancellationToken cancellationToken = default)
     {
         if (!await db.Jobs.VisibleTo(caller).AnyAsync(j => j.Id == id, cancellationToken))
         {
             return Problems.NotFound("id", $"There is no job {id}.");
         }
 
+        int chunkBytes = streaming.Value.MaxFrameBytes;
         return TypedResults.Stream(async body =>
         {
-            var connection = (SqliteConnection)db.Database.GetDbConnection();
-            await connection.OpenAsync(cancellationToken);
-            await using SqliteCommand query = connection.CreateCommand();
-            query.CommandText = "SELECT Json FROM JobEvents WHERE JobId = $job AND Seq > $after ORDER BY Seq LIMIT $limit";
-            query.Parameters.AddWithValue("$job", id.ToString().ToUpperInvariant()); // as EF Core's SQLite provider stores a Guid
-            query.Parameters.AddWithValue("$after", afterSeq);
-            query.Parameters.AddWithValue("$limit", Math.Clamp(limit, 1, 10_000));
-            await using SqliteDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
             await using var writer = new StreamWriter(body, new UTF8Encoding(false), bufferSize: 64 * 1024);
             await writer.WriteAsync('[');
-            for (bool first = true; await reader.ReadAsync(cancellationToken); first = false)
+            int left = Math.Clamp(limit, 1, 10_000);
+            bool first = true;
+            for (long after = afterSeq; left > 0;)
             {
-                if (!first)
+                HistoryChunk chunk = await HistoryChunk.ReadAsync(db, id, after, long.MaxValue, Math.Min(left, 1000), chunkBytes, cancellationToken);
+                if (chunk.Json.Count == 0)
                 {
-                    await writer.WriteAsync(',');
+                    break;
                 }
 
-                await writer.WriteAsync(reader.GetString(0));
+                foreach (string json in chunk.Json)
+                {
+                    if (!first)
+                    {
+                        await writer.WriteAsync(',');
+                    }
+
+                    await writer.WriteAsync(json);
+                    first = false;
+                }
+
+                left -= chunk.Json.Count;
+                after = chunk.LastSeq;
             }
 
             await writer.WriteAsync(']');

@@ -12,6 +12,12 @@ public sealed class StorageOptions
 
     public string FullDataFolder => Path.GetFullPath(DataFolder);
 
+    /// <summary>Seconds between checkpoints that copy the WAL into the database and truncate it (WalCheckpoints).</summary>
+    public int CheckpointSeconds { get; set; } = 10;
+
+    /// <summary>PRAGMA journal_size_limit: the size the WAL file is cut back to after SQLite's own checkpoints.</summary>
+    public long JournalSizeLimitBytes { get; set; } = 16L << 20;
+
     /// <summary>Where every dataset's folder is, and the folders of uploads on their way in (.incoming-*).</summary>
     public string DatasetsRoot => Path.Combine(FullDataFolder, "datasets");
 
@@ -40,13 +46,19 @@ public static class Storage
     public static IServiceCollection AddStorage(this IServiceCollection services)
     {
         services.AddOptions<StorageOptions>().BindConfiguration("Storage")
-            .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set").ValidateOnStart();
+            .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set")
+            .Validate(o => o.CheckpointSeconds >= 1 && o.JournalSizeLimitBytes >= 0, "Storage: CheckpointSeconds ≥ 1, JournalSizeLimitBytes ≥ 0")
+            .ValidateOnStart();
         services.AddDbContext<TrainingDb>((sp, options) =>
         {
             StorageOptions storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
             Directory.CreateDirectory(storage.FullDataFolder);
-            options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}");
+            options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}")
+                .AddInterceptors(sp.GetRequiredService<JournalSizeLimit>());
         });
+        services.AddSingleton(sp => new JournalSizeLimit(sp.GetRequiredService<IOptions<StorageOptions>>().Value.JournalSizeLimitBytes));
+        services.AddSingleton<WalCheckpoints>();
+        services.AddHostedService(sp => sp.GetRequiredService<WalCheckpoints>());
         services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database");
         return services;
     }

@@ -125,7 +125,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
         Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
-        var delivered = new Dictionary<Guid, List<StreamEvent>>();
+        var delivered = new Dictionary<Guid, (List<StreamEvent> Events, List<int> JsonBytes)>();
         var rows = new List<(Guid JobId, long Seq, string Kind, string Json)>();
         foreach (Item item in batch)
         {
@@ -150,9 +150,16 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
                 continue; // already persisted (a replay after a crash); never stored twice
             }
 
-            rows.Add((item.JobId, e.Seq, e.Kind, JsonSerializer.Serialize(e, StreamJson.Options)));
+            string json = JsonSerializer.Serialize(e, StreamJson.Options);
+            rows.Add((item.JobId, e.Seq, e.Kind, json));
             Summarise(job, e);
-            (delivered.TryGetValue(item.JobId, out List<StreamEvent>? list) ? list : delivered[item.JobId] = []).Add(e);
+            if (!delivered.TryGetValue(item.JobId, out var sent))
+            {
+                delivered[item.JobId] = sent = ([], []);
+            }
+
+            sent.Events.Add(e);
+            sent.JsonBytes.Add(json.Length);
         }
 
         await using (IDbContextTransaction transaction = await db.Database.BeginTransactionAsync())
@@ -162,9 +169,9 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             await transaction.CommitAsync();
         }
 
-        foreach ((Guid jobId, List<StreamEvent> events) in delivered)
+        foreach ((Guid jobId, (List<StreamEvent> events, List<int> jsonBytes)) in delivered)
         {
-            live.Persisted(jobId, events);
+            live.Persisted(jobId, events, jsonBytes);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
@@ -11,15 +12,21 @@ namespace TrainingService.Api.Streaming;
 /// <summary>
 /// Sends each subscribed connection the events of a job in seq order, continuing exactly after the last one it was
 /// sent: from recent events kept in memory when it is close behind, else from the history. Each subscription is its
-/// own sender, so a slow connection only delays itself; it buffers nothing but "the last seq sent".
+/// own sender, so a slow connection only delays itself; it buffers nothing but "the last seq sent". Every message
+/// holds at most Streaming:MaxFrameBytes of events' JSON, so catching up on a long history is many pages, not one frame.
 /// </summary>
-public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IServiceScopeFactory scopes, ILogger<LiveEvents> logger)
+public sealed class LiveEvents(
+    IHubContext<TrainingHub, ITrainingClient> hub, IServiceScopeFactory scopes, IOptions<StreamingOptions> options, ILogger<LiveEvents> logger)
 {
     private readonly IHubContext<TrainingHub, ITrainingClient> _hub = hub;
     private readonly ILogger<LiveEvents> _logger = logger;
+    private readonly StreamingOptions _options = options.Value;
 
     private const int RecentPerJob = 2048;
     private const int MaxFrame = 1000;
+
+    // What a JSON hub message adds around the events: {"type":1,"target":"Events","arguments":["<job id>",[…]]} and a separator.
+    internal const int FrameOverhead = 128;
 
     private readonly ConcurrentDictionary<Guid, JobFeed> _feeds = new();
     private readonly ConcurrentDictionary<(string Connection, Guid Job), Subscription> _subscriptions = new();
@@ -35,7 +42,7 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
             persisted = job.LastSeq;
         }
 
-        JobFeed feed = _feeds.GetOrAdd(jobId, _ => new JobFeed());
+        JobFeed feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(_options.RecentBytesPerJob));
         feed.Advance(persisted);
         var subscription = new Subscription(this, connectionId, jobId, Math.Max(0, afterSeq), feed);
         if (_subscriptions.TryRemove((connectionId, jobId), out Subscription? previous))
@@ -63,12 +70,12 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
         }
     }
 
-    /// <summary>Called by the pump once events are in the history.</summary>
-    internal void Persisted(Guid jobId, List<StreamEvent> events)
+    /// <summary>Called by the pump once events are in the history, with the length of each one's stored JSON.</summary>
+    internal void Persisted(Guid jobId, List<StreamEvent> events, List<int> jsonBytes)
     {
         if (_feeds.TryGetValue(jobId, out JobFeed? feed))
         {
-            feed.Add(events);
+            feed.Add(events, jsonBytes);
         }
     }
 
@@ -80,22 +87,26 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
         }
     }
 
-    private async Task<List<StreamEvent>> ReadHistoryAsync(Guid jobId, long afterSeq, long upTo)
+    /// <summary>The events' JSON one message may carry.</summary>
+    private int FrameBudget => _options.MaxFrameBytes - FrameOverhead;
+
+    /// <summary>The next page of history after <paramref name="afterSeq"/>: at most <see cref="FrameBudget"/> bytes of JSON (one event at least).</summary>
+    private async Task<List<StreamEvent>> ReadHistoryAsync(Guid jobId, long afterSeq, long upTo, CancellationToken cancellationToken)
     {
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-        List<string> json = await db.JobEvents.AsNoTracking()
-            .Where(e => e.JobId == jobId && e.Seq > afterSeq && e.Seq <= upTo)
-            .OrderBy(e => e.Seq).Take(MaxFrame).Select(e => e.Json).ToListAsync();
+        HistoryChunk chunk = await HistoryChunk.ReadAsync(db, jobId, afterSeq, upTo, MaxFrame, FrameBudget, cancellationToken);
         // A List, not a collection expression's synthesized type: MessagePack serialises hub arguments by runtime type.
-        return json.ConvertAll(j => JsonSerializer.Deserialize<StreamEvent>(j, StreamJson.Options)!);
+        return chunk.Json.ConvertAll(j => JsonSerializer.Deserialize<StreamEvent>(j, StreamJson.Options)!);
     }
 
     /// <summary>A job's recent events and the highest persisted seq; subscribers wait on it for more.</summary>
-    private sealed class JobFeed
+    private sealed class JobFeed(int maxRecentBytes)
     {
         private readonly Lock _lock = new();
         private readonly List<StreamEvent> _recent = [];
+        private readonly List<int> _recentBytes = [];
+        private long _heldBytes;
         private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long PersistedSeq { get; private set; }
@@ -119,28 +130,33 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
             }
         }
 
-        public void Add(List<StreamEvent> events)
+        public void Add(List<StreamEvent> events, List<int> jsonBytes)
         {
             TaskCompletionSource more;
             lock (_lock)
             {
-                foreach (StreamEvent e in events)
+                for (int i = 0; i < events.Count; i++)
                 {
-                    if (_recent.Count == 0 || e.Seq == _recent[^1].Seq + 1)
-                    {
-                        _recent.Add(e);
-                    }
-                    else
+                    if (_recent.Count > 0 && events[i].Seq != _recent[^1].Seq + 1)
                     {
                         _recent.Clear();
-                        _recent.Add(e);
+                        _recentBytes.Clear();
+                        _heldBytes = 0;
                     }
+
+                    _recent.Add(events[i]);
+                    _recentBytes.Add(jsonBytes[i]);
+                    _heldBytes += jsonBytes[i];
                 }
 
-                if (_recent.Count > RecentPerJob)
+                int drop = 0;
+                while (drop < _recent.Count && (_recent.Count - drop > RecentPerJob || _heldBytes > maxRecentBytes))
                 {
-                    _recent.RemoveRange(0, _recent.Count - RecentPerJob);
+                    _heldBytes -= _recentBytes[drop++];
                 }
+
+                _recent.RemoveRange(0, drop);
+                _recentBytes.RemoveRange(0, drop);
 
                 PersistedSeq = Math.Max(PersistedSeq, events[^1].Seq);
                 more = _more;
@@ -154,13 +170,24 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
         {
             lock (_lock)
             {
-                _recent.RemoveAll(e => e.Seq > afterSeq);
+                int keep = _recent.FindIndex(e => e.Seq > afterSeq);
+                keep = keep < 0 ? _recent.Count : keep;
+                for (int j = keep; j < _recent.Count; j++)
+                {
+                    _heldBytes -= _recentBytes[j];
+                }
+
+                _recent.RemoveRange(keep, _recent.Count - keep);
+                _recentBytes.RemoveRange(keep, _recentBytes.Count - keep);
                 PersistedSeq = Math.Min(PersistedSeq, afterSeq);
             }
         }
 
-        /// <summary>Events after <paramref name="afterSeq"/> from memory, or null when memory no longer reaches back that far.</summary>
-        public List<StreamEvent>? After(long afterSeq)
+        /// <summary>
+        /// Events after <paramref name="afterSeq"/> from memory, at most <paramref name="budget"/> bytes of JSON (one event at
+        /// least), or null when memory no longer reaches back that far.
+        /// </summary>
+        public List<StreamEvent>? After(long afterSeq, int budget)
         {
             lock (_lock)
             {
@@ -170,7 +197,17 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
                 }
 
                 int start = (int)(afterSeq + 1 - _recent[0].Seq);
-                return start >= _recent.Count ? [] : _recent.GetRange(start, Math.Min(MaxFrame, _recent.Count - start));
+                int end = start;
+                for (long bytes = 2; end < _recent.Count && end - start < MaxFrame; end++)
+                {
+                    bytes += _recentBytes[end] + 1;
+                    if (bytes > budget && end > start)
+                    {
+                        break;
+                    }
+                }
+
+                return _recent.GetRange(start, end - start);
             }
         }
     }
@@ -207,9 +244,9 @@ public sealed class LiveEvents(IHubContext<TrainingHub, ITrainingClient> hub, IS
                     Task more = feed.More;
                     while (_sent < feed.PersistedSeq && !stop.IsCancellationRequested)
                     {
-                        List<StreamEvent> events = feed.After(_sent) is { Count: > 0 } recent
+                        List<StreamEvent> events = feed.After(_sent, owner.FrameBudget) is { Count: > 0 } recent
                             ? recent
-                            : await owner.ReadHistoryAsync(jobId, _sent, feed.PersistedSeq);
+                            : await owner.ReadHistoryAsync(jobId, _sent, feed.PersistedSeq, stop);
                         if (events.Count == 0)
                         {
                             break;

@@ -1,0 +1,61 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using TrainingService.Api.Persistence;
+
+namespace TrainingService.Api.Streaming;
+
+/// <summary>
+/// A bounded run of a job's stored events, read in one short statement: the hub's catch-up and /events both read
+/// history this way, so no reader keeps a SQLite read transaction open while a client is slow (which would stop the WAL
+/// from being checkpointed) and no page is larger than its byte budget.
+/// </summary>
+public sealed class HistoryChunk
+{
+    /// <summary>Each event's stored JSON, in seq order.</summary>
+    public List<string> Json { get; } = [];
+
+    /// <summary>The seq of the last event read; the cursor for the next chunk.</summary>
+    public long LastSeq { get; private set; }
+
+    /// <summary>The JSON's length (ASCII: the stream's JSON escapes everything else).</summary>
+    public long Bytes { get; private set; }
+
+    /// <summary>
+    /// Events with afterSeq &lt; seq ≤ upTo, at most <paramref name="maxRows"/> and, after the first, while their JSON with a
+    /// comma each stays within <paramref name="maxBytes"/>. The statement is finished before this returns.
+    /// </summary>
+    public static async Task<HistoryChunk> ReadAsync(
+        TrainingDb db, Guid jobId, long afterSeq, long upTo, int maxRows, long maxBytes, CancellationToken cancellationToken)
+    {
+        var chunk = new HistoryChunk { LastSeq = afterSeq };
+        var connection = (SqliteConnection)db.Database.GetDbConnection();
+        if (connection.State != System.Data.ConnectionState.Open)
+        {
+            await connection.OpenAsync(cancellationToken);
+        }
+
+        await using SqliteCommand query = connection.CreateCommand();
+        query.CommandText = "SELECT Seq, Json FROM JobEvents WHERE JobId = $job AND Seq > $after AND Seq <= $upTo ORDER BY Seq LIMIT $limit";
+        query.Parameters.AddWithValue("$job", jobId.ToString().ToUpperInvariant()); // as EF Core's SQLite provider stores a Guid
+        query.Parameters.AddWithValue("$after", afterSeq);
+        query.Parameters.AddWithValue("$upTo", upTo);
+        query.Parameters.AddWithValue("$limit", maxRows);
+        await using SqliteDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
+        long bytes = 2; // [ ]
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            string json = reader.GetString(1);
+            bytes += json.Length + 1;
+            if (bytes > maxBytes && chunk.Json.Count > 0)
+            {
+                break;
+            }
+
+            chunk.Json.Add(json);
+            chunk.LastSeq = reader.GetInt64(0);
+            chunk.Bytes += json.Length;
+        }
+
+        return chunk;
+    }
+}
