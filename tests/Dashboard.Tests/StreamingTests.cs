@@ -66,7 +66,7 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task AJobWithAHundredThousandStepsRendersWithinTwoSeconds()
+    public async Task AJobWithAHundredThousandStepsLoadsAndDrawsEveryEvent()
     {
         await using LiveService service = LiveService.Start();
         Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client, samples: 200);
@@ -76,32 +76,24 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
         await Dashboard.WaitForStateAsync(service.Client, job, "Cancelled");
         int events = await ReplaceHistoryAsync(service, job, steps: 100_000, statsEvery: 10);
 
-        // Best of up to three page loads: the test measures what the dashboard can do, and on a 2-core machine another
-        // test assembly training next to it can take the CPU for a second (docs/benchmarks.md has the idle figures).
-        IPage page = null!;
-        double inPage = double.MaxValue;
-        var tries = new List<string>();
-        for (int attempt = 0; attempt < 3 && inPage >= 2000; attempt++)
-        {
-            page = await browser.NewPageAsync(service.BaseUrl);
-            await page.GotoAsync(""); // the app itself loads first; the measurement is of opening the job
-            var clock = Stopwatch.StartNew();
-            await page.GotoAsync($"#/jobs/{job}");
-            await page.WaitForSelectorAsync("main[data-history-loaded]", new() { Timeout = 60_000 });
-            double wall = clock.Elapsed.TotalMilliseconds;
-            double drawn = await page.EvaluateAsync<double>("() => window.trainingDashboard.historyMs");
-            string timings = await page.EvaluateAsync<string>("() => JSON.stringify(window.trainingDashboard.timings)");
-            tries.Add($"{drawn:F0} ms ({wall:F0} ms wall; {timings})");
-            output.WriteLine($"{events} events: drawn {drawn:F0} ms after opening the job ({wall:F0} ms wall in the test); in the page {timings}");
-            inPage = Math.Min(inPage, drawn);
-        }
+        // How long it takes is a benchmark's question (the guide: speed is measured side by side, not by timed tests;
+        // docs/benchmarks.md has the figures); this checks that all of it arrives and is drawn, and prints the time.
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        await page.GotoAsync(""); // the app itself loads first; the measurement is of opening the job
+        var clock = Stopwatch.StartNew();
+        await page.GotoAsync($"#/jobs/{job}");
+        await page.WaitForSelectorAsync("main[data-history-loaded]", new() { Timeout = 60_000 });
+        double wall = clock.Elapsed.TotalMilliseconds;
+        double drawn = await page.EvaluateAsync<double>("() => window.trainingDashboard.historyMs");
+        string timings = await page.EvaluateAsync<string>("() => JSON.stringify(window.trainingDashboard.timings)");
+        output.WriteLine($"{events} events: drawn {drawn:F0} ms after opening the job ({wall:F0} ms wall in the test); in the page {timings}");
 
         Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
         await Browser.ScreenshotAsync(page, "hundred-thousand-steps");
         Assert.Equal(100_000, probe.Steps);
         Assert.Equal(events, probe.Seq);
         Assert.Equal(0, probe.Gaps);
-        Assert.True(inPage < 2000, $"the history of {events} events took {string.Join(", then ", tries)} to draw");
+        Assert.True(drawn > 0, $"the page reports no time to draw its history ({timings})");
 
         // Still smooth afterwards: a zoom (drag on the loss chart) redraws within a frame or two.
         ILocator plot = page.Locator("#loss-chart .u-over");
