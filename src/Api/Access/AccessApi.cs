@@ -199,15 +199,7 @@ public static class AccessApi
     private static (ApiKeyRecord Record, string Secret) NewKey(string userId, string name, DateTime now)
     {
         string secret = ApiKeys.New();
-        return (new ApiKeyRecord
-        {
-            Id = Guid.CreateVersion7(),
-            UserId = userId,
-            Name = name,
-            Prefix = ApiKeys.Shown(secret),
-            Hash = ApiKeys.Hash(secret),
-            CreatedAt = now,
-        }, secret);
+        return (ApiKeys.Record(userId, name, secret, now), secret);
     }
 
     private static CreatedKey Created(ApiKeyRecord k, string secret) => new(k.Id, k.Name, k.Prefix, k.UserId, k.CreatedAt, secret);

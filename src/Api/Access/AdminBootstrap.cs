@@ -53,7 +53,7 @@ public sealed class AdminBootstrap(
             ApiKeyRecord? existing = await db.ApiKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Hash == hash, cancellationToken);
             if (existing is null)
             {
-                db.ApiKeys.Add(NewKey(configured, "configured (Auth:AdminKey)", now));
+                db.ApiKeys.Add(ApiKeys.Record(Storage.DefaultOwner, "configured (Auth:AdminKey)", configured, now));
                 await db.SaveChangesAsync(cancellationToken);
             }
             else if (existing.RevokedAt is not null)
@@ -67,7 +67,7 @@ public sealed class AdminBootstrap(
         if (!working)
         {
             string key = ApiKeys.New();
-            db.ApiKeys.Add(NewKey(key, "bootstrap (admin-key file)", now));
+            db.ApiKeys.Add(ApiKeys.Record(Storage.DefaultOwner, "bootstrap (admin-key file)", key, now));
             await db.SaveChangesAsync(cancellationToken);
             await WriteKeyFileAsync(key, cancellationToken);
             _signInKey = key;
@@ -85,16 +85,6 @@ public sealed class AdminBootstrap(
             lifetime.ApplicationStarted.Register(LogSignIn);
         }
     }
-
-    private static ApiKeyRecord NewKey(string key, string name, DateTime now) => new()
-    {
-        Id = Guid.CreateVersion7(),
-        UserId = Storage.DefaultOwner,
-        Name = name,
-        Prefix = ApiKeys.Shown(key),
-        Hash = ApiKeys.Hash(key),
-        CreatedAt = now,
-    };
 
     private async Task WriteKeyFileAsync(string key, CancellationToken cancellationToken)
     {

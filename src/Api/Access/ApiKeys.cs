@@ -19,6 +19,17 @@ public static class ApiKeys
 
     public static string New() => Prefix + Base64Url(RandomNumberGenerator.GetBytes(32));
 
+    /// <summary>The record kept of <paramref name="key"/>: its hash and first characters, never the key.</summary>
+    public static Persistence.ApiKeyRecord Record(string userId, string name, string key, DateTime now) => new()
+    {
+        Id = Guid.CreateVersion7(),
+        UserId = userId,
+        Name = name,
+        Prefix = Shown(key),
+        Hash = Hash(key),
+        CreatedAt = now,
+    };
+
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     /// <summary>What a list shows of a key: its first 8 characters.</summary>

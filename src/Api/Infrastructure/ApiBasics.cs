@@ -93,7 +93,7 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
             problem.ProblemDetails.Detail = UnmappedMember().Match(json.Message) is { Success: true } unmapped
                 ? $"{field}: unknown field{Fields(unmapped.Groups["type"].Value)}"
                 : Conversion().Match(json.Message) is { Success: true } conversion
-                    ? $"{field} must be {Expected(conversion.Groups["type"].Value)}"
+                    ? $"{field} must be {Expected(MemberType(conversion.Groups["type"].Value, field))}"
                     : $"{field}: {json.Message.Split(" Path:")[0]}";
         }
         else if (BindingFailure().Match(bad.Message) is { Success: true } failure)
@@ -148,9 +148,22 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
     /// <summary>"; the fields are a, b, c" for a request type named by System.Text.Json, or nothing when it cannot be found.</summary>
     private static string Fields(string typeName)
     {
-        Type? type = typeof(Contracts.Jobs.CreateJobRequest).Assembly.GetType(typeName) ?? typeof(BadRequestExceptionHandler).Assembly.GetType(typeName);
+        Type? type = RequestType(typeName);
         return type is null
             ? ""
             : "; the fields are " + string.Join(", ", type.GetProperties().Where(p => p.CanWrite).Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)));
     }
+
+    /// <summary>
+    /// The type a value at <paramref name="field"/> should have. For a positional record (constructor parameters)
+    /// System.Text.Json names the record, not the member that failed ("could not be converted to CreateKeyRequest.
+    /// Path: $.name"); the member's own type is what the client needs to hear.
+    /// </summary>
+    private static string MemberType(string typeName, string field) =>
+        RequestType(typeName)?.GetProperty(field[(field.LastIndexOf('.') + 1)..],
+            System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase)
+            is { } member ? member.PropertyType.ToString() : typeName;
+
+    private static Type? RequestType(string typeName) =>
+        typeof(Contracts.Jobs.CreateJobRequest).Assembly.GetType(typeName) ?? typeof(BadRequestExceptionHandler).Assembly.GetType(typeName);
 }

@@ -260,6 +260,22 @@ public sealed class AccessTests
         })
         .Build();
 
+    [Theory]
+    [InlineData("/keys", """{ "name": 5 }""", "name", "name must be a string")]
+    [InlineData("/users", """{ "name": "x", "role": [] }""", "role", "role must be a string")]
+    [InlineData("/jobs/00000000-0000-0000-0000-000000000001/shares", """{ "expiresInHours": "x" }""", "expiresInHours", "expiresInHours must be an integer")]
+    public async Task AWrongTypeInAnAccessRequestNamesTheFieldAndTheTypeItNeeds(string path, string json, string field, string detail)
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient admin = factory.CreateClient();
+
+        using HttpResponseMessage response = await admin.PostAsync(new Uri(path, UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+
+        JsonElement problem = await ServiceHarness.AssertProblemAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal(field, problem.GetProperty("field").GetString());
+        Assert.Equal(detail, problem.GetProperty("detail").GetString());
+    }
+
     [Fact]
     public async Task OpenModeNeedsNoKeyOnLoopbackButKeepsTheOriginCheck()
     {
