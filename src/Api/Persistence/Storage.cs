@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.Extensions.Options;
@@ -41,7 +42,10 @@ public static class Storage
             Directory.CreateDirectory(storage.FullDataFolder);
             options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}");
         });
-        services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database");
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<StorageFaults>();
+        services.AddExceptionHandler<StorageFaultExceptionHandler>();
+        services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database").AddCheck<StorageHealthCheck>("storage");
         return services;
     }
 
