@@ -22,6 +22,9 @@ public sealed class StorageFaults(TimeProvider time)
 
     public static string JobPart(Guid jobId) => $"job {jobId}";
 
+    /// <summary>Why the job is paused by a storage fault, or null when it is not.</summary>
+    public string? PauseReason(Guid jobId) => _faults.TryGetValue(JobPart(jobId), out var fault) ? fault.Reason : null;
+
     /// <summary>
     /// "part: reason (since …)" for each fault, oldest first, jobs counted by reason rather than named (anyone may
     /// read /health/ready); empty when storage is healthy.
@@ -49,6 +52,15 @@ public static class StorageFault
     public static string PauseReason(string fault) => $"{PausePrefix}{fault}; retrying";
 
     public static bool IsPauseReason(string? reason) => reason?.StartsWith(PausePrefix, StringComparison.Ordinal) == true;
+
+    /// <summary>A database fault or a disk that is full or read-only, anywhere in the exception's chain (not a dropped connection).</summary>
+    public static bool IsDiskOrDatabase(Exception? exception) => exception switch
+    {
+        null => false,
+        SqliteException => Describe(exception) is not null,
+        IOException { HResult: 28 or 30 or 122 } => true,
+        _ => IsDiskOrDatabase(exception.InnerException),
+    };
 
     /// <summary>The fault's plain statement, or null when <paramref name="exception"/> is not a storage fault.</summary>
     public static string? Describe(Exception exception) => exception switch
@@ -94,7 +106,7 @@ internal sealed class StorageFaultExceptionHandler(IProblemDetailsService proble
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
-        if (StorageFault.Describe(exception) is not { } fault || context.Response.HasStarted)
+        if (!StorageFault.IsDiskOrDatabase(exception) || StorageFault.Describe(exception) is not { } fault || context.Response.HasStarted)
         {
             return false;
         }
