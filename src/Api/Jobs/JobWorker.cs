@@ -304,7 +304,7 @@ public sealed class JobWorker(
 
     /// <summary>
     /// Checks storage with growing waits (1 s, 2 s, … up to Jobs:StorageRetryMaxSeconds) until the database takes a
-    /// write and the job's folder a file as large as its checkpoint; false when the service stops first.
+    /// write and the job's checkpoint file can be written again; false when the service stops first.
     /// </summary>
     private async Task<bool> WaitForStorageAsync(Guid jobId, Backoff backoff, CancellationToken stoppingToken)
     {
@@ -315,6 +315,7 @@ public sealed class JobWorker(
             try
             {
                 await ProbeDatabaseAsync(wait, stoppingToken); // waits out a lock for up to `wait`, ending as soon as it is released
+                faults.Clear(StorageFaults.Database);
                 ProbeFolder(jobId);
                 return true;
             }
@@ -358,7 +359,8 @@ public sealed class JobWorker(
         Directory.CreateDirectory(folder);
         string checkpoint = storage.Value.CheckpointFile(jobId);
         long size = Math.Clamp(File.Exists(checkpoint) ? new FileInfo(checkpoint).Length : 0, 64 << 10, 64 << 20);
-        using var probe = new FileStream(Path.Combine(folder, ".probe"), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        // The checkpoint's own temporary file (no run is writing it now): the path and the space a checkpoint needs.
+        using var probe = new FileStream(checkpoint + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
         byte[] block = new byte[1 << 16];
         for (long written = 0; written < size; written += block.Length)
         {

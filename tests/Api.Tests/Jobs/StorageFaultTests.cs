@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using TrainingService.Contracts.Streaming;
+using TrainingService.Contracts.Training;
 using Xunit.Abstractions;
 
 namespace TrainingService.Api.Tests.Jobs;
@@ -138,6 +139,30 @@ public sealed class StorageFaultTests(ITestOutputHelper output)
 
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task ACheckpointThatCannotBeWrittenPausesOnlyItsJob()
+    {
+        await using var factory = new TrainingServiceFactory(new() { ["Jobs:Concurrency"] = "2", ["Jobs:CheckpointEverySteps"] = "25" });
+        using HttpClient client = factory.CreateClient();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 512);
+        Guid blocked = await StartAsync(client, datasetId);
+        Guid other = await StartAsync(client, datasetId);
+        await WaitForStepAsync(client, blocked, 30);
+
+        // A directory where the checkpoint's temporary file must go: every checkpoint write of this job fails.
+        string obstacle = Path.Combine(factory.DataFolder, "jobs", blocked.ToString("N"), "checkpoint.bin.tmp");
+        Directory.CreateDirectory(obstacle);
+        JsonElement paused = await WaitForAsync(client, blocked, j => j.GetProperty("state").GetString() == "Paused", TimeSpan.FromSeconds(60));
+        Assert.StartsWith("paused: storage fault: a job file cannot be written", paused.GetProperty("error").GetString(), StringComparison.Ordinal);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Directory.Delete(obstacle);
+
+        await AssertCompleteHistoryAsync(client, blocked);
+        await AssertCompleteHistoryAsync(client, other);
+        List<StreamEvent> untouched = await JobHarness.HistoryAsync(client, other);
+        Assert.Equal([RunState.Running, RunState.Succeeded], untouched.Where(e => e.Kind == "state").Select(e => e.State!.Value));
     }
 
     private static async Task<Guid> StartAsync(HttpClient client, Guid datasetId)
