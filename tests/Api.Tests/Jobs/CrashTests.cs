@@ -110,7 +110,7 @@ public sealed class CrashTests
     /// <summary>Until the job's history has <paramref name="count"/> Running events and a step after the last.</summary>
     private static async Task WaitForRunningStatesAsync(HttpClient client, Guid jobId, int count)
     {
-        for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(50))
+        for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(200))
         {
             List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
             int running = history.FindLastIndex(e => e.Kind == "state" && e.State == RunState.Running);
@@ -142,7 +142,7 @@ public sealed class CrashTests
             [
                 Path.Combine(AppContext.BaseDirectory, "TrainingService.Api.dll"), "--urls", $"http://127.0.0.1:{port}",
                 "--Storage:DataFolder", dataFolder, "--Auth:AdminKey", TrainingServiceFactory.AdminKey, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
-                "--Serilog:MinimumLevel:Default", "Warning",
+                "--Serilog:MinimumLevel:Default", "Warning", "--RateLimits:RequestsPerMinute", "1000000", "--RateLimits:Burst", "1000000",
             ])
             {
                 WorkingDirectory = AppContext.BaseDirectory,

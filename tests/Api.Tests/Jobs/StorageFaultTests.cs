@@ -153,7 +153,11 @@ public sealed class StorageFaultTests(ITestOutputHelper output)
 
         // A directory where the checkpoint's temporary file must go: every checkpoint write of this job fails.
         string obstacle = Path.Combine(factory.DataFolder, "jobs", blocked.ToString("N"), "checkpoint.bin.tmp");
-        Directory.CreateDirectory(obstacle);
+        while (!TryCreateDirectory(obstacle))
+        {
+            await Task.Delay(10); // the trainer was writing that file just then
+        }
+
         JsonElement paused = await WaitForAsync(client, blocked, j => j.GetProperty("state").GetString() == "Paused", TimeSpan.FromSeconds(60));
         Assert.StartsWith("paused: storage fault: a job file cannot be written", paused.GetProperty("error").GetString(), StringComparison.Ordinal);
         await Task.Delay(TimeSpan.FromSeconds(2));
@@ -201,6 +205,19 @@ public sealed class StorageFaultTests(ITestOutputHelper output)
         JobHarness.AssertConsecutive(history);
         long total = done.GetProperty("totalSteps").GetInt64();
         Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+    }
+
+    private static bool TryCreateDirectory(string path)
+    {
+        try
+        {
+            Directory.CreateDirectory(path);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Writes until the disk takes no more, down to the last byte.</summary>
