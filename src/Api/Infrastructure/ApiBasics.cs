@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.ResponseCompression;
 
@@ -45,9 +47,17 @@ public static class ApiBasics
     public static WebApplication MapHealth(this WebApplication app)
     {
         app.MapHealthChecks("/health/live").WithTags("Health").AllowAnonymous();
-        app.MapHealthChecks("/health/ready").WithTags("Health").AllowAnonymous();
+        // Degraded (a storage fault being waited out) is still 200: the API serves; the body says which part and why.
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { ResponseWriter = WriteHealthAsync }).WithTags("Health").AllowAnonymous();
         return app;
     }
+
+    private static Task WriteHealthAsync(HttpContext context, HealthReport report) =>
+        context.Response.WriteAsJsonAsync(new
+        {
+            status = report.Status.ToString(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+        });
 }
 
 /// <summary>Requests the framework could not bind (malformed JSON, wrong content type, too large) become problem details, not 500s.</summary>

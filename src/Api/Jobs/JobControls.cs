@@ -28,6 +28,12 @@ public sealed class JobOptions
     /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>
     public int MaxReasonLength { get; set; } = 200;
 
+    /// <summary>Times the service process may die while training a job before the job is set aside as Failed.</summary>
+    public int MaxCrashes { get; set; } = 2;
+
+    /// <summary>The longest wait between checks of storage while a storage fault pauses jobs (from 1 s, doubling).</summary>
+    public int StorageRetryMaxSeconds { get; set; } = 30;
+
     /// <summary>Queued, running and paused jobs one owner may have; a new one is refused (429) until one ends.</summary>
     public int MaxActiveJobsPerOwner { get; set; } = 20;
 }

@@ -1,3 +1,4 @@
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
@@ -12,22 +13,51 @@ namespace TrainingService.Api.Jobs;
 
 /// <summary>
 /// Trains queued jobs, <see cref="JobOptions.Concurrency"/> at a time, each on a thread of its own. On start it
-/// re-queues what an earlier process left unfinished; on shutdown running jobs write a checkpoint and go back to Queued.
+/// re-queues what an earlier process left unfinished (setting aside a job that crashed it <see cref="JobOptions.MaxCrashes"/>
+/// times); on shutdown running jobs write a checkpoint and go back to Queued. A storage fault pauses the job it meets,
+/// which runs again from its checkpoint once storage answers; nothing a job's storage throws reaches the host.
 /// </summary>
 public sealed class JobWorker(
     JobQueue queue,
     JobControls controls,
     EventPump pump,
     DatasetStore datasets,
+    StorageFaults faults,
     IServiceScopeFactory scopes,
     IOptions<JobOptions> options,
     IOptions<StorageOptions> storage,
     IOptions<SpecLimits> limits,
     ILogger<JobWorker> logger) : BackgroundService
 {
+    private const string Unfinished = "unfinished jobs";
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await RequeueUnfinishedAsync(stoppingToken);
+        var backoff = new Backoff(options.Value.StorageRetryMaxSeconds);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await RequeueUnfinishedAsync(stoppingToken);
+                faults.Clear(Unfinished);
+                break;
+            }
+            catch (Exception ex) when (StorageFault.Describe(ex) is { } fault && !stoppingToken.IsCancellationRequested)
+            {
+                // The API serves meanwhile; the jobs wait for storage like any job paused by a fault.
+                faults.Report(Unfinished, $"cannot be re-queued: {fault}; retrying");
+                logger.LogWarning(ex, "Re-queueing unfinished jobs met a storage fault: {Fault}", fault);
+                try
+                {
+                    await Task.Delay(backoff.Next(), stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+
         await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Value.Concurrency)).Select(_ => RunLoopAsync(stoppingToken)));
     }
 
@@ -35,20 +65,39 @@ public sealed class JobWorker(
     {
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-        List<(Guid Id, RunState State)> unfinished = [.. (await db.Jobs.AsNoTracking()
+        // Only a job found Running was being trained when its process died; the others were stopped in order.
+        await db.Jobs.Where(j => j.State != RunState.Running && j.CrashCount != 0)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.CrashCount, 0), cancellationToken);
+        var unfinished = await db.Jobs.AsNoTracking()
             .Where(j => j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused)
-            .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.State }).ToListAsync(cancellationToken))
-            .Select(j => (j.Id, j.State))];
-        foreach ((Guid id, RunState state) in unfinished)
+            .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.State, j.CrashCount, j.LastSeq, j.Error }).ToListAsync(cancellationToken);
+        foreach (var job in unfinished)
         {
-            if (state == RunState.Paused)
+            if (job.State == RunState.Running && job.CrashCount >= options.Value.MaxCrashes)
             {
-                controls.For(id).Pause(); // still paused after a restart, until a person resumes it
+                await SetAsideAsync(db, job.Id, job.CrashCount, job.LastSeq, cancellationToken);
+                continue;
             }
 
-            logger.LogInformation("Re-queued job {JobId}, found {State}", id, state);
-            queue.Enqueue(id);
+            if (job.State == RunState.Paused && !StorageFault.IsPauseReason(job.Error))
+            {
+                controls.For(job.Id).Pause(); // still paused after a restart, until a person resumes it
+            }
+
+            logger.LogInformation("Re-queued job {JobId}, found {State}", job.Id, job.State);
+            queue.Enqueue(job.Id);
         }
+    }
+
+    /// <summary>A job whose runs keep killing the process: Failed with the reason, never run again.</summary>
+    private async Task SetAsideAsync(TrainingDb db, Guid id, int crashes, long lastSeq, CancellationToken cancellationToken)
+    {
+        string reason = $"the service process stopped {crashes} times while training this job; set aside so it does not crash the service again";
+        // The record first: it is what a restart reads, even if the event's write fails.
+        await db.Jobs.Where(j => j.Id == id).ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.State, RunState.Failed).SetProperty(j => j.Error, reason).SetProperty(j => j.FinishedAt, DateTime.UtcNow), cancellationToken);
+        new JobEventWriter(pump, id, lastSeq).Publish(new StateEvent { State = RunState.Failed, Reason = reason });
+        logger.LogWarning("Job {JobId} set aside: the process died {Crashes} times while training it", id, crashes);
     }
 
     private async Task RunLoopAsync(CancellationToken stoppingToken)
@@ -59,7 +108,14 @@ public sealed class JobWorker(
             {
                 using (logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId }))
                 {
-                    await RunJobAsync(jobId, stoppingToken);
+                    try
+                    {
+                        await RunJobAsync(jobId, stoppingToken);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                    {
+                        logger.LogError(ex, "Job {JobId}: the worker could not run it", jobId); // one job's trouble, not the host's
+                    }
                 }
             }
         }
@@ -68,24 +124,122 @@ public sealed class JobWorker(
         }
     }
 
+    /// <summary>Runs the job until it ends; a storage fault pauses it until storage answers, then it runs again from its checkpoint.</summary>
     private async Task RunJobAsync(Guid jobId, CancellationToken stoppingToken)
     {
-        JobRecord? job;
-        DatasetRecord? datasetRecord;
-        await using (AsyncServiceScope scope = scopes.CreateAsyncScope())
-        {
-            TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-            job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, stoppingToken);
-            datasetRecord = job is null ? null : await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, stoppingToken);
-        }
-
-        if (job is null || job.State.IsEnded() || !controls.TryStart(jobId))
+        if (!controls.TryStart(jobId))
         {
             controls.Finished(jobId);
             return;
         }
 
-        var events = new JobEventWriter(pump, jobId, job.LastSeq);
+        string part = StorageFaults.JobPart(jobId);
+        var backoff = new Backoff(options.Value.StorageRetryMaxSeconds);
+        bool counted = false;
+        bool faulted = false;
+        try
+        {
+            while (true)
+            {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
+                try
+                {
+                    (JobRecord? job, DatasetRecord? dataset) = await LoadAsync(jobId, stoppingToken);
+                    if (job is null || job.State.IsEnded())
+                    {
+                        return;
+                    }
+
+                    if (!counted)
+                    {
+                        await CountRunAsync(jobId, 1, stoppingToken); // before the run: a crash during it is then on record
+                        counted = true;
+                    }
+
+                    faulted = false;
+                    faults.Clear(part);
+                    await RunOnceAsync(job, dataset, stoppingToken);
+                    return;
+                }
+                catch (Exception ex) when (StorageFault.Describe(ex) is { } fault)
+                {
+                    faulted = true;
+                    string reason = StorageFault.PauseReason(fault);
+                    faults.Report(part, reason);
+                    if (stoppingToken.IsCancellationRequested)
+                    {
+                        logger.LogWarning(ex, "Job {JobId} met a storage fault as the service stops ({Fault}); it resumes on the next start", jobId, fault);
+                        return;
+                    }
+
+                    if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > backoff.Longest)
+                    {
+                        backoff.Reset(); // a new fault, not the same one again
+                    }
+
+                    logger.LogWarning(ex, "Job {JobId} paused: storage fault: {Fault}", jobId, fault);
+                    await SettleAsync(jobId);
+                    await TryAnnouncePauseAsync(jobId, reason, stoppingToken);
+                    if (!await WaitForStorageAsync(jobId, backoff, stoppingToken))
+                    {
+                        return;
+                    }
+
+                    await SettleAsync(jobId);
+                    logger.LogInformation("Job {JobId}: storage answers again; the job resumes from its checkpoint", jobId);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            if (!faulted)
+            {
+                // Flushed before the job leaves the registry, so no command sees it Running in the database once it has ended.
+                try
+                {
+                    await pump.FlushAsync();
+                    if (counted)
+                    {
+                        await CountRunAsync(jobId, 0, CancellationToken.None); // ended in order: not a crash
+                    }
+                }
+                catch (Exception ex)
+                {
+                    logger.LogError(ex, "Job {JobId}: its last events or its run count could not be persisted", jobId);
+                }
+            }
+
+            faults.Clear(part);
+            controls.Finished(jobId);
+        }
+    }
+
+    private async Task<(JobRecord? Job, DatasetRecord? Dataset)> LoadAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        JobRecord? job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, cancellationToken);
+        DatasetRecord? dataset = job is null ? null : await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == job.DatasetId, cancellationToken);
+        return (job, dataset);
+    }
+
+    /// <summary>1: a run starts (one more unended run on record); 0: it ended in order.</summary>
+    private async Task CountRunAsync(Guid jobId, int delta, CancellationToken cancellationToken)
+    {
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        await (delta == 0
+            ? db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.CrashCount, 0), cancellationToken)
+            : db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.CrashCount, j => j.CrashCount + delta), cancellationToken));
+    }
+
+    /// <summary>One run on the job's own thread; a failure that is not a storage fault ends the job Failed.</summary>
+    private async Task RunOnceAsync(JobRecord job, DatasetRecord? datasetRecord, CancellationToken stoppingToken)
+    {
+        var events = new JobEventWriter(pump, job.Id, job.LastSeq);
         var done = new TaskCompletionSource<TrainingOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
@@ -100,36 +254,137 @@ public sealed class JobWorker(
         })
         {
             IsBackground = true,
-            Name = $"job {jobId:N}",
+            Name = $"job {job.Id:N}",
         };
-        logger.LogInformation("Job {JobId} starting", jobId);
+        logger.LogInformation("Job {JobId} starting", job.Id);
         thread.Start();
         try
         {
             TrainingOutcome outcome = await done.Task;
-            logger.LogInformation("Job {JobId} ended: {Outcome}", jobId, outcome);
+            logger.LogInformation("Job {JobId} ended: {Outcome}", job.Id, outcome);
         }
-        catch (Exception ex)
+        catch (Exception ex) when (StorageFault.Describe(ex) is null)
         {
-            logger.LogError(ex, "Job {JobId} failed", jobId);
+            logger.LogError(ex, "Job {JobId} failed", job.Id);
             events.Publish(new StateEvent { State = RunState.Failed, Reason = FailureReason(ex, storage.Value.FullDataFolder) });
         }
-        finally
+    }
+
+    /// <summary>Lets every event of the ended run reach the pump (those after a loss are dropped), then lets the job's next run write again.</summary>
+    private async Task SettleAsync(Guid jobId)
+    {
+        try
         {
-            // Flushed before the job leaves the registry, so no command sees it Running in the database once it has ended.
-            try
+            await pump.FlushAsync();
+        }
+        catch (IOException)
+        {
+            // The flush met the fault again: its events were handled all the same (dropped), which is all we wait for.
+        }
+
+        pump.Forgive(jobId);
+    }
+
+    /// <summary>The pause and its reason in the job's history and summary, when the database takes them (best effort).</summary>
+    private async Task TryAnnouncePauseAsync(Guid jobId, string reason, CancellationToken cancellationToken)
+    {
+        try
+        {
+            (JobRecord? job, _) = await LoadAsync(jobId, cancellationToken);
+            if (job is not null)
             {
-                await pump.FlushAsync();
-            }
-            catch (IOException ex)
-            {
-                logger.LogError(ex, "Job {JobId}: its last events could not be persisted", jobId); // one job's loss, not the host's
-            }
-            finally
-            {
-                controls.Finished(jobId);
+                new JobEventWriter(pump, jobId, job.LastSeq).Publish(new StateEvent { State = RunState.Paused, Reason = reason });
             }
         }
+        catch (Exception ex) when (StorageFault.Describe(ex) is not null)
+        {
+            logger.LogDebug(ex, "Job {JobId}: the pause could not be recorded", jobId);
+        }
+    }
+
+    /// <summary>
+    /// Checks storage with growing waits (1 s, 2 s, … up to Jobs:StorageRetryMaxSeconds) until the database takes a
+    /// write and the job's checkpoint file can be written again; false when the service stops first.
+    /// </summary>
+    private async Task<bool> WaitForStorageAsync(Guid jobId, Backoff backoff, CancellationToken stoppingToken)
+    {
+        string part = StorageFaults.JobPart(jobId);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            TimeSpan wait = backoff.Next();
+            try
+            {
+                await ProbeDatabaseAsync(wait, stoppingToken); // waits out a lock for up to `wait`, ending as soon as it is released
+                faults.Clear(StorageFaults.Database);
+                ProbeFolder(jobId);
+                return true;
+            }
+            catch (Exception ex) when (StorageFault.Describe(ex) is { } fault)
+            {
+                faults.Report(part, StorageFault.PauseReason(fault));
+                logger.LogDebug(ex, "Job {JobId}: storage still at fault ({Fault}); next check in {Wait}", jobId, fault, wait);
+                try
+                {
+                    await Task.Delay(wait, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private async Task ProbeDatabaseAsync(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        string connectionString;
+        await using (AsyncServiceScope scope = scopes.CreateAsyncScope())
+        {
+            connectionString = scope.ServiceProvider.GetRequiredService<TrainingDb>().Database.GetConnectionString()!;
+        }
+
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder(connectionString) { Pooling = false }.ToString());
+        await connection.OpenAsync(cancellationToken);
+        await using SqliteCommand command = connection.CreateCommand();
+        command.CommandTimeout = Math.Max(1, (int)wait.TotalSeconds);
+        command.CommandText = "BEGIN IMMEDIATE; ROLLBACK;";
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private void ProbeFolder(Guid jobId)
+    {
+        string folder = storage.Value.JobFolder(jobId);
+        Directory.CreateDirectory(folder);
+        string checkpoint = storage.Value.CheckpointFile(jobId);
+        long size = Math.Clamp(File.Exists(checkpoint) ? new FileInfo(checkpoint).Length : 0, 64 << 10, 64 << 20);
+        // The checkpoint's own temporary file (no run is writing it now): the path and the space a checkpoint needs.
+        using var probe = new FileStream(checkpoint + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        byte[] block = new byte[1 << 16];
+        for (long written = 0; written < size; written += block.Length)
+        {
+            probe.Write(block);
+        }
+
+        probe.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Waits between checks of storage: 1 s, doubling, up to a cap.</summary>
+    private sealed class Backoff(int maxSeconds)
+    {
+        private TimeSpan _next = TimeSpan.FromSeconds(1);
+
+        public TimeSpan Longest { get; } = TimeSpan.FromSeconds(maxSeconds);
+
+        public TimeSpan Next()
+        {
+            TimeSpan wait = _next;
+            _next = TimeSpan.FromTicks(Math.Min(_next.Ticks * 2, Longest.Ticks));
+            return wait < Longest ? wait : Longest;
+        }
+
+        public void Reset() => _next = TimeSpan.FromSeconds(1);
     }
 
     /// <summary>On the job's own thread: build the trainer, resume from the checkpoint if there is one, train.</summary>

@@ -31,6 +31,7 @@ public static class JobsApi
             .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0,
                 "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0")
             .Validate(o => o.MaxActiveJobsPerOwner > 0, "Jobs:MaxActiveJobsPerOwner must be positive")
+            .Validate(o => o.MaxCrashes >= 1 && o.StorageRetryMaxSeconds >= 1, "Jobs: MaxCrashes ≥ 1, StorageRetryMaxSeconds ≥ 1")
             .Validate(o => o.MaxHistoryBytesPerJob > 0, HistoryLimit.Key + " must be positive")
             .ValidateOnStart();
         services.AddSingleton<JobQueue>();
@@ -204,9 +205,13 @@ public static class JobsApi
         return TypedResults.Ok(Paging.Of(page.Select(Summary).ToList(), limit, j => j.Id));
     }
 
-    public static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(Guid id, TrainingDb db, Caller caller, CancellationToken cancellationToken) =>
+    /// <remarks>A job paused by a storage fault says so even while the database cannot record it.</remarks>
+    public static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(
+        Guid id, TrainingDb db, Caller caller, StorageFaults faults, CancellationToken cancellationToken) =>
         await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken) is { } job
-            ? TypedResults.Ok(View(job))
+            ? TypedResults.Ok(faults.PauseReason(id) is { } reason && !job.State.IsEnded()
+                ? View(job) with { State = RunState.Paused, Error = reason }
+                : View(job))
             : Problems.NotFound("id", $"There is no job {id}.");
 
     /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>

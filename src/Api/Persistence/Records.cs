@@ -100,6 +100,12 @@ public sealed class JobRecord
 
     public string? Error { get; set; }
 
+    /// <summary>
+    /// Runs started by a process that never ended them: counted before a run starts, cleared when it ends in order; a
+    /// job still Running when the service starts was being trained by a process that died (Jobs:MaxCrashes).
+    /// </summary>
+    public int CrashCount { get; set; }
+
     public DateTime CreatedAt { get; set; }
 
     public DateTime? StartedAt { get; set; }

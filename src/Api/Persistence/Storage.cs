@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.Extensions.Options;
@@ -59,7 +60,10 @@ public static class Storage
         services.AddSingleton(sp => new JournalSizeLimit(sp.GetRequiredService<IOptions<StorageOptions>>().Value.JournalSizeLimitBytes));
         services.AddSingleton<WalCheckpoints>();
         services.AddHostedService(sp => sp.GetRequiredService<WalCheckpoints>());
-        services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database");
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<StorageFaults>();
+        services.AddExceptionHandler<StorageFaultExceptionHandler>();
+        services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database").AddCheck<StorageHealthCheck>("storage");
         return services;
     }
 

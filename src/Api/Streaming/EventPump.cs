@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
@@ -14,7 +15,8 @@ namespace TrainingService.Api.Streaming;
 /// (about ten a second) together with each job's summary, then hands them to the live stream. What a dashboard
 /// receives live is therefore always already in the history.
 /// </summary>
-public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
+public sealed class EventPump(
+    IServiceScopeFactory scopes, LiveEvents live, StorageFaults faults, IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
 {
     // How often events are persisted and sent: about ten frames a second by default (Streaming:FrameMilliseconds).
     private readonly TimeSpan _frame = TimeSpan.FromMilliseconds(Math.Clamp(configuration.GetValue("Streaming:FrameMilliseconds", 100), 10, 5000));
@@ -22,10 +24,14 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
 
     private TaskCompletionSource _flushRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Set once an event could not be persisted (a database error, or an event published after the pump stopped). From
-    // then on every flush fails, so no checkpoint is written past a hole in the history: a job that checkpointed
-    // before the loss resumes from there on the next start, and its history after that checkpoint is replayed.
-    private Exception? _lost;
+    // Jobs with an event that could not be persisted (a storage fault, or published after the pump stopped), and why.
+    // Their later events are dropped, never stored past the hole, and their flushes fail, so no checkpoint covers
+    // the hole; each is forgotten when the job's next run starts (Forgive), so one fault is never remembered for good.
+    private readonly ConcurrentDictionary<Guid, Exception> _broken = new();
+
+    // Completed and replaced each time a job is marked as having lost events: a job's flush waits on it beside the
+    // pump's flush, so a run stops as soon as a failed write touched it, not after every batch queued behind it failed.
+    private TaskCompletionSource _lostChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private readonly Channel<Item> _channel = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
 
@@ -34,21 +40,44 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
     {
         if (!_channel.Writer.TryWrite(new Item(jobId, e, null)))
         {
-            Lose(new InvalidOperationException($"event {e.Seq} of job {jobId} was published after the event pump stopped"));
+            MarkLost(jobId, new InvalidOperationException($"event {e.Seq} of job {jobId} was published after the event pump stopped"));
         }
     }
 
     /// <summary>Queue: forget the job's persisted events after <paramref name="seq"/> (a run restarting from an older checkpoint replays them).</summary>
     public void TruncateAfter(Guid jobId, long seq) => _channel.Writer.TryWrite(new Item(jobId, null, seq));
 
-    /// <summary>Completes once everything queued before the call is persisted and handed on; fails if any event was lost.</summary>
+    /// <summary>Why some of the job's events were not persisted (its run must stop), or null while none was lost.</summary>
+    public EventsNotPersistedException? Lost(Guid jobId) =>
+        _broken.TryGetValue(jobId, out Exception? cause) ? new EventsNotPersistedException(cause) : null;
+
+    /// <summary>Completes the next time any job is marked as having lost events; read it before checking <see cref="Lost"/>.</summary>
+    public Task LostChanged => Volatile.Read(ref _lostChanged).Task;
+
+    private void MarkLost(Guid jobId, Exception cause)
+    {
+        if (_broken.TryAdd(jobId, cause))
+        {
+            Interlocked.Exchange(ref _lostChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// A new run of the job numbers on from the history as persisted: stop dropping its events. Call once the job's
+    /// previous run has ended and a flush has passed its events.
+    /// </summary>
+    public void Forgive(Guid jobId) => _broken.TryRemove(jobId, out _);
+
+    /// <summary>
+    /// Completes once everything queued before the call is persisted and handed on; fails if that write failed. Each
+    /// flush stands alone: a fault fails the flushes it met, not later ones.
+    /// </summary>
     public Task FlushAsync()
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!_channel.Writer.TryWrite(new Item(Guid.Empty, null, null, done)))
         {
-            // Stopped: everything queued was persisted on the way out, unless something was lost.
-            return Volatile.Read(ref _lost) is { } lost ? Task.FromException(Lost(lost)) : Task.CompletedTask;
+            return Task.CompletedTask; // stopped: everything queued was handled on the way out
         }
 
         _flushRequested.TrySetResult();
@@ -72,26 +101,32 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
                 batch.Add(item);
             }
 
+            Exception? failure = null;
             try
             {
                 await PersistAsync(batch);
             }
             catch (Exception ex)
             {
-                logger.LogError(ex, "Persisting {Count} job events failed", batch.Count);
-                Lose(ex);
+                failure = ex;
+                string fault = StorageFault.Describe(ex) ?? $"job events could not be persisted ({ex.GetType().Name})";
+                logger.LogError(ex, "Persisting {Count} job events failed: {Fault}", batch.Count, fault);
+                faults.Report(StorageFaults.Database, fault);
+                foreach (Item item in batch.Where(i => i.JobId != Guid.Empty))
+                {
+                    MarkLost(item.JobId, ex);
+                }
             }
 
-            Exception? lost = Volatile.Read(ref _lost);
             foreach (Item item in batch)
             {
-                if (lost is null)
+                if (failure is null)
                 {
                     item.Flushed?.TrySetResult();
                 }
                 else
                 {
-                    item.Flushed?.TrySetException(Lost(lost));
+                    item.Flushed?.TrySetException(new EventsNotPersistedException(failure));
                 }
             }
 
@@ -108,11 +143,6 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             }
         }
     }
-
-    private void Lose(Exception cause) => Interlocked.CompareExchange(ref _lost, cause, null);
-
-    private static IOException Lost(Exception cause) =>
-        new("Job events could not be persisted, so no checkpoint may be written past them; the job resumes from its previous checkpoint when the service starts again.", cause);
 
     private async Task PersistAsync(List<Item> batch)
     {
@@ -145,6 +175,11 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             }
 
             StreamEvent e = item.Event!;
+            if (_broken.ContainsKey(item.JobId))
+            {
+                continue; // after a lost event nothing of the job is stored: the history never has a hole
+            }
+
             if (e.Seq <= job.LastSeq)
             {
                 continue; // already persisted (a replay after a crash); never stored twice
@@ -168,6 +203,8 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
             await InsertAsync(db, transaction, rows);
             await transaction.CommitAsync();
         }
+
+        faults.Clear(StorageFaults.Database);
 
         foreach ((Guid jobId, (List<StreamEvent> events, List<int> jsonBytes)) in delivered)
         {
@@ -236,7 +273,7 @@ public sealed class EventPump(IServiceScopeFactory scopes, LiveEvents live, ICon
                     job.FinishedAt = e.Time;
                 }
 
-                if (e.State == RunState.Failed)
+                if (e.State == RunState.Failed || StorageFault.IsPauseReason(e.Reason))
                 {
                     job.Error = e.Reason;
                 }

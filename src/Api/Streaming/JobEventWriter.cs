@@ -1,3 +1,4 @@
+using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Loop;
 
@@ -23,10 +24,16 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
         }
     }
 
+    /// <summary>Numbers and queues an event; throws once an earlier event of the job was lost, so its run stops.</summary>
     public void Publish(TrainingEvent trainingEvent)
     {
         lock (_gate)
         {
+            if (pump.Lost(jobId) is { } lost)
+            {
+                throw lost;
+            }
+
             pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow });
         }
     }
@@ -41,14 +48,39 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
         }
     }
 
-    /// <summary>Completes once every event written so far is persisted; fails if any was lost.</summary>
-    public Task FlushAsync() => pump.FlushAsync();
+    /// <summary>
+    /// Completes once every event written so far is persisted; fails as soon as any of this job's is lost, without
+    /// waiting for the batches queued behind the failed one (each may wait out SQLite's busy timeout).
+    /// </summary>
+    public async Task FlushAsync()
+    {
+        Task flushed = pump.FlushAsync();
+        while (true)
+        {
+            Task lostChanged = pump.LostChanged;
+            if (pump.Lost(jobId) is { } lost)
+            {
+                throw lost;
+            }
+
+            if (await Task.WhenAny(flushed, lostChanged) == flushed)
+            {
+                await flushed;
+                if (pump.Lost(jobId) is { } lostMeanwhile)
+                {
+                    throw lostMeanwhile;
+                }
+
+                return;
+            }
+        }
+    }
 
     // Called by the trainer on the job's own thread, never the thread pool: blocking here is safe, and it lasts one database write.
     long ITrainingSink.Flush()
     {
         long seq = LastSeq;
-        pump.FlushAsync().GetAwaiter().GetResult();
+        FlushAsync().GetAwaiter().GetResult();
         return seq;
     }
 }

@@ -104,6 +104,64 @@ public sealed class CrashTests
         }
     }
 
+    [Fact]
+    public async Task AJobDuringWhichTheProcessDiedTwiceIsSetAsideAsFailedAndNotRunAgain()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-poison-").FullName;
+        try
+        {
+            Guid jobId;
+            using (Service first = await Service.StartAsync(folder))
+            {
+                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
+                (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 200, "batchSize": 16 } }""");
+                jobId = job.GetProperty("id").GetGuid();
+                await WaitForRunningStatesAsync(first.Client, jobId, 1);
+                first.Kill();
+            }
+
+            using (Service second = await Service.StartAsync(folder))
+            {
+                await WaitForRunningStatesAsync(second.Client, jobId, 2); // re-queued once: it runs again
+                second.Kill();
+            }
+
+            using Service third = await Service.StartAsync(folder);
+            JsonElement failed = await JobHarness.WaitForStateAsync(third.Client, jobId, "Failed", TimeSpan.FromSeconds(30));
+            const string Reason = "the service process stopped 2 times while training this job; set aside so it does not crash the service again";
+            Assert.Equal(Reason, failed.GetProperty("error").GetString());
+            long step = failed.GetProperty("step").GetInt64();
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            List<StreamEvent> history = await JobHarness.HistoryAsync(third.Client, jobId);
+            JobHarness.AssertConsecutive(history);
+            Assert.Equal(step, (await third.Client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64()); // not run
+            StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
+            Assert.Equal([RunState.Running, RunState.Running, RunState.Failed], states.Select(e => e.State!.Value));
+            Assert.Equal(Reason, history[^1].Reason);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>Until the job's history has <paramref name="count"/> Running events and a step after the last.</summary>
+    private static async Task WaitForRunningStatesAsync(HttpClient client, Guid jobId, int count)
+    {
+        for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(200))
+        {
+            List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
+            int running = history.FindLastIndex(e => e.Kind == "state" && e.State == RunState.Running);
+            if (history.Count(e => e.Kind == "state" && e.State == RunState.Running) == count && history.Skip(running).Any(e => e.Kind == "step"))
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"job {jobId} has not run {count} times: {history.Count} events");
+        }
+    }
+
     private static long ReceivedBytes(string datasets) => !Directory.Exists(datasets) ? 0
         : Directory.GetDirectories(datasets, ".incoming-*").SelectMany(d => Directory.GetFiles(d, "*", SearchOption.AllDirectories)).Sum(f => new FileInfo(f).Length);
 
@@ -169,7 +227,7 @@ public sealed class CrashTests
             [
                 Path.Combine(AppContext.BaseDirectory, "TrainingService.Api.dll"), "--urls", $"http://127.0.0.1:{port}",
                 "--Storage:DataFolder", dataFolder, "--Auth:AdminKey", TrainingServiceFactory.AdminKey, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
-                "--Serilog:MinimumLevel:Default", "Warning",
+                "--Serilog:MinimumLevel:Default", "Warning", "--RateLimits:RequestsPerMinute", "1000000", "--RateLimits:Burst", "1000000",
             ])
             {
                 WorkingDirectory = AppContext.BaseDirectory,

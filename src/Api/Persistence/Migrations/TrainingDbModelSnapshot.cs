@@ -148,6 +148,9 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.Property<double?>("BestValidationAccuracy")
                         .HasColumnType("REAL");
 
+                    b.Property<int>("CrashCount")
+                        .HasColumnType("INTEGER");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
