@@ -22,7 +22,10 @@ public sealed class JobOptions
     /// <summary>Admission: a job whose training step needs more (TrainingPlan.EstimatedMemoryBytes) is refused.</summary>
     public long MemoryBudgetBytes { get; set; } = 4L << 30;
 
-    /// <summary>Admission: a job whose whole run would store more event history (HistoryEstimate) is refused.</summary>
+    /// <summary>
+    /// Event history a job may keep: while it runs, its old layer statistics are thinned to stay under it
+    /// (HistoryThinning); at admission, a job whose run would keep more than half of it even thinned is refused.
+    /// </summary>
     public long MaxHistoryBytesPerJob { get; set; } = 1L << 30;
 
     /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>

@@ -342,6 +342,7 @@ public static class JobsApi
             BestValidationAccuracy = job.BestValidationAccuracy,
             SamplesPerSecond = job.SamplesPerSecond,
             LastSeq = job.LastSeq,
+            HistoryBytes = job.HistoryBytes,
             Error = job.Error,
             CreatedAt = job.CreatedAt,
             StartedAt = job.StartedAt,

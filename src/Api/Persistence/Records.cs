@@ -98,6 +98,17 @@ public sealed class JobRecord
     /// <summary>The last event's seq persisted.</summary>
     public long LastSeq { get; set; }
 
+    /// <summary>Bytes of the job's stored events: each one's JSON and <see cref="Training.Loop.HistoryEstimate.RowBytes"/>.</summary>
+    public long HistoryBytes { get; set; }
+
+    /// <summary>
+    /// Layer statistics up to this seq are thinned (0: none ever were): of those, only the first full layers event in
+    /// each block of <see cref="HistoryBlock"/> seqs is kept (HistoryThinning).
+    /// </summary>
+    public long HistoryThinnedSeq { get; set; }
+
+    public long HistoryBlock { get; set; }
+
     public string? Error { get; set; }
 
     /// <summary>
@@ -124,6 +135,9 @@ public sealed class JobEventRecord
 
     /// <summary>The event as the stream's camelCase JSON.</summary>
     public required string Json { get; set; }
+
+    /// <summary>UTF-8 bytes of <see cref="Json"/>.</summary>
+    public int Bytes { get; set; }
 }
 
 /// <summary>A person (or a program) that owns records: records' Owner is a user's Id.</summary>

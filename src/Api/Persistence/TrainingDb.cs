@@ -46,6 +46,9 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
             e.HasIndex(j => new { j.Owner, j.CreatedAt });
         });
         modelBuilder.Entity<JobEventRecord>().HasKey(e => new { e.JobId, e.Seq });
+        // Full layers events only, with their size: what history thinning looks for, found without reading a row.
+        modelBuilder.Entity<JobEventRecord>().HasIndex(e => new { e.JobId, e.Seq, e.Bytes })
+            .HasDatabaseName("IX_JobEvents_FullLayers").HasFilter(HistoryThinning.FullLayersFilter);
         modelBuilder.Entity<UserRecord>().HasIndex(u => u.Name).IsUnique();
         modelBuilder.Entity<ApiKeyRecord>(e =>
         {

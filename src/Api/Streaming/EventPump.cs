@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
+using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
@@ -16,8 +19,14 @@ namespace TrainingService.Api.Streaming;
 /// receives live is therefore always already in the history.
 /// </summary>
 public sealed class EventPump(
-    IServiceScopeFactory scopes, LiveEvents live, StorageFaults faults, IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
+    IServiceScopeFactory scopes, LiveEvents live, StorageFaults faults, IOptions<JobOptions> jobOptions, IConfiguration configuration,
+    ILogger<EventPump> logger) : BackgroundService
 {
+    private readonly HistoryThinning _thinning = new(jobOptions.Value.MaxHistoryBytesPerJob);
+
+    // Jobs whose history thinning just started: the alert saying so, taken by the job's writer, which numbers it.
+    private readonly ConcurrentDictionary<Guid, StreamEvent> _notices = new();
+
     // How often events are persisted and sent: about ten frames a second by default (Streaming:FrameMilliseconds).
     private readonly TimeSpan _frame = TimeSpan.FromMilliseconds(Math.Clamp(configuration.GetValue("Streaming:FrameMilliseconds", 100), 10, 5000));
     private const int MaxBatch = 5000;
@@ -50,6 +59,9 @@ public sealed class EventPump(
     /// <summary>Why some of the job's events were not persisted (its run must stop), or null while none was lost.</summary>
     public EventsNotPersistedException? Lost(Guid jobId) =>
         _broken.TryGetValue(jobId, out Exception? cause) ? new EventsNotPersistedException(cause) : null;
+
+    /// <summary>The alert that the job's history is being thinned, once, when thinning starts; null otherwise.</summary>
+    public StreamEvent? TakeNotice(Guid jobId) => _notices.TryRemove(jobId, out StreamEvent? notice) ? notice : null;
 
     /// <summary>Completes the next time any job is marked as having lost events; read it before checking <see cref="Lost"/>.</summary>
     public Task LostChanged => Volatile.Read(ref _lostChanged).Task;
@@ -155,8 +167,12 @@ public sealed class EventPump(
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
         Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
+        await using IDbContextTransaction transaction = await db.Database.BeginTransactionAsync();
+        var connection = (SqliteConnection)db.Database.GetDbConnection();
+        var sqliteTransaction = (SqliteTransaction)transaction.GetDbTransaction();
         var delivered = new Dictionary<Guid, (List<StreamEvent> Events, List<int> JsonBytes)>();
-        var rows = new List<(Guid JobId, long Seq, string Kind, string Json)>();
+        var truncated = new List<(Guid JobId, long After)>();
+        var rows = new List<Row>();
         foreach (Item item in batch)
         {
             if (!jobs.TryGetValue(item.JobId, out JobRecord? job))
@@ -166,11 +182,19 @@ public sealed class EventPump(
 
             if (item.TruncateAfter is long after)
             {
-                await db.SaveChangesAsync();
-                await db.JobEvents.Where(e => e.JobId == item.JobId && e.Seq > after).ExecuteDeleteAsync();
                 rows.RemoveAll(r => r.JobId == item.JobId && r.Seq > after);
+                if (delivered.TryGetValue(item.JobId, out var pending))
+                {
+                    int keep = pending.Events.FindIndex(e => e.Seq > after) is var i and >= 0 ? i : pending.Events.Count;
+                    pending.Events.RemoveRange(keep, pending.Events.Count - keep);
+                    pending.JsonBytes.RemoveRange(keep, pending.JsonBytes.Count - keep);
+                }
+
+                await db.JobEvents.Where(e => e.JobId == item.JobId && e.Seq > after).ExecuteDeleteAsync();
                 job.LastSeq = Math.Min(job.LastSeq, after);
-                live.Truncate(item.JobId, after);
+                await _thinning.TruncatedAsync(connection, sqliteTransaction, job, after);
+                job.HistoryBytes += rows.Where(r => r.JobId == item.JobId).Sum(r => HistoryThinning.Cost(r.Bytes)); // not inserted yet
+                truncated.Add((item.JobId, after));
                 continue;
             }
 
@@ -186,7 +210,9 @@ public sealed class EventPump(
             }
 
             string json = JsonSerializer.Serialize(e, StreamJson.Options);
-            rows.Add((item.JobId, e.Seq, e.Kind, json));
+            int bytes = Encoding.UTF8.GetByteCount(json);
+            rows.Add(new Row(item.JobId, e.Seq, e.Kind, json, bytes));
+            job.HistoryBytes += HistoryThinning.Cost(bytes);
             Summarise(job, e);
             if (!delivered.TryGetValue(item.JobId, out var sent))
             {
@@ -197,18 +223,33 @@ public sealed class EventPump(
             sent.JsonBytes.Add(json.Length);
         }
 
-        await using (IDbContextTransaction transaction = await db.Database.BeginTransactionAsync())
+        await InsertAsync(connection, sqliteTransaction, rows);
+        var thinningStarted = new List<JobRecord>();
+        foreach (Guid jobId in delivered.Keys)
         {
-            await db.SaveChangesAsync();
-            await InsertAsync(db, transaction, rows);
-            await transaction.CommitAsync();
+            if (await _thinning.ThinAsync(connection, sqliteTransaction, jobs[jobId]))
+            {
+                thinningStarted.Add(jobs[jobId]);
+            }
         }
 
+        await db.SaveChangesAsync();
+        await transaction.CommitAsync();
         faults.Clear(StorageFaults.Database);
+
+        foreach ((Guid jobId, long after) in truncated)
+        {
+            live.Truncate(jobId, after);
+        }
 
         foreach ((Guid jobId, (List<StreamEvent> events, List<int> jsonBytes)) in delivered)
         {
             live.Persisted(jobId, events, jsonBytes);
+        }
+
+        foreach (JobRecord job in thinningStarted)
+        {
+            _notices[job.Id] = _thinning.Notice(job);
         }
     }
 
@@ -216,31 +257,34 @@ public sealed class EventPump(
     /// Events go in through one prepared statement rather than EF change tracking: this runs ten times a second beside
     /// training, and on a small machine every millisecond of CPU here is taken from libtorch's threads.
     /// </summary>
-    private static async Task InsertAsync(TrainingDb db, IDbContextTransaction transaction, List<(Guid JobId, long Seq, string Kind, string Json)> rows)
+    private static async Task InsertAsync(SqliteConnection connection, SqliteTransaction transaction, List<Row> rows)
     {
         if (rows.Count == 0)
         {
             return;
         }
 
-        var connection = (SqliteConnection)db.Database.GetDbConnection();
         await using SqliteCommand insert = connection.CreateCommand();
-        insert.Transaction = (SqliteTransaction)transaction.GetDbTransaction();
-        insert.CommandText = "INSERT INTO JobEvents (JobId, Seq, Kind, Json) VALUES ($job, $seq, $kind, $json)";
+        insert.Transaction = transaction;
+        insert.CommandText = "INSERT INTO JobEvents (JobId, Seq, Kind, Json, Bytes) VALUES ($job, $seq, $kind, $json, $bytes)";
         SqliteParameter job = insert.Parameters.Add("$job", SqliteType.Text);
         SqliteParameter seq = insert.Parameters.Add("$seq", SqliteType.Integer);
         SqliteParameter kind = insert.Parameters.Add("$kind", SqliteType.Text);
         SqliteParameter json = insert.Parameters.Add("$json", SqliteType.Text);
+        SqliteParameter bytes = insert.Parameters.Add("$bytes", SqliteType.Integer);
         insert.Prepare();
-        foreach ((Guid jobId, long s, string k, string j) in rows)
+        foreach (Row row in rows)
         {
-            job.Value = jobId.ToString().ToUpperInvariant(); // as EF Core's SQLite provider stores a Guid
-            seq.Value = s;
-            kind.Value = k;
-            json.Value = j;
+            job.Value = row.JobId.ToString().ToUpperInvariant(); // as EF Core's SQLite provider stores a Guid
+            seq.Value = row.Seq;
+            kind.Value = row.Kind;
+            json.Value = row.Json;
+            bytes.Value = row.Bytes;
             await insert.ExecuteNonQueryAsync();
         }
     }
+
+    private sealed record Row(Guid JobId, long Seq, string Kind, string Json, int Bytes);
 
     private static void Summarise(JobRecord job, StreamEvent e)
     {

@@ -35,6 +35,10 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
             }
 
             pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow });
+            if (pump.TakeNotice(jobId) is { } notice)
+            {
+                pump.Publish(jobId, notice with { Seq = ++lastSeq, Time = DateTime.UtcNow }); // the job's history is being thinned
+            }
         }
     }
 

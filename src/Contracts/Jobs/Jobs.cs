@@ -62,6 +62,12 @@ public record JobSummary
     /// <summary>The last event's seq: history up to here is available at /jobs/{id}/events.</summary>
     public long LastSeq { get; init; }
 
+    /// <summary>
+    /// Bytes of event history stored for the job (each event's JSON and its row); kept under Jobs:MaxHistoryBytesPerJob
+    /// by thinning old layer statistics (docs/reliability.md).
+    /// </summary>
+    public long HistoryBytes { get; init; }
+
     /// <summary>Why the job failed.</summary>
     public string? Error { get; init; }
 

@@ -37,6 +37,12 @@ public sealed record StreamEvent
     /// <summary>layers: each parameter tensor's norm, gradient norm and update ratio.</summary>
     public IReadOnlyList<ParameterStats>? Parameters { get; init; }
 
+    /// <summary>
+    /// layers, as stored: true when its statistics were dropped to keep the job's history under its byte limit (only
+    /// seq, kind, time and step are left); absent on every live event.
+    /// </summary>
+    public bool? Thinned { get; init; }
+
     public double? TrainLoss { get; init; }
 
     public double? TrainAccuracy { get; init; }

@@ -14,7 +14,8 @@ public sealed record HistoryEstimate
 {
     // Bytes of each stored event's JSON (camelCase names, round-trip doubles of ~19 characters, the time to 100 ns), as
     // measured on real rows; names are added at their length, seq and step at their digits.
-    internal const int RowBytes = 110; // job id (36 characters), seq and kind in the row, again in the key's index, SQLite's headers
+    /// <summary>A stored event's bytes besides its JSON: job id (36 characters), seq and kind in the row, again in the key's index, SQLite's headers.</summary>
+    public const int RowBytes = 110;
     internal const int StepJson = 165; // epoch, loss, learningRate (a scheduled rate is ~16 characters longer), samplesPerSecond
     internal const int LayersJson = 115; // "layers":[], "parameters":[]
     internal const int LayerJson = 255; // mean, std, min, max, zeroFraction, 32 histogram counts of ≤ 4,096 values, ReLU's or tanh's figure
@@ -22,6 +23,7 @@ public sealed record HistoryEstimate
     internal const int EpochJson = 195; // train and validation loss and accuracy
     internal const int SnapshotJson = 85;
     internal const int StateJson = 82; // Running at the start, Succeeded at the end
+    internal const int ThinnedJson = 85; // a thinned layers event: seq, kind, time, step and "thinned":true
 
     /// <summary>Steps of the whole run: a step event each.</summary>
     public long Steps { get; init; }
@@ -44,6 +46,9 @@ public sealed record HistoryEstimate
     /// <summary>One layers event's row: what monitoring.statsEvery multiplies.</summary>
     public long MeasurementBytes { get; init; }
 
+    /// <summary>One layers event's row once thinned (its statistics dropped).</summary>
+    public long ThinnedMeasurementBytes { get; init; }
+
     /// <summary>One epoch's epoch and snapshot rows.</summary>
     public long EpochBytes { get; init; }
 
@@ -52,6 +57,12 @@ public sealed record HistoryEstimate
 
     /// <summary>The whole run's history.</summary>
     public long Bytes => FixedBytes + (Steps * StepBytes) + (Measurements * MeasurementBytes) + (Epochs * EpochBytes);
+
+    /// <summary>
+    /// The history the run keeps at the least: every layers event thinned. Thinning keeps a job's stored history under
+    /// Jobs:MaxHistoryBytesPerJob; what it cannot thin (every step's loss, epochs, states) must fit in half of it.
+    /// </summary>
+    public HistoryEstimate Kept => this with { MeasurementBytes = Math.Min(MeasurementBytes, ThinnedMeasurementBytes) };
 
     /// <summary>What the layer statistics take of <see cref="Bytes"/>.</summary>
     public long StatisticsBytes => Measurements * MeasurementBytes;
@@ -98,6 +109,7 @@ public sealed record HistoryEstimate
             ParameterTensors = tensors,
             StepBytes = RowBytes + StepJson + (2 * digits),
             MeasurementBytes = RowBytes + LayersJson + (2 * digits) + layers + parameters,
+            ThinnedMeasurementBytes = RowBytes + ThinnedJson + (2 * digits),
             EpochBytes = RowBytes + EpochJson + (plan.Sanity is null ? RowBytes + SnapshotJson : 0), // a sanity check takes no snapshots
             FixedBytes = 2 * (RowBytes + StateJson),
             LengthField = lengthField,

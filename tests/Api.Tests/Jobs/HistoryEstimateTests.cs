@@ -66,37 +66,42 @@ public sealed class HistoryEstimateTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task AJobOverTheHistoryLimitIsA422NamingStatsEveryTheEstimateAndTheLimitAndItsAdvicePasses()
+    public async Task AJobOverTheHistoryLimitEvenThinnedIsA422NamingEpochsTheEstimateAndTheLimitAndBothItsAdvicesPass()
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
         using HttpClient client = factory.CreateClient();
         Guid dataset = await JobHarness.CreateShapesAsync(client);
-        // 256 images at batch size 1 for 10,000 epochs, every step measured: ~2.6 million layers events.
-        string Job(string monitoring) => $$"""
-            { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 10000, "batchSize": 1 },
+        // 256 images at batch size 1 for 5,000 epochs, every step measured: 1.28 million step and layers events each. The
+        // steps alone would fit in half the limit; with every layers event thinned too they do not.
+        string Job(int epochs, string monitoring) => $$"""
+            { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": {{epochs}}, "batchSize": 1 },
               "monitoring": {{monitoring}} }
             """;
 
-        (HttpResponseMessage refused, _) = await JobHarness.PostJobAsync(client, Job("""{ "statsEvery": 1 }"""));
+        (HttpResponseMessage refused, _) = await JobHarness.PostJobAsync(client, Job(5_000, """{ "statsEvery": 1 }"""));
 
         JsonElement problem = await ServiceHarness.AssertProblemAsync(refused, HttpStatusCode.UnprocessableEntity);
         string detail = problem.GetProperty("detail").GetString()!;
         output.WriteLine(detail);
-        Assert.Equal(["monitoring.statsEvery"], ServiceHarness.FieldsOf(problem));
+        Assert.Equal(["hyperparameters.epochs"], ServiceHarness.FieldsOf(problem)); // steps outweigh thinned statistics
         Assert.Equal("Jobs:MaxHistoryBytesPerJob", problem.GetProperty("limit").GetString());
         long estimate = problem.GetProperty("estimatedBytes").GetInt64();
         Assert.Equal(1L << 30, problem.GetProperty("limitBytes").GetInt64());
-        Assert.True(estimate > 1L << 30, $"{estimate:N0}");
-        foreach (string part in new[] { N(estimate), "1,073,741,824", "Jobs:MaxHistoryBytesPerJob", "2,560,000 steps", "(monitoring.statsEvery)", "epochs" })
+        Assert.True(estimate > 1L << 29, $"{estimate:N0}");
+        foreach (string part in new[] { N(estimate), "536,870,912 bytes, half the limit of 1,073,741,824", "Jobs:MaxHistoryBytesPerJob", "1,280,000 steps",
+            "1,280,000 layers events", "(monitoring.statsEvery)", "(hyperparameters.epochs)" })
         {
             Assert.Contains(part, detail, StringComparison.Ordinal);
         }
 
         Assert.Empty(await ServiceHarness.ListIdsAsync(client, "")); // nothing stored
+        int epochs = int.Parse(Regex.Match(detail, @"train at most ([\d,]+) epochs").Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
         string every = Regex.Match(detail, @"record statistics every ([\d,]+) steps instead").Groups[1].Value.Replace(",", "", StringComparison.Ordinal);
-        Guid advised = await AcceptedAsync(client, Job($$"""{ "statsEvery": {{every}} }"""));
-        Guid usual = await AcceptedAsync(client, $$"""{ "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 100 } }""");
-        await CancelAsync(client, advised, usual);
+        Guid shorter = await AcceptedAsync(client, Job(epochs, """{ "statsEvery": 1 }"""));
+        Guid lessOften = await AcceptedAsync(client, Job(5_000, $$"""{ "statsEvery": {{every}} }"""));
+        (HttpResponseMessage over, _) = await JobHarness.PostJobAsync(client, Job(epochs + (epochs / 20), """{ "statsEvery": 1 }"""));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, over.StatusCode);
+        await CancelAsync(client, shorter, lessOften);
     }
 
     [Fact]

@@ -126,6 +126,9 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.Property<long>("Seq")
                         .HasColumnType("INTEGER");
 
+                    b.Property<int>("Bytes")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Json")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -135,6 +138,10 @@ namespace TrainingService.Api.Persistence.Migrations
                         .HasColumnType("TEXT");
 
                     b.HasKey("JobId", "Seq");
+
+                    b.HasIndex("JobId", "Seq", "Bytes")
+                        .HasDatabaseName("IX_JobEvents_FullLayers")
+                        .HasFilter("\"Kind\" = 'layers' AND \"Bytes\" > 160");
 
                     b.ToTable("JobEvents");
                 });
@@ -165,6 +172,15 @@ namespace TrainingService.Api.Persistence.Migrations
 
                     b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("TEXT");
+
+                    b.Property<long>("HistoryBlock")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("HistoryBytes")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("HistoryThinnedSeq")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("Hyperparameters")
                         .IsRequired()
