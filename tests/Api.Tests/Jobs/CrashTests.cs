@@ -19,7 +19,7 @@ public sealed class CrashTests
         {
             Guid jobId;
             long stepAtKill;
-            using (Service first = await Service.StartAsync(folder))
+            using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
@@ -47,7 +47,7 @@ public sealed class CrashTests
                 persistedStep = (long)(await query.ExecuteScalarAsync())!;
             }
 
-            using Service second = await Service.StartAsync(folder);
+            using ServiceProcess second = await ServiceProcess.StartAsync(folder);
             JsonElement done = await JobHarness.WaitForStateAsync(second.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
 
             List<StreamEvent> history = await JobHarness.HistoryAsync(second.Client, jobId);
@@ -66,13 +66,71 @@ public sealed class CrashTests
     }
 
     [Fact]
+    public async Task AKillDuringACheckpointWriteLeavesThePreviousCheckpointAndTheJobResumesFromIt()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-crash-").FullName;
+        try
+        {
+            Guid jobId;
+            long tmpBytes;
+            using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
+            {
+                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
+                // ~8.4 million parameters and as many momentum values: each checkpoint is ~67 MB, written and synced to
+                // disk for tens of milliseconds: long enough to be killed in the middle of.
+                const string Wide = """
+                    { "input": { "channels": 1, "height": 16, "width": 16 },
+                      "layers": [ { "kind": "flatten" }, { "kind": "linear", "units": 32768 }, { "kind": "relu" }, { "kind": "linear", "units": 2 } ] }
+                    """;
+                (HttpResponseMessage posted, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{Wide}}, "hyperparameters": { "epochs": 3, "batchSize": 16, "learningRate": 0.001 } }""");
+                Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+                jobId = job.GetProperty("id").GetGuid();
+                string jobFolder = Path.Combine(folder, "jobs", jobId.ToString("N"));
+                Directory.CreateDirectory(jobFolder);
+                using var watcher = new FileSystemWatcher(jobFolder, "checkpoint.bin.tmp");
+                int written = 0;
+                using var second = new ManualResetEventSlim();
+                watcher.Created += (_, _) =>
+                {
+                    if (Interlocked.Increment(ref written) == 2)
+                    {
+                        first.Kill(); // in the middle of the second checkpoint: the first is on disk
+                        second.Set();
+                    }
+                };
+                watcher.EnableRaisingEvents = true;
+                Assert.True(second.Wait(TimeSpan.FromMinutes(2)), "no second checkpoint was written");
+                tmpBytes = new FileInfo(Path.Combine(jobFolder, "checkpoint.bin.tmp")).Length;
+                Assert.True(File.Exists(Path.Combine(jobFolder, "checkpoint.bin")), "the first checkpoint is not there");
+            }
+
+            using ServiceProcess again = await ServiceProcess.StartAsync(folder);
+            Assert.False(File.Exists(Path.Combine(folder, "jobs", jobId.ToString("N"), "checkpoint.bin.tmp")), "the half-written checkpoint was not swept");
+            JsonElement done = await JobHarness.WaitForStateAsync(again.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
+            List<StreamEvent> history = await JobHarness.HistoryAsync(again.Client, jobId);
+            JobHarness.AssertConsecutive(history);
+            long total = done.GetProperty("totalSteps").GetInt64();
+            Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+            StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
+            Assert.Equal([RunState.Running, RunState.Running, RunState.Succeeded], states.Select(e => e.State!.Value));
+            Assert.Equal("resumed at step 25", states[1].Reason); // the first checkpoint; the second (step 50) was cut short
+            Assert.InRange(tmpBytes, 0, (long)6e7); // under the ~67 MB a whole one takes
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task AnUploadCutByAKillLeavesNoFolderAfterTheNextStart()
     {
         string folder = Directory.CreateTempSubdirectory("trainingservice-crash-").FullName;
         try
         {
             string datasets = Path.Combine(folder, "datasets");
-            using (Service first = await Service.StartAsync(folder))
+            using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
             {
                 using var stall = new CancellationTokenSource();
                 using var form = new MultipartFormDataContent
@@ -94,7 +152,7 @@ public sealed class CrashTests
 
             Assert.NotEmpty(Directory.GetDirectories(datasets, ".incoming-*"));
 
-            using Service second = await Service.StartAsync(folder);
+            using ServiceProcess second = await ServiceProcess.StartAsync(folder);
 
             Assert.Empty(Directory.GetDirectories(datasets, ".incoming-*"));
         }
@@ -111,7 +169,7 @@ public sealed class CrashTests
         try
         {
             Guid jobId;
-            using (Service first = await Service.StartAsync(folder))
+            using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
@@ -121,13 +179,13 @@ public sealed class CrashTests
                 first.Kill();
             }
 
-            using (Service second = await Service.StartAsync(folder))
+            using (ServiceProcess second = await ServiceProcess.StartAsync(folder))
             {
                 await WaitForRunningStatesAsync(second.Client, jobId, 2); // re-queued once: it runs again
                 second.Kill();
             }
 
-            using Service third = await Service.StartAsync(folder);
+            using ServiceProcess third = await ServiceProcess.StartAsync(folder);
             JsonElement failed = await JobHarness.WaitForStateAsync(third.Client, jobId, "Failed", TimeSpan.FromSeconds(30));
             const string Reason = "the service process stopped 2 times while training this job; set aside so it does not crash the service again";
             Assert.Equal(Reason, failed.GetProperty("error").GetString());
@@ -206,79 +264,5 @@ public sealed class CrashTests
         public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-
-    private sealed class Service : IDisposable
-    {
-        private readonly Process _process;
-
-        private Service(Process process, HttpClient client)
-        {
-            _process = process;
-            Client = client;
-        }
-
-        public HttpClient Client { get; }
-
-        public static async Task<Service> StartAsync(string dataFolder)
-        {
-            int port = FreePort();
-            var start = new ProcessStartInfo("dotnet",
-            [
-                Path.Combine(AppContext.BaseDirectory, "TrainingService.Api.dll"), "--urls", $"http://127.0.0.1:{port}",
-                "--Storage:DataFolder", dataFolder, "--Auth:AdminKey", TrainingServiceFactory.AdminKey, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
-                "--Serilog:MinimumLevel:Default", "Warning", "--RateLimits:RequestsPerMinute", "1000000", "--RateLimits:Burst", "1000000",
-            ])
-            {
-                WorkingDirectory = AppContext.BaseDirectory,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            Process process = Process.Start(start)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
-            var service = new Service(process, client);
-            for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
-            {
-                try
-                {
-                    if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode == HttpStatusCode.OK)
-                    {
-                        return service;
-                    }
-                }
-                catch (HttpRequestException) when (DateTime.UtcNow < deadline && !process.HasExited)
-                {
-                }
-            }
-        }
-
-        public void Kill()
-        {
-            _process.Kill(entireProcessTree: true); // SIGKILL: no graceful stop, no final checkpoint
-            _process.WaitForExit();
-        }
-
-        public void Dispose()
-        {
-            Client.Dispose();
-            if (!_process.HasExited)
-            {
-                Kill();
-            }
-
-            _process.Dispose();
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
     }
 }

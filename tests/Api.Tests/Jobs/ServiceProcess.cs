@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace TrainingService.Api.Tests.Jobs;
+
+/// <summary>The real service in a child process on loopback, signed in as the admin; <see cref="Kill"/> is SIGKILL.</summary>
+internal sealed class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+
+    private ServiceProcess(Process process, HttpClient client)
+    {
+        _process = process;
+        Client = client;
+    }
+
+    public HttpClient Client { get; }
+
+    public int Pid => _process.Id;
+
+    /// <summary>The process's peak resident set so far (VmHWM), in bytes.</summary>
+    public long PeakRssBytes => Status("VmHWM:");
+
+    /// <summary>The process's resident set now (VmRSS), in bytes.</summary>
+    public long RssBytes => Status("VmRSS:");
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Starts the service on <paramref name="dataFolder"/> with small checkpoints intervals, one thread a job and no request rate limit; <paramref name="settings"/> are more "--Key", "value" pairs.</summary>
+    public static async Task<ServiceProcess> StartAsync(string dataFolder, params string[] settings)
+    {
+        int port = FreePort();
+        var start = new ProcessStartInfo("dotnet",
+        [
+            Path.Combine(AppContext.BaseDirectory, "TrainingService.Api.dll"), "--urls", $"http://127.0.0.1:{port}",
+            "--Storage:DataFolder", dataFolder, "--Auth:AdminKey", TrainingServiceFactory.AdminKey, "--Jobs:ThreadsPerJob", "1", "--Jobs:CheckpointEverySteps", "25",
+            "--Serilog:MinimumLevel:Default", "Warning", "--RateLimits:RequestsPerMinute", "1000000", "--RateLimits:Burst", "1000000",
+            .. settings,
+        ])
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        Process process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
+        var service = new ServiceProcess(process, client);
+        for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
+        {
+            try
+            {
+                if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode == HttpStatusCode.OK)
+                {
+                    return service;
+                }
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !process.HasExited)
+            {
+            }
+        }
+    }
+
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true); // SIGKILL: no graceful stop, no final checkpoint
+        _process.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        if (!_process.HasExited)
+        {
+            Kill();
+        }
+
+        _process.Dispose();
+    }
+
+    private long Status(string field)
+    {
+        string line = File.ReadLines($"/proc/{_process.Id}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
