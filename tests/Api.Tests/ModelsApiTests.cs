@@ -182,6 +182,26 @@ public sealed class ModelsApiTests
     }
 
     [Fact]
+    public async Task ReadinessReportsMemoryAgainstItsBudgetAndDegradesOverIt()
+    {
+        await using var within = new TrainingServiceFactory(new() { ["Health:MemoryBudgetBytes"] = (64L << 30).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        using HttpClient client = within.CreateClient();
+        JsonElement healthy = (await client.GetFromJsonAsync<JsonElement>("/health/ready")).GetProperty("checks").GetProperty("memory");
+        Assert.Equal("Healthy", healthy.GetProperty("status").GetString());
+        Assert.Matches(@"^resident \d+ MiB, peak \d+ MiB, budget 65536 MiB \(Health:MemoryBudgetBytes\)$", healthy.GetProperty("description").GetString());
+
+        await using var over = new TrainingServiceFactory(new() { ["Health:MemoryBudgetBytes"] = "1048576" });
+        using HttpClient overClient = over.CreateClient();
+        using HttpResponseMessage response = await overClient.GetAsync(new Uri("/health/ready", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode); // degraded, still serving
+        JsonElement report = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("Degraded", report.GetProperty("status").GetString());
+        JsonElement memory = report.GetProperty("checks").GetProperty("memory");
+        Assert.Equal("Degraded", memory.GetProperty("status").GetString());
+        Assert.StartsWith("over the memory budget: resident ", memory.GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnknownRouteGetsProblemDetails()
     {
         await using var factory = new TrainingServiceFactory();

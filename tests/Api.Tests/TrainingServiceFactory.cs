@@ -35,6 +35,7 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
         // Quotas per owner stay out of the way; QuotaTests sets its own.
         builder.UseSetting("Jobs:MaxActiveJobsPerOwner", "1000000");
         builder.UseSetting("Uploads:MaxConcurrentPerOwner", "1000000");
+        builder.UseSetting("Health:MemoryBudgetBytes", (1L << 40).ToString(System.Globalization.CultureInfo.InvariantCulture)); // the test host holds many services
 
         foreach ((string key, string? value) in settings ?? [])
         {

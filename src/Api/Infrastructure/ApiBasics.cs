@@ -28,7 +28,7 @@ public static class ApiBasics
         // Binding failures (a malformed body, a wrong enum) reach BadRequestExceptionHandler, which names the field.
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddExceptionHandler<BadRequestExceptionHandler>();
-        services.AddHealthChecks();
+        services.AddHealthChecks().AddCheck<MemoryHealthCheck>("memory");
         // JSON histories run to megabytes (100,000 steps ≈ 33 MB with layer statistics) and compress ~6×: fastest
         // gzip/Brotli costs the server little and saves a remote dashboard most of its loading time. Over HTTPS too: no
         // response mixes a secret with reflected input (the BREACH condition).

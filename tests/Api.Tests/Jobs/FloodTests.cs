@@ -16,7 +16,8 @@ namespace TrainingService.Api.Tests.Jobs;
 /// </summary>
 public sealed class FloodTests(ITestOutputHelper output)
 {
-    // The budget the service's memory is held to under these probes: a quarter of compose's default memory limit (4 GiB).
+    // The budget the service's memory is held to under these probes (Health:MemoryBudgetBytes): a quarter of compose's
+    // default memory limit (4 GiB).
     private const long RssBudget = 1L << 30;
 
     [Fact]
@@ -25,7 +26,8 @@ public sealed class FloodTests(ITestOutputHelper output)
         string folder = Directory.CreateTempSubdirectory("trainingservice-flood-").FullName;
         try
         {
-            using ServiceProcess service = await ServiceProcess.StartAsync(folder, "--Jobs:Concurrency", "2", "--Serilog:MinimumLevel:Default", "Error");
+            using ServiceProcess service = await ServiceProcess.StartAsync(folder, "--Jobs:Concurrency", "2", "--Serilog:MinimumLevel:Default", "Error",
+                "--Health:MemoryBudgetBytes", RssBudget.ToString(System.Globalization.CultureInfo.InvariantCulture));
             HttpClient client = service.Client;
             Guid datasetId = await JobHarness.CreateShapesAsync(client);
             string quiet = $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 100, "batchSize": 16, "seed": 7 } }""";
@@ -113,6 +115,9 @@ public sealed class FloodTests(ITestOutputHelper output)
             Assert.True(peakWal <= 20L << 20, $"the WAL reached {peakWal:N0} bytes"); // journal_size_limit 16 MiB, checkpoints every 10 s
             Assert.True(database <= 2 * (cancelled.GetProperty("historyBytes").GetInt64() + (16L << 20)), $"the database is {database:N0} bytes");
             Assert.True(service.PeakRssBytes < RssBudget, $"peak RSS {service.PeakRssBytes:N0} bytes");
+            JsonElement memory = (await client.GetFromJsonAsync<JsonElement>("/health/ready")).GetProperty("checks").GetProperty("memory");
+            output.WriteLine($"health: memory {memory}");
+            Assert.Equal("Healthy", memory.GetProperty("status").GetString());
             Assert.True(p99 < 2000, $"GET /jobs/{{id}} p99 {p99:F0} ms during the flood");
             await reading.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
         }

@@ -59,6 +59,8 @@ export interface JobSummary {
   bestValidationAccuracy?: number | null;
   samplesPerSecond?: number | null;
   lastSeq: number;
+  /** Bytes of event history stored; kept under the server's per-job limit by thinning old layer statistics. */
+  historyBytes: number;
   error?: string | null;
   createdAt: string;
   startedAt?: string | null;
@@ -161,6 +163,8 @@ export interface StreamEvent {
   samplesPerSecond?: Num;
   layers?: LayerStats[];
   parameters?: ParameterStats[];
+  /** layers, as stored: its statistics were dropped to keep the job's history under its limit (no layers, no parameters). */
+  thinned?: boolean;
   trainLoss?: Num;
   trainAccuracy?: Num;
   validationLoss?: Num | null;
