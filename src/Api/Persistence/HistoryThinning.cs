@@ -124,15 +124,25 @@ public sealed class HistoryThinning(long maxBytes)
         return first && job.HistoryThinnedSeq > 0;
     }
 
-    /// <summary>The job's history after <paramref name="seq"/> was deleted: its bytes counted again, thinning from there on forgotten.</summary>
-    public async Task TruncatedAsync(SqliteConnection connection, SqliteTransaction transaction, JobRecord job, long seq)
+    /// <summary>
+    /// Deletes the job's history after <paramref name="seq"/> (a run resuming from an older checkpoint), taking its
+    /// bytes off the job's count; thinning from there on is forgotten. Reads only the rows deleted: a few hundred steps'.
+    /// </summary>
+    public async Task TruncateAsync(SqliteConnection connection, SqliteTransaction transaction, JobRecord job, long seq)
     {
-        await using SqliteCommand count = connection.CreateCommand();
-        count.Transaction = transaction;
-        count.CommandText = "SELECT COALESCE(SUM(Bytes), 0) + COUNT(*) * $row FROM JobEvents WHERE JobId = $job";
-        count.Parameters.AddWithValue("$job", job.Id.ToString().ToUpperInvariant());
-        count.Parameters.AddWithValue("$row", HistoryEstimate.RowBytes);
-        job.HistoryBytes = Convert.ToInt64(await count.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+        await using SqliteCommand delete = connection.CreateCommand();
+        delete.Transaction = transaction;
+        delete.CommandText = "DELETE FROM JobEvents WHERE JobId = $job AND Seq > $seq RETURNING Bytes";
+        delete.Parameters.AddWithValue("$job", job.Id.ToString().ToUpperInvariant());
+        delete.Parameters.AddWithValue("$seq", seq);
+        await using (SqliteDataReader deleted = await delete.ExecuteReaderAsync())
+        {
+            while (await deleted.ReadAsync())
+            {
+                job.HistoryBytes -= Cost(deleted.GetInt32(0));
+            }
+        }
+
         job.HistoryThinnedSeq = Math.Min(job.HistoryThinnedSeq, seq);
         _passes.Remove(job.Id);
     }

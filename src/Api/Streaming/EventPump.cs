@@ -182,7 +182,6 @@ public sealed class EventPump(
 
             if (item.TruncateAfter is long after)
             {
-                rows.RemoveAll(r => r.JobId == item.JobId && r.Seq > after);
                 if (delivered.TryGetValue(item.JobId, out var pending))
                 {
                     int keep = pending.Events.FindIndex(e => e.Seq > after) is var i and >= 0 ? i : pending.Events.Count;
@@ -190,10 +189,10 @@ public sealed class EventPump(
                     pending.JsonBytes.RemoveRange(keep, pending.JsonBytes.Count - keep);
                 }
 
-                await db.JobEvents.Where(e => e.JobId == item.JobId && e.Seq > after).ExecuteDeleteAsync();
+                job.HistoryBytes -= rows.Where(r => r.JobId == item.JobId && r.Seq > after).Sum(r => HistoryThinning.Cost(r.Bytes)); // never inserted
+                rows.RemoveAll(r => r.JobId == item.JobId && r.Seq > after);
+                await _thinning.TruncateAsync(connection, sqliteTransaction, job, after);
                 job.LastSeq = Math.Min(job.LastSeq, after);
-                await _thinning.TruncatedAsync(connection, sqliteTransaction, job, after);
-                job.HistoryBytes += rows.Where(r => r.JobId == item.JobId).Sum(r => HistoryThinning.Cost(r.Bytes)); // not inserted yet
                 truncated.Add((item.JobId, after));
                 continue;
             }

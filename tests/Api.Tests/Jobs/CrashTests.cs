@@ -56,6 +56,7 @@ public sealed class CrashTests
             Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
             StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
             Assert.Equal([RunState.Running, RunState.Running, RunState.Succeeded], states.Select(e => e.State!.Value));
+            Assert.Equal(await JobHarness.StoredHistoryBytesAsync(second.Client, jobId), done.GetProperty("historyBytes").GetInt64()); // exact after the truncation
             long resumedAt = long.Parse(states[1].Reason!.Replace("resumed at step ", "", StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture);
             Assert.True(resumedAt > 0 && resumedAt <= persistedStep, $"resumed at step {resumedAt}; step {persistedStep} was the last persisted when the process was killed (seen at {stepAtKill} just before)");
         }

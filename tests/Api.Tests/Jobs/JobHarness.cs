@@ -68,6 +68,23 @@ internal static class JobHarness
         }
     }
 
+    /// <summary>The bytes the job's stored history counts for: each event's JSON as stored (UTF-8) and 110 for its row.</summary>
+    public static async Task<long> StoredHistoryBytesAsync(HttpClient client, Guid jobId)
+    {
+        long bytes = 0, after = 0;
+        while (true)
+        {
+            JsonElement[] page = [.. (await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}/events?afterSeq={after}&limit=1000")).EnumerateArray()];
+            if (page.Length == 0)
+            {
+                return bytes;
+            }
+
+            bytes += page.Sum(e => System.Text.Encoding.UTF8.GetByteCount(e.GetRawText()) + 110L);
+            after = page[^1].GetProperty("seq").GetInt64();
+        }
+    }
+
     public static HubConnection Hub(TrainingServiceFactory factory, bool messagePack = false) =>
         Hub(factory, TrainingServiceFactory.AdminKey, messagePack);
 
