@@ -18,6 +18,11 @@ public sealed class RateLimitOptions
     public int CreationsPerMinute { get; set; } = 30;
 
     public int CreationBurst { get; set; } = 10;
+
+    /// <summary>Calls one hub connection may make (Subscribe, Pause, …); its events do not count.</summary>
+    public int HubCallsPerMinute { get; set; } = 120;
+
+    public int HubBurst { get; set; } = 20;
 }
 
 public static class RateLimits
@@ -33,7 +38,8 @@ public static class RateLimits
     public static IServiceCollection AddRateLimits(this IServiceCollection services)
     {
         services.AddOptions<RateLimitOptions>().BindConfiguration("RateLimits")
-            .Validate(o => o.RequestsPerMinute > 0 && o.Burst > 0 && o.CreationsPerMinute > 0 && o.CreationBurst > 0, "RateLimits: every value must be positive")
+            .Validate(o => o.RequestsPerMinute > 0 && o.Burst > 0 && o.CreationsPerMinute > 0 && o.CreationBurst > 0 && o.HubCallsPerMinute > 0 && o.HubBurst > 0,
+                "RateLimits: every value must be positive")
             .ValidateOnStart();
         services.AddRateLimiter(limiter =>
         {

@@ -29,28 +29,35 @@ public sealed class LiveEvents(
     internal const int FrameOverhead = 128;
 
     private readonly ConcurrentDictionary<Guid, JobFeed> _feeds = new();
+    private readonly Lock _feedsGate = new();
     private readonly ConcurrentDictionary<(string Connection, Guid Job), Subscription> _subscriptions = new();
 
-    public async Task SubscribeAsync(string connectionId, Guid jobId, long afterSeq)
+    /// <summary>
+    /// Streams the job's events after <paramref name="afterSeq"/> to the connection; <paramref name="persistedSeq"/> is
+    /// the job's last persisted seq as the caller read it (with its visibility check). A connection subscribes to at
+    /// most Streaming:MaxSubscriptionsPerConnection jobs at once.
+    /// </summary>
+    public async Task SubscribeAsync(string connectionId, Guid jobId, long afterSeq, long persistedSeq)
     {
-        long persisted;
-        await using (AsyncServiceScope scope = scopes.CreateAsyncScope())
-        {
-            TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-            JobRecord job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId)
-                ?? throw new HubException($"There is no job {jobId}.");
-            persisted = job.LastSeq;
-        }
-
-        JobFeed feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(_options.RecentBytesPerJob));
-        feed.Advance(persisted);
-        var subscription = new Subscription(this, connectionId, jobId, Math.Max(0, afterSeq), feed);
         if (_subscriptions.TryRemove((connectionId, jobId), out Subscription? previous))
         {
-            await previous.DisposeAsync();
+            await EndAsync(previous);
+        }
+        else if (_subscriptions.Keys.Count(k => k.Connection == connectionId) >= _options.MaxSubscriptionsPerConnection)
+        {
+            throw new HubException($"id: This connection follows {_options.MaxSubscriptionsPerConnection} jobs already, the most it may "
+                + "(configuration Streaming:MaxSubscriptionsPerConnection); unsubscribe from one first.");
         }
 
-        _subscriptions[(connectionId, jobId)] = subscription;
+        JobFeed feed = Acquire(jobId);
+        feed.Advance(persistedSeq);
+        var subscription = new Subscription(this, connectionId, jobId, Math.Max(0, afterSeq), feed);
+        if (!_subscriptions.TryAdd((connectionId, jobId), subscription))
+        {
+            Release(jobId, feed); // the same connection subscribed again meanwhile: that one stands
+            return;
+        }
+
         subscription.Start();
     }
 
@@ -58,7 +65,7 @@ public sealed class LiveEvents(
     {
         if (_subscriptions.TryRemove((connectionId, jobId), out Subscription? subscription))
         {
-            await subscription.DisposeAsync();
+            await EndAsync(subscription);
         }
     }
 
@@ -67,6 +74,38 @@ public sealed class LiveEvents(
         foreach ((string connection, Guid job) in _subscriptions.Keys.Where(k => k.Connection == connectionId).ToList())
         {
             await UnsubscribeAsync(connection, job);
+        }
+    }
+
+    /// <summary>Jobs with a feed in memory: those someone follows now.</summary>
+    internal int Feeds => _feeds.Count;
+
+    private async Task EndAsync(Subscription subscription)
+    {
+        await subscription.DisposeAsync();
+        Release(subscription.JobId, subscription.Feed);
+    }
+
+    // A job's feed (up to Streaming:RecentBytesPerJob of recent events) lives while someone follows the job, and goes
+    // with its last subscriber: a feed kept for every job ever watched would hold megabytes each for good.
+    private JobFeed Acquire(Guid jobId)
+    {
+        lock (_feedsGate)
+        {
+            JobFeed feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(_options.RecentBytesPerJob));
+            feed.Subscribers++;
+            return feed;
+        }
+    }
+
+    private void Release(Guid jobId, JobFeed feed)
+    {
+        lock (_feedsGate)
+        {
+            if (--feed.Subscribers == 0)
+            {
+                _feeds.TryRemove(KeyValuePair.Create(jobId, feed));
+            }
         }
     }
 
@@ -110,6 +149,9 @@ public sealed class LiveEvents(
         private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long PersistedSeq { get; private set; }
+
+        /// <summary>Subscriptions using this feed; under LiveEvents' feeds lock.</summary>
+        public int Subscribers { get; set; }
 
         public Task More
         {
@@ -214,6 +256,10 @@ public sealed class LiveEvents(
 
     private sealed class Subscription(LiveEvents owner, string connectionId, Guid jobId, long afterSeq, JobFeed feed) : IAsyncDisposable
     {
+        public Guid JobId => jobId;
+
+        public JobFeed Feed => feed;
+
         private readonly CancellationTokenSource _stop = new();
         private Task _sender = Task.CompletedTask;
         private long _sent = afterSeq;

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.SignalR;
 namespace TrainingService.Api.Streaming;
 
 /// <summary>Settings of the live stream and the history reads (configuration section "Streaming").</summary>
@@ -11,6 +12,12 @@ public sealed class StreamingOptions
 
     /// <summary>Cap on the JSON of the recent events kept in memory per job, from which close subscribers are served.</summary>
     public int RecentBytesPerJob { get; set; } = 4 << 20;
+
+    /// <summary>Jobs one hub connection may follow at once (a dashboard follows one; a comparison a few dozen).</summary>
+    public int MaxSubscriptionsPerConnection { get; set; } = 64;
+
+    /// <summary>Hub connections one owner (a user, or a share link for all its viewers) may hold open at once.</summary>
+    public int MaxConnectionsPerOwner { get; set; } = 1000;
 }
 
 public static class StreamingSetup
@@ -19,12 +26,14 @@ public static class StreamingSetup
     public static IServiceCollection AddStreaming(this IServiceCollection services)
     {
         services.AddOptions<StreamingOptions>().BindConfiguration("Streaming")
-            .Validate(o => o.MaxFrameBytes >= 1024 && o.RecentBytesPerJob >= 0, "Streaming: MaxFrameBytes ≥ 1024, RecentBytesPerJob ≥ 0")
+            .Validate(o => o.MaxFrameBytes >= 1024 && o.RecentBytesPerJob >= 0 && o.MaxSubscriptionsPerConnection >= 1 && o.MaxConnectionsPerOwner >= 1,
+                "Streaming: MaxFrameBytes ≥ 1024, RecentBytesPerJob ≥ 0, MaxSubscriptionsPerConnection ≥ 1, MaxConnectionsPerOwner ≥ 1")
             .ValidateOnStart();
-        services.AddSignalR()
+        services.AddSignalR(o => o.AddFilter<HubRateLimit>())
             .AddJsonProtocol(o => StreamJson.Configure(o.PayloadSerializerOptions))
             .AddMessagePackProtocol();
         services.AddSingleton<HubConnections>();
+        services.AddSingleton<HubRateLimit>();
         return services;
     }
 }

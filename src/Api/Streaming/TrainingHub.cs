@@ -27,12 +27,9 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections, Job
     /// <summary>Stream a job's events after <paramref name="afterSeq"/> (0: from the start).</summary>
     public async Task Subscribe(Guid jobId, long afterSeq)
     {
-        if (!await db.Jobs.VisibleTo(Caller).AnyAsync(j => j.Id == jobId, Context.ConnectionAborted))
-        {
-            throw new HubException($"id: There is no job {jobId}.");
-        }
-
-        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq);
+        long? persisted = await db.Jobs.VisibleTo(Caller).Where(j => j.Id == jobId).Select(j => (long?)j.LastSeq)
+            .FirstOrDefaultAsync(Context.ConnectionAborted);
+        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq, persisted ?? throw new HubException($"id: There is no job {jobId}."));
     }
 
     public Task Unsubscribe(Guid jobId) => live.UnsubscribeAsync(Context.ConnectionId, jobId);
