@@ -21,6 +21,7 @@ try
         .ReadFrom.Configuration(builder.Configuration)
         .ReadFrom.Services(services)
         .Enrich.FromLogContext()
+        .Enrich.WithProperty("Node", Telemetry.NodeName(builder.Configuration))
         .Filter.ByExcluding(e => e.Exception is HubException) // a refused hub command is an answer to the caller, not a server error
         .WriteTo.Console(outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}"), preserveStaticLogger: true);
     builder.Services.AddApiBasics();
@@ -37,6 +38,7 @@ try
     builder.Services.AddJobs();
     builder.Services.AddOutputs();
     builder.Services.AddSwagger();
+    builder.Services.AddTelemetry(builder.Configuration);
 
     WebApplication app = builder.Build();
     await app.MigrateDatabaseAsync();
@@ -56,6 +58,7 @@ try
     app.UseSwaggerWithUi();
     app.UseAuthorization(); // after the dashboard's files and Swagger, which anyone may load (they hold no data)
     app.MapHealth();
+    app.MapMetrics();
     app.MapAccess().RequireRateLimiting(RateLimits.PerOwner);
     app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
     app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);

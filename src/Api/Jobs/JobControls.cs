@@ -49,6 +49,9 @@ public sealed class JobQueue
     public void Enqueue(Guid jobId) => _channel.Writer.TryWrite(jobId);
 
     public IAsyncEnumerable<Guid> ReadAllAsync(CancellationToken cancellationToken) => _channel.Reader.ReadAllAsync(cancellationToken);
+
+    /// <summary>Jobs waiting for a worker.</summary>
+    public int Count => _channel.Reader.Count;
 }
 
 /// <summary>
@@ -60,6 +63,9 @@ public sealed class JobControls
     private readonly ConcurrentDictionary<Guid, Entry> _jobs = new();
 
     public TrainingControl For(Guid jobId) => _jobs.GetOrAdd(jobId, _ => new Entry()).Control;
+
+    /// <summary>Jobs a worker has started and not finished.</summary>
+    public int Running => _jobs.Values.Count(e => e.Started);
 
     /// <summary>The worker takes the job, unless it was cancelled while queued.</summary>
     public bool TryStart(Guid jobId)

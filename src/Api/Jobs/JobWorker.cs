@@ -133,6 +133,7 @@ public sealed class JobWorker(
             return;
         }
 
+        using IDisposable _ = Serilog.Context.LogContext.PushProperty("JobId", jobId); // on every line logged for the job, its thread's too
         string part = StorageFaults.JobPart(jobId);
         var backoff = new Backoff(options.Value.StorageRetryMaxSeconds);
         bool counted = false;

@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
+using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Streaming;
@@ -19,8 +20,8 @@ namespace TrainingService.Api.Streaming;
 /// receives live is therefore always already in the history.
 /// </summary>
 public sealed class EventPump(
-    IServiceScopeFactory scopes, LiveEvents live, StorageFaults faults, IOptions<JobOptions> jobOptions, IConfiguration configuration,
-    ILogger<EventPump> logger) : BackgroundService
+    IServiceScopeFactory scopes, LiveEvents live, StorageFaults faults, TrainingMetrics metrics, IOptions<JobOptions> jobOptions,
+    IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
 {
     private readonly HistoryThinning _thinning = new(jobOptions.Value.MaxHistoryBytesPerJob);
 
@@ -244,6 +245,7 @@ public sealed class EventPump(
         foreach ((Guid jobId, (List<StreamEvent> events, List<int> jsonBytes)) in delivered)
         {
             live.Persisted(jobId, events, jsonBytes);
+            metrics.Persisted(jobId, events);
         }
 
         foreach (JobRecord job in thinningStarted)

@@ -88,6 +88,9 @@ public sealed class HubConnections
 
     internal void Remove(HubCallerContext context) => _open.TryRemove(context.ConnectionId, out _);
 
+    /// <summary>Connections open now.</summary>
+    public int Count => _open.Count;
+
     /// <summary>
     /// Closes the connections signed in with a claim (a revoked key, a removed user, a revoked share link): a
     /// connection is authenticated once, when it opens, so a revocation must end the ones already open. Returns how many.

@@ -582,10 +582,10 @@ public sealed class Trainer : IDisposable
     {
         if (_options.CheckpointPath is { } path)
         {
-            Checkpoint.Save(path, _position with
+            TrainingMeter.Checkpoint(() => Checkpoint.Save(path, _position with
             {
                 Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_model.Generator),
-            }, _model, _optimizer);
+            }, _model, _optimizer));
         }
     }
 

@@ -37,6 +37,7 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
     private static readonly Row[] s_rows =
     [
         new("GET", "/me", "/me", Ok, Ok, Ok, Ok),
+        new("GET", "/metrics", "/metrics", Forbidden, Forbidden, Ok, Forbidden), // every job's figures: an admin's
         new("GET", "/users/", "/users", Forbidden, Forbidden, Ok, Forbidden),
         new("POST", "/users/", "/users", Forbidden, Forbidden, Created, Forbidden)
             { Body = _ => Json(new { name = IsolationWorld.UniqueName("user"), role = "user" }) },
