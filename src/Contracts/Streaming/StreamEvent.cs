@@ -37,6 +37,9 @@ public sealed record StreamEvent
     /// <summary>layers: each parameter tensor's norm, gradient norm and update ratio.</summary>
     public IReadOnlyList<ParameterStats>? Parameters { get; init; }
 
+    /// <summary>layers: true when the service thinned this old event; it then has no layers and no parameters.</summary>
+    public bool? Thinned { get; init; }
+
     public double? TrainLoss { get; init; }
 
     public double? TrainAccuracy { get; init; }

@@ -161,6 +161,8 @@ export interface StreamEvent {
   samplesPerSecond?: Num;
   layers?: LayerStats[];
   parameters?: ParameterStats[];
+  /** layers: the service thinned this old event; it has no layers and no parameters. */
+  thinned?: boolean;
   trainLoss?: Num;
   trainAccuracy?: Num;
   validationLoss?: Num | null;
