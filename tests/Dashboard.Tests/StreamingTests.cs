@@ -109,12 +109,41 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
         await Browser.ScreenshotAsync(page, "hundred-thousand-steps-zoomed");
     }
 
+    [Fact]
+    public async Task ThinnedLayerStatisticsDrawNoPointsAndTheirAlertIsListed()
+    {
+        await using LiveService service = LiveService.Start();
+        Guid dataset = await Dashboard.ShapesDatasetAsync(service.Client, samples: 200);
+        Guid job = await Dashboard.LongJobAsync(service.Client, dataset);
+        await Dashboard.WaitForStateAsync(service.Client, job, "Running");
+        await service.Client.PostAsync(new Uri($"jobs/{job}/cancel", UriKind.Relative), null);
+        await Dashboard.WaitForStateAsync(service.Client, job, "Cancelled");
+        int events = await ReplaceHistoryAsync(service, job, steps: 2_000, statsEvery: 10, thinThrough: 1_500);
+
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        var errors = new List<string>();
+        page.PageError += (_, error) => errors.Add(error);
+        await page.GotoAsync($"#/jobs/{job}");
+        await page.WaitForSelectorAsync("main[data-history-loaded]");
+
+        Dashboard.JobProbe probe = await Dashboard.ProbeAsync(page);
+        Assert.Equal(events, probe.Seq);
+        Assert.Equal(0, probe.Gaps);
+        Assert.Equal(2_000, probe.Steps);
+        await Expect(page.Locator("#thinned-note")).ToContainTextAsync("150 measurements up to step 1,500 kept no values");
+        await Expect(page.Locator("#notices")).ToContainTextAsync("history-thinned · step 1500");
+        await Browser.ScreenshotAsync(page, "thinned-history"); // scrolls the strips into view, which draws them
+        await Expect(page.Locator(".strip figcaption").First).ToContainTextAsync("steps 1510–2000");
+        Assert.True(errors.Count == 0, string.Join('\n', errors));
+    }
+
     /// <summary>
     /// Replaces a finished job's history with a synthetic run of <paramref name="steps"/> steps (a decaying, noisy
     /// loss; layer statistics every <paramref name="statsEvery"/> steps for 5 layers and 4 parameter tensors; an epoch
-    /// event every 1,000 steps), written the way the pump writes: the stream's JSON, one row per event.
+    /// event every 1,000 steps), written the way the pump writes: the stream's JSON, one row per event. Layer statistics
+    /// up to <paramref name="thinThrough"/> are stubs as the service's thinning leaves them, announced by an alert.
     /// </summary>
-    private static async Task<int> ReplaceHistoryAsync(LiveService service, Guid job, int steps, int statsEvery)
+    private static async Task<int> ReplaceHistoryAsync(LiveService service, Guid job, int steps, int statsEvery, int thinThrough = 0)
     {
         await using AsyncServiceScope scope = service.Services.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
@@ -155,7 +184,11 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
             DateTime time = start.AddMilliseconds(step * 10);
             double loss = (0.1 + 1.3 * Math.Exp(-step / 8000.0)) * (1 + 0.3 * (random.NextDouble() - 0.5));
             await AddAsync(new StreamEvent { Seq = ++seq, Kind = "step", Time = time, Epoch = 1 + ((step - 1) / 1000), Step = step, Loss = loss, LearningRate = 0.02, SamplesPerSecond = 3000 + random.Next(500) });
-            if (step % statsEvery == 0)
+            if (step % statsEvery == 0 && step <= thinThrough)
+            {
+                await AddAsync(new StreamEvent { Seq = ++seq, Kind = "layers", Time = time, Step = step, Thinned = true });
+            }
+            else if (step % statsEvery == 0)
             {
                 LayerStats[] layers = [.. layerNames.Select(n => new LayerStats(n, n[..^1], random.NextDouble(), 1 + random.NextDouble(), -3, 3, n.StartsWith("relu", StringComparison.Ordinal) ? 0.5 : 0,
                     [.. Enumerable.Range(0, 32).Select(b => (long)(1000 * Math.Exp(-Math.Pow((b - 16) / 5.0, 2))))]))];
@@ -168,6 +201,12 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
                 double accuracy = 0.9 - 0.5 * Math.Exp(-step / 10000.0);
                 await AddAsync(new StreamEvent { Seq = ++seq, Kind = "epoch", Time = time, Epoch = step / 1000, TrainLoss = loss, TrainAccuracy = accuracy + 0.02, ValidationLoss = loss * 1.1, ValidationAccuracy = accuracy });
             }
+        }
+
+        if (thinThrough > 0)
+        {
+            await AddAsync(new StreamEvent { Seq = ++seq, Kind = "alert", Time = start.AddMilliseconds(steps * 10), Code = "history-thinned", Severity = "info", Step = thinThrough,
+                Message = $"Layer statistics up to step {thinThrough} were thinned to save space." });
         }
 
         await AddAsync(new StreamEvent { Seq = ++seq, Kind = "state", Time = start.AddMilliseconds((steps + 1) * 10), State = RunState.Succeeded });

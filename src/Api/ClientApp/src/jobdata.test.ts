@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { JobData } from './jobdata';
+import { describeThinning, JobData } from './jobdata';
 import type { StreamEvent } from './types';
 
 const t = '2026-11-26T12:00:00Z';
@@ -45,4 +45,56 @@ test('layer statistics become one series per layer and per parameter tensor', ()
   assert.equal(d.notices.length, 1);
   assert.match(d.notices[0].title, /dead-relu · relu1 · step 10/);
   assert.match(d.notices[0].text, /lower the learning rate/);
+});
+
+const layers = (seq: number, s: number, mean: number): StreamEvent => ({
+  seq, kind: 'layers', time: t, step: s,
+  layers: [{ name: 'conv1', kind: 'conv2d', mean, std: 1, min: -1, max: 1, zeroFraction: 0, histogram: [1, 1] }],
+  parameters: [{ name: 'conv1.weight', norm: 2, gradNorm: 0.1, updateRatio: 1e-3 }],
+});
+const thinnedLayers = (seq: number, s: number): StreamEvent => ({ seq, kind: 'layers', time: t, step: s, thinned: true });
+
+test('a thinned layers stub keeps its seq but adds no point to any layer or parameter series', () => {
+  const d = new JobData();
+  d.add([step(1, 10), layers(2, 10, 0.1), step(3, 20), thinnedLayers(4, 20), step(5, 30), thinnedLayers(6, 30), step(7, 40), layers(8, 40, 0.4)]);
+  assert.equal(d.seq, 8);
+  assert.equal(d.gaps, 0);
+  const conv1 = d.layers.get('conv1')!;
+  assert.deepEqual(Array.from(conv1.step.view()), [10, 40]);
+  assert.deepEqual(Array.from(conv1.mean.view()), [0.1, 0.4]);
+  assert.equal(conv1.histograms.length, 2);
+  assert.deepEqual(Array.from(d.parameters.get('conv1.weight')!.step.view()), [10, 40]);
+  assert.deepEqual(d.thinned, { count: 2, lastStep: 30 });
+});
+
+test('a history that starts thinned has no layer series until the first kept measurement', () => {
+  const d = new JobData();
+  d.add([thinnedLayers(1, 10), thinnedLayers(2, 20)]);
+  assert.equal(d.layers.size, 0);
+  assert.equal(d.parameters.size, 0);
+  d.add([layers(3, 30, 0.3)]);
+  assert.deepEqual(Array.from(d.layers.get('conv1')!.step.view()), [30]);
+  assert.deepEqual(d.thinned, { count: 2, lastStep: 20 });
+});
+
+test('a layers event marked thinned draws nothing even if it still carries statistics', () => {
+  const d = new JobData();
+  d.add([{ ...layers(1, 10, 0.1), thinned: true }, layers(2, 20, 0.2)]);
+  assert.deepEqual(Array.from(d.layers.get('conv1')!.step.view()), [20]);
+  assert.deepEqual(Array.from(d.parameters.get('conv1.weight')!.norm.view()), [2]);
+});
+
+test('the history-thinned alert is listed like any other alert', () => {
+  const d = new JobData();
+  d.add([{ seq: 1, kind: 'alert', time: t, code: 'history-thinned', step: 5000, message: 'layer statistics before step 5,000 thinned to every 100th' }]);
+  assert.equal(d.notices.length, 1);
+  assert.equal(d.notices[0].title, 'history-thinned · step 5000');
+  assert.equal(d.notices[0].text, 'layer statistics before step 5,000 thinned to every 100th');
+  assert.equal(d.notices[0].severity, 'warning');
+});
+
+test('the layers panel says how many measurements were thinned, and nothing when none were', () => {
+  assert.equal(describeThinning({ count: 0, lastStep: 0 }), null);
+  assert.match(describeThinning({ count: 1, lastStep: 20 })!, /1 measurement up to step 20 kept no values/);
+  assert.match(describeThinning({ count: 1200, lastStep: 12000 })!, /1,200 measurements up to step 12,000/);
 });

@@ -62,6 +62,8 @@ export class JobData {
   gaps = 0;
   /** Steps whose number repeated or went backwards (a resumed job re-running steps after its checkpoint). */
   repeatedSteps = 0;
+  /** Layer-statistics events the service thinned: stubs that keep their seq and step but no statistics. */
+  readonly thinned = { count: 0, lastStep: 0 };
 
   add(events: StreamEvent[]) {
     for (const e of events) {
@@ -80,6 +82,12 @@ export class JobData {
           break;
         }
         case 'layers':
+          if (e.thinned) {
+            // No statistics, so no point on any series (not a zero, not a repeat of the neighbours).
+            this.thinned.count++;
+            this.thinned.lastStep = Math.max(this.thinned.lastStep, e.step ?? 0);
+            break;
+          }
           for (const l of e.layers ?? []) {
             let series = this.layers.get(l.name);
             if (!series) this.layers.set(l.name, (series = new LayerSeries(l.name, l.kind)));
@@ -144,4 +152,12 @@ export class JobData {
       }
     }
   }
+}
+
+/** What the layers panel says about thinned statistics, or null when none were thinned. */
+export function describeThinning(thinned: JobData['thinned']): string | null {
+  if (thinned.count === 0) return null;
+  const n = thinned.count === 1 ? '1 measurement' : `${thinned.count.toLocaleString('en-US')} measurements`;
+  return `The service thinned old layer statistics: ${n} up to step ${thinned.lastStep.toLocaleString('en-US')} kept no values, `
+    + 'so the charts and strips below skip them.';
 }

@@ -4,7 +4,7 @@ import { HeatStrip, LineChart, palette, type Source } from '../charts';
 import { copyField, fmt, h, nodes, type Page } from '../dom';
 import { describeHyperparameters } from '../hyperparameters';
 import { AuthedImages, download } from '../images';
-import { JobData } from '../jobdata';
+import { describeThinning, JobData } from '../jobdata';
 import { smooth } from '../series';
 import { JobFollower, type LinkStatus } from '../stream';
 import { finished, type JobView, type ShareCreated, type ShareView, type StreamEvent } from '../types';
@@ -90,6 +90,7 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
   let probeImage = 0;
   let visualsStep = -1;
   const layerNote = h('p', { class: 'muted' }, 'Layer statistics appear with the first measurement (every “statsEvery” steps).');
+  const thinNote = h('p', { id: 'thinned-note', class: 'small muted', hidden: true });
 
   const share = sharePanel();
   const leave = options.leaveShare;
@@ -120,7 +121,7 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
       h('div', { class: 'charts two' }, h('div', { id: 'acc-chart', class: 'chart' }), h('div', { id: 'epoch-loss-chart', class: 'chart' }))),
     h('section', { 'aria-labelledby': 'rate-h' }, h('h2', { id: 'rate-h' }, 'Learning rate and speed'),
       h('div', { class: 'charts two' }, h('div', { id: 'lr-chart', class: 'chart' }), h('div', { id: 'speed-chart', class: 'chart' }))),
-    h('section', { 'aria-labelledby': 'layers-h' }, h('h2', { id: 'layers-h' }, 'Layers'), layerNote, layerSection),
+    h('section', { 'aria-labelledby': 'layers-h' }, h('h2', { id: 'layers-h' }, 'Layers'), layerNote, thinNote, layerSection),
     !readOnly && h('section', { 'aria-labelledby': 'try-h' }, h('h2', { id: 'try-h' }, 'Try it'),
       h('p', { class: 'small muted' }, 'Drop a PNG or JPEG here, or pick one: it is resized to the model’s input and classified by the latest weights (final, or the last checkpoint).'),
       tryZone, tryResult),
@@ -445,6 +446,9 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
 
   function redraw(live: boolean) {
     if (!layerChartsBuilt) buildLayerCharts();
+    const thinning = describeThinning(data.thinned);
+    thinNote.hidden = thinning === null;
+    if (thinning !== null && thinNote.textContent !== thinning) thinNote.textContent = thinning;
     for (const c of charts) c.invalidate();
     if (strips.size > 0 && !stripsTimer) stripsTimer = window.setTimeout(drawStrips, live ? 1000 : 0);
     scheduleHeader();
