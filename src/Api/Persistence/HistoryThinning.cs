@@ -124,6 +124,9 @@ public sealed class HistoryThinning(long maxBytes)
         return first && job.HistoryThinnedSeq > 0;
     }
 
+    /// <summary>The job has ended: no pass of its is kept in memory (the next event it gets, if any, starts afresh).</summary>
+    public void Ended(Guid jobId) => _passes.Remove(jobId);
+
     /// <summary>
     /// Deletes the job's history after <paramref name="seq"/> (a run resuming from an older checkpoint), taking its
     /// bytes off the job's count; thinning from there on is forgotten. Reads only the rows deleted: a few hundred steps'.

@@ -252,6 +252,12 @@ public sealed class EventPump(
         {
             _notices[job.Id] = _thinning.Notice(job);
         }
+
+        foreach (JobRecord job in jobs.Values.Where(j => j.State.IsEnded()))
+        {
+            _thinning.Ended(job.Id);
+            _notices.TryRemove(job.Id, out _);
+        }
     }
 
     /// <summary>
