@@ -16,6 +16,12 @@ public sealed class StorageOptions
     /// <summary>Seconds between checkpoints that copy the WAL into the database and truncate it (WalCheckpoints).</summary>
     public int CheckpointSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// How long the event pump waits for the database's write lock before its batch fails and the jobs in it pause
+    /// (requests wait SQLite's 30 s): a lock held longer than this is a fault to wait out, not contention.
+    /// </summary>
+    public int EventWriteTimeoutSeconds { get; set; } = 5;
+
     /// <summary>PRAGMA journal_size_limit: the size the WAL file is cut back to after SQLite's own checkpoints.</summary>
     public long JournalSizeLimitBytes { get; set; } = 16L << 20;
 
@@ -48,7 +54,8 @@ public static class Storage
     {
         services.AddOptions<StorageOptions>().BindConfiguration("Storage")
             .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set")
-            .Validate(o => o.CheckpointSeconds >= 1 && o.JournalSizeLimitBytes >= 0, "Storage: CheckpointSeconds ≥ 1, JournalSizeLimitBytes ≥ 0")
+            .Validate(o => o.CheckpointSeconds >= 1 && o.JournalSizeLimitBytes >= 0 && o.EventWriteTimeoutSeconds >= 1,
+                "Storage: CheckpointSeconds ≥ 1, JournalSizeLimitBytes ≥ 0, EventWriteTimeoutSeconds ≥ 1")
             .ValidateOnStart();
         services.AddDbContext<TrainingDb>((sp, options) =>
         {

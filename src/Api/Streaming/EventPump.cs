@@ -21,8 +21,10 @@ namespace TrainingService.Api.Streaming;
 /// </summary>
 public sealed class EventPump(
     IServiceScopeFactory scopes, LiveEvents live, StorageFaults faults, TrainingMetrics metrics, IOptions<JobOptions> jobOptions,
-    IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
+    IOptions<StorageOptions> storage, IConfiguration configuration, ILogger<EventPump> logger) : BackgroundService
 {
+    private readonly int _writeTimeoutSeconds = storage.Value.EventWriteTimeoutSeconds;
+
     private readonly HistoryThinning _thinning = new(jobOptions.Value.MaxHistoryBytesPerJob);
 
     // Jobs whose history thinning just started: the alert saying so, taken by the job's writer, which numbers it.
@@ -166,10 +168,12 @@ public sealed class EventPump(
 
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        db.Database.SetCommandTimeout(_writeTimeoutSeconds); // a lock held longer fails the batch: its jobs pause
         var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
         Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
-        await using IDbContextTransaction transaction = await db.Database.BeginTransactionAsync();
         var connection = (SqliteConnection)db.Database.GetDbConnection();
+        connection.DefaultTimeout = _writeTimeoutSeconds; // this context's connection object only: BEGIN IMMEDIATE and every command of the batch
+        await using IDbContextTransaction transaction = await db.Database.BeginTransactionAsync();
         var sqliteTransaction = (SqliteTransaction)transaction.GetDbTransaction();
         var delivered = new Dictionary<Guid, (List<StreamEvent> Events, List<int> JsonBytes)>();
         var truncated = new List<(Guid JobId, long After)>();
