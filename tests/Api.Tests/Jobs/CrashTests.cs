@@ -176,7 +176,9 @@ public sealed class CrashTests
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
                     $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 200, "batchSize": 16 } }""");
                 jobId = job.GetProperty("id").GetGuid();
-                await WaitForRunningStatesAsync(first.Client, jobId, 1);
+                // Past its first checkpoint (every 25 steps): killed before it, the job would start again from nothing, its
+                // history (the first Running event too) replaced by the new run's.
+                await WaitForRunningStatesAsync(first.Client, jobId, 1, minStep: 30);
                 first.Kill();
             }
 
@@ -205,14 +207,14 @@ public sealed class CrashTests
         }
     }
 
-    /// <summary>Until the job's history has <paramref name="count"/> Running events and a step after the last.</summary>
-    private static async Task WaitForRunningStatesAsync(HttpClient client, Guid jobId, int count)
+    /// <summary>Until the job's history has <paramref name="count"/> Running events and a step after the last (at least <paramref name="minStep"/>).</summary>
+    private static async Task WaitForRunningStatesAsync(HttpClient client, Guid jobId, int count, long minStep = 0)
     {
         for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(200))
         {
             List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
             int running = history.FindLastIndex(e => e.Kind == "state" && e.State == RunState.Running);
-            if (history.Count(e => e.Kind == "state" && e.State == RunState.Running) == count && history.Skip(running).Any(e => e.Kind == "step"))
+            if (history.Count(e => e.Kind == "state" && e.State == RunState.Running) == count && history.Skip(running).Any(e => e.Kind == "step" && e.Step >= minStep))
             {
                 return;
             }
