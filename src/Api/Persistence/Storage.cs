@@ -94,8 +94,8 @@ public static class Storage
                 + "(e.g. Host=db;Database=trainingservice;Username=trainingservice;Password=…).");
 
     /// <summary>
-    /// Database:Provider=postgres: only the schema and its migrations are ported so far; the event history, quotas, the
-    /// job worker's probe and the SQLite housekeeping still run SQLite's SQL, so the service refuses to start (exit 2).
+    /// Database:Provider=postgres: only the schema, its migrations, storage faults and quota writes are ported so far; the
+    /// event history and the job worker's probe still run SQLite's SQL, so the service refuses to start (exit 2).
     /// </summary>
     public static bool RefusesUnportedDatabase(this WebApplication app)
     {
@@ -106,7 +106,7 @@ public static class Storage
 
         app.Logger.LogCritical(
             "Database:Provider=postgres: PostgreSQL is only available for the schema so far (issue 14); the service's own "
-            + "SQL (event history, quotas, job worker) runs on SQLite only. Use Database:Provider=sqlite. Stopping.");
+            + "SQL (event history, job worker) runs on SQLite only. Use Database:Provider=sqlite. Stopping.");
         return true;
     }
 
