@@ -4,7 +4,8 @@
 #   ./test.sh --filter Category!=Browser   any `dotnet test` arguments pass through
 # Needs: the .NET 10 SDK. Installs (apt, as root or through sudo): Fashion-MNIST (the end-to-end accuracy tests train on
 # it), binutils (readelf, for the native-fix test), Chromium (the dashboard's browser tests drive Debian's
-# /usr/bin/chromium; nothing downloads a browser) and Node.js with npm (the build bundles the dashboard).
+# /usr/bin/chromium; nothing downloads a browser), Node.js with npm (the build bundles the dashboard) and PostgreSQL's
+# server binaries (tests/Api.Tests/Postgres starts its own server with initdb and pg_ctl on a loopback port).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -14,6 +15,7 @@ need=()
 command -v readelf >/dev/null || need+=(binutils)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null || need+=(nodejs npm)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then

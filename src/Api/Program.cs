@@ -29,7 +29,7 @@ try
     builder.Services.AddCrossOrigin();
     builder.Services.AddBodyLimits();
     builder.Services.AddRateLimits();
-    builder.Services.AddStorage();
+    builder.Services.AddStorage(builder.Configuration);
     builder.Services.AddAccess();
     builder.Services.AddQuotas();
     builder.Services.AddDatasets();
@@ -41,6 +41,11 @@ try
     builder.Services.AddTelemetry(builder.Configuration);
 
     WebApplication app = builder.Build();
+    if (app.RefusesUnportedDatabase())
+    {
+        return 2;
+    }
+
     await app.MigrateDatabaseAsync();
     await app.SweepStorageAsync();
     await app.EnsureAdminAsync();

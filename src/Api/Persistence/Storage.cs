@@ -1,6 +1,5 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.Extensions.Options;
 
 namespace TrainingService.Api.Persistence;
@@ -50,28 +49,72 @@ public static class Storage
     /// <summary>The owner of everything until authentication arrives.</summary>
     public const string DefaultOwner = "local";
 
-    public static IServiceCollection AddStorage(this IServiceCollection services)
+    public static IServiceCollection AddStorage(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<StorageOptions>().BindConfiguration("Storage")
             .Validate(o => !string.IsNullOrWhiteSpace(o.DataFolder), "Storage:DataFolder must be set")
             .Validate(o => o.CheckpointSeconds >= 1 && o.JournalSizeLimitBytes >= 0 && o.EventWriteTimeoutSeconds >= 1,
                 "Storage: CheckpointSeconds ≥ 1, JournalSizeLimitBytes ≥ 0, EventWriteTimeoutSeconds ≥ 1")
             .ValidateOnStart();
-        services.AddDbContext<TrainingDb>((sp, options) =>
+        if (ProviderFrom(configuration) == DatabaseProvider.Postgres)
         {
-            StorageOptions storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
-            Directory.CreateDirectory(storage.FullDataFolder);
-            options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}")
-                .AddInterceptors(sp.GetRequiredService<JournalSizeLimit>());
-        });
-        services.AddSingleton(sp => new JournalSizeLimit(sp.GetRequiredService<IOptions<StorageOptions>>().Value.JournalSizeLimitBytes));
-        services.AddSingleton<WalCheckpoints>();
-        services.AddHostedService(sp => sp.GetRequiredService<WalCheckpoints>());
+            string connection = PostgresConnectionString(configuration);
+            services.AddDbContext<TrainingDb, PostgresTrainingDb>(options => options.UseNpgsql(connection));
+        }
+        else
+        {
+            services.AddDbContext<TrainingDb, SqliteTrainingDb>((sp, options) =>
+            {
+                StorageOptions storage = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+                Directory.CreateDirectory(storage.FullDataFolder);
+                options.UseSqlite($"Data Source={Path.Combine(storage.FullDataFolder, "training.db")}")
+                    .AddInterceptors(sp.GetRequiredService<JournalSizeLimit>());
+            });
+            services.AddSingleton(sp => new JournalSizeLimit(sp.GetRequiredService<IOptions<StorageOptions>>().Value.JournalSizeLimitBytes));
+            services.AddSingleton<WalCheckpoints>();
+            services.AddHostedService(sp => sp.GetRequiredService<WalCheckpoints>());
+        }
+
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<StorageFaults>();
         services.AddExceptionHandler<StorageFaultExceptionHandler>();
         services.AddHealthChecks().AddDbContextCheck<TrainingDb>("database").AddCheck<StorageHealthCheck>("storage");
         return services;
+    }
+
+    /// <summary>Database:Provider: "sqlite" (the default) or "postgres"; anything else stops the service naming the key.</summary>
+    public static DatabaseProvider ProviderFrom(IConfiguration configuration) =>
+        configuration["Database:Provider"]?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "sqlite" => DatabaseProvider.Sqlite,
+            "postgres" => DatabaseProvider.Postgres,
+            string other => throw new InvalidOperationException(
+                $"Database:Provider is '{other}'; it must be 'sqlite' (the default) or 'postgres'."),
+        };
+
+    /// <summary>ConnectionStrings:Postgres, required when Database:Provider is postgres.</summary>
+    public static string PostgresConnectionString(IConfiguration configuration) =>
+        configuration.GetConnectionString("Postgres") is { Length: > 0 } connection && !string.IsNullOrWhiteSpace(connection)
+            ? connection
+            : throw new InvalidOperationException(
+                "Database:Provider is 'postgres' but ConnectionStrings:Postgres is not set "
+                + "(e.g. Host=db;Database=trainingservice;Username=trainingservice;Password=…).");
+
+    /// <summary>
+    /// Database:Provider=postgres: only the schema, its migrations, storage faults and quota writes are ported so far; the
+    /// event history and the job worker's probe still run SQLite's SQL, so the service refuses to start (exit 2).
+    /// </summary>
+    public static bool RefusesUnportedDatabase(this WebApplication app)
+    {
+        if (ProviderFrom(app.Configuration) != DatabaseProvider.Postgres)
+        {
+            return false;
+        }
+
+        app.Logger.LogCritical(
+            "Database:Provider=postgres: PostgreSQL is only available for the schema so far (issue 14); the service's own "
+            + "SQL (event history, job worker) runs on SQLite only. Use Database:Provider=sqlite. Stopping.");
+        return true;
     }
 
     /// <summary>Brings the database to the latest migration before the service takes requests.</summary>
@@ -80,13 +123,9 @@ public static class Storage
         await using AsyncServiceScope scope = app.Services.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         await db.Database.MigrateAsync();
-        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;");
+        if (db.Database.IsSqlite())
+        {
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;");
+        }
     }
-}
-
-/// <summary>Lets `dotnet ef migrations add` build the context without starting the host.</summary>
-internal sealed class DesignTimeTrainingDbFactory : IDesignTimeDbContextFactory<TrainingDb>
-{
-    public TrainingDb CreateDbContext(string[] args) =>
-        new(new DbContextOptionsBuilder<TrainingDb>().UseSqlite("Data Source=design-time.db").Options);
 }

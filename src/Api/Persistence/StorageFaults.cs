@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
 
 namespace TrainingService.Api.Persistence;
 
@@ -53,11 +54,14 @@ public static class StorageFault
 
     public static bool IsPauseReason(string? reason) => reason?.StartsWith(PausePrefix, StringComparison.Ordinal) == true;
 
-    /// <summary>A database fault or a disk that is full or read-only, anywhere in the exception's chain (not a dropped connection).</summary>
+    /// <summary>
+    /// A database fault or a disk that is full or read-only, anywhere in the exception's chain; on SQLite not a dropped
+    /// connection (there is none), on PostgreSQL a lost or refused connection is the commonest one.
+    /// </summary>
     public static bool IsDiskOrDatabase(Exception? exception) => exception switch
     {
         null => false,
-        SqliteException => Describe(exception) is not null,
+        SqliteException or NpgsqlException => Describe(exception) is not null,
         IOException { HResult: 28 or 30 or 122 } => true,
         _ => IsDiskOrDatabase(exception.InnerException),
     };
@@ -73,6 +77,19 @@ public static class StorageFault
             10 or 14 => "the database file cannot be read or written (an I/O error)",
             _ => null,
         },
+        PostgresException postgres => postgres.SqlState switch
+        {
+            PostgresErrorCodes.DiskFull => "the disk is full (the database cannot grow)",
+            PostgresErrorCodes.OutOfMemory => "the database server is out of memory",
+            PostgresErrorCodes.TooManyConnections => "the database server accepts no more connections",
+            PostgresErrorCodes.ReadOnlySqlTransaction => "the database is read-only",
+            PostgresErrorCodes.LockNotAvailable => "the database is locked by another process",
+            PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+                => "the database server is restarting",
+            _ when postgres.SqlState.StartsWith("08", StringComparison.Ordinal) => "the database cannot be reached", // connection_exception
+            _ => null,
+        },
+        NpgsqlException { IsTransient: true } => "the database cannot be reached", // refused, reset or timed out: no server answer
         EventsNotPersistedException lost => Describe(lost.InnerException!) ?? "job events could not be persisted",
         FileNotFoundException or DirectoryNotFoundException or EndOfStreamException => null, // missing or damaged, not transient
         IOException io => io.HResult switch
@@ -83,6 +100,7 @@ public static class StorageFault
             _ => "a job file cannot be written (an I/O error)",
         },
         UnauthorizedAccessException => "a job file cannot be written (permission denied)",
+        OperationCanceledException => null, // cancelled on purpose, whatever broke on the way (Npgsql may break the connection)
         _ when exception.InnerException is { } inner => Describe(inner),
         _ => null,
     };

@@ -7,7 +7,11 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 namespace TrainingService.Api.Persistence;
 
 /// <summary>The service's store; used directly by handlers and workers (it is the unit of work and the repository).</summary>
-public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext(options)
+/// <remarks>
+/// Abstract: each database provider has its own subclass (<see cref="SqliteTrainingDb"/>, <see cref="PostgresTrainingDb"/>)
+/// so that each has its own migration set; everything else injects <see cref="TrainingDb"/>.
+/// </remarks>
+public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
 {
     public DbSet<DatasetRecord> Datasets => Set<DatasetRecord>();
 
@@ -23,7 +27,10 @@ public sealed class TrainingDb(DbContextOptions<TrainingDb> options) : DbContext
 
     public DbSet<ShareLinkRecord> ShareLinks => Set<ShareLinkRecord>();
 
-    /// <summary>Every time is stored and read as UTC: SQLite keeps no DateTimeKind, and the API writes ISO-8601 with Z.</summary>
+    /// <summary>
+    /// Every time is stored and read as UTC: SQLite keeps no DateTimeKind, the API writes ISO-8601 with Z, and Npgsql
+    /// writes only Kind=Utc values to timestamptz.
+    /// </summary>
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
         configurationBuilder.Properties<DateTime>().HaveConversion<UtcConverter>();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Training;
 
@@ -24,11 +25,32 @@ public static class OwnerQuotas
     }
 
     /// <summary>
-    /// BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): SQLite's one write lock is taken before the count is read and held
-    /// until the insert commits, across connections and processes; a deferred transaction could read, then fail to upgrade.
+    /// SQLite: BEGIN IMMEDIATE (Microsoft.Data.Sqlite's default): SQLite's one write lock is taken before the count is read
+    /// and held until the insert commits, across connections and processes; a deferred transaction could read, then fail
+    /// to upgrade. PostgreSQL: READ COMMITTED would let two nodes both count, then both insert, so the transaction first
+    /// takes one advisory lock that every quota write takes, released at commit or rollback: the same one-writer order.
     /// </summary>
-    public static Task<Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction> BeginWriteAsync(TrainingDb db, CancellationToken cancellationToken) =>
-        db.Database.BeginTransactionAsync(cancellationToken);
+    public static async Task<IDbContextTransaction> BeginWriteAsync(TrainingDb db, CancellationToken cancellationToken)
+    {
+        IDbContextTransaction transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        if (db.Database.IsNpgsql())
+        {
+            try
+            {
+                await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({QuotaWriteLock})", cancellationToken);
+            }
+            catch
+            {
+                await transaction.DisposeAsync();
+                throw;
+            }
+        }
+
+        return transaction;
+    }
+
+    /// <summary>The advisory lock key of quota writes on PostgreSQL ("TSquota" in ASCII).</summary>
+    internal const long QuotaWriteLock = 0x54_53_71_75_6f_74_61;
 
     /// <summary>429 when the owner already has <paramref name="max"/> queued, running or paused jobs; null otherwise.</summary>
     public static async Task<ProblemHttpResult?> RefuseJobAsync(TrainingDb db, string owner, int max, CancellationToken cancellationToken)

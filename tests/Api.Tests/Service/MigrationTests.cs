@@ -15,9 +15,9 @@ public sealed class MigrationTests
         string folder = Directory.CreateTempSubdirectory("migration-tests-").FullName;
         try
         {
-            var options = new DbContextOptionsBuilder<TrainingDb>().UseSqlite($"Data Source={Path.Combine(folder, "training.db")};Pooling=False").Options;
+            var options = new DbContextOptionsBuilder<SqliteTrainingDb>().UseSqlite($"Data Source={Path.Combine(folder, "training.db")};Pooling=False").Options;
             Guid id = Guid.NewGuid();
-            await using (var db = new TrainingDb(options))
+            await using (var db = new SqliteTrainingDb(options))
             {
                 await db.GetService<IMigrator>().MigrateAsync("20261126181520_DatasetClassNamesAndFit");
                 // The row exactly as the previous version wrote it: each setting JSON text in its column.
@@ -34,7 +34,7 @@ public sealed class MigrationTests
                     """{"check":"overfitSubset","samples":20,"maxSteps":300,"targetLoss":0.01}""");
             }
 
-            await using (var db = new TrainingDb(options))
+            await using (var db = new SqliteTrainingDb(options))
             {
                 await db.Database.MigrateAsync();
                 JobRecord job = await db.Jobs.SingleAsync(j => j.Id == id);
@@ -54,7 +54,7 @@ public sealed class MigrationTests
                 await db.SaveChangesAsync();
             }
 
-            await using (var db = new TrainingDb(options))
+            await using (var db = new SqliteTrainingDb(options))
             {
                 Assert.Equal(0.001, (await db.Jobs.SingleAsync(j => j.Id == id)).Hyperparameters.LearningRate);
             }

@@ -8,17 +8,58 @@ using TrainingService.Api.Persistence;
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
-    [DbContext(typeof(TrainingDb))]
-    [Migration("20261127155533_TypedJobSettings")]
-    partial class TypedJobSettings
+    [DbContext(typeof(SqliteTrainingDb))]
+    [Migration("20261127195428_CrashCount")]
+    partial class CrashCount
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
         {
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.ApiKeyRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Hash")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("LastUsedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Prefix")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("RevokedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UserId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Hash")
+                        .IsUnique();
+
+                    b.HasIndex("UserId");
+
+                    b.ToTable("ApiKeys");
+                });
 
             modelBuilder.Entity("TrainingService.Api.Persistence.DatasetRecord", b =>
                 {
@@ -110,6 +151,9 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.Property<double?>("BestValidationAccuracy")
                         .HasColumnType("REAL");
 
+                    b.Property<int>("CrashCount")
+                        .HasColumnType("INTEGER");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
@@ -176,6 +220,8 @@ namespace TrainingService.Api.Persistence.Migrations
 
                     b.HasIndex("DatasetId");
 
+                    b.HasIndex("Owner", "CreatedAt");
+
                     b.HasIndex("State", "CreatedAt");
 
                     b.ToTable("Jobs");
@@ -210,6 +256,59 @@ namespace TrainingService.Api.Persistence.Migrations
                     b.HasIndex("Owner");
 
                     b.ToTable("Models");
+                });
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.ShareLinkRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("ExpiresAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("JobId");
+
+                    b.ToTable("ShareLinks");
+                });
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.UserRecord", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("DisabledAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Name")
+                        .IsUnique();
+
+                    b.ToTable("Users");
                 });
 #pragma warning restore 612, 618
         }

@@ -2,17 +2,20 @@
 using System;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 using TrainingService.Api.Persistence;
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
-    [DbContext(typeof(TrainingDb))]
-    partial class TrainingDbModelSnapshot : ModelSnapshot
+    [DbContext(typeof(SqliteTrainingDb))]
+    [Migration("20261127214522_HistoryThinning")]
+    partial class HistoryThinning
     {
-        protected override void BuildModel(ModelBuilder modelBuilder)
+        /// <inheritdoc />
+        protected override void BuildTargetModel(ModelBuilder modelBuilder)
         {
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");

@@ -2,7 +2,7 @@
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
     /// <inheritdoc />
     public partial class SanityChecks : Migration

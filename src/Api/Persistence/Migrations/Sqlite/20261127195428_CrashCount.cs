@@ -2,29 +2,27 @@
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
     /// <inheritdoc />
-    public partial class TypedJobSettings : Migration
+    public partial class CrashCount : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
-            // Spec, Hyperparameters, Monitoring and Sanity keep their JSON text, now read as the Contracts records;
-            // jobs created before threads were fixed per job resume on one.
             migrationBuilder.AddColumn<int>(
-                name: "Threads",
+                name: "CrashCount",
                 table: "Jobs",
                 type: "INTEGER",
                 nullable: false,
-                defaultValue: 1);
+                defaultValue: 0);
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
             migrationBuilder.DropColumn(
-                name: "Threads",
+                name: "CrashCount",
                 table: "Jobs");
         }
     }

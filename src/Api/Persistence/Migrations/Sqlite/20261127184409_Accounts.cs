@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore.Migrations;
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
     /// <inheritdoc />
     public partial class Accounts : Migration

@@ -8,9 +8,9 @@ using TrainingService.Api.Persistence;
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
-    [DbContext(typeof(TrainingDb))]
+    [DbContext(typeof(SqliteTrainingDb))]
     [Migration("20261126140813_Initial")]
     partial class Initial
     {

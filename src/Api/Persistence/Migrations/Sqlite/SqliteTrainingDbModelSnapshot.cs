@@ -2,20 +2,17 @@
 using System;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
-using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 using TrainingService.Api.Persistence;
 
 #nullable disable
 
-namespace TrainingService.Api.Persistence.Migrations
+namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
-    [DbContext(typeof(TrainingDb))]
-    [Migration("20261127214522_HistoryThinning")]
-    partial class HistoryThinning
+    [DbContext(typeof(SqliteTrainingDb))]
+    partial class SqliteTrainingDbModelSnapshot : ModelSnapshot
     {
-        /// <inheritdoc />
-        protected override void BuildTargetModel(ModelBuilder modelBuilder)
+        protected override void BuildModel(ModelBuilder modelBuilder)
         {
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
