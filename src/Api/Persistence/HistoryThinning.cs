@@ -32,8 +32,6 @@ public sealed class HistoryThinning(long maxBytes)
     // next pass starts from the first seq again, which rewrites nothing twice (stubs are not in the index).
     private readonly Dictionary<Guid, Pass> _passes = [];
 
-    public long MaxBytes => maxBytes;
-
     private long High => maxBytes / 10 * 9;
 
     private long Low => maxBytes / 4 * 3;

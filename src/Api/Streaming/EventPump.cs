@@ -224,7 +224,7 @@ public sealed class EventPump(
             }
 
             sent.Events.Add(e);
-            sent.JsonBytes.Add(json.Length);
+            sent.JsonBytes.Add(bytes);
         }
 
         await InsertAsync(connection, sqliteTransaction, rows);

@@ -77,9 +77,6 @@ internal sealed class HubRateLimit(IOptions<RateLimitOptions> rateLimits, IOptio
         }
     }
 
-    /// <summary>Connections the owner holds now (for tests and metrics).</summary>
-    internal int ConnectionsOf(string owner) => _connections.TryGetValue(owner, out int n) ? n : 0;
-
     internal static string OwnerOf(HubCallerContext context) =>
         context.User?.FindFirst(Caller.ShareClaim)?.Value is { } share ? "share:" + share : "user:" + Caller.From(context.User).Owner;
 

@@ -39,11 +39,7 @@ public sealed class FloodTests(ITestOutputHelper output)
 
             // The flood: 256 images at batch size 1 for 3,907 epochs (1,000,192 steps), every step measured, a deep
             // network (~160 layers and parameter tensors in each layers event). Admitted: thinned, it keeps under half a GiB.
-            IEnumerable<string> block = Enumerable.Repeat("""{ "kind": "conv2d", "filters": 2, "kernel": 3, "padding": "same" }, { "kind": "relu" }""", 40);
-            string deep = $$"""
-                { "input": { "channels": 1, "height": 16, "width": 16 },
-                  "layers": [ {{string.Join(", ", block)}}, { "kind": "flatten" }, { "kind": "linear", "units": 2 } ] }
-                """;
+            string deep = JobHarness.DeepSpec(40);
             Guid flood = await PostAsync(client,
                 $$"""{ "datasetId": "{{datasetId}}", "model": {{deep}}, "hyperparameters": { "epochs": 3907, "batchSize": 1 }, "monitoring": { "statsEvery": 1 } }""");
             Assert.Equal(1_000_192, (await client.GetFromJsonAsync<JsonElement>($"/jobs/{flood}")).GetProperty("totalSteps").GetInt64());

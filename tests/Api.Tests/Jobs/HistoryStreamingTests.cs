@@ -19,16 +19,6 @@ namespace TrainingService.Api.Tests.Jobs;
 /// <summary>Catching up on a long history and reading it slowly stay bounded: in message size, memory and WAL size.</summary>
 public sealed class HistoryStreamingTests(ITestOutputHelper output)
 {
-    /// <summary>A deep, narrow network: every layers event is tens of kilobytes (~80 layers and parameter tensors).</summary>
-    private static string DeepSpec(int blocks)
-    {
-        IEnumerable<string> block = Enumerable.Repeat("""{ "kind": "conv2d", "filters": 2, "kernel": 3, "padding": "same" }, { "kind": "relu" }""", blocks);
-        return $$"""
-            { "input": { "channels": 1, "height": 16, "width": 16 },
-              "layers": [ {{string.Join(", ", block)}}, { "kind": "flatten" }, { "kind": "linear", "units": 2 } ] }
-            """;
-    }
-
     [Fact]
     public async Task LateSubscriberCatchesUpInMessagesNoneOverTheFrameCap()
     {
@@ -37,7 +27,7 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client);
         (HttpResponseMessage response, JsonElement job) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{DeepSpec(40)}}, "hyperparameters": { "epochs": 8, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.DeepSpec(40)}}, "hyperparameters": { "epochs": 8, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid jobId = job.GetProperty("id").GetGuid();
         long lastSeq = (await JobHarness.WaitForStateAsync(client, jobId, "Succeeded", TimeSpan.FromMinutes(3))).GetProperty("lastSeq").GetInt64();
@@ -106,7 +96,7 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
         client.DefaultRequestHeaders.Authorization = new("Bearer", TrainingServiceFactory.AdminKey);
         Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 1024);
         (HttpResponseMessage response, JsonElement job) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{DeepSpec(40)}}, "hyperparameters": { "epochs": 200, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.DeepSpec(40)}}, "hyperparameters": { "epochs": 200, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid jobId = job.GetProperty("id").GetGuid();
         string wal = Path.Combine(factory.DataFolder, "training.db-wal");
@@ -163,7 +153,7 @@ public sealed class HistoryStreamingTests(ITestOutputHelper output)
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client);
         (_, JsonElement job) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{DeepSpec(10)}}, "hyperparameters": { "epochs": 2, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.DeepSpec(10)}}, "hyperparameters": { "epochs": 2, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
         await JobHarness.WaitForStateAsync(client, job.GetProperty("id").GetGuid(), "Succeeded");
         string wal = Path.Combine(factory.DataFolder, "training.db-wal");
         long before = new FileInfo(wal).Length;

@@ -7,6 +7,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Persistence;
+using TrainingService.Training.Loop;
 using Xunit.Abstractions;
 
 namespace TrainingService.Api.Tests.Jobs;
@@ -30,8 +31,8 @@ public sealed class HistoryThinningTests(ITestOutputHelper output)
         JsonElement job = await JobHarness.WaitForStateAsync(client, jobId, "Succeeded", TimeSpan.FromMinutes(4));
 
         JsonElement[] events = [.. (await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}/events?limit=10000")).EnumerateArray()];
-        long stored = events.Sum(e => Encoding.UTF8.GetByteCount(e.GetRawText()) + 110L);
-        long full = events.Where(e => Kind(e) == "layers" && !IsThinned(e)).Sum(e => Encoding.UTF8.GetByteCount(e.GetRawText()) + 110L);
+        long stored = await JobHarness.StoredHistoryBytesAsync(client, jobId);
+        long full = events.Where(e => Kind(e) == "layers" && !IsThinned(e)).Sum(e => Encoding.UTF8.GetByteCount(e.GetRawText()) + (long)HistoryEstimate.RowBytes);
         output.WriteLine($"{events.Length:N0} events, {stored:N0} bytes stored (historyBytes {job.GetProperty("historyBytes").GetInt64():N0}), {full:N0} of them full layers events");
 
         Assert.Equal(stored, job.GetProperty("historyBytes").GetInt64()); // the count the service keeps is the rows' true size

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using TrainingService.Contracts.Streaming;
+using TrainingService.Training.Loop;
 
 namespace TrainingService.Api.Tests.Jobs;
 
@@ -19,6 +20,16 @@ internal static class JobHarness
           "layers": [ { "kind": "conv2d", "filters": 4, "kernel": 3 }, { "kind": "relu" }, { "kind": "maxpool2d", "kernel": 2 },
                       { "kind": "flatten" }, { "kind": "linear", "units": 2 } ] }
         """;
+
+    /// <summary>A deep, narrow network: every layers event is tens of kilobytes (~2 × blocks layers and parameter tensors).</summary>
+    public static string DeepSpec(int blocks)
+    {
+        IEnumerable<string> block = Enumerable.Repeat("""{ "kind": "conv2d", "filters": 2, "kernel": 3, "padding": "same" }, { "kind": "relu" }""", blocks);
+        return $$"""
+            { "input": { "channels": 1, "height": 16, "width": 16 },
+              "layers": [ {{string.Join(", ", block)}}, { "kind": "flatten" }, { "kind": "linear", "units": 2 } ] }
+            """;
+    }
 
     public static async Task<Guid> CreateShapesAsync(HttpClient client, int classes = 2, int samples = 256, int imageSize = 16)
     {
@@ -68,7 +79,7 @@ internal static class JobHarness
         }
     }
 
-    /// <summary>The bytes the job's stored history counts for: each event's JSON as stored (UTF-8) and 110 for its row.</summary>
+    /// <summary>The bytes the job's stored history counts for: each event's JSON as stored (UTF-8) and its row.</summary>
     public static async Task<long> StoredHistoryBytesAsync(HttpClient client, Guid jobId)
     {
         long bytes = 0, after = 0;
@@ -80,7 +91,7 @@ internal static class JobHarness
                 return bytes;
             }
 
-            bytes += page.Sum(e => System.Text.Encoding.UTF8.GetByteCount(e.GetRawText()) + 110L);
+            bytes += page.Sum(e => System.Text.Encoding.UTF8.GetByteCount(e.GetRawText()) + (long)HistoryEstimate.RowBytes);
             after = page[^1].GetProperty("seq").GetInt64();
         }
     }
