@@ -8,7 +8,15 @@ using Xunit.Abstractions;
 
 namespace TrainingService.Api.Tests.Service;
 
+/// <summary>
+/// Meters are matched by name across the process: a service's metrics provider also sees the instruments of every other
+/// service the test host runs at the same time (one service per process in production). These tests run alone.
+/// </summary>
+[CollectionDefinition(nameof(ProcessWideMetrics), DisableParallelization = true)]
+public sealed class ProcessWideMetrics;
+
 /// <summary>/metrics in Prometheus's text format: the service's own figures per running job, for an admin only.</summary>
+[Collection(nameof(ProcessWideMetrics))]
 public sealed class MetricsTests(ITestOutputHelper output)
 {
     [Fact]
