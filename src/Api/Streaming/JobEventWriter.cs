@@ -35,7 +35,8 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
             }
 
             pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow });
-            if (pump.TakeNotice(jobId) is { } notice)
+            // Not after a state event: a pause's checkpoint counts exactly one event after it (Trainer.CheckpointThen).
+            if (trainingEvent is not StateEvent && pump.TakeNotice(jobId) is { } notice)
             {
                 pump.Publish(jobId, notice with { Seq = ++lastSeq, Time = DateTime.UtcNow }); // the job's history is being thinned
             }

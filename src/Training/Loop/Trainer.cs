@@ -156,15 +156,13 @@ public sealed class Trainer : IDisposable
             {
                 if (stop.IsCancellationRequested)
                 {
-                    Emit(new StateEvent { State = RunState.Queued, Reason = $"stopped with the service at step {_position.Step}; it resumes from its checkpoint" });
-                    SaveCheckpoint();
+                    CheckpointThen(new StateEvent { State = RunState.Queued, Reason = $"stopped with the service at step {_position.Step}; it resumes from its checkpoint" });
                     return TrainingOutcome.Interrupted;
                 }
 
                 if (control.PauseRequested && !control.CancelRequested)
                 {
-                    Emit(new StateEvent { State = RunState.Paused });
-                    SaveCheckpoint(); // after the event, so a run stopped while paused resumes with the next seq
+                    CheckpointThen(new StateEvent { State = RunState.Paused });
                     if (!control.WaitWhilePaused(stop))
                     {
                         return TrainingOutcome.Interrupted;
@@ -578,15 +576,27 @@ public sealed class Trainer : IDisposable
         return order;
     }
 
-    private void SaveCheckpoint()
+    private void SaveCheckpoint(int eventsAfter = 0)
     {
         if (_options.CheckpointPath is { } path)
         {
             TrainingMeter.Checkpoint(() => Checkpoint.Save(path, _position with
             {
-                Seq = _sink.Flush(), GeneratorState = Checkpoint.StateOf(_model.Generator),
+                Seq = _sink.Flush() + eventsAfter, GeneratorState = Checkpoint.StateOf(_model.Generator),
             }, _model, _optimizer));
         }
+    }
+
+    /// <summary>
+    /// A pause or a hand-back: the checkpoint first, then the state event, so whoever sees the job Paused or Queued
+    /// finds its weights at this step (an export, a worker that claims it next). The checkpoint records the event's
+    /// seq; a run stopped before the event was stored resumes with that seq, no gap (the sink numbers on from the
+    /// history, which the checkpoint is then ahead of by one).
+    /// </summary>
+    private void CheckpointThen(StateEvent state)
+    {
+        SaveCheckpoint(eventsAfter: 1);
+        Emit(state);
     }
 
     private void Emit(TrainingEvent trainingEvent) => _sink.Publish(trainingEvent);

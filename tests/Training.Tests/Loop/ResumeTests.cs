@@ -71,6 +71,7 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         using var stop = new CancellationTokenSource();
         using var control = new TrainingControl();
         Task? stopping = null;
+        long? checkpointStepWhenPaused = null;
         var before = new RecordingSink(e =>
         {
             if (e is StepEvent { Step: 3 })
@@ -79,6 +80,8 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
             }
             else if (e is StateEvent { State: RunState.Paused })
             {
+                // Whoever sees the job paused (an export, the next worker) finds its weights at this step already.
+                checkpointStepWhenPaused = File.Exists(path) ? TrainingService.Training.Export.StateDict.ReadCheckpoint(path).Step : -1;
                 stopping = Task.Run(async () =>
                 {
                     await Task.Delay(100);
@@ -92,6 +95,7 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         }
 
         await stopping!;
+        Assert.Equal(3, checkpointStepWhenPaused);
         var after = new RecordingSink();
         using (Trainer second = Harness.Trainer(spec, s_data, hp, after, checkpointPath: path))
         using (var fresh = new TrainingControl())
