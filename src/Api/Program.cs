@@ -17,6 +17,7 @@ Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateLogger();
 try
 {
     WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+    NodeRole role = JobDispatch.RoleOf(builder.Configuration);
     builder.Services.AddSerilog((services, logger) => logger
         .ReadFrom.Configuration(builder.Configuration)
         .ReadFrom.Services(services)
@@ -35,7 +36,7 @@ try
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
     builder.Services.AddStreaming();
-    builder.Services.AddJobs();
+    builder.Services.AddJobs(role);
     builder.Services.AddOutputs();
     builder.Services.AddSwagger();
     builder.Services.AddTelemetry(builder.Configuration);
@@ -48,7 +49,11 @@ try
 
     await app.MigrateDatabaseAsync();
     await app.SweepStorageAsync();
-    await app.EnsureAdminAsync();
+    if (role != NodeRole.Worker)
+    {
+        await app.EnsureAdminAsync(); // api nodes answer people; a worker has no one to sign in
+    }
+
     app.UseReverseProxy();
     app.UseSecurityHeaders();
     app.UseResponseCompression();
@@ -59,15 +64,23 @@ try
     app.UseAuthentication(); // before the rate limiter, which counts per signed-in user
     app.UseRateLimiter();
     app.UseBodyLimits();
-    app.UseDashboard();
-    app.UseSwaggerWithUi();
+    if (role != NodeRole.Worker)
+    {
+        app.UseDashboard();
+        app.UseSwaggerWithUi();
+    }
+
     app.UseAuthorization(); // after the dashboard's files and Swagger, which anyone may load (they hold no data)
     app.MapHealth();
     app.MapMetrics();
-    app.MapAccess().RequireRateLimiting(RateLimits.PerOwner);
-    app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
-    app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
-    app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);
+    if (role != NodeRole.Worker)
+    {
+        // A worker trains and answers only /health and /metrics: people and dashboards go to api nodes.
+        app.MapAccess().RequireRateLimiting(RateLimits.PerOwner);
+        app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
+        app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
+        app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);
+    }
     await app.RunAsync();
     return Environment.ExitCode; // 0, or what a refusal to serve set (Auth:Mode=Open beyond loopback: 2)
 }

@@ -64,12 +64,13 @@ public sealed class TrainingMetrics
     public const string MeterName = "TrainingService";
 
     private readonly Counter<long> _events;
+    private readonly Counter<long> _leases;
     private readonly ConcurrentDictionary<Guid, JobFigures> _running = new();
 
-    public TrainingMetrics(IMeterFactory meters, JobQueue queue, JobControls controls, HubConnections hub)
+    public TrainingMetrics(IMeterFactory meters, JobDispatch dispatch, JobControls controls, HubConnections hub)
     {
         Meter meter = meters.Create(MeterName);
-        meter.CreateObservableGauge("trainingservice.jobs.queued", () => queue.Count, unit: "{job}", description: "Jobs waiting for a worker of this node");
+        meter.CreateObservableGauge("trainingservice.jobs.queued", () => dispatch.Queued, unit: "{job}", description: "Jobs waiting for a worker, in the whole service (counted by this node's worker every 2 s; 0 on an api node)");
         meter.CreateObservableGauge("trainingservice.jobs.running", () => controls.Running, unit: "{job}", description: "Jobs training on this node");
         meter.CreateObservableGauge("trainingservice.hub.connections", () => hub.Count, unit: "{connection}", description: "Dashboards and other hub clients connected to this node");
         meter.CreateObservableGauge("trainingservice.job.samples_per_second", () => Each(f => f.SamplesPerSecond), unit: "{sample}/s", description: "Training speed of each running job");
@@ -77,9 +78,12 @@ public sealed class TrainingMetrics
         meter.CreateObservableGauge("trainingservice.job.validation_accuracy", () => Each(f => f.ValidationAccuracy), description: "Latest epoch's validation accuracy of each running job");
         meter.CreateObservableGauge("trainingservice.job.step", () => Each(f => f.Step), unit: "{step}", description: "Latest step of each running job");
         _events = meter.CreateCounter<long>("trainingservice.events.persisted", unit: "{event}", description: "Job events persisted and sent");
+        _leases = meter.CreateCounter<long>("trainingservice.leases.renewals", unit: "{renewal}", description: "Lease renewals of this node's runs, by outcome (held, lost)");
     }
 
     /// <summary>Called by the event pump once events are in the history.</summary>
+    internal void LeaseRenewed(bool held) => _leases.Add(1, new KeyValuePair<string, object?>("outcome", held ? "held" : "lost"));
+
     internal void Persisted(Guid jobId, List<StreamEvent> events)
     {
         _events.Add(events.Count);

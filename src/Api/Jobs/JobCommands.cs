@@ -8,7 +8,6 @@ using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Jobs;
 using TrainingService.Contracts.Training;
-using TrainingService.Training.Loop;
 
 namespace TrainingService.Api.Jobs;
 
@@ -57,22 +56,56 @@ public abstract record CommandOutcome
 }
 
 /// <summary>
-/// A person's commands to a job — pause, resume, cancel, finish, new hyperparameters — for REST and the hub alike.
-/// <see cref="JobControls"/> is the registry the trainer obeys; this decides whether a command is allowed.
+/// A person's commands to a job — pause, resume, cancel, finish, new hyperparameters — for REST and the hub alike, on
+/// any node. A job no worker holds is changed here, in its record; a command for a job a worker holds (wherever it
+/// runs) goes into the job's command table, which that worker reads within Jobs:CommandPollMilliseconds.
 /// </summary>
-public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump pump, IOptions<JobOptions> options)
+public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump pump, IOptions<JobOptions> options)
 {
     public Task<CommandOutcome> PauseAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
-        WhenAsync(caller, id, s => s == RunState.Running, "only a running job can be paused", c => c.Pause(), cancellationToken);
+        CommandAsync(caller, id, s => s == RunState.Running, "only a running job can be paused", JobCommandKind.Pause, cancellationToken);
 
-    public Task<CommandOutcome> ResumeAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
-        WhenAsync(caller, id, s => s == RunState.Paused, "only a paused job can be resumed", c => c.Resume(), cancellationToken);
+    /// <summary>Back in the queue: whichever worker takes it continues from the checkpoint written at the pause.</summary>
+    public async Task<CommandOutcome> ResumeAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return new CommandOutcome.NotFound(id);
+        }
 
-    /// <summary>Early stop: finish now and keep the model.</summary>
-    public Task<CommandOutcome> FinishAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
-        WhenAsync(caller, id, s => s is RunState.Running or RunState.Paused, "only a running or paused job can finish early", c => c.Finish(), cancellationToken);
+        if (job.State != RunState.Paused)
+        {
+            return new CommandOutcome.Conflict($"Job {id} is {job.State}; only a paused job can be resumed.");
+        }
 
-    /// <summary>A queued job is cancelled at once; a running or paused one after its current step.</summary>
+        return await RequeuePausedAsync(job, cancellationToken) ?? await DoneAsync(id, cancellationToken);
+    }
+
+    /// <summary>Early stop: finish now and keep the model (a paused job is run once more, to finish at once).</summary>
+    public async Task<CommandOutcome> FinishAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    {
+        JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        if (job is null)
+        {
+            return new CommandOutcome.NotFound(id);
+        }
+
+        if (job.State is not (RunState.Running or RunState.Paused))
+        {
+            return new CommandOutcome.Conflict($"Job {id} is {job.State}; only a running or paused job can finish early.");
+        }
+
+        if (job.State == RunState.Paused && await RequeuePausedAsync(job, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
+        await AddCommandAsync(id, JobCommandKind.Finish, null, cancellationToken); // read by the run, or by the next claim's before it trains
+        return await DoneAsync(id, cancellationToken);
+    }
+
+    /// <summary>A job no worker holds (queued, paused) is cancelled at once; a running one after its current step.</summary>
     public async Task<CommandOutcome> CancelAsync(Caller caller, Guid id, CancellationToken cancellationToken)
     {
         JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
@@ -86,17 +119,25 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
             return new CommandOutcome.Conflict($"Job {id} has already ended ({job.State}); there is nothing to cancel.");
         }
 
-        if (controls.TryCancelQueued(id))
+        // The record first, only while no worker holds the job (the claim is a compare-and-set on Attempt, so the two
+        // cannot both win): it is what the quota counts and what a worker would claim, even if the event's write fails.
+        DateTime now = DateTime.UtcNow;
+        int cancelled = await db.Jobs
+            .Where(j => j.Id == id && j.Attempt == job.Attempt && j.LeaseOwner == null && (j.State == RunState.Queued || j.State == RunState.Paused))
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.FinishedAt, now), cancellationToken);
+        if (cancelled == 1)
         {
-            // The record first: it is what the quota counts and a restart re-queues from, even if the event's write fails.
-            await db.Jobs.Where(j => j.Id == id && j.State == RunState.Queued)
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.FinishedAt, DateTime.UtcNow), cancellationToken);
-            var events = new JobEventWriter(pump, id, job.LastSeq);
-            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = "cancelled before it started" });
+            var events = new JobEventWriter(pump, id, job.LastSeq, job.Attempt);
+            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = job.State == RunState.Paused ? "cancelled while paused" : "cancelled before it started" });
             await events.FlushAsync().WaitAsync(cancellationToken);
+            await db.JobCommands.Where(c => c.JobId == id).ExecuteDeleteAsync(cancellationToken);
+        }
+        else
+        {
+            await AddCommandAsync(id, JobCommandKind.Cancel, null, cancellationToken);
         }
 
-        return new CommandOutcome.Done(await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken));
+        return await DoneAsync(id, cancellationToken);
     }
 
     /// <summary>New values from the job's next step; the record keeps them (what GET shows and a restart starts from).</summary>
@@ -126,16 +167,22 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
             Momentum = change.Momentum ?? current.Momentum,
             WeightDecay = change.WeightDecay ?? current.WeightDecay,
         };
-        await db.SaveChangesAsync(cancellationToken);
-        controls.For(id).Change(change);
+        JobDispatch.AddCommand(db, id, JobCommandKind.Change, change);
+        await db.SaveChangesAsync(cancellationToken); // the values and the command together
+        dispatch.CommandsWritten();
         return new CommandOutcome.Done(job);
     }
+
+    /// <summary>Pictures of what the network sees, taken by the job's run before its next step.</summary>
+    public Task<CommandOutcome> SnapshotAsync(Caller caller, Guid id, CancellationToken cancellationToken) =>
+        CommandAsync(caller, id, s => s is RunState.Running or RunState.Paused,
+            "pictures are taken of a running or paused job (a finished one keeps its last)", JobCommandKind.Snapshot, cancellationToken);
 
     /// <summary>The jobs a caller may command: their own (an admin's: all); a share link's viewer none.</summary>
     private IQueryable<JobRecord> Controllable(Caller caller) => caller.IsViewer ? db.Jobs.Where(_ => false) : db.Jobs.VisibleTo(caller);
 
-    private async Task<CommandOutcome> WhenAsync(
-        Caller caller, Guid id, Func<RunState, bool> allowed, string rule, Action<TrainingControl> command, CancellationToken cancellationToken)
+    private async Task<CommandOutcome> CommandAsync(
+        Caller caller, Guid id, Func<RunState, bool> allowed, string rule, JobCommandKind kind, CancellationToken cancellationToken)
     {
         JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
@@ -148,9 +195,35 @@ public sealed class JobCommands(TrainingDb db, JobControls controls, EventPump p
             return new CommandOutcome.Conflict($"Job {id} is {job.State}; {rule}.");
         }
 
-        command(controls.For(id));
+        await AddCommandAsync(id, kind, null, cancellationToken);
         return new CommandOutcome.Done(job);
     }
+
+    private async Task AddCommandAsync(Guid id, JobCommandKind kind, HyperparameterChange? change, CancellationToken cancellationToken)
+    {
+        JobDispatch.AddCommand(db, id, kind, change);
+        await db.SaveChangesAsync(cancellationToken);
+        dispatch.CommandsWritten();
+    }
+
+    /// <summary>A paused job back to Queued, if no worker still holds it; else why not.</summary>
+    private async Task<CommandOutcome?> RequeuePausedAsync(JobRecord job, CancellationToken cancellationToken)
+    {
+        int requeued = await db.Jobs.Where(j => j.Id == job.Id && j.State == RunState.Paused && j.LeaseOwner == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Queued), cancellationToken);
+        if (requeued == 0)
+        {
+            return new CommandOutcome.Conflict(StorageFault.IsPauseReason(job.Error)
+                ? $"Job {job.Id} was paused by a storage fault; it resumes by itself once storage answers."
+                : $"Job {job.Id} is still writing its pause checkpoint; resume it in a moment.");
+        }
+
+        dispatch.Wake();
+        return null;
+    }
+
+    private async Task<CommandOutcome> DoneAsync(Guid id, CancellationToken cancellationToken) =>
+        new CommandOutcome.Done(await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken));
 
     private static Dictionary<string, string[]> Validate(HyperparameterChange? change, Hyperparameters current, int maxReason)
     {

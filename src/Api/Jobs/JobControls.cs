@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using TrainingService.Training.Loop;
 
 namespace TrainingService.Api.Jobs;
@@ -39,73 +38,57 @@ public sealed class JobOptions
 
     /// <summary>Queued, running and paused jobs one owner may have; a new one is refused (429) until one ends.</summary>
     public int MaxActiveJobsPerOwner { get; set; } = 20;
-}
 
-/// <summary>The queue of jobs to train, in arrival order.</summary>
-public sealed class JobQueue
-{
-    private readonly Channel<Guid> _channel = Channel.CreateUnbounded<Guid>();
+    /// <summary>
+    /// A worker's hold on a job lasts this long unless renewed (every third of it): a worker that dies loses its jobs
+    /// within this time, and another worker resumes them from their checkpoints.
+    /// </summary>
+    public int LeaseSeconds { get; set; } = 30;
 
-    public void Enqueue(Guid jobId) => _channel.Writer.TryWrite(jobId);
+    /// <summary>How often an idle worker looks for a job (a job created on the same node wakes it at once).</summary>
+    public int ClaimPollMilliseconds { get; set; } = 1000;
 
-    public IAsyncEnumerable<Guid> ReadAllAsync(CancellationToken cancellationToken) => _channel.Reader.ReadAllAsync(cancellationToken);
-
-    /// <summary>Jobs waiting for a worker.</summary>
-    public int Count => _channel.Reader.Count;
+    /// <summary>How often a worker reads the commands (pause, cancel, steering) for the jobs it runs.</summary>
+    public int CommandPollMilliseconds { get; set; } = 250;
 }
 
 /// <summary>
-/// The per-job control registry: each job's <see cref="TrainingControl"/> (which its trainer obeys between steps) and
-/// which jobs a worker has started. Commands arrive only through <see cref="JobCommands"/>, which decides if they are allowed.
+/// The runs of this node's worker: each job's <see cref="TrainingControl"/> (which its trainer obeys between steps)
+/// and the claim it runs under. Commands reach them from the job's command table (<see cref="JobDispatch"/>), wherever
+/// they were given.
 /// </summary>
 public sealed class JobControls
 {
-    private readonly ConcurrentDictionary<Guid, Entry> _jobs = new();
+    private readonly ConcurrentDictionary<Guid, Run> _runs = new();
 
-    public TrainingControl For(Guid jobId) => _jobs.GetOrAdd(jobId, _ => new Entry()).Control;
+    /// <summary>Jobs this node is training.</summary>
+    public int Running => _runs.Count;
 
-    /// <summary>Jobs a worker has started and not finished.</summary>
-    public int Running => _jobs.Values.Count(e => e.Started);
+    /// <summary>The claims of this node's runs.</summary>
+    public IReadOnlyList<JobClaim> Claims => [.. _runs.Values.Select(r => r.Claim)];
 
-    /// <summary>The worker takes the job, unless it was cancelled while queued.</summary>
-    public bool TryStart(Guid jobId)
+    /// <summary>A run starts under <paramref name="claim"/>; null when this node already runs the job (an older run not yet stopped).</summary>
+    public TrainingControl? TryStart(JobClaim claim)
     {
-        Entry entry = _jobs.GetOrAdd(jobId, _ => new Entry());
-        lock (entry)
+        var run = new Run(claim, new TrainingControl { PauseEndsRun = true });
+        if (_runs.TryAdd(claim.JobId, run))
         {
-            if (entry.Control.CancelRequested)
-            {
-                return false;
-            }
-
-            entry.Started = true;
-            return true;
+            return run.Control;
         }
+
+        run.Control.Dispose();
+        return null;
     }
 
-    /// <summary>True when the job had not started: it is cancelled without ever running.</summary>
-    public bool TryCancelQueued(Guid jobId)
-    {
-        Entry entry = _jobs.GetOrAdd(jobId, _ => new Entry());
-        lock (entry)
-        {
-            entry.Control.Cancel();
-            return !entry.Started;
-        }
-    }
+    public TrainingControl? ControlOf(Guid jobId) => _runs.TryGetValue(jobId, out Run? run) ? run.Control : null;
 
     public void Finished(Guid jobId)
     {
-        if (_jobs.TryRemove(jobId, out Entry? entry))
+        if (_runs.TryRemove(jobId, out Run? run))
         {
-            entry.Control.Dispose();
+            run.Control.Dispose();
         }
     }
 
-    private sealed class Entry
-    {
-        public TrainingControl Control { get; } = new();
-
-        public bool Started { get; set; }
-    }
+    private sealed record Run(JobClaim Claim, TrainingControl Control);
 }

@@ -31,6 +31,7 @@ public sealed class JobDeletion(
             }
 
             await db.ShareLinks.Where(s => s.JobId == id).ExecuteDeleteAsync(cancellationToken);
+            await db.JobCommands.Where(c => c.JobId == id).ExecuteDeleteAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 

@@ -2,6 +2,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
+using TrainingService.Api.Infrastructure;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Training;
@@ -12,24 +13,28 @@ using TrainingService.Training.Specs;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>
-/// Trains queued jobs, <see cref="JobOptions.Concurrency"/> at a time, each on a thread of its own. On start it
-/// re-queues what an earlier process left unfinished (setting aside a job that crashed it <see cref="JobOptions.MaxCrashes"/>
-/// times); on shutdown running jobs write a checkpoint and go back to Queued. A storage fault pauses the job it meets,
-/// which runs again from its checkpoint once storage answers; nothing a job's storage throws reaches the host.
+/// Trains jobs, <see cref="JobOptions.Concurrency"/> at a time, each on a thread of its own, claiming them from the job
+/// table (<see cref="JobDispatch"/>): on any node of role all or worker, on one machine or many. While a run lasts its
+/// lease is renewed and the commands given for it (on any node) are read and obeyed. A pause checkpoints and frees the
+/// slot; on shutdown running jobs write a checkpoint and are handed back. A job whose runs keep killing their process
+/// is set aside (<see cref="JobOptions.MaxCrashes"/>). A storage fault pauses the job it meets, which runs again from
+/// its checkpoint once storage answers; nothing a job's storage throws reaches the host.
 /// </summary>
 public sealed class JobWorker(
-    JobQueue queue,
+    JobDispatch dispatch,
     JobControls controls,
     EventPump pump,
     DatasetStore datasets,
     StorageFaults faults,
+    TrainingMetrics metrics,
     IServiceScopeFactory scopes,
     IOptions<JobOptions> options,
     IOptions<StorageOptions> storage,
     IOptions<SpecLimits> limits,
     ILogger<JobWorker> logger) : BackgroundService
 {
-    private const string Unfinished = "unfinished jobs";
+    /// <summary>The part of <see cref="StorageFaults"/> a worker reports while it cannot claim (its readiness).</summary>
+    public const string Claiming = "claiming jobs";
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -38,138 +43,247 @@ public sealed class JobWorker(
         {
             try
             {
-                await RequeueUnfinishedAsync(stoppingToken);
-                faults.Clear(Unfinished);
+                await dispatch.ExpireOwnLeasesAsync(stoppingToken);
+                faults.Clear(Claiming);
                 break;
             }
             catch (Exception ex) when (StorageFault.Describe(ex) is { } fault && !stoppingToken.IsCancellationRequested)
             {
-                // The API serves meanwhile; the jobs wait for storage like any job paused by a fault.
-                faults.Report(Unfinished, $"cannot be re-queued: {fault}; retrying");
-                logger.LogWarning(ex, "Re-queueing unfinished jobs met a storage fault: {Fault}", fault);
-                try
-                {
-                    await Task.Delay(backoff.Next(), stoppingToken);
-                }
-                catch (OperationCanceledException)
+                faults.Report(Claiming, $"cannot reach the job table: {fault}; retrying");
+                logger.LogWarning(ex, "Taking back this node's leases met a storage fault: {Fault}", fault);
+                if (!await DelayAsync(backoff.Next(), stoppingToken))
                 {
                     return;
                 }
             }
         }
 
-        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Value.Concurrency)).Select(_ => RunLoopAsync(stoppingToken)));
+        using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        Task keeper = KeepLeasesAsync(keeperStop.Token);
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Value.Concurrency)).Select(_ => ClaimLoopAsync(stoppingToken)));
+        await keeperStop.CancelAsync(); // after the runs: each renews and obeys commands until it has handed its job back
+        await keeper;
     }
 
-    private async Task RequeueUnfinishedAsync(CancellationToken cancellationToken)
+    private static async Task<bool> DelayAsync(TimeSpan wait, CancellationToken cancellationToken)
     {
-        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
-        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-        // Only a job found Running was being trained when its process died; the others were stopped in order.
-        await db.Jobs.Where(j => j.State != RunState.Running && j.CrashCount != 0)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.CrashCount, 0), cancellationToken);
-        var unfinished = await db.Jobs.AsNoTracking()
-            .Where(j => j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused)
-            .OrderBy(j => j.CreatedAt).Select(j => new { j.Id, j.State, j.CrashCount, j.LastSeq, j.Error }).ToListAsync(cancellationToken);
-        foreach (var job in unfinished)
+        try
         {
-            if (job.State == RunState.Running && job.CrashCount >= options.Value.MaxCrashes)
+            await Task.Delay(wait, cancellationToken);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>One slot: claim the oldest claimable job, run it, again; idle, wait for a wake-up or the next poll.</summary>
+    private async Task ClaimLoopAsync(CancellationToken stoppingToken)
+    {
+        var backoff = new Backoff(options.Value.StorageRetryMaxSeconds);
+        TimeSpan poll = TimeSpan.FromMilliseconds(options.Value.ClaimPollMilliseconds);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            JobClaim? claim;
+            try
             {
-                await SetAsideAsync(db, job.Id, job.CrashCount, job.LastSeq, cancellationToken);
+                claim = await dispatch.TryClaimAsync(stoppingToken);
+                faults.Clear(Claiming);
+                backoff.Reset();
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                string fault = StorageFault.Describe(ex) ?? ex.GetType().Name;
+                faults.Report(Claiming, $"cannot claim jobs: {fault}; retrying");
+                logger.LogWarning(ex, "Claiming a job failed: {Fault}", fault);
+                if (!await DelayAsync(backoff.Next(), stoppingToken))
+                {
+                    return;
+                }
+
                 continue;
             }
 
-            if (job.State == RunState.Paused && !StorageFault.IsPauseReason(job.Error))
+            if (claim is null)
             {
-                controls.For(job.Id).Pause(); // still paused after a restart, until a person resumes it
+                try
+                {
+                    await dispatch.WaitForWorkAsync(poll, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                continue;
             }
 
-            logger.LogInformation("Re-queued job {JobId}, found {State}", job.Id, job.State);
-            queue.Enqueue(job.Id);
+            using (logger.BeginScope(new Dictionary<string, object> { ["JobId"] = claim.JobId }))
+            {
+                try
+                {
+                    await RunJobAsync(claim, stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                {
+                    logger.LogError(ex, "Job {JobId}: the worker could not run it", claim.JobId); // one job's trouble, not the host's
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// While this node runs jobs: reads their commands every Jobs:CommandPollMilliseconds (at once when one was given on
+    /// this node), renews their leases every third of the lease, and stops a run whose lease another worker took.
+    /// </summary>
+    private async Task KeepLeasesAsync(CancellationToken cancellationToken)
+    {
+        TimeSpan commandPoll = TimeSpan.FromMilliseconds(options.Value.CommandPollMilliseconds);
+        TimeSpan renewEvery = TimeSpan.FromSeconds(options.Value.LeaseSeconds / 3.0);
+        long lastRenewal = System.Diagnostics.Stopwatch.GetTimestamp();
+        long lastCount = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await dispatch.WaitForCommandsAsync(commandPoll, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            try
+            {
+                IReadOnlyList<JobClaim> claims = controls.Claims;
+                await ObeyCommandsAsync(claims, cancellationToken);
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(lastRenewal) >= renewEvery)
+                {
+                    lastRenewal = System.Diagnostics.Stopwatch.GetTimestamp();
+                    foreach (JobClaim claim in claims)
+                    {
+                        bool held = await dispatch.RenewAsync(claim, cancellationToken);
+                        metrics.LeaseRenewed(held);
+                        if (!held)
+                        {
+                            logger.LogWarning("Job {JobId}: attempt {Attempt} lost its lease to another worker; the run stops and writes nothing more", claim.JobId, claim.Attempt);
+                            pump.Fence(claim.JobId, new LeaseLostException(claim.JobId, claim.Attempt));
+                            controls.ControlOf(claim.JobId)?.Cancel();
+                        }
+                    }
+                }
+
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(lastCount) >= TimeSpan.FromSeconds(2))
+                {
+                    lastCount = System.Diagnostics.Stopwatch.GetTimestamp();
+                    await dispatch.CountQueuedAsync(cancellationToken);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // A storage fault: the runs meet it too and pause; leases are renewed at the next pass that gets through.
+                logger.LogDebug(ex, "Reading commands or renewing leases failed");
+            }
+        }
+    }
+
+    private async Task ObeyCommandsAsync(IReadOnlyList<JobClaim> claims, CancellationToken cancellationToken)
+    {
+        if (claims.Count == 0)
+        {
+            return;
+        }
+
+        foreach (JobCommandRecord command in await dispatch.TakeCommandsAsync([.. claims.Select(c => c.JobId)], cancellationToken))
+        {
+            if (controls.ControlOf(command.JobId) is { } control)
+            {
+                JobDispatch.Apply(command, control);
+            }
         }
     }
 
     /// <summary>A job whose runs keep killing the process: Failed with the reason, never run again.</summary>
-    private async Task SetAsideAsync(TrainingDb db, Guid id, int crashes, long lastSeq, CancellationToken cancellationToken)
+    private async Task SetAsideAsync(JobClaim claim, CancellationToken cancellationToken)
     {
-        string reason = $"the service process stopped {crashes} times while training this job; set aside so it does not crash the service again";
-        // The record first: it is what a restart reads, even if the event's write fails.
-        await db.Jobs.Where(j => j.Id == id).ExecuteUpdateAsync(s => s
+        string reason = $"the service process stopped {claim.CrashCount} times while training this job; set aside so it does not crash the service again";
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        long lastSeq = await db.Jobs.Where(j => j.Id == claim.JobId).Select(j => j.LastSeq).FirstAsync(cancellationToken);
+        // The record first: it is what the next claim reads, even if the event's write fails.
+        await db.Jobs.Where(j => j.Id == claim.JobId && j.Attempt == claim.Attempt).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.State, RunState.Failed).SetProperty(j => j.Error, reason).SetProperty(j => j.FinishedAt, DateTime.UtcNow), cancellationToken);
-        new JobEventWriter(pump, id, lastSeq).Publish(new StateEvent { State = RunState.Failed, Reason = reason });
-        logger.LogWarning("Job {JobId} set aside: the process died {Crashes} times while training it", id, crashes);
+        var events = new JobEventWriter(pump, claim.JobId, lastSeq, claim.Attempt);
+        events.Publish(new StateEvent { State = RunState.Failed, Reason = reason });
+        await events.FlushAsync();
+        logger.LogWarning("Job {JobId} set aside: the process died {Crashes} times while training it", claim.JobId, claim.CrashCount);
     }
 
-    private async Task RunLoopAsync(CancellationToken stoppingToken)
+    /// <summary>Runs the claimed job until it ends, pauses or is handed back; a storage fault pauses it until storage answers, then it runs again from its checkpoint.</summary>
+    private async Task RunJobAsync(JobClaim claim, CancellationToken stoppingToken)
     {
-        try
+        Guid jobId = claim.JobId;
+        using IDisposable _ = Serilog.Context.LogContext.PushProperty("JobId", jobId); // on every line logged for the job, its thread's too
+        if (controls.TryStart(claim) is not { } control)
         {
-            await foreach (Guid jobId in queue.ReadAllAsync(stoppingToken))
-            {
-                using (logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId }))
-                {
-                    try
-                    {
-                        await RunJobAsync(jobId, stoppingToken);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
-                    {
-                        logger.LogError(ex, "Job {JobId}: the worker could not run it", jobId); // one job's trouble, not the host's
-                    }
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
-
-    /// <summary>Runs the job until it ends; a storage fault pauses it until storage answers, then it runs again from its checkpoint.</summary>
-    private async Task RunJobAsync(Guid jobId, CancellationToken stoppingToken)
-    {
-        if (!controls.TryStart(jobId))
-        {
-            controls.Finished(jobId);
+            // This node's older run of the job has not stopped yet: it will, at its next renewal; the lease lapses and the job is claimed again.
+            logger.LogWarning("Job {JobId}: claimed while this node's earlier run of it is still stopping; left for the next claim", jobId);
             return;
         }
 
-        using IDisposable _ = Serilog.Context.LogContext.PushProperty("JobId", jobId); // on every line logged for the job, its thread's too
+        pump.Forgive(jobId); // a new run numbers on from the history as persisted
         string part = StorageFaults.JobPart(jobId);
         var backoff = new Backoff(options.Value.StorageRetryMaxSeconds);
-        bool counted = false;
-        bool faulted = false;
+        bool release = false;
         try
         {
+            if (claim.CrashCount >= options.Value.MaxCrashes)
+            {
+                await SetAsideAsync(claim, stoppingToken);
+                release = true;
+                return;
+            }
+
+            await ObeyCommandsAsync([claim], stoppingToken); // what was asked while it waited: cancel, finish, changes
             while (true)
             {
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 try
                 {
                     (JobRecord? job, DatasetRecord? dataset) = await LoadAsync(jobId, stoppingToken);
-                    if (job is null || job.State.IsEnded())
+                    if (job is null || job.State.IsEnded() || job.Attempt != claim.Attempt)
                     {
+                        release = job is not null && job.Attempt == claim.Attempt;
                         return;
                     }
 
-                    if (!counted)
-                    {
-                        await CountRunAsync(jobId, 1, stoppingToken); // before the run: a crash during it is then on record
-                        counted = true;
-                    }
-
-                    faulted = false;
                     faults.Clear(part);
-                    await RunOnceAsync(job, dataset, stoppingToken);
+                    await RunOnceAsync(job, claim, control, dataset, stoppingToken);
+                    release = true;
+                    return;
+                }
+                catch (Exception ex) when (LeaseLostException.In(ex))
+                {
+                    logger.LogWarning("Job {JobId}: attempt {Attempt} stopped: another worker holds the job now", jobId, claim.Attempt);
                     return;
                 }
                 catch (Exception ex) when (StorageFault.Describe(ex) is { } fault)
                 {
-                    faulted = true;
                     string reason = StorageFault.PauseReason(fault);
                     faults.Report(part, reason);
                     if (stoppingToken.IsCancellationRequested)
                     {
-                        logger.LogWarning(ex, "Job {JobId} met a storage fault as the service stops ({Fault}); it resumes on the next start", jobId, fault);
+                        logger.LogWarning(ex, "Job {JobId} met a storage fault as the service stops ({Fault}); it resumes from its checkpoint", jobId, fault);
+                        release = true; // if the database takes it; else the lease lapses
                         return;
                     }
 
@@ -180,13 +294,19 @@ public sealed class JobWorker(
 
                     logger.LogWarning(ex, "Job {JobId} paused: storage fault: {Fault}", jobId, fault);
                     await SettleAsync(jobId);
-                    await TryAnnouncePauseAsync(jobId, reason, stoppingToken);
+                    await TryAnnouncePauseAsync(claim, reason, stoppingToken);
                     if (!await WaitForStorageAsync(jobId, backoff, stoppingToken))
                     {
                         return;
                     }
 
                     await SettleAsync(jobId);
+                    if (!await dispatch.RenewAsync(claim, stoppingToken))
+                    {
+                        logger.LogWarning("Job {JobId}: storage answers again, but another worker took the job meanwhile", jobId);
+                        return;
+                    }
+
                     logger.LogInformation("Job {JobId}: storage answers again; the job resumes from its checkpoint", jobId);
                 }
             }
@@ -196,20 +316,25 @@ public sealed class JobWorker(
         }
         finally
         {
-            if (!faulted)
+            if (release)
             {
-                // Flushed before the job leaves the registry, so no command sees it Running in the database once it has ended.
+                // Flushed before the lease goes, so no other worker or command sees the job free while its last events are on their way.
                 try
                 {
                     await pump.FlushAsync();
-                    if (counted)
-                    {
-                        await CountRunAsync(jobId, 0, CancellationToken.None); // ended in order: not a crash
-                    }
                 }
                 catch (Exception ex)
                 {
-                    logger.LogError(ex, "Job {JobId}: its last events or its run count could not be persisted", jobId);
+                    logger.LogError(ex, "Job {JobId}: its last events could not be persisted", jobId);
+                }
+
+                try
+                {
+                    await dispatch.ReleaseAsync(claim, CancellationToken.None);
+                }
+                catch (Exception ex)
+                {
+                    logger.LogError(ex, "Job {JobId}: its lease could not be released; it lapses", jobId);
                 }
             }
 
@@ -227,26 +352,18 @@ public sealed class JobWorker(
         return (job, dataset);
     }
 
-    /// <summary>1: a run starts (one more unended run on record); 0: it ended in order.</summary>
-    private async Task CountRunAsync(Guid jobId, int delta, CancellationToken cancellationToken)
-    {
-        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
-        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-        await (delta == 0
-            ? db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.CrashCount, 0), cancellationToken)
-            : db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s.SetProperty(j => j.CrashCount, j => j.CrashCount + delta), cancellationToken));
-    }
-
     /// <summary>One run on the job's own thread; a failure that is not a storage fault ends the job Failed.</summary>
-    private async Task RunOnceAsync(JobRecord job, DatasetRecord? datasetRecord, CancellationToken stoppingToken)
+    private async Task RunOnceAsync(JobRecord job, JobClaim claim, TrainingControl control, DatasetRecord? datasetRecord, CancellationToken stoppingToken)
     {
-        var events = new JobEventWriter(pump, job.Id, job.LastSeq);
+        // Before a checkpoint replaces the last one: still this claim's job? (a blocking read, on the job's own thread)
+        var events = new JobEventWriter(pump, job.Id, job.LastSeq, claim.Attempt,
+            () => dispatch.HoldsAsync(claim, CancellationToken.None).GetAwaiter().GetResult());
         var done = new TaskCompletionSource<TrainingOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
-                done.SetResult(Train(job, datasetRecord, events, stoppingToken));
+                done.SetResult(Train(job, control, datasetRecord, events, stoppingToken));
             }
             catch (Exception ex)
             {
@@ -257,14 +374,14 @@ public sealed class JobWorker(
             IsBackground = true,
             Name = $"job {job.Id:N}",
         };
-        logger.LogInformation("Job {JobId} starting", job.Id);
+        logger.LogInformation("Job {JobId} starting (attempt {Attempt})", job.Id, claim.Attempt);
         thread.Start();
         try
         {
             TrainingOutcome outcome = await done.Task;
             logger.LogInformation("Job {JobId} ended: {Outcome}", job.Id, outcome);
         }
-        catch (Exception ex) when (StorageFault.Describe(ex) is null)
+        catch (Exception ex) when (StorageFault.Describe(ex) is null && !LeaseLostException.In(ex))
         {
             logger.LogError(ex, "Job {JobId} failed", job.Id);
             events.Publish(new StateEvent { State = RunState.Failed, Reason = FailureReason(ex, storage.Value.FullDataFolder) });
@@ -287,19 +404,19 @@ public sealed class JobWorker(
     }
 
     /// <summary>The pause and its reason in the job's history and summary, when the database takes them (best effort).</summary>
-    private async Task TryAnnouncePauseAsync(Guid jobId, string reason, CancellationToken cancellationToken)
+    private async Task TryAnnouncePauseAsync(JobClaim claim, string reason, CancellationToken cancellationToken)
     {
         try
         {
-            (JobRecord? job, _) = await LoadAsync(jobId, cancellationToken);
+            (JobRecord? job, _) = await LoadAsync(claim.JobId, cancellationToken);
             if (job is not null)
             {
-                new JobEventWriter(pump, jobId, job.LastSeq).Publish(new StateEvent { State = RunState.Paused, Reason = reason });
+                new JobEventWriter(pump, claim.JobId, job.LastSeq, claim.Attempt).Publish(new StateEvent { State = RunState.Paused, Reason = reason });
             }
         }
         catch (Exception ex) when (StorageFault.Describe(ex) is not null)
         {
-            logger.LogDebug(ex, "Job {JobId}: the pause could not be recorded", jobId);
+            logger.LogDebug(ex, "Job {JobId}: the pause could not be recorded", claim.JobId);
         }
     }
 
@@ -389,7 +506,7 @@ public sealed class JobWorker(
     }
 
     /// <summary>On the job's own thread: build the trainer, resume from the checkpoint if there is one, train.</summary>
-    private TrainingOutcome Train(JobRecord job, DatasetRecord? datasetRecord, JobEventWriter events, CancellationToken stoppingToken)
+    private TrainingOutcome Train(JobRecord job, TrainingControl control, DatasetRecord? datasetRecord, JobEventWriter events, CancellationToken stoppingToken)
     {
         if (datasetRecord is null)
         {
@@ -424,7 +541,7 @@ public sealed class JobWorker(
             events.RestartAfter(0);
         }
 
-        return trainer.Run(controls.For(job.Id), stoppingToken);
+        return trainer.Run(control, stoppingToken);
     }
 
     /// <summary>

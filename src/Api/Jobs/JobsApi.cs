@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -21,11 +22,11 @@ using TrainingService.Training.Specs;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>What the job handlers need, as one parameter.</summary>
-public sealed record JobServices(TrainingDb Db, JobQueue Queue, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits, Caller Caller);
+public sealed record JobServices(TrainingDb Db, JobDispatch Dispatch, IOptions<JobOptions> Options, IOptions<SpecLimits> Limits, Caller Caller);
 
 public static class JobsApi
 {
-    public static IServiceCollection AddJobs(this IServiceCollection services)
+    public static IServiceCollection AddJobs(this IServiceCollection services, NodeRole role)
     {
         services.AddOptions<JobOptions>().BindConfiguration("Jobs")
             .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0,
@@ -34,7 +35,10 @@ public static class JobsApi
             .Validate(o => o.MaxCrashes >= 1 && o.StorageRetryMaxSeconds >= 1, "Jobs: MaxCrashes ≥ 1, StorageRetryMaxSeconds ≥ 1")
             .Validate(o => o.MaxHistoryBytesPerJob > 0, HistoryLimit.Key + " must be positive")
             .ValidateOnStart();
-        services.AddSingleton<JobQueue>();
+        services.AddOptions<JobOptions>()
+            .Validate(o => o.LeaseSeconds >= 3 && o.ClaimPollMilliseconds >= 10 && o.CommandPollMilliseconds >= 10,
+                "Jobs: LeaseSeconds ≥ 3, ClaimPollMilliseconds ≥ 10, CommandPollMilliseconds ≥ 10");
+        services.AddSingleton<JobDispatch>();
         services.AddSingleton<JobControls>();
         services.AddScoped<JobCommands>();
         services.AddScoped<JobDeletion>();
@@ -42,7 +46,13 @@ public static class JobsApi
         // The pump is registered before the worker so it stops after it and persists the worker's last events.
         services.AddSingleton<EventPump>();
         services.AddHostedService(sp => sp.GetRequiredService<EventPump>());
-        services.AddHostedService<JobWorker>();
+        if (role != NodeRole.Api)
+        {
+            services.AddHostedService<JobWorker>();
+            services.AddHealthChecks().Add(new HealthCheckRegistration("claiming",
+                sp => new ClaimingHealthCheck(sp.GetRequiredService<StorageFaults>(), role), failureStatus: null, tags: null));
+        }
+
         return services;
     }
 
@@ -171,7 +181,7 @@ public static class JobsApi
             await write.CommitAsync(cancellationToken);
         }
 
-        services.Queue.Enqueue(job.Id);
+        services.Dispatch.Wake(); // this node's worker, if it has one, looks now; others at their next poll
         return TypedResults.AcceptedAtRoute(View(job), "GetJob", new { id = job.Id });
     }
 
@@ -319,6 +329,8 @@ public static class JobsApi
         Hyperparameters = job.Hyperparameters,
         Monitoring = job.Monitoring,
         Sanity = job.Sanity,
+        Worker = job.LeaseOwner,
+        Attempt = job.Attempt,
     };
 
     private static JobSummary Summary(JobRecord job)

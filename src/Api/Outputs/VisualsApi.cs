@@ -78,22 +78,13 @@ public static class VisualsApi
             : TypedResults.File(Pictures.FeatureMaps(maps), "image/png");
     }
 
-    public static async Task<Results<Accepted, ProblemHttpResult>> Request(Guid id, TrainingDb db, Caller caller, JobControls controls, CancellationToken cancellationToken)
-    {
-        JobRecord? job = await db.Jobs.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (job is null)
+    public static async Task<Results<Accepted, ProblemHttpResult>> Request(Guid id, JobCommands commands, Caller caller, CancellationToken cancellationToken) =>
+        await commands.SnapshotAsync(caller, id, cancellationToken) switch
         {
-            return Problems.NoSuchJob(id);
-        }
-
-        if (job.State is not (RunState.Running or RunState.Paused))
-        {
-            return Problems.Conflict($"Job {id} is {job.State}; pictures are taken of a running or paused job (a finished one keeps its last).");
-        }
-
-        controls.For(id).RequestSnapshot();
-        return TypedResults.Accepted($"/jobs/{id}/visuals");
-    }
+            CommandOutcome.Done => TypedResults.Accepted($"/jobs/{id}/visuals"),
+            CommandOutcome.Conflict conflict => Problems.Conflict(conflict.Reason),
+            _ => Problems.NoSuchJob(id),
+        };
 
     private static async Task<(VisualSnapshot? Snapshot, ProblemHttpResult? Problem)> LoadAsync(
         Guid id, TrainingDb db, Caller caller, Snapshots snapshots, CancellationToken cancellationToken)

@@ -117,6 +117,18 @@ public sealed class JobRecord
     /// </summary>
     public int CrashCount { get; set; }
 
+    /// <summary>
+    /// The fencing token: one more each time a worker claims the job. Every event and checkpoint a run writes is
+    /// checked against it, so a worker that lost its lease can write nothing (JobDispatch).
+    /// </summary>
+    public int Attempt { get; set; }
+
+    /// <summary>The node whose worker holds the job (null: no one; the job waits to be claimed, or has ended).</summary>
+    public string? LeaseOwner { get; set; }
+
+    /// <summary>When the holder's lease runs out unless renewed; after it, any worker may claim the job.</summary>
+    public DateTime? LeaseExpiresAt { get; set; }
+
     public DateTime CreatedAt { get; set; }
 
     public DateTime? StartedAt { get; set; }
@@ -193,4 +205,31 @@ public sealed class ShareLinkRecord
     public DateTime CreatedAt { get; set; }
 
     public DateTime ExpiresAt { get; set; }
+}
+
+/// <summary>
+/// A person's command to a job, waiting for the worker that runs it (on whichever node): pause, cancel, finish,
+/// change, snapshot. The worker holding the job's lease reads and deletes them; a job claimed later reads those left.
+/// </summary>
+public sealed class JobCommandRecord
+{
+    public long Id { get; set; }
+
+    public Guid JobId { get; set; }
+
+    public JobCommandKind Kind { get; set; }
+
+    /// <summary>A <see cref="JobCommandKind.Change"/>'s values as JSON; null for the others.</summary>
+    public string? Payload { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+}
+
+public enum JobCommandKind
+{
+    Pause,
+    Cancel,
+    Finish,
+    Change,
+    Snapshot,
 }

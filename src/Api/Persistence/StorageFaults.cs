@@ -21,6 +21,9 @@ public sealed class StorageFaults(TimeProvider time)
 
     public void Clear(string part) => _faults.TryRemove(part, out _);
 
+    /// <summary>The reason <paramref name="part"/> is at fault, or null when it is not.</summary>
+    public string? Has(string part) => _faults.TryGetValue(part, out var fault) ? fault.Reason : null;
+
     public static string JobPart(Guid jobId) => $"job {jobId}";
 
     /// <summary>Why the job is paused by a storage fault, or null when it is not.</summary>
@@ -90,6 +93,8 @@ public static class StorageFault
             _ => null,
         },
         NpgsqlException { IsTransient: true } => "the database cannot be reached", // refused, reset or timed out: no server answer
+        TrainingService.Api.Jobs.LeaseLostException => null, // another worker holds the job: nothing to wait out
+        EventsNotPersistedException { InnerException: TrainingService.Api.Jobs.LeaseLostException } => null,
         EventsNotPersistedException lost => Describe(lost.InnerException!) ?? "job events could not be persisted",
         FileNotFoundException or DirectoryNotFoundException or EndOfStreamException => null, // missing or damaged, not transient
         IOException io => io.HResult switch

@@ -15,14 +15,19 @@ public sealed record SweepResult(
     long Events);
 
 /// <summary>
-/// Before the service takes requests (so no upload or job is in flight), removes what a crash or an interrupted delete
-/// left: upload folders never committed (datasets/.incoming-*), dataset and job folders without a record, half-written
-/// files (*.tmp) in job folders, the checkpoints of succeeded jobs (they keep their final model), and events and share
-/// links of jobs that are gone.
+/// Before the service takes requests (so no upload or job of this node is in flight), removes what a crash or an
+/// interrupted delete left: upload folders never committed (datasets/.incoming-*), dataset and job folders without a
+/// record, half-written files (*.tmp) in job folders, the checkpoints of succeeded jobs (they keep their final model),
+/// and events and share links of jobs that are gone. With other nodes on the same storage (any but a lone all-role
+/// node on SQLite), an upload folder is only taken when no one has written to it for <see cref="OtherNodesGrace"/>,
+/// and a job's *.tmp files only when no other node holds the job's lease: they may be another node's work in flight.
 /// </summary>
 public static class StorageSweep
 {
     private const string IncomingPrefix = ".incoming-";
+
+    /// <summary>How long an upload folder must have been left alone before a node that is not alone sweeps it.</summary>
+    public static readonly TimeSpan OtherNodesGrace = TimeSpan.FromHours(1);
 
     public static async Task<SweepResult> SweepStorageAsync(this WebApplication app)
     {
@@ -33,7 +38,8 @@ public static class StorageSweep
         SweepResult result;
         try
         {
-            result = await SweepAsync(db, storage, app.Lifetime.ApplicationStopping);
+            bool alone = JobDispatch.RoleOf(app.Configuration) == NodeRole.All && Storage.ProviderFrom(app.Configuration) == DatabaseProvider.Sqlite;
+            result = await SweepAsync(db, storage, alone ? null : Infrastructure.Telemetry.NodeName(app.Configuration), app.Lifetime.ApplicationStopping);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -51,8 +57,10 @@ public static class StorageSweep
         return result;
     }
 
-    internal static async Task<SweepResult> SweepAsync(TrainingDb db, StorageOptions storage, CancellationToken cancellationToken)
+    /// <summary>The sweep itself; <paramref name="node"/> is this node's name when other nodes may share the storage, null for a lone node.</summary>
+    internal static async Task<SweepResult> SweepAsync(TrainingDb db, StorageOptions storage, string? node, CancellationToken cancellationToken)
     {
+        DateTime idleSince = DateTime.UtcNow - OtherNodesGrace;
         int incoming = 0, datasetFolders = 0, jobFolders = 0, checkpoints = 0, tempFiles = 0;
         long incomingBytes = 0, datasetBytes = 0, jobBytes = 0, checkpointBytes = 0, tempBytes = 0;
 
@@ -62,6 +70,11 @@ public static class StorageSweep
             foreach (string folder in Directory.EnumerateDirectories(storage.DatasetsRoot))
             {
                 string name = Path.GetFileName(folder);
+                if (node is not null && Directory.GetLastWriteTimeUtc(folder) > idleSince)
+                {
+                    continue; // maybe another node's upload in flight, or being committed
+                }
+
                 if (name.StartsWith(IncomingPrefix, StringComparison.Ordinal))
                 {
                     incomingBytes += JobDeletion.DeleteFolder(folder);
@@ -78,6 +91,8 @@ public static class StorageSweep
         if (Directory.Exists(storage.JobsRoot))
         {
             Dictionary<Guid, RunState> jobs = await db.Jobs.ToDictionaryAsync(j => j.Id, j => j.State, cancellationToken);
+            HashSet<Guid> heldElsewhere = node is null ? [] : [.. await db.Jobs
+                .Where(j => j.LeaseOwner != null && j.LeaseOwner != node).Select(j => j.Id).ToListAsync(cancellationToken)];
             foreach (string folder in Directory.EnumerateDirectories(storage.JobsRoot))
             {
                 if (!Guid.TryParseExact(Path.GetFileName(folder), "N", out Guid id))
@@ -92,7 +107,7 @@ public static class StorageSweep
                     continue;
                 }
 
-                foreach (FileInfo temp in new DirectoryInfo(folder).EnumerateFiles("*.tmp"))
+                foreach (FileInfo temp in heldElsewhere.Contains(id) ? [] : new DirectoryInfo(folder).EnumerateFiles("*.tmp"))
                 {
                     tempBytes += temp.Length;
                     temp.Delete();
@@ -119,6 +134,8 @@ public static class StorageSweep
         }
 
         await db.ShareLinks.Where(s => !db.Jobs.Any(j => j.Id == s.JobId)).ExecuteDeleteAsync(cancellationToken);
+        await db.JobCommands.Where(c => !db.Jobs.Any(j => j.Id == c.JobId && j.State != RunState.Succeeded && j.State != RunState.Failed
+            && j.State != RunState.Cancelled)).ExecuteDeleteAsync(cancellationToken); // for jobs gone or ended: nothing left to reach
         return new SweepResult(incoming, incomingBytes, datasetFolders, datasetBytes, jobFolders, jobBytes, checkpoints, checkpointBytes, tempFiles, tempBytes, events);
     }
 

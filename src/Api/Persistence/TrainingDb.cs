@@ -21,6 +21,8 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
 
     public DbSet<JobEventRecord> JobEvents => Set<JobEventRecord>();
 
+    public DbSet<JobCommandRecord> JobCommands => Set<JobCommandRecord>();
+
     public DbSet<UserRecord> Users => Set<UserRecord>();
 
     public DbSet<ApiKeyRecord> ApiKeys => Set<ApiKeyRecord>();
@@ -51,6 +53,13 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(j => new { j.State, j.CreatedAt });
             e.HasIndex(j => j.DatasetId);
             e.HasIndex(j => new { j.Owner, j.CreatedAt });
+            e.Property(j => j.LeaseOwner).HasMaxLength(200);
+            e.HasIndex(j => j.LeaseOwner);
+        });
+        modelBuilder.Entity<JobCommandRecord>(e =>
+        {
+            e.Property(c => c.Kind).HasConversion<string>().HasMaxLength(16);
+            e.HasIndex(c => new { c.JobId, c.Id });
         });
         modelBuilder.Entity<JobEventRecord>().HasKey(e => new { e.JobId, e.Seq });
         // Full layers events only, with their size: what history thinning looks for, found without reading a row.

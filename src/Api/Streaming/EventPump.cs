@@ -47,17 +47,20 @@ public sealed class EventPump(
 
     private readonly Channel<Item> _channel = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>Queue an event of a job, numbered by its <see cref="JobEventWriter"/>; never blocks.</summary>
-    public void Publish(Guid jobId, StreamEvent e)
+    /// <summary>
+    /// Queue an event of a job, numbered by its <see cref="JobEventWriter"/>; never blocks. With an
+    /// <paramref name="attempt"/> (the writer's claim), it is stored only while the job's Attempt is still that one.
+    /// </summary>
+    public void Publish(Guid jobId, StreamEvent e, int? attempt = null)
     {
-        if (!_channel.Writer.TryWrite(new Item(jobId, e, null)))
+        if (!_channel.Writer.TryWrite(new Item(jobId, e, null, Attempt: attempt)))
         {
             MarkLost(jobId, new InvalidOperationException($"event {e.Seq} of job {jobId} was published after the event pump stopped"));
         }
     }
 
     /// <summary>Queue: forget the job's persisted events after <paramref name="seq"/> (a run restarting from an older checkpoint replays them).</summary>
-    public void TruncateAfter(Guid jobId, long seq) => _channel.Writer.TryWrite(new Item(jobId, null, seq));
+    public void TruncateAfter(Guid jobId, long seq, int? attempt = null) => _channel.Writer.TryWrite(new Item(jobId, null, seq, Attempt: attempt));
 
     /// <summary>Why some of the job's events were not persisted (its run must stop), or null while none was lost.</summary>
     public EventsNotPersistedException? Lost(Guid jobId) =>
@@ -76,6 +79,9 @@ public sealed class EventPump(
             Interlocked.Exchange(ref _lostChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         }
     }
+
+    /// <summary>The job's lease went to another worker: nothing more of this node's run is stored, and its flushes fail.</summary>
+    public void Fence(Guid jobId, LeaseLostException cause) => MarkLost(jobId, cause);
 
     /// <summary>
     /// A new run of the job numbers on from the history as persisted: stop dropping its events. Call once the job's
@@ -170,10 +176,13 @@ public sealed class EventPump(
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         db.Database.SetCommandTimeout(_writeTimeoutSeconds); // a lock held longer fails the batch: its jobs pause
         var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
-        Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
         var connection = (SqliteConnection)db.Database.GetDbConnection();
         connection.DefaultTimeout = _writeTimeoutSeconds; // this context's connection object only: BEGIN IMMEDIATE and every command of the batch
         await using IDbContextTransaction transaction = await db.Database.BeginTransactionAsync();
+        // The fence: the jobs' rows are read inside the transaction, locked first (PostgreSQL; SQLite's write lock is
+        // the whole file), so no claim changes a job's Attempt between the check below and the commit.
+        await db.Jobs.Where(j => jobIds.Contains(j.Id)).ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempt, j => j.Attempt));
+        Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
         var sqliteTransaction = (SqliteTransaction)transaction.GetDbTransaction();
         var delivered = new Dictionary<Guid, (List<StreamEvent> Events, List<int> JsonBytes)>();
         var truncated = new List<(Guid JobId, long After)>();
@@ -182,6 +191,13 @@ public sealed class EventPump(
         {
             if (!jobs.TryGetValue(item.JobId, out JobRecord? job))
             {
+                continue;
+            }
+
+            if (item.Attempt is int attempt && attempt != job.Attempt)
+            {
+                // Written by a run whose worker lost the job's lease: another run owns the history now.
+                MarkLost(item.JobId, new LeaseLostException(item.JobId, attempt, job.Attempt));
                 continue;
             }
 
@@ -337,5 +353,5 @@ public sealed class EventPump(
         }
     }
 
-    private sealed record Item(Guid JobId, StreamEvent? Event, long? TruncateAfter, TaskCompletionSource? Flushed = null);
+    private sealed record Item(Guid JobId, StreamEvent? Event, long? TruncateAfter, TaskCompletionSource? Flushed = null, int? Attempt = null);
 }

@@ -1,3 +1,4 @@
+using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Loop;
@@ -6,9 +7,11 @@ namespace TrainingService.Api.Streaming;
 
 /// <summary>
 /// One job's events on their way to the pump: the only place a seq is assigned. The worker opens one per run (it is
-/// the trainer's sink); a request opens one for a job that no worker holds (a queued job cancelled before it started).
+/// the trainer's sink) with its claim's <paramref name="attempt"/>, so nothing it writes is stored once another worker
+/// holds the job; <paramref name="holdsLease"/> is asked before a checkpoint or final model replaces the last one. A
+/// request opens one for a job that no worker holds (a queued job cancelled before it started).
 /// </summary>
-public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : ITrainingSink
+public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq, int? attempt = null, Func<bool>? holdsLease = null) : ITrainingSink
 {
     private readonly Lock _gate = new();
 
@@ -34,11 +37,11 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
                 throw lost;
             }
 
-            pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow });
+            pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow }, attempt);
             // Not after a state event: a pause's checkpoint counts exactly one event after it (Trainer.CheckpointThen).
             if (trainingEvent is not StateEvent && pump.TakeNotice(jobId) is { } notice)
             {
-                pump.Publish(jobId, notice with { Seq = ++lastSeq, Time = DateTime.UtcNow }); // the job's history is being thinned
+                pump.Publish(jobId, notice with { Seq = ++lastSeq, Time = DateTime.UtcNow }, attempt); // the job's history is being thinned
             }
         }
     }
@@ -48,7 +51,7 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
     {
         lock (_gate)
         {
-            pump.TruncateAfter(jobId, seq);
+            pump.TruncateAfter(jobId, seq, attempt);
             lastSeq = seq;
         }
     }
@@ -87,5 +90,13 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq) : I
         long seq = LastSeq;
         FlushAsync().GetAwaiter().GetResult();
         return seq;
+    }
+
+    void ITrainingSink.BeforeReplacingFiles()
+    {
+        if (holdsLease is not null && !holdsLease())
+        {
+            throw new LeaseLostException(jobId, attempt ?? 0);
+        }
     }
 }

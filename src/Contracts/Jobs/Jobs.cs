@@ -98,6 +98,12 @@ public sealed record JobView : JobSummary
 
     /// <summary>The sanity check this job runs, if it is one.</summary>
     public SanityOptions? Sanity { get; init; }
+
+    /// <summary>The node whose worker holds the job now, and its attempt (one more at each claim); null when none does.</summary>
+    public string? Worker { get; init; }
+
+    /// <summary>How many times a worker has claimed the job: 1 for a run that was never interrupted, paused or handed back.</summary>
+    public int Attempt { get; init; }
 }
 
 /// <summary>Save a validated model spec under a name.</summary>

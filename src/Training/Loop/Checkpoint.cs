@@ -44,7 +44,8 @@ public static class Checkpoint
 {
     private const string Magic = "TrainingService.Checkpoint/1";
 
-    public static void Save(string path, TrainingPosition position, SpecModel model, OptimizerHelper optimizer)
+    /// <param name="beforeReplace">Called once the new checkpoint is complete on disk, before it replaces the last one: throws to keep the last one.</param>
+    public static void Save(string path, TrainingPosition position, SpecModel model, OptimizerHelper optimizer, Action? beforeReplace = null)
     {
         string temp = path + ".tmp";
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -57,6 +58,16 @@ public static class Checkpoint
             optimizer.save_state_dict(writer);
             writer.Flush();
             stream.Flush(flushToDisk: true);
+        }
+
+        try
+        {
+            beforeReplace?.Invoke();
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
         }
 
         File.Move(temp, path, overwrite: true);

@@ -163,6 +163,11 @@ public sealed class Trainer : IDisposable
                 if (control.PauseRequested && !control.CancelRequested)
                 {
                     CheckpointThen(new StateEvent { State = RunState.Paused });
+                    if (control.PauseEndsRun)
+                    {
+                        return TrainingOutcome.Paused; // the checkpoint holds everything; a later run continues from it
+                    }
+
                     if (!control.WaitWhilePaused(stop))
                     {
                         return TrainingOutcome.Interrupted;
@@ -281,6 +286,7 @@ public sealed class Trainer : IDisposable
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(weights))!);
             _model.save(weights + ".tmp");
+            _sink.BeforeReplacingFiles();
             File.Move(weights + ".tmp", weights, overwrite: true);
         }
 
@@ -583,7 +589,7 @@ public sealed class Trainer : IDisposable
             TrainingMeter.Checkpoint(() => Checkpoint.Save(path, _position with
             {
                 Seq = _sink.Flush() + eventsAfter, GeneratorState = Checkpoint.StateOf(_model.Generator),
-            }, _model, _optimizer));
+            }, _model, _optimizer, _sink.BeforeReplacingFiles));
         }
     }
 

@@ -15,6 +15,14 @@ public interface ITrainingSink
     /// last one, which the checkpoint records so that a run resumed from it continues the sequence with no gap.
     /// </summary>
     long Flush();
+
+    /// <summary>
+    /// Called when a new checkpoint or final model is complete on disk, just before it replaces the last one: throws
+    /// when this run may no longer write the job's files (in the service: its worker lost the job's lease).
+    /// </summary>
+    void BeforeReplacingFiles()
+    {
+    }
 }
 
 /// <summary>A person's commands to a running job: pause, resume, cancel, finish early, change hyperparameters. Obeyed between steps.</summary>
@@ -27,6 +35,12 @@ public sealed class TrainingControl : IDisposable
     private volatile bool _snapshotRequested;
 
     public bool PauseRequested => !_running.IsSet;
+
+    /// <summary>
+    /// A pause checkpoints and ends the run (<see cref="TrainingOutcome.Paused"/>) instead of waiting on its thread for
+    /// a resume: the service frees the worker, and whichever worker takes the job next continues from the checkpoint.
+    /// </summary>
+    public bool PauseEndsRun { get; init; }
 
     public bool CancelRequested => _cancelRequested;
 
@@ -95,4 +109,7 @@ public enum TrainingOutcome
 
     /// <summary>A diagnosis stopped it (NaN or infinity); the last checkpoint, from before, is kept.</summary>
     Failed,
+
+    /// <summary>Paused with <see cref="TrainingControl.PauseEndsRun"/>: a checkpoint was written at the pause.</summary>
+    Paused,
 }

@@ -74,7 +74,7 @@ public sealed class FloodTests(ITestOutputHelper output)
                 latencies.Add(poll.Elapsed.TotalMilliseconds);
                 peakWal = Math.Max(peakWal, File.Exists(wal) ? new FileInfo(wal).Length : 0);
                 string current = state.GetProperty("state").GetString()!;
-                Assert.True(current is "Queued" or "Running" or "Succeeded", $"the job beside the flood is {current}: {state}");
+                Assert.True(current is "Queued" or "Running" or "Succeeded", $"the job beside the flood is {current}: {state}\nthe service's log:\n{service.RecentLog}");
                 if (current == "Succeeded")
                 {
                     break;

@@ -142,7 +142,7 @@ public sealed class HistoryEstimateTests(ITestOutputHelper output)
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(new ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["Jobs:MaxHistoryBytesPerJob"] = limit }).Build());
-        services.AddJobs();
+        services.AddJobs(NodeRole.All);
         using ServiceProvider provider = services.BuildServiceProvider();
         IStartupValidator startup = provider.GetRequiredService<IStartupValidator>(); // what the host runs as it starts
 

@@ -9,6 +9,7 @@ namespace TrainingService.Api.Tests.Jobs;
 internal sealed class ServiceProcess : IDisposable
 {
     private readonly Process _process;
+    private readonly Queue<string> _log = new();
 
     private ServiceProcess(Process process, HttpClient client)
     {
@@ -45,13 +46,13 @@ internal sealed class ServiceProcess : IDisposable
             RedirectStandardError = true,
         };
         Process process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
         var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", TrainingServiceFactory.AdminKey);
         var service = new ServiceProcess(process, client);
+        process.OutputDataReceived += (_, e) => service.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => service.Keep(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
         for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
         {
             try
@@ -63,6 +64,35 @@ internal sealed class ServiceProcess : IDisposable
             }
             catch (HttpRequestException) when (DateTime.UtcNow < deadline && !process.HasExited)
             {
+            }
+        }
+    }
+
+    /// <summary>The last 300 lines the process wrote, for a failing assertion's message.</summary>
+    public string RecentLog
+    {
+        get
+        {
+            lock (_log)
+            {
+                return string.Join('\n', _log);
+            }
+        }
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.Enqueue(line);
+            if (_log.Count > 300)
+            {
+                _log.Dequeue();
             }
         }
     }

@@ -72,6 +72,10 @@ export interface JobView extends JobSummary {
   hyperparameters: Hyperparameters;
   monitoring: { statsEvery: number };
   sanity?: { check: 'overfitSubset' | 'learningRateRangeTest'; samples: number; maxSteps: number; minLearningRate: number; maxLearningRate: number; steps: number } | null;
+  /** The node whose worker holds the job now; null when none does. */
+  worker?: string | null;
+  /** Claims so far: 1 for a run never interrupted, paused or handed back. */
+  attempt: number;
 }
 
 /** A saved model as GET /models lists it; GET /models/{id} adds its spec. */

@@ -123,6 +123,35 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.ToTable("Datasets");
                 });
 
+            modelBuilder.Entity("TrainingService.Api.Persistence.JobCommandRecord", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<string>("Payload")
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("JobId", "Id");
+
+                    b.ToTable("JobCommands");
+                });
+
             modelBuilder.Entity("TrainingService.Api.Persistence.JobEventRecord", b =>
                 {
                     b.Property<Guid>("JobId")
@@ -156,6 +185,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<Guid>("Id")
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("integer");
 
                     b.Property<double?>("BestValidationAccuracy")
                         .HasColumnType("double precision");
@@ -197,6 +229,13 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<double?>("LatestLoss")
                         .HasColumnType("double precision");
 
+                    b.Property<DateTime?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
                     b.Property<Guid?>("ModelId")
                         .HasColumnType("uuid");
 
@@ -237,6 +276,8 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.HasKey("Id");
 
                     b.HasIndex("DatasetId");
+
+                    b.HasIndex("LeaseOwner");
 
                     b.HasIndex("Owner", "CreatedAt");
 

@@ -118,6 +118,33 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.ToTable("Datasets");
                 });
 
+            modelBuilder.Entity("TrainingService.Api.Persistence.JobCommandRecord", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Payload")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("JobId", "Id");
+
+                    b.ToTable("JobCommands");
+                });
+
             modelBuilder.Entity("TrainingService.Api.Persistence.JobEventRecord", b =>
                 {
                     b.Property<Guid>("JobId")
@@ -151,6 +178,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<Guid>("Id")
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("INTEGER");
 
                     b.Property<double?>("BestValidationAccuracy")
                         .HasColumnType("REAL");
@@ -192,6 +222,13 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<double?>("LatestLoss")
                         .HasColumnType("REAL");
 
+                    b.Property<DateTime?>("LeaseExpiresAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
                     b.Property<Guid?>("ModelId")
                         .HasColumnType("TEXT");
 
@@ -232,6 +269,8 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.HasKey("Id");
 
                     b.HasIndex("DatasetId");
+
+                    b.HasIndex("LeaseOwner");
 
                     b.HasIndex("Owner", "CreatedAt");
 

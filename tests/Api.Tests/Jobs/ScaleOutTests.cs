@@ -1,0 +1,145 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using TrainingService.Contracts.Streaming;
+using TrainingService.Contracts.Training;
+using TrainingService.Api.Tests.Service;
+using Xunit.Abstractions;
+
+namespace TrainingService.Api.Tests.Jobs;
+
+/// <summary>
+/// One api node and two worker nodes, each a real process, sharing one data folder: jobs are claimed from the job
+/// table, commands given to the api node reach the worker that runs the job, and a worker killed with SIGKILL loses
+/// its job to the other within the lease bound, which resumes it from its checkpoint with every step exactly once.
+/// (On one machine the nodes share SQLite; the PostgreSQL variant runs the same statements.)
+/// </summary>
+public sealed class ScaleOutTests(ITestOutputHelper output)
+{
+    private const int LeaseSeconds = 6;
+
+    [Fact]
+    public async Task AJobWhoseWorkerIsKilledIsResumedByAnotherWorkerWithEveryStepOnce()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-scale-").FullName;
+        try
+        {
+            using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1");
+            Guid datasetId = await JobHarness.CreateShapesAsync(api.Client, samples: 512);
+            (_, JsonElement posted) = await JobHarness.PostJobAsync(api.Client,
+                $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 300, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+            Guid jobId = posted.GetProperty("id").GetGuid();
+
+            // An api node trains nothing: with no worker anywhere, the job waits.
+            await Task.Delay(1500);
+            Assert.Equal("Queued", (await JobAsync(api, jobId)).GetProperty("state").GetString());
+
+            Task<ServiceProcess> starting = WorkerAsync(folder, "worker-2");
+            using ServiceProcess first = await WorkerAsync(folder, "worker-1");
+            using ServiceProcess second = await starting;
+            Assert.Equal(HttpStatusCode.NotFound, (await first.Client.GetAsync(new Uri("/jobs", UriKind.Relative))).StatusCode); // a worker serves no API
+            JsonElement running = await JobHarness.WaitForStateAsync(api.Client, jobId, "Running", TimeSpan.FromSeconds(60));
+            string holder = running.GetProperty("worker").GetString()!;
+            Assert.True(holder is "worker-1" or "worker-2", holder);
+
+            // Commands given to the api node reach the worker: pause frees it (the job is let go at a checkpoint) ...
+            var clock = Stopwatch.StartNew();
+            HttpResponseMessage pause = await ServiceHarness.PostAsync(api.Client, $"/jobs/{jobId}/pause");
+            Assert.True(pause.StatusCode == HttpStatusCode.Accepted, await pause.Content.ReadAsStringAsync());
+            JsonElement paused;
+            try
+            {
+                paused = await JobHarness.WaitForStateAsync(api.Client, jobId, "Paused", TimeSpan.FromSeconds(10));
+            }
+            catch (Exception ex)
+            {
+                throw new InvalidOperationException($"worker-1:\n{first.RecentLog}\nworker-2:\n{second.RecentLog}", ex);
+            }
+
+            TimeSpan toPause = clock.Elapsed;
+            for (var deadline = Stopwatch.StartNew(); paused.GetProperty("worker").ValueKind != JsonValueKind.Null && deadline.Elapsed < TimeSpan.FromSeconds(5); await Task.Delay(50))
+            {
+                paused = await JobAsync(api, jobId);
+            }
+
+            Assert.Equal(JsonValueKind.Null, paused.GetProperty("worker").ValueKind);
+
+            // ... and resume puts it back in the queue, for whichever worker claims it.
+            await ServiceHarness.PostAsync(api.Client, $"/jobs/{jobId}/resume");
+            running = await JobHarness.WaitForStateAsync(api.Client, jobId, "Running", TimeSpan.FromSeconds(10));
+            holder = running.GetProperty("worker").GetString()!;
+            long stepAtKill;
+            do
+            {
+                await Task.Delay(50);
+                stepAtKill = (await JobAsync(api, jobId)).GetProperty("step").GetInt64();
+            }
+            while (stepAtKill < paused.GetProperty("step").GetInt64() + 40);
+
+            ServiceProcess victim = holder == "worker-1" ? first : second;
+            victim.Kill();
+            clock.Restart();
+            JsonElement taken;
+            do
+            {
+                await Task.Delay(100);
+                taken = await JobAsync(api, jobId);
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(LeaseSeconds * 4), $"the job was not taken over within {LeaseSeconds * 4} s");
+            }
+            while (taken.GetProperty("worker").GetString() is not { } now || now == holder);
+
+            TimeSpan toTakeOver = clock.Elapsed;
+            JsonElement done = await JobHarness.WaitForStateAsync(api.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
+            output.WriteLine($"pause reached the worker and was written in {toPause.TotalMilliseconds:F0} ms; after SIGKILL the other worker held the job in {toTakeOver.TotalSeconds:F1} s (lease {LeaseSeconds} s); attempt {done.GetProperty("attempt").GetInt32()}");
+            Assert.True(toPause < TimeSpan.FromSeconds(3), $"pause took {toPause}");
+            Assert.True(toTakeOver >= TimeSpan.FromSeconds(LeaseSeconds / 3.0), $"taken over after {toTakeOver}: before the dead worker's lease could have run out");
+
+            List<StreamEvent> history = await JobHarness.HistoryAsync(api.Client, jobId);
+            JobHarness.AssertConsecutive(history);
+            long total = done.GetProperty("totalSteps").GetInt64();
+            Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+            Assert.Equal(
+                [RunState.Running, RunState.Paused, RunState.Running, RunState.Running, RunState.Succeeded],
+                history.Where(e => e.Kind == "state").Select(e => e.State!.Value));
+            Assert.Equal(3, done.GetProperty("attempt").GetInt32());
+            Assert.Equal(JsonValueKind.Null, done.GetProperty("worker").ValueKind);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task ACancelGivenToTheApiNodeStopsTheRunOnTheWorkerWithinASecond()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-scale-").FullName;
+        try
+        {
+            using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1");
+            using ServiceProcess worker = await WorkerAsync(folder, "worker-1");
+            Guid datasetId = await JobHarness.CreateShapesAsync(api.Client, samples: 512);
+            (_, JsonElement posted) = await JobHarness.PostJobAsync(api.Client,
+                $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 100, "batchSize": 16 } }""");
+            Guid jobId = posted.GetProperty("id").GetGuid();
+            await JobHarness.WaitForStateAsync(api.Client, jobId, "Running", TimeSpan.FromSeconds(60));
+
+            var clock = Stopwatch.StartNew();
+            await ServiceHarness.PostAsync(api.Client, $"/jobs/{jobId}/cancel");
+            await JobHarness.WaitForStateAsync(api.Client, jobId, "Cancelled", TimeSpan.FromSeconds(5));
+            output.WriteLine($"cancel given to the api node: the run on the worker stopped and its state was stored in {clock.ElapsedMilliseconds} ms");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"cancel took {clock.Elapsed}");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static Task<ServiceProcess> WorkerAsync(string folder, string node) =>
+        ServiceProcess.StartAsync(folder, "--Role", "worker", "--Telemetry:Node", node, "--Serilog:MinimumLevel:Default", "Debug", "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private static async Task<JsonElement> JobAsync(ServiceProcess node, Guid jobId) =>
+        await node.Client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}");
+}
