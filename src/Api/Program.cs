@@ -34,7 +34,7 @@ try
     builder.Services.AddQuotas();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
-    builder.Services.AddStreaming();
+    builder.Services.AddStreaming(builder.Configuration);
     builder.Services.AddJobs();
     builder.Services.AddOutputs();
     builder.Services.AddSwagger();
