@@ -39,6 +39,7 @@ public static class StreamingSetup
             .AddMessagePackProtocol();
         services.AddSingleton<HubConnections>();
         services.AddSingleton<HubRateLimit>();
+        services.AddTransient<IStartupFilter, RefuseHubWhileStopping>();
         if (configuration.GetConnectionString("Redis") is { Length: > 0 } redis)
         {
             services.AddOptions<RedisOptions>().BindConfiguration("Redis")
@@ -59,4 +60,27 @@ public static class StreamingSetup
 
         return services;
     }
+}
+
+/// <summary>
+/// A hub connection that arrives while the server stops (a dashboard reconnecting at once after its connection was
+/// closed) is refused with 503: accepted, it would hold the shutdown until its handshake timed out (15 s), since
+/// without negotiation the WebSocket request itself opens the connection. The client retries and reaches a running node.
+/// </summary>
+internal sealed class RefuseHubWhileStopping(IHostApplicationLifetime lifetime) : IStartupFilter
+{
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+    {
+        app.Use((context, nextMiddleware) =>
+        {
+            if (lifetime.ApplicationStopping.IsCancellationRequested && context.Request.Path.StartsWithSegments("/hubs"))
+            {
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return Task.CompletedTask;
+            }
+
+            return nextMiddleware(context);
+        });
+        next(app);
+    };
 }
