@@ -4,8 +4,10 @@
 #   ./test.sh --filter Category!=Browser   any `dotnet test` arguments pass through
 # Needs: the .NET 10 SDK. Installs (apt, as root or through sudo): Fashion-MNIST (the end-to-end accuracy tests train on
 # it), binutils (readelf, for the native-fix test), Chromium (the dashboard's browser tests drive Debian's
-# /usr/bin/chromium; nothing downloads a browser), Node.js with npm (the build bundles the dashboard) and PostgreSQL's
-# server binaries (tests/Api.Tests/Postgres starts its own server with initdb and pg_ctl on a loopback port).
+# /usr/bin/chromium; nothing downloads a browser), Node.js with npm (the build bundles the dashboard), PostgreSQL's
+# server binaries (tests/Api.Tests/Postgres starts its own server with initdb and pg_ctl on a loopback port) and
+# redis-server (tests/Api.Tests/Redis starts its own on a loopback port, nothing saved; the Debian package's own
+# service is not needed).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -16,6 +18,7 @@ command -v readelf >/dev/null || need+=(binutils)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null || need+=(nodejs npm)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then

@@ -35,7 +35,7 @@ try
     builder.Services.AddQuotas();
     builder.Services.AddDatasets();
     builder.Services.AddSpecs();
-    builder.Services.AddStreaming();
+    builder.Services.AddStreaming(builder.Configuration);
     builder.Services.AddJobs(role);
     builder.Services.AddOutputs();
     builder.Services.AddSwagger();

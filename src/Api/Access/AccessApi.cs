@@ -124,7 +124,7 @@ public static class AccessApi
 
         await services.Db.ApiKeys.Where(k => k.UserId == id && k.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), cancellationToken);
-        services.Connections.AbortSignedInWith(System.Security.Claims.ClaimTypes.NameIdentifier, id);
+        services.Connections.Revoke(System.Security.Claims.ClaimTypes.NameIdentifier, id);
         return TypedResults.NoContent();
     }
 
@@ -188,7 +188,7 @@ public static class AccessApi
             await services.Db.SaveChangesAsync(cancellationToken);
         }
 
-        services.Connections.AbortSignedInWith(Caller.KeyClaim, id.ToString());
+        services.Connections.Revoke(Caller.KeyClaim, id.ToString());
         return TypedResults.NoContent();
     }
 

@@ -88,7 +88,7 @@ public static class SharesApi
             return Problems.NotFound("shareId", $"Job {id} has no share link {shareId}.");
         }
 
-        services.Connections.AbortSignedInWith(Caller.ShareClaim, shareId.ToString()); // viewers watching now stop too
+        services.Connections.Revoke(Caller.ShareClaim, shareId.ToString()); // viewers watching now stop too
         return TypedResults.NoContent();
     }
 }

@@ -67,7 +67,7 @@ public sealed class TrainingMetrics
     private readonly Counter<long> _leases;
     private readonly ConcurrentDictionary<Guid, JobFigures> _running = new();
 
-    public TrainingMetrics(IMeterFactory meters, JobDispatch dispatch, JobControls controls, HubConnections hub)
+    public TrainingMetrics(IMeterFactory meters, JobDispatch dispatch, JobControls controls, HubConnections hub, RedisBus? redis = null)
     {
         Meter meter = meters.Create(MeterName);
         meter.CreateObservableGauge("trainingservice.jobs.queued", () => dispatch.Queued, unit: "{job}", description: "Jobs waiting for a worker, in the whole service (counted by this node's worker every 2 s; 0 on an api node)");
@@ -77,6 +77,16 @@ public sealed class TrainingMetrics
         meter.CreateObservableGauge("trainingservice.job.loss", () => Each(f => f.Loss), description: "Latest step's loss of each running job");
         meter.CreateObservableGauge("trainingservice.job.validation_accuracy", () => Each(f => f.ValidationAccuracy), description: "Latest epoch's validation accuracy of each running job");
         meter.CreateObservableGauge("trainingservice.job.step", () => Each(f => f.Step), unit: "{step}", description: "Latest step of each running job");
+        if (redis is not null)
+        {
+            meter.CreateObservableCounter("trainingservice.redis.messages", () => new[]
+            {
+                new Measurement<long>(redis.Published, new KeyValuePair<string, object?>("outcome", "published")),
+                new Measurement<long>(redis.Received, new KeyValuePair<string, object?>("outcome", "received")),
+                new Measurement<long>(redis.Failed, new KeyValuePair<string, object?>("outcome", "failed")),
+            }, unit: "{message}", description: "Redis messages (live events, revocations) this node published, received, or failed to publish");
+        }
+
         _events = meter.CreateCounter<long>("trainingservice.events.persisted", unit: "{event}", description: "Job events persisted and sent");
         _leases = meter.CreateCounter<long>("trainingservice.leases.renewals", unit: "{renewal}", description: "Lease renewals of this node's runs, by outcome (held, lost)");
     }

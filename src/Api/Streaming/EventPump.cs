@@ -259,7 +259,7 @@ public sealed class EventPump(
 
         foreach ((Guid jobId, long after) in truncated)
         {
-            live.Truncate(jobId, after);
+            live.Truncated(jobId, after);
         }
 
         foreach ((Guid jobId, (List<StreamEvent> events, List<int> jsonBytes)) in delivered)

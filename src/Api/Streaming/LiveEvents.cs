@@ -15,8 +15,14 @@ namespace TrainingService.Api.Streaming;
 /// own sender, so a slow connection only delays itself; it buffers nothing but "the last seq sent". Every message
 /// holds at most Streaming:MaxFrameBytes of events' JSON, so catching up on a long history is many pages, not one frame.
 /// </summary>
+/// <remarks>
+/// With Redis (ConnectionStrings:Redis), what this node's pump persists is also published to the other nodes
+/// (<see cref="RedisBus"/>), and what theirs persist arrives through <see cref="RedisRelay"/>: a viewer follows a job
+/// live whichever node trains it.
+/// </remarks>
 public sealed class LiveEvents(
-    IHubContext<TrainingHub, ITrainingClient> hub, IServiceScopeFactory scopes, IOptions<StreamingOptions> options, ILogger<LiveEvents> logger)
+    IHubContext<TrainingHub, ITrainingClient> hub, IServiceScopeFactory scopes, IOptions<StreamingOptions> options, ILogger<LiveEvents> logger,
+    RedisBus? bus = null)
 {
     private readonly IHubContext<TrainingHub, ITrainingClient> _hub = hub;
     private readonly ILogger<LiveEvents> _logger = logger;
@@ -31,6 +37,7 @@ public sealed class LiveEvents(
     private readonly ConcurrentDictionary<Guid, JobFeed> _feeds = new();
     private readonly Lock _feedsGate = new();
     private readonly ConcurrentDictionary<(string Connection, Guid Job), Subscription> _subscriptions = new();
+    private TaskCompletionSource _feedsChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
     /// Streams the job's events after <paramref name="afterSeq"/> to the connection; <paramref name="persistedSeq"/> is
@@ -80,6 +87,15 @@ public sealed class LiveEvents(
     /// <summary>Jobs with a feed in memory: those someone follows now.</summary>
     internal int Feeds => _feeds.Count;
 
+    /// <summary>The jobs someone on this node follows now.</summary>
+    internal ICollection<Guid> FedJobs => _feeds.Keys;
+
+    /// <summary>Completes the next time a job gains its first follower on this node or loses its last.</summary>
+    internal Task FeedsChanged => Volatile.Read(ref _feedsChanged).Task;
+
+    private void SignalFeedsChanged() =>
+        Interlocked.Exchange(ref _feedsChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
     private async Task EndAsync(Subscription subscription)
     {
         await subscription.DisposeAsync();
@@ -90,27 +106,55 @@ public sealed class LiveEvents(
     // with its last subscriber: a feed kept for every job ever watched would hold megabytes each for good.
     private JobFeed Acquire(Guid jobId)
     {
+        JobFeed feed;
+        bool first;
         lock (_feedsGate)
         {
-            JobFeed feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(_options.RecentBytesPerJob));
-            feed.Subscribers++;
-            return feed;
+            feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(_options.RecentBytesPerJob));
+            first = feed.Subscribers++ == 0;
         }
+
+        if (first)
+        {
+            SignalFeedsChanged();
+        }
+
+        return feed;
     }
 
     private void Release(Guid jobId, JobFeed feed)
     {
+        bool removed = false;
         lock (_feedsGate)
         {
             if (--feed.Subscribers == 0)
             {
-                _feeds.TryRemove(KeyValuePair.Create(jobId, feed));
+                removed = _feeds.TryRemove(KeyValuePair.Create(jobId, feed));
             }
+        }
+
+        if (removed)
+        {
+            SignalFeedsChanged();
         }
     }
 
     /// <summary>Called by the pump once events are in the history, with the length of each one's stored JSON.</summary>
     internal void Persisted(Guid jobId, List<StreamEvent> events, List<int> jsonBytes)
+    {
+        Received(jobId, events, jsonBytes);
+        bus?.PublishEvents(jobId, events, jsonBytes);
+    }
+
+    /// <summary>Called by the pump once the job's persisted events after <paramref name="afterSeq"/> are gone.</summary>
+    internal void Truncated(Guid jobId, long afterSeq)
+    {
+        Truncate(jobId, afterSeq);
+        bus?.PublishTruncate(jobId, afterSeq);
+    }
+
+    /// <summary>Events another node persisted (through Redis), or this node's pump did.</summary>
+    internal void Received(Guid jobId, List<StreamEvent> events, List<int> jsonBytes)
     {
         if (_feeds.TryGetValue(jobId, out JobFeed? feed))
         {
@@ -123,6 +167,15 @@ public sealed class LiveEvents(
         if (_feeds.TryGetValue(jobId, out JobFeed? feed))
         {
             feed.Truncate(afterSeq);
+        }
+    }
+
+    /// <summary>The job's history reaches <paramref name="seq"/>: its viewers read what memory lacks from the history.</summary>
+    internal void Advance(Guid jobId, long seq)
+    {
+        if (_feeds.TryGetValue(jobId, out JobFeed? feed))
+        {
+            feed.Advance(seq);
         }
     }
 
@@ -166,10 +219,20 @@ public sealed class LiveEvents(
 
         public void Advance(long seq)
         {
+            TaskCompletionSource more;
             lock (_lock)
             {
-                PersistedSeq = Math.Max(PersistedSeq, seq);
+                if (seq <= PersistedSeq)
+                {
+                    return;
+                }
+
+                PersistedSeq = seq;
+                more = _more;
+                _more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
+
+            more.TrySetResult();
         }
 
         public void Add(List<StreamEvent> events, List<int> jsonBytes)
@@ -227,13 +290,14 @@ public sealed class LiveEvents(
 
         /// <summary>
         /// Events after <paramref name="afterSeq"/> from memory, at most <paramref name="budget"/> bytes of JSON (one event at
-        /// least), or null when memory no longer reaches back that far.
+        /// least), or null when memory does not hold the next one: it no longer reaches back that far, or it has not got
+        /// that far (PersistedSeq advanced past it without the events: a lost Redis message, a seq-only one).
         /// </summary>
         public List<StreamEvent>? After(long afterSeq, int budget)
         {
             lock (_lock)
             {
-                if (_recent.Count == 0 || _recent[0].Seq > afterSeq + 1)
+                if (_recent.Count == 0 || _recent[0].Seq > afterSeq + 1 || _recent[^1].Seq <= afterSeq)
                 {
                     return null;
                 }

@@ -74,7 +74,13 @@ public sealed class HubConnections
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HubCallerContext> _open = new();
     private volatile bool _stopping;
 
-    public HubConnections(IHostApplicationLifetime lifetime) => lifetime.ApplicationStopping.Register(AbortAll);
+    private readonly RedisBus? _bus;
+
+    public HubConnections(IHostApplicationLifetime lifetime, RedisBus? bus = null)
+    {
+        _bus = bus;
+        lifetime.ApplicationStopping.Register(AbortAll);
+    }
 
     /// <summary>Tracks a new connection; one that arrives while the server stops (a quick reconnect) is closed at once.</summary>
     internal void Add(HubCallerContext context)
@@ -92,7 +98,17 @@ public sealed class HubConnections
     public int Count => _open.Count;
 
     /// <summary>
-    /// Closes the connections signed in with a claim (a revoked key, a removed user, a revoked share link): a
+    /// A credential was revoked: closes this node's connections signed in with it (<see cref="AbortSignedInWith"/>),
+    /// and, with Redis, every other node's too (<see cref="RedisRelay"/>). Returns how many were closed here.
+    /// </summary>
+    public int Revoke(string claimType, string value)
+    {
+        _bus?.PublishRevocation(claimType, value);
+        return AbortSignedInWith(claimType, value);
+    }
+
+    /// <summary>
+    /// Closes this node's connections signed in with a claim (a revoked key, a removed user, a revoked share link): a
     /// connection is authenticated once, when it opens, so a revocation must end the ones already open. Returns how many.
     /// </summary>
     public int AbortSignedInWith(string claimType, string value)

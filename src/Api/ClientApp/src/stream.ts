@@ -1,4 +1,4 @@
-import { HubConnection, HubConnectionBuilder, HubConnectionState, LogLevel } from '@microsoft/signalr';
+import { HttpTransportType, HubConnection, HubConnectionBuilder, HubConnectionState, LogLevel } from '@microsoft/signalr';
 import { api, loadHistory } from './api';
 import { hubToken } from './auth';
 import type { StreamEvent } from './types';
@@ -37,10 +37,12 @@ export class JobFollower {
     if (this.closed) return;
     loaded();
     const connection = new HubConnectionBuilder()
-      .withUrl('hubs/training', { accessTokenFactory: hubToken })
+      // WebSockets straight away, no negotiate request: the whole connection is one request, so behind a load balancer
+      // it stays on the node it reached and needs no sticky sessions (negotiate, then connect, may reach two nodes).
+      .withUrl('hubs/training', { accessTokenFactory: hubToken, transport: HttpTransportType.WebSockets, skipNegotiation: true })
       .withAutomaticReconnect({
         nextRetryDelayInMilliseconds: (c) => {
-          this.checkRefusal(c.retryReason);
+          this.checkRefusal();
           return Math.min(250 * 2 ** c.previousRetryCount, 3000);
         },
       })
@@ -70,8 +72,8 @@ export class JobFollower {
         if (this.connection!.state === HubConnectionState.Disconnected) await this.connection!.start();
         await this.subscribe();
         return;
-      } catch (err) {
-        this.checkRefusal(err);
+      } catch {
+        this.checkRefusal();
         this.onStatus('offline');
         await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 3000)));
       }
@@ -80,11 +82,12 @@ export class JobFollower {
 
   /**
    * A connection refused for its credential (a revoked key or share link: the service also closes the connections
-   * open with it) would retry for ever: asking the REST API brings the sign-in form with the server's reason, which
-   * negotiation's error does not carry (only the status).
+   * open with it) would retry for ever: asking the REST API brings the sign-in form with the server's reason. A
+   * WebSocket that fails to open tells the page no status at all, so every failed attempt asks (at most one request
+   * per retry, 3 s apart at most).
    */
-  private checkRefusal(err: unknown) {
-    if (/Status code '401'/.test(String(err))) void api.job(this.jobId).catch(() => undefined);
+  private checkRefusal() {
+    void api.job(this.jobId).catch(() => undefined);
   }
 
   private async subscribe() {
