@@ -243,6 +243,51 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
         Assert.Equal("Healthy", (await client.GetFromJsonAsync<JsonElement>("/health/ready")).GetProperty("status").GetString());
     }
 
+    [Fact]
+    public async Task ALockHeldPastTheLockTimeoutPausesTheJobAsLockedAndItResumesOnceReleased()
+    {
+        await using TrainingServiceFactory factory = await StartAsync(new() { ["Jobs:CheckpointEverySteps"] = "25" });
+        using HttpClient client = factory.CreateClient();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 512);
+        (HttpResponseMessage response, JsonElement posted) = await JobHarness.PostJobAsync(client,
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 10, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Guid jobId = posted.GetProperty("id").GetGuid();
+        while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64() < 50)
+        {
+            await Task.Delay(20);
+        }
+
+        await using var holder = new NpgsqlConnection(_connectionString);
+        await holder.OpenAsync();
+        await using NpgsqlTransaction held = await holder.BeginTransactionAsync();
+        await using (var take = new NpgsqlCommand("LOCK TABLE \"JobEvents\" IN ACCESS EXCLUSIVE MODE", holder, held))
+        {
+            await take.ExecuteNonQueryAsync();
+        }
+
+        var locked = Stopwatch.StartNew();
+        JsonElement paused;
+        while ((paused = await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("state").GetString() != "Paused")
+        {
+            Assert.True(locked.Elapsed < TimeSpan.FromSeconds(30), $"not paused after {locked.Elapsed}: {paused}");
+            await Task.Delay(50);
+        }
+
+        TimeSpan detected = locked.Elapsed;
+        Assert.Equal("paused: storage fault: the database is locked by another process; retrying", paused.GetProperty("error").GetString());
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await held.RollbackAsync();
+        var released = Stopwatch.StartNew();
+        JsonElement done = await JobHarness.WaitForStateAsync(client, jobId, "Succeeded", TimeSpan.FromMinutes(2));
+        output.WriteLine($"paused {detected.TotalSeconds:F1} s after the lock; succeeded {released.Elapsed.TotalSeconds:F1} s after its release");
+        Assert.InRange(detected, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(15)); // the lock timeout (5 s), not a hang
+        List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
+        JobHarness.AssertConsecutive(history);
+        Assert.Equal(Enumerable.Range(1, (int)done.GetProperty("totalSteps").GetInt64()).Select(i => (long)i),
+            history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+    }
+
     /// <summary>The service on its own fresh database of the test server.</summary>
     private async Task<TrainingServiceFactory> StartAsync(Dictionary<string, string?>? settings = null)
     {
