@@ -199,11 +199,11 @@ public sealed class PostgresEventSql : EventSql
         await using NpgsqlCommand insert = Command(transaction,
             "INSERT INTO \"JobEvents\" (\"JobId\", \"Seq\", \"Kind\", \"Json\", \"Bytes\") "
             + "SELECT * FROM unnest(@job, @seq, @kind, @json, @bytes)");
-        insert.Parameters.Add(new NpgsqlParameter<Guid[]>("job", NpgsqlDbType.Array | NpgsqlDbType.Uuid) { TypedValue = [.. rows.Select(r => r.JobId)] });
-        insert.Parameters.Add(new NpgsqlParameter<long[]>("seq", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = [.. rows.Select(r => r.Seq)] });
-        insert.Parameters.Add(new NpgsqlParameter<string[]>("kind", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. rows.Select(r => r.Kind)] });
-        insert.Parameters.Add(new NpgsqlParameter<string[]>("json", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. rows.Select(r => r.Json)] });
-        insert.Parameters.Add(new NpgsqlParameter<int[]>("bytes", NpgsqlDbType.Array | NpgsqlDbType.Integer) { TypedValue = [.. rows.Select(r => r.Bytes)] });
+        insert.Parameters.Add(ArrayOf("job", NpgsqlDbType.Uuid, rows.Select(r => r.JobId)));
+        insert.Parameters.Add(ArrayOf("seq", NpgsqlDbType.Bigint, rows.Select(r => r.Seq)));
+        insert.Parameters.Add(ArrayOf("kind", NpgsqlDbType.Text, rows.Select(r => r.Kind)));
+        insert.Parameters.Add(ArrayOf("json", NpgsqlDbType.Text, rows.Select(r => r.Json)));
+        insert.Parameters.Add(ArrayOf("bytes", NpgsqlDbType.Integer, rows.Select(r => r.Bytes)));
         await insert.ExecuteNonQueryAsync();
     }
 
@@ -235,7 +235,7 @@ public sealed class PostgresEventSql : EventSql
             + $"FROM (SELECT \"Seq\", {s_stub} AS stub FROM \"JobEvents\" WHERE \"JobId\" = @job AND \"Seq\" = ANY(@seqs)) s "
             + "WHERE e.\"JobId\" = @job AND e.\"Seq\" = s.\"Seq\" RETURNING e.\"Bytes\"");
         rewrite.Parameters.Add(new NpgsqlParameter<Guid>("job", NpgsqlDbType.Uuid) { TypedValue = jobId });
-        rewrite.Parameters.Add(new NpgsqlParameter<long[]>("seqs", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = [.. rows.Select(r => r.Seq)] });
+        rewrite.Parameters.Add(ArrayOf("seqs", NpgsqlDbType.Bigint, rows.Select(r => r.Seq)));
         long saved = rows.Sum(r => (long)r.Bytes);
         await using NpgsqlDataReader stubs = await rewrite.ExecuteReaderAsync();
         while (await stubs.ReadAsync())
@@ -253,20 +253,28 @@ public sealed class PostgresEventSql : EventSql
     public override async Task ProbeAsync(string connectionString, TimeSpan wait, CancellationToken cancellationToken)
     {
         int seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
-        var builder = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, Timeout = seconds, CommandTimeout = seconds + 1 };
+        var builder = new NpgsqlConnectionStringBuilder(connectionString)
+        {
+            Pooling = false,
+            Timeout = seconds,
+            CommandTimeout = seconds + 1,
+        };
         await using (var connection = new NpgsqlConnection(builder.ConnectionString))
         {
             await connection.OpenAsync(cancellationToken);
             await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await using var probe = new NpgsqlCommand(
-                string.Create(CultureInfo.InvariantCulture, $"SET LOCAL lock_timeout = {seconds * 1000}; UPDATE \"JobEvents\" SET \"Seq\" = \"Seq\" WHERE false"),
-                connection, transaction);
+            string sql = string.Create(CultureInfo.InvariantCulture,
+                $"SET LOCAL lock_timeout = {seconds * 1000}; UPDATE \"JobEvents\" SET \"Seq\" = \"Seq\" WHERE false");
+            await using var probe = new NpgsqlCommand(sql, connection, transaction);
             await probe.ExecuteNonQueryAsync(cancellationToken);
             await transaction.RollbackAsync(cancellationToken);
         }
 
         NpgsqlConnection.ClearAllPools();
     }
+
+    private static NpgsqlParameter<T[]> ArrayOf<T>(string name, NpgsqlDbType elementType, IEnumerable<T> values) =>
+        new(name, NpgsqlDbType.Array | elementType) { TypedValue = [.. values] };
 
     private static NpgsqlCommand Command(DbTransaction transaction, string sql) =>
         new(sql, (NpgsqlConnection)transaction.Connection!, (NpgsqlTransaction)transaction);
