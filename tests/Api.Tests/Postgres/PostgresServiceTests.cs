@@ -5,8 +5,11 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Npgsql;
 using TrainingService.Api.Persistence;
+using TrainingService.Api.Quotas;
 using TrainingService.Api.Tests.Jobs;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
@@ -286,6 +289,49 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
         JobHarness.AssertConsecutive(history);
         Assert.Equal(Enumerable.Range(1, (int)done.GetProperty("totalSteps").GetInt64()).Select(i => (long)i),
             history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+    }
+
+    [Fact]
+    public async Task ADatasetDeleteWaitsForAJobBeingCreatedForItAndIsThenRefused()
+    {
+        await using TrainingServiceFactory factory = await StartAsync();
+        using HttpClient client = factory.CreateClient();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 64);
+        var options = new DbContextOptionsBuilder<PostgresTrainingDb>().UseNpgsql(_connectionString).Options;
+        Task<HttpResponseMessage> create, delete;
+        await using (var holder = new PostgresTrainingDb(options))
+        {
+            // Another request holds the write lock: the job creation, then the delete, queue behind it in that order.
+            await using IDbContextTransaction held = await OwnerQuotas.BeginWriteAsync(holder, CancellationToken.None);
+            create = client.PostAsync(new Uri("/jobs", UriKind.Relative), new StringContent(
+                $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1, "batchSize": 16 } }""",
+                Encoding.UTF8, "application/json"));
+            await WaitersAsync(1);
+            delete = client.DeleteAsync(new Uri($"/datasets/{datasetId}", UriKind.Relative));
+            await WaitersAsync(2); // without the lock the delete would not wait: 204, and the job's dataset gone
+            await held.CommitAsync();
+        }
+
+        using HttpResponseMessage created = await create;
+        using HttpResponseMessage deleted = await delete;
+        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, deleted.StatusCode);
+        Guid jobId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, jobId, "Succeeded");
+
+        // Requests wait for the lock at most lock_timeout (5 s): look often.
+        async Task WaitersAsync(int count)
+        {
+            await using var connection = new NpgsqlConnection(_connectionString);
+            await connection.OpenAsync();
+            await using var waiting = new NpgsqlCommand("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", connection);
+            var waited = Stopwatch.StartNew();
+            while (Convert.ToInt32(await waiting.ExecuteScalarAsync(), CultureInfo.InvariantCulture) < count)
+            {
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(3), $"fewer than {count} requests wait for the lock");
+                await Task.Delay(10);
+            }
+        }
     }
 
     /// <summary>The service on its own fresh database of the test server.</summary>
