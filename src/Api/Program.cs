@@ -42,11 +42,6 @@ try
     builder.Services.AddTelemetry(builder.Configuration);
 
     WebApplication app = builder.Build();
-    if (app.RefusesUnportedDatabase())
-    {
-        return 2;
-    }
-
     await app.MigrateDatabaseAsync();
     await app.SweepStorageAsync();
     if (role != NodeRole.Worker)

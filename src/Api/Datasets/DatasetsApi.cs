@@ -381,20 +381,26 @@ public static class DatasetsApi
             return NoSuchDataset(id);
         }
 
-        List<Guid> jobs = await services.Db.Jobs
-            .Where(j => j.DatasetId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused))
-            .Select(j => j.Id)
-            .Take(10)
-            .ToListAsync(cancellationToken);
-        if (jobs.Count > 0)
+        // Under the lock job creation takes: a job created for the dataset meanwhile is either counted here or refused.
+        await using (var write = await OwnerQuotas.BeginWriteAsync(services.Db, cancellationToken))
         {
-            return Problems.Conflict(
-                $"Dataset {id} is used by {(jobs.Count == 1 ? "a job" : "jobs")} that have not finished ({string.Join(", ", jobs)}); cancel them or wait for them to end.",
-                "The dataset is in use", new Dictionary<string, object?> { ["jobIds"] = jobs });
+            List<Guid> jobs = await services.Db.Jobs
+                .Where(j => j.DatasetId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused))
+                .Select(j => j.Id)
+                .Take(10)
+                .ToListAsync(cancellationToken);
+            if (jobs.Count > 0)
+            {
+                return Problems.Conflict(
+                    $"Dataset {id} is used by {(jobs.Count == 1 ? "a job" : "jobs")} that have not finished ({string.Join(", ", jobs)}); cancel them or wait for them to end.",
+                    "The dataset is in use", new Dictionary<string, object?> { ["jobIds"] = jobs });
+            }
+
+            services.Db.Datasets.Remove(record);
+            await services.Db.SaveChangesAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
         }
 
-        services.Db.Datasets.Remove(record);
-        await services.Db.SaveChangesAsync(cancellationToken);
         services.Store.Delete(id);
         services.Logger.LogInformation("Dataset {DatasetId} {DatasetName} deleted", id, record.Name);
         return TypedResults.NoContent();

@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Datasets;
@@ -457,18 +456,9 @@ public sealed class JobWorker(
 
     private async Task ProbeDatabaseAsync(TimeSpan wait, CancellationToken cancellationToken)
     {
-        string connectionString;
-        await using (AsyncServiceScope scope = scopes.CreateAsyncScope())
-        {
-            connectionString = scope.ServiceProvider.GetRequiredService<TrainingDb>().Database.GetConnectionString()!;
-        }
-
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder(connectionString) { Pooling = false }.ToString());
-        await connection.OpenAsync(cancellationToken);
-        await using SqliteCommand command = connection.CreateCommand();
-        command.CommandTimeout = Math.Max(1, (int)wait.TotalSeconds);
-        command.CommandText = "BEGIN IMMEDIATE; ROLLBACK;";
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        await db.Sql.ProbeAsync(db.Database.GetConnectionString()!, wait, cancellationToken);
     }
 
     private void ProbeFolder(Guid jobId)

@@ -176,6 +176,11 @@ public static class JobsApi
                 return refused;
             }
 
+            if (!await services.Db.Datasets.AnyAsync(d => d.Id == dataset.Id, cancellationToken))
+            {
+                return Problems.NotFound("datasetId", $"There is no dataset {dataset.Id}."); // deleted since it was read (delete takes this lock too)
+            }
+
             services.Db.Jobs.Add(job);
             await services.Db.SaveChangesAsync(cancellationToken);
             await write.CommitAsync(cancellationToken);

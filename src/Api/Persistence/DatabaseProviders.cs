@@ -11,10 +11,16 @@ public enum DatabaseProvider
 }
 
 /// <summary>The SQLite store (the default): a file in the data folder; migrations in Persistence/Migrations/Sqlite.</summary>
-public sealed class SqliteTrainingDb(DbContextOptions<SqliteTrainingDb> options) : TrainingDb(options);
+public sealed class SqliteTrainingDb(DbContextOptions<SqliteTrainingDb> options) : TrainingDb(options)
+{
+    public override EventSql Sql => SqliteEventSql.Instance;
+}
 
 /// <summary>The PostgreSQL store (ConnectionStrings:Postgres); migrations in Persistence/Migrations/Postgres.</summary>
-public sealed class PostgresTrainingDb(DbContextOptions<PostgresTrainingDb> options) : TrainingDb(options);
+public sealed class PostgresTrainingDb(DbContextOptions<PostgresTrainingDb> options) : TrainingDb(options)
+{
+    public override EventSql Sql => PostgresEventSql.Instance;
+}
 
 /// <summary>Lets `dotnet ef migrations add --context SqliteTrainingDb` build the context without starting the host.</summary>
 internal sealed class DesignTimeSqliteTrainingDbFactory : IDesignTimeDbContextFactory<SqliteTrainingDb>

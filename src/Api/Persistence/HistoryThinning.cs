@@ -1,5 +1,5 @@
+using System.Data.Common;
 using System.Globalization;
-using Microsoft.Data.Sqlite;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Training.Loop;
 
@@ -19,9 +19,6 @@ public sealed class HistoryThinning(long maxBytes)
 {
     /// <summary>The filter of the index of full layers events; a stub is far shorter than any full one.</summary>
     public const string FullLayersFilter = "\"Kind\" = 'layers' AND \"Bytes\" > 160";
-
-    private const string Stub = "json_object('seq', Seq, 'kind', 'layers', 'time', json_extract(Json, '$.time'), "
-        + "'step', json_extract(Json, '$.step'), 'thinned', json('true'))";
 
     // Rewriting reads each row thinned: at most this many bytes of them per batch, so a batch stays short.
     private const long RewriteBytesPerBatch = 16L << 20;
@@ -43,7 +40,7 @@ public sealed class HistoryThinning(long maxBytes)
     /// Thin <paramref name="job"/>'s history if it is over the limit's high mark (or a pass is under way), updating its
     /// HistoryBytes and thinning fields; true when this is the first time the job's history is thinned.
     /// </summary>
-    public async Task<bool> ThinAsync(SqliteConnection connection, SqliteTransaction transaction, JobRecord job)
+    public async Task<bool> ThinAsync(EventSql sql, DbTransaction transaction, JobRecord job)
     {
         if (!_passes.TryGetValue(job.Id, out Pass? pass))
         {
@@ -57,7 +54,6 @@ public sealed class HistoryThinning(long maxBytes)
 
         bool first = job.HistoryThinnedSeq == 0;
         long budget = RewriteBytesPerBatch;
-        string jobId = job.Id.ToString().ToUpperInvariant(); // as EF Core's SQLite provider stores a Guid
         for (int passes = 0; job.HistoryBytes > Low && budget > 0 && passes <= PassesPerBatch;)
         {
             if (pass.Cursor >= job.HistoryThinnedSeq)
@@ -76,7 +72,7 @@ public sealed class HistoryThinning(long maxBytes)
                 passes++;
             }
 
-            List<(long Seq, int Bytes)> full = await FullLayersAsync(connection, transaction, jobId, pass.Cursor, job.HistoryThinnedSeq);
+            List<(long Seq, int Bytes)> full = await FullLayersAsync(sql, transaction, job.Id, pass.Cursor, job.HistoryThinnedSeq);
             if (full.Count == 0)
             {
                 pass.Cursor = job.HistoryThinnedSeq;
@@ -107,7 +103,7 @@ public sealed class HistoryThinning(long maxBytes)
                 pass.Cursor = job.HistoryThinnedSeq; // read to the boundary: this pass is done
             }
 
-            job.HistoryBytes -= await RewriteAsync(connection, transaction, jobId, thin);
+            job.HistoryBytes -= await sql.RewriteAsync(transaction, job.Id, thin);
         }
 
         if (job.HistoryBytes <= Low)
@@ -129,14 +125,10 @@ public sealed class HistoryThinning(long maxBytes)
     /// Deletes the job's history after <paramref name="seq"/> (a run resuming from an older checkpoint), taking its
     /// bytes off the job's count; thinning from there on is forgotten. Reads only the rows deleted: a few hundred steps'.
     /// </summary>
-    public async Task TruncateAsync(SqliteConnection connection, SqliteTransaction transaction, JobRecord job, long seq)
+    public async Task TruncateAsync(EventSql sql, DbTransaction transaction, JobRecord job, long seq)
     {
-        await using SqliteCommand delete = connection.CreateCommand();
-        delete.Transaction = transaction;
-        delete.CommandText = "DELETE FROM JobEvents WHERE JobId = $job AND Seq > $seq RETURNING Bytes";
-        delete.Parameters.AddWithValue("$job", job.Id.ToString().ToUpperInvariant());
-        delete.Parameters.AddWithValue("$seq", seq);
-        await using (SqliteDataReader deleted = await delete.ExecuteReaderAsync())
+        await using (DbCommand delete = sql.Truncate(transaction, job.Id, seq))
+        await using (DbDataReader deleted = await delete.ExecuteReaderAsync())
         {
             while (await deleted.ReadAsync())
             {
@@ -174,52 +166,16 @@ public sealed class HistoryThinning(long maxBytes)
     // A block of at least two layers events' worth of seqs (a step event each statsEvery steps, a layers event), a power of two.
     private static long FirstBlock(int statsEvery) => (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(2, 2 * (statsEvery + 1)));
 
-    private static async Task<List<(long Seq, int Bytes)>> FullLayersAsync(SqliteConnection connection, SqliteTransaction transaction, string jobId, long after, long upTo)
+    private static async Task<List<(long Seq, int Bytes)>> FullLayersAsync(EventSql sql, DbTransaction transaction, Guid jobId, long after, long upTo)
     {
-        await using SqliteCommand query = connection.CreateCommand();
-        query.Transaction = transaction;
-        query.CommandText = $"SELECT Seq, Bytes FROM JobEvents INDEXED BY IX_JobEvents_FullLayers WHERE JobId = $job AND Seq > $after AND Seq <= $upTo AND {FullLayersFilter} ORDER BY Seq LIMIT {RowsPerQuery}";
-        query.Parameters.AddWithValue("$job", jobId);
-        query.Parameters.AddWithValue("$after", after);
-        query.Parameters.AddWithValue("$upTo", upTo);
+        await using DbCommand query = sql.FullLayers(transaction, jobId, after, upTo, RowsPerQuery);
         var rows = new List<(long, int)>(RowsPerQuery);
-        await using SqliteDataReader reader = await query.ExecuteReaderAsync();
+        await using DbDataReader reader = await query.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
             rows.Add((reader.GetInt64(0), reader.GetInt32(1)));
         }
 
         return rows;
-    }
-
-    /// <summary>Replaces the rows' JSON with stubs; the bytes this saved.</summary>
-    private static async Task<long> RewriteAsync(SqliteConnection connection, SqliteTransaction transaction, string jobId, List<(long Seq, int Bytes)> rows)
-    {
-        if (rows.Count == 0)
-        {
-            return 0;
-        }
-
-        await using SqliteCommand stub = connection.CreateCommand();
-        stub.Transaction = transaction;
-        stub.CommandText = $"UPDATE JobEvents SET Json = {Stub} WHERE JobId = $job AND Seq = $seq";
-        stub.Parameters.AddWithValue("$job", jobId);
-        SqliteParameter stubSeq = stub.Parameters.Add("$seq", SqliteType.Integer);
-        await using SqliteCommand measure = connection.CreateCommand();
-        measure.Transaction = transaction;
-        measure.CommandText = "UPDATE JobEvents SET Bytes = length(CAST(Json AS BLOB)) WHERE JobId = $job AND Seq = $seq RETURNING Bytes";
-        measure.Parameters.AddWithValue("$job", jobId);
-        SqliteParameter measureSeq = measure.Parameters.Add("$seq", SqliteType.Integer);
-        stub.Prepare();
-        measure.Prepare();
-        long saved = 0;
-        foreach ((long seq, int bytes) in rows)
-        {
-            stubSeq.Value = measureSeq.Value = seq;
-            await stub.ExecuteNonQueryAsync();
-            saved += bytes - Convert.ToInt64(await measure.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
-        }
-
-        return saved;
     }
 }

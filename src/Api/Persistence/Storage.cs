@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace TrainingService.Api.Persistence;
 
@@ -17,7 +18,8 @@ public sealed class StorageOptions
 
     /// <summary>
     /// How long the event pump waits for the database's write lock before its batch fails and the jobs in it pause
-    /// (requests wait SQLite's 30 s): a lock held longer than this is a fault to wait out, not contention.
+    /// (requests wait SQLite's 30 s): a lock held longer than this is a fault to wait out, not contention. On PostgreSQL
+    /// also the default lock_timeout of every connection (<see cref="Storage.WithLockTimeout"/>).
     /// </summary>
     public int EventWriteTimeoutSeconds { get; set; } = 5;
 
@@ -59,7 +61,8 @@ public static class Storage
         if (ProviderFrom(configuration) == DatabaseProvider.Postgres)
         {
             string connection = PostgresConnectionString(configuration);
-            services.AddDbContext<TrainingDb, PostgresTrainingDb>(options => options.UseNpgsql(connection));
+            services.AddDbContext<TrainingDb, PostgresTrainingDb>((sp, options) => options.UseNpgsql(
+                WithLockTimeout(connection, sp.GetRequiredService<IOptions<StorageOptions>>().Value.EventWriteTimeoutSeconds)));
         }
         else
         {
@@ -101,20 +104,19 @@ public static class Storage
                 + "(e.g. Host=db;Database=trainingservice;Username=trainingservice;Password=…).");
 
     /// <summary>
-    /// Database:Provider=postgres: only the schema, its migrations, storage faults and quota writes are ported so far; the
-    /// event history and the job worker's probe still run SQLite's SQL, so the service refuses to start (exit 2).
+    /// ConnectionStrings:Postgres with lock_timeout set to Storage:EventWriteTimeoutSeconds unless its Options already set
+    /// one: a statement that waits longer for a lock fails (55P03) and is a storage fault (jobs pause, requests get 503)
+    /// rather than a hang. (SQLite's counterpart is its busy timeout.)
     /// </summary>
-    public static bool RefusesUnportedDatabase(this WebApplication app)
+    public static string WithLockTimeout(string connectionString, int seconds)
     {
-        if (ProviderFrom(app.Configuration) != DatabaseProvider.Postgres)
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (builder.Options?.Contains("lock_timeout", StringComparison.Ordinal) != true)
         {
-            return false;
+            builder.Options = $"{builder.Options} -c lock_timeout={seconds}s".Trim();
         }
 
-        app.Logger.LogCritical(
-            "Database:Provider=postgres: PostgreSQL is only available for the schema so far (issue 14); the service's own "
-            + "SQL (event history, job worker) runs on SQLite only. Use Database:Provider=sqlite. Stopping.");
-        return true;
+        return builder.ConnectionString;
     }
 
     /// <summary>Brings the database to the latest migration before the service takes requests.</summary>

@@ -29,14 +29,49 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
 
     public DbSet<ShareLinkRecord> ShareLinks => Set<ShareLinkRecord>();
 
+    /// <summary>The service's own SQL on the event history, in this provider's dialect.</summary>
+    public abstract EventSql Sql { get; }
+
     /// <summary>
     /// Every time is stored and read as UTC: SQLite keeps no DateTimeKind, the API writes ISO-8601 with Z, and Npgsql
-    /// writes only Kind=Utc values to timestamptz.
+    /// writes only Kind=Utc values to timestamptz. And to the microsecond on both (<see cref="StoredTime"/>).
     /// </summary>
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
         configurationBuilder.Properties<DateTime>().HaveConversion<UtcConverter>();
         configurationBuilder.Properties<DateTime?>().HaveConversion<UtcConverter>();
+    }
+
+    public override int SaveChanges(bool acceptAllChangesOnSuccess)
+    {
+        TruncateTimes();
+        return base.SaveChanges(acceptAllChangesOnSuccess);
+    }
+
+    public override Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        TruncateTimes();
+        return base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+    }
+
+    /// <summary>A record answered right after it is saved (a POST) has the times a later read (a GET) will have.</summary>
+    private void TruncateTimes()
+    {
+        foreach (EntityEntry entry in ChangeTracker.Entries())
+        {
+            if (entry.State is not (EntityState.Added or EntityState.Modified))
+            {
+                continue;
+            }
+
+            foreach (PropertyEntry property in entry.Properties)
+            {
+                if (property.CurrentValue is DateTime time && time != StoredTime.Truncate(time))
+                {
+                    property.CurrentValue = StoredTime.Truncate(time);
+                }
+            }
+        }
     }
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -89,4 +124,17 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
 }
 
 internal sealed class UtcConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<DateTime, DateTime>(
-    v => v.ToUniversalTime(), v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+    v => StoredTime.Truncate(v.ToUniversalTime()), v => StoredTime.Truncate(DateTime.SpecifyKind(v, DateTimeKind.Utc)));
+
+/// <summary>
+/// Times to the microsecond: PostgreSQL keeps microseconds where .NET and SQLite keep 100 ns ticks, so a time made with
+/// full ticks would come back different from the database, break equality in keyset paging (created at, then id) and
+/// differ between a POST's answer and a later GET. Both providers store times truncated alike.
+/// </summary>
+public static class StoredTime
+{
+    /// <summary>Now, UTC, to the microsecond.</summary>
+    public static DateTime UtcNow => Truncate(DateTime.UtcNow);
+
+    public static DateTime Truncate(DateTime time) => new(time.Ticks - (time.Ticks % TimeSpan.TicksPerMicrosecond), time.Kind);
+}

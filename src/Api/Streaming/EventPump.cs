@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
@@ -176,17 +176,17 @@ public sealed class EventPump(
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         db.Database.SetCommandTimeout(_writeTimeoutSeconds); // a lock held longer fails the batch: its jobs pause
         var jobIds = batch.Where(i => i.JobId != Guid.Empty).Select(i => i.JobId).Distinct().ToList();
-        var connection = (SqliteConnection)db.Database.GetDbConnection();
-        connection.DefaultTimeout = _writeTimeoutSeconds; // this context's connection object only: BEGIN IMMEDIATE and every command of the batch
+        EventSql sql = db.Sql;
+        sql.PrepareWrite(db.Database.GetDbConnection(), _writeTimeoutSeconds);
         await using IDbContextTransaction transaction = await db.Database.BeginTransactionAsync();
+        DbTransaction dbTransaction = transaction.GetDbTransaction();
         // The fence: the jobs' rows are read inside the transaction, locked first (PostgreSQL; SQLite's write lock is
         // the whole file), so no claim changes a job's Attempt between the check below and the commit.
         await db.Jobs.Where(j => jobIds.Contains(j.Id)).ExecuteUpdateAsync(s => s.SetProperty(j => j.Attempt, j => j.Attempt));
         Dictionary<Guid, JobRecord> jobs = await db.Jobs.Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id);
-        var sqliteTransaction = (SqliteTransaction)transaction.GetDbTransaction();
         var delivered = new Dictionary<Guid, (List<StreamEvent> Events, List<int> JsonBytes)>();
         var truncated = new List<(Guid JobId, long After)>();
-        var rows = new List<Row>();
+        var rows = new List<EventRow>();
         foreach (Item item in batch)
         {
             if (!jobs.TryGetValue(item.JobId, out JobRecord? job))
@@ -212,7 +212,7 @@ public sealed class EventPump(
 
                 job.HistoryBytes -= rows.Where(r => r.JobId == item.JobId && r.Seq > after).Sum(r => HistoryThinning.Cost(r.Bytes)); // never inserted
                 rows.RemoveAll(r => r.JobId == item.JobId && r.Seq > after);
-                await _thinning.TruncateAsync(connection, sqliteTransaction, job, after);
+                await _thinning.TruncateAsync(sql, dbTransaction, job, after);
                 job.LastSeq = Math.Min(job.LastSeq, after);
                 truncated.Add((item.JobId, after));
                 continue;
@@ -231,7 +231,7 @@ public sealed class EventPump(
 
             string json = JsonSerializer.Serialize(e, StreamJson.Options);
             int bytes = Encoding.UTF8.GetByteCount(json);
-            rows.Add(new Row(item.JobId, e.Seq, e.Kind, json, bytes));
+            rows.Add(new EventRow(item.JobId, e.Seq, e.Kind, json, bytes));
             job.HistoryBytes += HistoryThinning.Cost(bytes);
             Summarise(job, e);
             if (!delivered.TryGetValue(item.JobId, out var sent))
@@ -243,11 +243,11 @@ public sealed class EventPump(
             sent.JsonBytes.Add(bytes);
         }
 
-        await InsertAsync(connection, sqliteTransaction, rows);
+        await sql.InsertAsync(dbTransaction, rows); // not through EF change tracking: this runs ten times a second beside training
         var thinningStarted = new List<JobRecord>();
         foreach (Guid jobId in delivered.Keys)
         {
-            if (await _thinning.ThinAsync(connection, sqliteTransaction, jobs[jobId]))
+            if (await _thinning.ThinAsync(sql, dbTransaction, jobs[jobId]))
             {
                 thinningStarted.Add(jobs[jobId]);
             }
@@ -279,39 +279,6 @@ public sealed class EventPump(
             _notices.TryRemove(job.Id, out _);
         }
     }
-
-    /// <summary>
-    /// Events go in through one prepared statement rather than EF change tracking: this runs ten times a second beside
-    /// training, and on a small machine every millisecond of CPU here is taken from libtorch's threads.
-    /// </summary>
-    private static async Task InsertAsync(SqliteConnection connection, SqliteTransaction transaction, List<Row> rows)
-    {
-        if (rows.Count == 0)
-        {
-            return;
-        }
-
-        await using SqliteCommand insert = connection.CreateCommand();
-        insert.Transaction = transaction;
-        insert.CommandText = "INSERT INTO JobEvents (JobId, Seq, Kind, Json, Bytes) VALUES ($job, $seq, $kind, $json, $bytes)";
-        SqliteParameter job = insert.Parameters.Add("$job", SqliteType.Text);
-        SqliteParameter seq = insert.Parameters.Add("$seq", SqliteType.Integer);
-        SqliteParameter kind = insert.Parameters.Add("$kind", SqliteType.Text);
-        SqliteParameter json = insert.Parameters.Add("$json", SqliteType.Text);
-        SqliteParameter bytes = insert.Parameters.Add("$bytes", SqliteType.Integer);
-        insert.Prepare();
-        foreach (Row row in rows)
-        {
-            job.Value = row.JobId.ToString().ToUpperInvariant(); // as EF Core's SQLite provider stores a Guid
-            seq.Value = row.Seq;
-            kind.Value = row.Kind;
-            json.Value = row.Json;
-            bytes.Value = row.Bytes;
-            await insert.ExecuteNonQueryAsync();
-        }
-    }
-
-    private sealed record Row(Guid JobId, long Seq, string Kind, string Json, int Bytes);
 
     private static void Summarise(JobRecord job, StreamEvent e)
     {

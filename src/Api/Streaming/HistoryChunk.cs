@@ -1,4 +1,4 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Microsoft.EntityFrameworkCore;
 using TrainingService.Api.Persistence;
 
@@ -6,8 +6,8 @@ namespace TrainingService.Api.Streaming;
 
 /// <summary>
 /// A bounded run of a job's stored events, read in one short statement: the hub's catch-up and /events both read
-/// history this way, so no reader keeps a SQLite read transaction open while a client is slow (which would stop the WAL
-/// from being checkpointed) and no page is larger than its byte budget.
+/// history this way, so no reader keeps a read transaction open while a client is slow (on SQLite that would stop the WAL
+/// from being checkpointed; on PostgreSQL it would hold back vacuum) and no page is larger than its byte budget.
 /// </summary>
 public sealed class HistoryChunk
 {
@@ -28,32 +28,29 @@ public sealed class HistoryChunk
         TrainingDb db, Guid jobId, long afterSeq, long upTo, int maxRows, long maxBytes, CancellationToken cancellationToken)
     {
         var chunk = new HistoryChunk { LastSeq = afterSeq };
-        var connection = (SqliteConnection)db.Database.GetDbConnection();
-        if (connection.State != System.Data.ConnectionState.Open)
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        try
         {
-            await connection.OpenAsync(cancellationToken);
-        }
-
-        await using SqliteCommand query = connection.CreateCommand();
-        query.CommandText = "SELECT Seq, Json FROM JobEvents WHERE JobId = $job AND Seq > $after AND Seq <= $upTo ORDER BY Seq LIMIT $limit";
-        query.Parameters.AddWithValue("$job", jobId.ToString().ToUpperInvariant()); // as EF Core's SQLite provider stores a Guid
-        query.Parameters.AddWithValue("$after", afterSeq);
-        query.Parameters.AddWithValue("$upTo", upTo);
-        query.Parameters.AddWithValue("$limit", maxRows);
-        await using SqliteDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
-        long bytes = 2; // [ ]
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            string json = reader.GetString(1);
-            bytes += json.Length + 1;
-            if (bytes > maxBytes && chunk.Json.Count > 0)
+            await using DbCommand query = db.Sql.ReadChunk(db.Database.GetDbConnection(), jobId, afterSeq, upTo, maxRows);
+            await using DbDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
+            long bytes = 2; // [ ]
+            while (await reader.ReadAsync(cancellationToken))
             {
-                break;
-            }
+                string json = reader.GetString(1);
+                bytes += json.Length + 1;
+                if (bytes > maxBytes && chunk.Json.Count > 0)
+                {
+                    break;
+                }
 
-            chunk.Json.Add(json);
-            chunk.LastSeq = reader.GetInt64(0);
-            chunk.Bytes += json.Length;
+                chunk.Json.Add(json);
+                chunk.LastSeq = reader.GetInt64(0);
+                chunk.Bytes += json.Length;
+            }
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync(); // back to the pool while the caller sends the chunk
         }
 
         return chunk;

@@ -37,11 +37,11 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq, int
                 throw lost;
             }
 
-            pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = DateTime.UtcNow }, attempt);
+            pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = StoredTime.UtcNow }, attempt);
             // Not after a state event: a pause's checkpoint counts exactly one event after it (Trainer.CheckpointThen).
             if (trainingEvent is not StateEvent && pump.TakeNotice(jobId) is { } notice)
             {
-                pump.Publish(jobId, notice with { Seq = ++lastSeq, Time = DateTime.UtcNow }, attempt); // the job's history is being thinned
+                pump.Publish(jobId, notice with { Seq = ++lastSeq, Time = StoredTime.UtcNow }, attempt); // the job's history is being thinned
             }
         }
     }
@@ -58,7 +58,7 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq, int
 
     /// <summary>
     /// Completes once every event written so far is persisted; fails as soon as any of this job's is lost, without
-    /// waiting for the batches queued behind the failed one (each may wait out SQLite's busy timeout).
+    /// waiting for the batches queued behind the failed one (each may wait out the database's lock timeout).
     /// </summary>
     public async Task FlushAsync()
     {

@@ -52,9 +52,7 @@ public sealed class PostgresServer : IAsyncLifetime
 
         _port = FreePort();
         await PgAsync("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync");
-        await PgAsync("pg_ctl", "-D", data, "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60",
-            "-o", $"-c listen_addresses=127.0.0.1 -p {_port} -k {_folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            "start");
+        await StartAsync();
     }
 
     /// <summary>The connection string of the calling test class's own database, created on first use.</summary>
@@ -74,6 +72,14 @@ public sealed class PostgresServer : IAsyncLifetime
 
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
     }
+
+    /// <summary>Stops the server as an operator's restart does (fast: sessions are ended, the data stays).</summary>
+    public Task StopAsync() => PgAsync("pg_ctl", "-D", Path.Combine(_folder, "data"), "-m", "fast", "-w", "-t", "60", "stop");
+
+    /// <summary>Starts the stopped server again on the same port.</summary>
+    public Task StartAsync() => PgAsync("pg_ctl", "-D", Path.Combine(_folder, "data"), "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60",
+        "-o", $"-c listen_addresses=127.0.0.1 -p {_port} -k {_folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        "start");
 
     public async Task DisposeAsync()
     {

@@ -33,15 +33,6 @@ public sealed class DatabaseProviderTests
     }
 
     [Fact]
-    public async Task PostgresStopsTheServiceWithExitCode2UntilTheServicesSqlIsPorted()
-    {
-        (int code, string output) = await RunServiceAsync(
-            "--Database:Provider", "postgres", "--ConnectionStrings:Postgres", "Host=127.0.0.1;Port=1;Database=none");
-        Assert.Equal(2, code);
-        Assert.Contains("PostgreSQL is only available for the schema so far (issue 14)", output, StringComparison.Ordinal);
-    }
-
-    [Fact]
     public async Task PostgresWithoutAConnectionStringStopsTheServiceNamingTheKey()
     {
         (int code, string output) = await RunServiceAsync("--Database:Provider", "postgres");
