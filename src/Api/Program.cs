@@ -42,11 +42,14 @@ try
     builder.Services.AddTelemetry(builder.Configuration);
 
     WebApplication app = builder.Build();
-    await app.MigrateDatabaseAsync();
-    await app.SweepStorageAsync();
-    if (role != NodeRole.Worker)
+    await using (await app.StartupLockAsync()) // nodes starting together take turns
     {
-        await app.EnsureAdminAsync(); // api nodes answer people; a worker has no one to sign in
+        await app.MigrateDatabaseAsync();
+        await app.SweepStorageAsync();
+        if (role != NodeRole.Worker)
+        {
+            await app.EnsureAdminAsync(); // api nodes answer people; a worker has no one to sign in
+        }
     }
 
     app.UseReverseProxy();

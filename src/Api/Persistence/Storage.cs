@@ -119,6 +119,25 @@ public static class Storage
         return builder.ConnectionString;
     }
 
+    /// <summary>
+    /// Held while a node migrates, sweeps and bootstraps at start, so nodes starting together take turns: on PostgreSQL a
+    /// session advisory lock (released when its connection closes, also if the node dies); on SQLite nothing (one file,
+    /// one machine, and SQLite's own write lock serialises the rest).
+    /// </summary>
+    public static async Task<IAsyncDisposable> StartupLockAsync(this WebApplication app)
+    {
+        if (ProviderFrom(app.Configuration) != DatabaseProvider.Postgres)
+        {
+            return new NpgsqlConnection(); // nothing to hold; disposing a closed connection does nothing
+        }
+
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(PostgresConnectionString(app.Configuration)) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(app.Lifetime.ApplicationStopping);
+        await using var command = new NpgsqlCommand("SET lock_timeout = 0; SELECT pg_advisory_lock(7461351248130501);", connection) { CommandTimeout = 0 };
+        await command.ExecuteNonQueryAsync(app.Lifetime.ApplicationStopping); // waits while another node starts
+        return connection;
+    }
+
     /// <summary>Brings the database to the latest migration before the service takes requests.</summary>
     public static async Task MigrateDatabaseAsync(this WebApplication app)
     {
