@@ -12,7 +12,7 @@ namespace TrainingService.Api.Datasets;
 /// Keeps the most recently used datasets in memory, up to Uploads:CacheBytes of pixels; one let go of is left to the
 /// garbage collector (a job training on it still holds it). Reads with the upload's limits, so what was accepted loads. Thread-safe.
 /// </summary>
-public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<UploadOptions> uploads, ILogger<DatasetStore> logger)
+public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<UploadOptions> uploads, LocalDatasetCache copies, ILogger<DatasetStore> logger)
 {
     /// <summary>What a client is told when a dataset's files cannot be read; the path and the cause go to the log.</summary>
     public const string Unreadable = "the dataset's files cannot be read";
@@ -78,9 +78,8 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
             }
             else
             {
-                string folder = _storage.DatasetFolder(record.Id);
-                (string name, int classes, string[]? classNames) = (record.Name, record.Classes, record.ClassNames);
-                entry = new Lazy<ImageDataset>(() => Read(folder, name, classes, classNames, _limits));
+                (Guid id, string name, int classes, string[]? classNames) = (record.Id, record.Name, record.Classes, record.ClassNames);
+                entry = new Lazy<ImageDataset>(() => Read(copies.FolderOf(id), name, classes, classNames, _limits)); // outside the lock
             }
 
             Remember(record.Id, entry, BytesOf(record));
@@ -148,6 +147,7 @@ public sealed class DatasetStore(IOptions<StorageOptions> storage, IOptions<Uplo
     internal void Commit(string incomingFolder, Guid id, ImageDataset dataset)
     {
         string folder = _storage.DatasetFolder(id);
+        LocalDatasetCache.WriteHash(incomingFolder);
         Directory.Move(incomingFolder, folder);
         lock (_gate)
         {

@@ -40,6 +40,7 @@ public static class DatasetsApi
             .Validate(o => o.MaxConcurrentPerOwner > 0, "Uploads:MaxConcurrentPerOwner must be positive")
             .Validate(o => o.CacheBytes >= o.MaxDatasetBytes, "Uploads:CacheBytes must be at least Uploads:MaxDatasetBytes")
             .ValidateOnStart();
+        services.AddSingleton<LocalDatasetCache>();
         services.AddSingleton<DatasetStore>();
         services.ConfigureSwaggerGen(o => o.OperationFilter<DatasetsOperationFilter>());
         return services;

@@ -26,6 +26,16 @@ public sealed class StorageOptions
     /// <summary>PRAGMA journal_size_limit: the size the WAL file is cut back to after SQLite's own checkpoints.</summary>
     public long JournalSizeLimitBytes { get; set; } = 16L << 20;
 
+    /// <summary>
+    /// A folder on this node's own disk for copies of the datasets it loads, by content hash (LocalDatasetCache): set it
+    /// on worker nodes when the data folder is a network file system. Null (the default): datasets are read in place.
+    /// One folder per node process.
+    /// </summary>
+    public string? LocalCacheFolder { get; set; }
+
+    /// <summary>Bytes the local dataset copies may take; the least recently used go first.</summary>
+    public long LocalCacheBytes { get; set; } = 20L << 30;
+
     /// <summary>Where every dataset's folder is, and the folders of uploads on their way in (.incoming-*).</summary>
     public string DatasetsRoot => Path.Combine(FullDataFolder, "datasets");
 

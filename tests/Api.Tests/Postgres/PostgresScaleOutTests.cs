@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using TrainingService.Api.Tests.Jobs;
 using TrainingService.Api.Tests.Redis;
 using TrainingService.Contracts.Streaming;
