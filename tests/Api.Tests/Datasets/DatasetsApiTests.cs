@@ -42,7 +42,7 @@ public sealed class DatasetsApiTests
         Assert.InRange(view.GetProperty("std")[0].GetDouble(), 0.01, 0.5);
         Assert.True(view.GetProperty("createdAt").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-1));
         Assert.Equal(
-            [DatasetStore.TestImagesFile, DatasetStore.TestLabelsFile, DatasetStore.TrainImagesFile, DatasetStore.TrainLabelsFile],
+            [LocalDatasetCache.HashFile, DatasetStore.TestImagesFile, DatasetStore.TestLabelsFile, DatasetStore.TrainImagesFile, DatasetStore.TrainLabelsFile],
             Directory.GetFiles(DatasetFolder(factory, id)).Select(Path.GetFileName).Order(StringComparer.Ordinal));
 
         JsonElement got = await client.GetFromJsonAsync<JsonElement>($"/datasets/{id}");
@@ -124,8 +124,8 @@ public sealed class DatasetsApiTests
 
         string folder = DatasetFolder(factory, id);
         string[] expected = withTest
-            ? [DatasetStore.TestImagesFile, DatasetStore.TestLabelsFile, DatasetStore.TrainImagesFile, DatasetStore.TrainLabelsFile]
-            : [DatasetStore.TrainImagesFile, DatasetStore.TrainLabelsFile];
+            ? [LocalDatasetCache.HashFile, DatasetStore.TestImagesFile, DatasetStore.TestLabelsFile, DatasetStore.TrainImagesFile, DatasetStore.TrainLabelsFile]
+            : [LocalDatasetCache.HashFile, DatasetStore.TrainImagesFile, DatasetStore.TrainLabelsFile];
         Assert.Equal(expected, Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         // Raw 3-D IDX whatever came in: the same bytes as the grey 3-D form of the upload.
         Assert.Equal(Images(30, 5, 4), await File.ReadAllBytesAsync(Path.Combine(folder, DatasetStore.TrainImagesFile)));

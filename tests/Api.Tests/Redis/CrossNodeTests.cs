@@ -33,7 +33,7 @@ public sealed class CrossNodeTests(ITestOutputHelper output)
         await using TrainingServiceFactory a = nodes.A, b = nodes.B;
         using HttpClient clientA = a.CreateClient();
         using HttpClient clientB = b.CreateClient();
-        Guid jobId = await PostJobAsync(clientA, epochs: 4);
+        Guid jobId = await PostJobAsync(clientA, epochs: 40); // a few seconds: long enough to be followed live
 
         await using HubConnection local = JobHarness.Hub(a);
         await using HubConnection remote = JobHarness.Hub(b);
