@@ -85,7 +85,17 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
             while (taken.GetProperty("worker").GetString() is not { } now || now == holder);
 
             TimeSpan toTakeOver = clock.Elapsed;
-            JsonElement done = await JobHarness.WaitForStateAsync(api.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
+            JsonElement done;
+            try
+            {
+                done = await JobHarness.WaitForStateAsync(api.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
+            }
+            catch (Exception ex)
+            {
+                // An error inside the run is only in the worker's log (the job's reason names no internals).
+                throw new InvalidOperationException($"{ex.Message}\nworker-1's log:\n{first.RecentLog}\nworker-2's log:\n{second.RecentLog}", ex);
+            }
+
             output.WriteLine($"pause reached the worker and was written in {toPause.TotalMilliseconds:F0} ms; after SIGKILL the other worker held the job in {toTakeOver.TotalSeconds:F1} s (lease {LeaseSeconds} s); attempt {done.GetProperty("attempt").GetInt32()}");
             Assert.True(toPause < TimeSpan.FromSeconds(3), $"pause took {toPause}");
             Assert.True(toTakeOver >= TimeSpan.FromSeconds(LeaseSeconds / 3.0), $"taken over after {toTakeOver}: before the dead worker's lease could have run out");
@@ -133,7 +143,7 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
     }
 
     private static Task<ServiceProcess> WorkerAsync(string folder, string node) =>
-        ServiceProcess.StartAsync(folder, "--Role", "worker", "--Telemetry:Node", node, "--Serilog:MinimumLevel:Default", "Debug", "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        ServiceProcess.StartAsync(folder, "--Role", "worker", "--Telemetry:Node", node, "--Serilog:MinimumLevel:Default", "Information", "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>The job once no worker holds it (a run releases its lease right after its last events are stored).</summary>
     private static async Task<JsonElement> ReleasedAsync(ServiceProcess node, Guid jobId)
