@@ -29,14 +29,25 @@ public abstract record CommandOutcome
     /// <summary>The command's own values are wrong, by field.</summary>
     public sealed record Invalid(string Title, Dictionary<string, string[]> Errors) : CommandOutcome;
 
+    /// <summary>The job already has as many changes of hyperparameters waiting for its run as it may (Jobs:MaxPendingCommands).</summary>
+    public sealed record Busy(Guid Id, int Pending) : CommandOutcome
+    {
+        public string Detail => $"Job {Id} has {Pending} changes of hyperparameters its run has not read yet, the limit (configuration {PendingKey}); "
+            + "a running job's run reads them within a second, a paused or queued job's when it runs again. Its record already holds the values they set.";
+    }
+
     public Results<Accepted<JobView>, ProblemHttpResult, ValidationProblem> ToHttp() => this switch
     {
         Done done => TypedResults.Accepted($"/jobs/{done.Job.Id}", JobsApi.View(done.Job)),
         NotFound notFound => Problems.NotFound("id", $"There is no job {notFound.Id}."),
         Conflict conflict => Problems.Conflict(conflict.Reason),
         Invalid invalid => TypedResults.ValidationProblem(invalid.Errors, title: invalid.Title),
+        Busy busy => TypedResults.Problem(busy.Detail, statusCode: StatusCodes.Status429TooManyRequests, title: "Too many pending commands",
+            extensions: new Dictionary<string, object?> { ["limit"] = PendingKey }),
         _ => throw new InvalidOperationException($"no HTTP form for {GetType().Name}"),
     };
+
+    public const string PendingKey = "Jobs:MaxPendingCommands";
 
     public void ThrowIfRefused()
     {
@@ -46,6 +57,7 @@ public abstract record CommandOutcome
             NotFound notFound => $"id: There is no job {notFound.Id}.",
             Conflict conflict => $"state: {conflict.Reason}",
             Invalid invalid => string.Join("; ", invalid.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")),
+            Busy busy => $"{PendingKey}: {busy.Detail}",
             _ => throw new InvalidOperationException($"no hub form for {GetType().Name}"),
         };
         if (refusal is not null)
@@ -161,6 +173,11 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
             return new CommandOutcome.Conflict($"Job {id} is {job.State}; cannot change its hyperparameters.");
         }
 
+        if ((await WaitingAsync(id, JobCommandKind.Change, cancellationToken)).Busy is { } busy)
+        {
+            return busy;
+        }
+
         job.Hyperparameters = current with
         {
             LearningRate = change!.LearningRate ?? current.LearningRate,
@@ -199,8 +216,31 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
         return new CommandOutcome.Done(job);
     }
 
+    /// <summary>
+    /// Commands wait while a job is paused or queued or its worker is gone, so each request must not add a row for good:
+    /// a pause, finish, cancel or snapshot already waiting makes an equal one redundant (it is not added), and changes of
+    /// hyperparameters, which each keep their own values and reason, are capped at Jobs:MaxPendingCommands per job.
+    /// The count and the insert are two statements: changes sent at the same moment can pass the cap by their number.
+    /// </summary>
+    private async Task<(bool AlreadyWaiting, CommandOutcome.Busy? Busy)> WaitingAsync(Guid id, JobCommandKind kind, CancellationToken cancellationToken)
+    {
+        if (kind != JobCommandKind.Change)
+        {
+            return (await db.JobCommands.AnyAsync(c => c.JobId == id && c.Kind == kind, cancellationToken), null);
+        }
+
+        int changes = await db.JobCommands.CountAsync(c => c.JobId == id && c.Kind == JobCommandKind.Change, cancellationToken);
+        return (false, changes >= options.Value.MaxPendingCommands ? new CommandOutcome.Busy(id, changes) : null);
+    }
+
+    /// <summary>A pause, finish, cancel or snapshot, unless an equal one already waits for the job's run.</summary>
     private async Task AddCommandAsync(Guid id, JobCommandKind kind, HyperparameterChange? change, CancellationToken cancellationToken)
     {
+        if ((await WaitingAsync(id, kind, cancellationToken)).AlreadyWaiting)
+        {
+            return;
+        }
+
         JobDispatch.AddCommand(db, id, kind, change);
         await db.SaveChangesAsync(cancellationToken);
         dispatch.CommandsWritten();

@@ -30,6 +30,12 @@ public sealed class JobOptions
     /// <summary>Cap on the reason given with a change of hyperparameters, which the job's history keeps.</summary>
     public int MaxReasonLength { get; set; } = 200;
 
+    /// <summary>
+    /// Changes of hyperparameters that may wait for a job's run (while it is paused or queued, or its worker is gone);
+    /// one more is refused (429). Other commands wait at most once each.
+    /// </summary>
+    public int MaxPendingCommands { get; set; } = 20;
+
     /// <summary>Times the service process may die while training a job before the job is set aside as Failed.</summary>
     public int MaxCrashes { get; set; } = 2;
 

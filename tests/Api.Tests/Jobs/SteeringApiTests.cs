@@ -3,6 +3,9 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Api.Persistence;
 using TrainingService.Api.Tests.Service;
 using TrainingService.Contracts.Streaming;
 
@@ -11,9 +14,10 @@ namespace TrainingService.Api.Tests.Jobs;
 /// <summary>Steering a running job over REST and the hub: new hyperparameters from the next step, and finishing early.</summary>
 public sealed class SteeringApiTests
 {
-    private static async Task<(TrainingServiceFactory Factory, HttpClient Client, Guid Job)> RunningJobAsync(string optimizer = "sgd")
+    private static async Task<(TrainingServiceFactory Factory, HttpClient Client, Guid Job)> RunningJobAsync(
+        string optimizer = "sgd", Dictionary<string, string?>? settings = null)
     {
-        TrainingServiceFactory factory = ServiceHarness.Factory();
+        TrainingServiceFactory factory = ServiceHarness.Factory(settings);
         HttpClient client = factory.CreateClient();
         Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 512);
         (_, JsonElement job) = await JobHarness.PostJobAsync(client,
@@ -147,6 +151,62 @@ public sealed class SteeringApiTests
             Assert.Equal(
                 ["Running", "Paused", "Running", "Cancelled"],
                 history.Where(e => e.Kind == "state").Select(e => e.State!.Value.ToString()));
+        }
+    }
+
+    [Fact]
+    public async Task CommandsToAPausedJobWaitBoundedAndReachItsRunWhenItResumes()
+    {
+        (TrainingServiceFactory factory, HttpClient client, Guid id) = await RunningJobAsync(settings: new() { ["Jobs:MaxPendingCommands"] = "3" });
+        await using (factory)
+        using (client)
+        {
+            await ServiceHarness.PostAsync(client, $"/jobs/{id}/pause");
+            await JobHarness.WaitForStateAsync(client, id, "Paused");
+            for (int i = 0; i < 50 && (await client.GetFromJsonAsync<JsonElement>($"/jobs/{id}")).GetProperty("worker").ValueKind != JsonValueKind.Null; i++)
+            {
+                await Task.Delay(100); // the pause lets the job go just after its Paused event is stored
+            }
+
+            // A paused job has no run to read commands: changes wait, up to the cap, and then are refused naming it.
+            double[] rates = [0.004, 0.005, 0.006];
+            foreach (double rate in rates)
+            {
+                Assert.Equal(HttpStatusCode.Accepted, (await PatchAsync(client, id, $$"""{ "learningRate": {{rate}} }""")).StatusCode);
+            }
+
+            HttpResponseMessage refused = await PatchAsync(client, id, """{ "learningRate": 0.007 }""");
+            JsonElement problem = await ServiceHarness.AssertProblemAsync(refused, HttpStatusCode.TooManyRequests);
+            Assert.Equal("Jobs:MaxPendingCommands", problem.GetProperty("limit").GetString());
+            Assert.Contains("3 changes of hyperparameters", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+            Assert.Equal(0.006, (await client.GetFromJsonAsync<JsonElement>($"/jobs/{id}")).GetProperty("hyperparameters").GetProperty("learningRate").GetDouble());
+
+            // The same picture asked for twice while paused waits once.
+            for (int i = 0; i < 3; i++)
+            {
+                Assert.Equal(HttpStatusCode.Accepted, (await ServiceHarness.PostAsync(client, $"/jobs/{id}/snapshot")).StatusCode);
+            }
+
+            using (IServiceScope scope = factory.Services.CreateScope())
+            {
+                TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+                List<JobCommandKind> waiting = await db.JobCommands.Where(c => c.JobId == id).OrderBy(c => c.Id).Select(c => c.Kind).ToListAsync();
+                Assert.Equal([JobCommandKind.Change, JobCommandKind.Change, JobCommandKind.Change, JobCommandKind.Snapshot], waiting);
+            }
+
+            // Resumed, the run reads them all, in order, and the cap is free again.
+            await ServiceHarness.PostAsync(client, $"/jobs/{id}/resume");
+            List<StreamEvent> history = [];
+            for (int i = 0; i < 200 && history.Count(e => e.Kind == "hyperparameters") < rates.Length; i++)
+            {
+                await Task.Delay(50);
+                history = await JobHarness.HistoryAsync(client, id);
+            }
+
+            Assert.Equal(rates, history.Where(e => e.Kind == "hyperparameters").Select(e => e.LearningRate!.Value));
+            Assert.Equal(HttpStatusCode.Accepted, (await PatchAsync(client, id, """{ "learningRate": 0.007 }""")).StatusCode);
+            await ServiceHarness.PostAsync(client, $"/jobs/{id}/cancel");
+            await JobHarness.WaitForStateAsync(client, id, "Cancelled");
         }
     }
 }
