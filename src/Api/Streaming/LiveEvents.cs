@@ -344,12 +344,15 @@ public sealed class LiveEvents(
             _stop.Dispose();
         }
 
+        // A read or send that fails (a storage fault, a timeout) is tried again from the last seq sent, after 0.25 s,
+        // doubling to 5 s: a viewer must not be left on a connection that silently stopped streaming.
         private async Task SendAsync()
         {
             CancellationToken stop = _stop.Token;
-            try
+            TimeSpan retry = TimeSpan.FromMilliseconds(250);
+            while (!stop.IsCancellationRequested)
             {
-                while (!stop.IsCancellationRequested)
+                try
                 {
                     Task more = feed.More;
                     while (_sent < feed.PersistedSeq && !stop.IsCancellationRequested)
@@ -364,17 +367,30 @@ public sealed class LiveEvents(
 
                         await owner._hub.Clients.Client(connectionId).Events(jobId, events);
                         _sent = events[^1].Seq;
+                        retry = TimeSpan.FromMilliseconds(250);
                     }
 
                     await more.WaitAsync(stop);
                 }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-            }
-            catch (Exception ex)
-            {
-                owner._logger.LogWarning(ex, "Streaming job {JobId} to connection {ConnectionId} stopped", jobId, connectionId);
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    owner._logger.LogWarning(ex, "Streaming job {JobId} to connection {ConnectionId} failed after seq {Seq}; trying again in {Delay} ms",
+                        jobId, connectionId, _sent, retry.TotalMilliseconds);
+                    try
+                    {
+                        await Task.Delay(retry, stop);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+
+                    retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+                }
             }
         }
     }
