@@ -334,7 +334,7 @@ public static class JobsApi
         Hyperparameters = job.Hyperparameters,
         Monitoring = job.Monitoring,
         Sanity = job.Sanity,
-        Worker = job.LeaseOwner,
+        Worker = job.LeaseExpiresAt > DateTime.UtcNow ? job.LeaseOwner : null, // a lapsed lease: its worker is gone, the job waits for another
         Attempt = job.Attempt,
     };
 

@@ -100,6 +100,9 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
         // Full layers events only, with their size: what history thinning looks for, found without reading a row.
         modelBuilder.Entity<JobEventRecord>().HasIndex(e => new { e.JobId, e.Seq, e.Bytes })
             .HasDatabaseName("IX_JobEvents_FullLayers").HasFilter(HistoryThinning.FullLayersFilter);
+        // State events only: where each run of a job began, which a rewind looks for (StreamRewinds), found in a handful of rows.
+        modelBuilder.Entity<JobEventRecord>().HasIndex(e => new { e.JobId, e.Seq })
+            .HasDatabaseName("IX_JobEvents_States").HasFilter(Streaming.StreamRewinds.StatesFilter);
         modelBuilder.Entity<UserRecord>().HasIndex(u => u.Name).IsUnique();
         modelBuilder.Entity<ApiKeyRecord>(e =>
         {

@@ -1,5 +1,6 @@
 using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
+using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Loop;
 
@@ -37,7 +38,8 @@ public sealed class JobEventWriter(EventPump pump, Guid jobId, long lastSeq, int
                 throw lost;
             }
 
-            pump.Publish(jobId, trainingEvent.ToStream() with { Seq = ++lastSeq, Time = StoredTime.UtcNow }, attempt);
+            StreamEvent stream = trainingEvent.ToStream() with { Seq = ++lastSeq, Time = StoredTime.UtcNow };
+            pump.Publish(jobId, trainingEvent is StateEvent ? stream with { Attempt = attempt } : stream, attempt);
             // Not after a state event: a pause's checkpoint counts exactly one event after it (Trainer.CheckpointThen).
             if (trainingEvent is not StateEvent && pump.TakeNotice(jobId) is { } notice)
             {

@@ -41,10 +41,12 @@ public sealed class LiveEvents(
 
     /// <summary>
     /// Streams the job's events after <paramref name="afterSeq"/> to the connection; <paramref name="persistedSeq"/> is
-    /// the job's last persisted seq as the caller read it (with its visibility check). A connection subscribes to at
-    /// most Streaming:MaxSubscriptionsPerConnection jobs at once.
+    /// the job's last persisted seq as the caller read it (with its visibility check), <paramref name="attempt"/> the
+    /// job's run then, and <paramref name="rewindTo"/> where the connection's events were replaced by a later run, if
+    /// they were (<see cref="StreamRewinds"/>): it is told so first. A connection subscribes to at most
+    /// Streaming:MaxSubscriptionsPerConnection jobs at once.
     /// </summary>
-    public async Task SubscribeAsync(string connectionId, Guid jobId, long afterSeq, long persistedSeq)
+    public async Task SubscribeAsync(string connectionId, Guid jobId, long afterSeq, long persistedSeq, int attempt = 0, long? rewindTo = null)
     {
         if (_subscriptions.TryRemove((connectionId, jobId), out Subscription? previous))
         {
@@ -58,7 +60,13 @@ public sealed class LiveEvents(
 
         JobFeed feed = Acquire(jobId);
         feed.Advance(persistedSeq);
+        feed.SawAttempt(attempt);
         var subscription = new Subscription(this, connectionId, jobId, Math.Max(0, afterSeq), feed);
+        if (rewindTo is { } point)
+        {
+            subscription.RewindTo(point);
+        }
+
         if (!_subscriptions.TryAdd((connectionId, jobId), subscription))
         {
             Release(jobId, feed); // the same connection subscribed again meanwhile: that one stands
@@ -158,15 +166,43 @@ public sealed class LiveEvents(
     {
         if (_feeds.TryGetValue(jobId, out JobFeed? feed))
         {
+            // A later run's first event at a seq already seen: it replaced the events from there (the message that said
+            // so was lost; Redis delivers at most once).
+            if (events.Find(e => e is { State: RunState.Running, Attempt: { } run } && run > feed.Attempt && e.Seq <= feed.PersistedSeq) is { } replaced)
+            {
+                Truncate(jobId, replaced.Seq - 1);
+            }
+
             feed.Add(events, jsonBytes);
         }
     }
 
+    /// <summary>
+    /// The job's persisted events after <paramref name="afterSeq"/> are gone (a run resumed from an older checkpoint
+    /// writes new ones under those seqs): every viewer sent any of them is told to drop them, then sent the new ones.
+    /// </summary>
     internal void Truncate(Guid jobId, long afterSeq)
     {
         if (_feeds.TryGetValue(jobId, out JobFeed? feed))
         {
-            feed.Truncate(afterSeq);
+            foreach (Subscription subscription in _subscriptions.Values.Where(s => s.JobId == jobId))
+            {
+                subscription.RewindTo(afterSeq);
+            }
+
+            feed.Truncate(afterSeq); // wakes the senders
+        }
+    }
+
+    /// <summary>The attempt of each job followed here as last known (a later one may have replaced events: <see cref="StreamRewinds"/>).</summary>
+    internal IEnumerable<(Guid Job, int Attempt, long PersistedSeq)> FedAttempts => _feeds.Select(f => (f.Key, f.Value.Attempt, f.Value.PersistedSeq));
+
+    /// <summary>The job's run is now <paramref name="attempt"/>.</summary>
+    internal void SawAttempt(Guid jobId, int attempt)
+    {
+        if (_feeds.TryGetValue(jobId, out JobFeed? feed))
+        {
+            feed.SawAttempt(attempt);
         }
     }
 
@@ -202,6 +238,17 @@ public sealed class LiveEvents(
         private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long PersistedSeq { get; private set; }
+
+        /// <summary>The job's latest run as this node knows it.</summary>
+        public int Attempt { get; private set; }
+
+        public void SawAttempt(int attempt)
+        {
+            lock (_lock)
+            {
+                Attempt = Math.Max(Attempt, attempt);
+            }
+        }
 
         /// <summary>Subscriptions using this feed; under LiveEvents' feeds lock.</summary>
         public int Subscribers { get; set; }
@@ -249,6 +296,11 @@ public sealed class LiveEvents(
                         _heldBytes = 0;
                     }
 
+                        if (events[i].Attempt is { } attempt)
+                    {
+                        Attempt = Math.Max(Attempt, attempt);
+                    }
+
                     _recent.Add(events[i]);
                     _recentBytes.Add(jsonBytes[i]);
                     _heldBytes += jsonBytes[i];
@@ -273,6 +325,7 @@ public sealed class LiveEvents(
 
         public void Truncate(long afterSeq)
         {
+            TaskCompletionSource more;
             lock (_lock)
             {
                 int keep = _recent.FindIndex(e => e.Seq > afterSeq);
@@ -285,7 +338,11 @@ public sealed class LiveEvents(
                 _recent.RemoveRange(keep, _recent.Count - keep);
                 _recentBytes.RemoveRange(keep, _recentBytes.Count - keep);
                 PersistedSeq = Math.Min(PersistedSeq, afterSeq);
+                more = _more;
+                _more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
+
+            more.TrySetResult();
         }
 
         /// <summary>
@@ -327,6 +384,17 @@ public sealed class LiveEvents(
         private readonly CancellationTokenSource _stop = new();
         private Task _sender = Task.CompletedTask;
         private long _sent = afterSeq;
+        private long _rewindTo = -1;
+
+        /// <summary>Events after <paramref name="seq"/> were replaced: if any were sent, the sender says so before sending more.</summary>
+        public void RewindTo(long seq)
+        {
+            long current = Interlocked.Read(ref _rewindTo);
+            while ((current < 0 || seq < current) && Interlocked.CompareExchange(ref _rewindTo, seq, current) != current)
+            {
+                current = Interlocked.Read(ref _rewindTo);
+            }
+        }
 
         public void Start() => _sender = Task.Run(SendAsync);
 
@@ -344,6 +412,23 @@ public sealed class LiveEvents(
             _stop.Dispose();
         }
 
+        private async Task RewindAsync()
+        {
+            long point = Interlocked.Read(ref _rewindTo);
+            if (point < 0)
+            {
+                return;
+            }
+
+            if (point < _sent)
+            {
+                await owner._hub.Clients.Client(connectionId).Rewind(jobId, point);
+                _sent = point;
+            }
+
+            Interlocked.CompareExchange(ref _rewindTo, -1, point); // a lower point set meanwhile stays for the next look
+        }
+
         // A read or send that fails (a storage fault, a timeout) is tried again from the last seq sent, after 0.25 s,
         // doubling to 5 s: a viewer must not be left on a connection that silently stopped streaming.
         private async Task SendAsync()
@@ -355,6 +440,7 @@ public sealed class LiveEvents(
                 try
                 {
                     Task more = feed.More;
+                    await RewindAsync();
                     while (_sent < feed.PersistedSeq && !stop.IsCancellationRequested)
                     {
                         List<StreamEvent> events = feed.After(_sent, owner.FrameBudget) is { Count: > 0 } recent
@@ -368,6 +454,7 @@ public sealed class LiveEvents(
                         await owner._hub.Clients.Client(connectionId).Events(jobId, events);
                         _sent = events[^1].Seq;
                         retry = TimeSpan.FromMilliseconds(250);
+                        await RewindAsync(); // a truncation while these were on their way: they may be among the replaced
                     }
 
                     await more.WaitAsync(stop);

@@ -168,10 +168,19 @@ public sealed class RedisRelay(
 
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
-        var persisted = await db.Jobs.AsNoTracking().Where(j => jobs.Contains(j.Id)).Select(j => new { j.Id, j.LastSeq })
+        var persisted = await db.Jobs.AsNoTracking().Where(j => jobs.Contains(j.Id)).Select(j => new { j.Id, j.LastSeq, j.Attempt })
             .ToListAsync(cancellationToken);
+        Dictionary<Guid, (int Attempt, long PersistedSeq)> known = live.FedAttempts.ToDictionary(f => f.Job, f => (f.Attempt, f.PersistedSeq));
         foreach (var job in persisted)
         {
+            // A run this node has not heard of (its truncation's message was lost): did it replace events sent here?
+            if (known.TryGetValue(job.Id, out var seen) && job.Attempt > seen.Attempt
+                && await StreamRewinds.PointAsync(db, job.Id, seen.PersistedSeq, seen.Attempt, cancellationToken) is { } point)
+            {
+                live.Truncate(job.Id, point);
+            }
+
+            live.SawAttempt(job.Id, job.Attempt);
             live.Advance(job.Id, job.LastSeq);
         }
     }

@@ -10,7 +10,8 @@ namespace TrainingService.Api.Streaming;
 
 /// <summary>
 /// /hubs/training. A client calls Subscribe(jobId, afterSeq) and receives Events(jobId, events) with every event after
-/// afterSeq — history first, then live — in seq order, with no gap and no duplicate. See docs/streaming.md.
+/// afterSeq — history first, then live — in seq order, with no gap and no duplicate; and Rewind(jobId, seq) when a run
+/// resumed from a checkpoint replaced events it was sent (SubscribeAfter, on reconnecting). See docs/streaming.md.
 /// </summary>
 /// <remarks>
 /// Every method acts for the connection's caller (its API key, or a share link's token, sent as access_token): a job
@@ -27,9 +28,29 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections, Job
     /// <summary>Stream a job's events after <paramref name="afterSeq"/> (0: from the start).</summary>
     public async Task Subscribe(Guid jobId, long afterSeq)
     {
-        long? persisted = await db.Jobs.VisibleTo(Caller).Where(j => j.Id == jobId).Select(j => (long?)j.LastSeq)
+        (long persisted, int attempt) = await JobAsync(jobId);
+        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq, persisted, attempt);
+    }
+
+    /// <summary>
+    /// Subscribe again after a dropped connection: <paramref name="afterSeq"/> is the last event held, <paramref name="attempt"/>
+    /// the attempt of the last state event held. If a later run replaced any of the events held (the job's worker died
+    /// meanwhile), Rewind says from where, before Events continues.
+    /// </summary>
+    public async Task SubscribeAfter(Guid jobId, long afterSeq, int attempt)
+    {
+        (long persisted, int current) = await JobAsync(jobId);
+        long? rewindTo = attempt < current && afterSeq > 0
+            ? await StreamRewinds.PointAsync(db, jobId, afterSeq, attempt, Context.ConnectionAborted)
+            : null;
+        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq, persisted, current, rewindTo);
+    }
+
+    private async Task<(long LastSeq, int Attempt)> JobAsync(Guid jobId)
+    {
+        var job = await db.Jobs.VisibleTo(Caller).Where(j => j.Id == jobId).Select(j => new { j.LastSeq, j.Attempt })
             .FirstOrDefaultAsync(Context.ConnectionAborted);
-        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq, persisted ?? throw new HubException($"id: There is no job {jobId}."));
+        return job is null ? throw new HubException($"id: There is no job {jobId}.") : (job.LastSeq, job.Attempt);
     }
 
     public Task Unsubscribe(Guid jobId) => live.UnsubscribeAsync(Context.ConnectionId, jobId);

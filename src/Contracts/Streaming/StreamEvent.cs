@@ -54,6 +54,13 @@ public sealed record StreamEvent
     /// <summary>state: Running, Paused, Succeeded, Failed or Cancelled.</summary>
     public RunState? State { get; init; }
 
+    /// <summary>
+    /// state: the run that wrote it. A job's first run is attempt 1; each claim by a worker (after a pause, a worker's
+    /// death, a restart) adds one. A client reconnecting gives the attempt of the last state event it holds
+    /// (SubscribeAfter), so the server can tell it which of its events a later run replaced.
+    /// </summary>
+    public int? Attempt { get; init; }
+
     /// <summary>state: why (a failure's cause, "resumed at step 120", …); hyperparameters: the person's reason.</summary>
     public string? Reason { get; init; }
 
@@ -93,4 +100,11 @@ public interface ITrainingClient
 {
     /// <summary>Events of one job in seq order, continuing exactly after the last one sent to this connection.</summary>
     Task Events(Guid jobId, IReadOnlyList<StreamEvent> events);
+
+    /// <summary>
+    /// The job's events after <paramref name="afterSeq"/> were replaced: its run stopped after its last checkpoint (its
+    /// worker died or lost its lease) and a new run resumed from that checkpoint under the same seqs. Drop the events
+    /// held after afterSeq; Events continues from afterSeq + 1. (TensorBoard calls this purging orphaned data.)
+    /// </summary>
+    Task Rewind(Guid jobId, long afterSeq);
 }

@@ -20,7 +20,7 @@ namespace TrainingService.Api.Tests.Access;
 /// (owner), user B (other), the admin, anonymous, A's revoked key, and a share link's viewer of A's job. Another user
 /// gets 404, never 403, so nothing says a record exists; the admin reaches everything; a viewer reaches its job's page
 /// and nothing else; what another user (or a viewer) gets for A's record is what anyone gets for an id that names
-/// nothing. 48 routes × 6 + 8 hub rows × 6 = 336 cases (plus 4 public endpoints for anonymous).
+/// nothing. 48 routes × 6 + 10 hub rows × 6 = 348 cases (plus 4 public endpoints for anonymous).
 /// <see cref="EveryEndpointHasARow"/> and <see cref="EveryHubMethodHasARow"/> fail on a route or hub method that the
 /// table lacks, so a new one cannot slip in unchecked.
 /// </summary>
@@ -111,6 +111,9 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
     [
         new(nameof(TrainingHub.Subscribe), r => [r.Job, 0L], HubExpect.Streams, HubExpect.NoJob, HubExpect.Streams, HubExpect.Streams),
         new(nameof(TrainingHub.Subscribe), r => [r.UnsharedJob, 0L], HubExpect.Completes, HubExpect.NoJob, HubExpect.Completes, HubExpect.NoJob)
+            { Case = "another job" },
+        new(nameof(TrainingHub.SubscribeAfter), r => [r.Job, 0L, 0], HubExpect.Streams, HubExpect.NoJob, HubExpect.Streams, HubExpect.Streams),
+        new(nameof(TrainingHub.SubscribeAfter), r => [r.UnsharedJob, 0L, 0], HubExpect.Completes, HubExpect.NoJob, HubExpect.Completes, HubExpect.NoJob)
             { Case = "another job" },
         new(nameof(TrainingHub.Unsubscribe), r => [r.Job], HubExpect.Completes, HubExpect.Completes, HubExpect.Completes, HubExpect.Completes),
         new(nameof(TrainingHub.Pause), r => [r.Job], HubExpect.State, HubExpect.NoJob, HubExpect.State, HubExpect.Refused),

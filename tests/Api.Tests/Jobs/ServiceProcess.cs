@@ -53,19 +53,29 @@ internal sealed class ServiceProcess : IDisposable
         process.ErrorDataReceived += (_, e) => service.Keep(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
+        string last = "no answer";
+        for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); DateTime.UtcNow < deadline && !process.HasExited; await Task.Delay(100))
         {
             try
             {
-                if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode == HttpStatusCode.OK)
+                using HttpResponseMessage ready = await client.GetAsync(new Uri("/health/ready", UriKind.Relative));
+                if (ready.StatusCode == HttpStatusCode.OK)
                 {
                     return service;
                 }
+
+                last = $"{(int)ready.StatusCode}: {await ready.Content.ReadAsStringAsync()}";
             }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !process.HasExited)
+            catch (HttpRequestException ex)
             {
+                last = ex.Message;
             }
         }
+
+        // Not ready in a minute, or gone: killed here (the caller gets no handle to dispose), with its log in the message.
+        string exited = process.HasExited ? $"exited with {process.ExitCode}" : "not ready after 60 s";
+        service.Dispose();
+        throw new InvalidOperationException($"the service on port {port} {exited} (last answer: {last}); its log:\n{service.RecentLog}");
     }
 
     /// <summary>The last 300 lines the process wrote, for a failing assertion's message.</summary>

@@ -10,11 +10,15 @@ export type LinkStatus = 'connecting' | 'live' | 'reconnecting' | 'offline';
  * last seq it holds. It reconnects by itself for as long as the page is open (network drop, server restart) and
  * resubscribes after its last seq; events it already holds are dropped by seq, and a gap, should one ever appear,
  * is filled from the history before anything after it is delivered. So `onEvents` sees seq 1, 2, 3, … exactly once,
- * told whether they came from the history or live from the stream.
+ * told whether they came from the history or live from the stream. When a run resumed from a checkpoint replaced
+ * events already delivered (the job's worker died after its last checkpoint), the server says Rewind and `onRewind`
+ * is told from which seq on the events held are void.
  */
 export class JobFollower {
   private connection?: HubConnection;
   private lastSeq = 0;
+  /** The attempt of the last state event held: the server tells from it which events held a later run replaced. */
+  private lastAttempt = 0;
   private filling?: Promise<void>;
   private queued: StreamEvent[] = [];
   private closed = false;
@@ -24,6 +28,7 @@ export class JobFollower {
     private readonly jobId: string,
     private readonly onEvents: (events: StreamEvent[], live: boolean) => void,
     private readonly onStatus: (status: LinkStatus) => void,
+    private readonly onRewind: (afterSeq: number) => void = () => undefined,
   ) {}
 
   get seq() {
@@ -51,6 +56,12 @@ export class JobFollower {
     this.connection = connection;
     connection.on('Events', (jobId: string, events: StreamEvent[]) => {
       if (jobId === this.jobId) this.receive(events);
+    });
+    connection.on('Rewind', (jobId: string, afterSeq: number) => {
+      if (jobId !== this.jobId || afterSeq >= this.lastSeq) return;
+      this.lastSeq = afterSeq;
+      this.queued = this.queued.filter((e) => e.seq <= afterSeq);
+      this.onRewind(afterSeq);
     });
     connection.onreconnecting(() => this.onStatus('reconnecting'));
     connection.onreconnected(() => this.subscribe());
@@ -92,8 +103,13 @@ export class JobFollower {
 
   private async subscribe() {
     await this.filling;
-    await this.connection!.invoke('Subscribe', this.jobId, this.lastSeq);
+    await this.invokeSubscribe();
     this.onStatus('live');
+  }
+
+  /** After the last seq held, saying which run wrote the last state event held (so replaced events are named: Rewind). */
+  private invokeSubscribe() {
+    return this.connection!.invoke('SubscribeAfter', this.jobId, this.lastSeq, this.lastAttempt);
   }
 
   private receive(events: StreamEvent[]) {
@@ -119,7 +135,7 @@ export class JobFollower {
     } catch {
       // The history is unreachable right now: forget what arrived after the gap and ask the stream to start over
       // after the last seq held (the subscription replaces the old one; a dead connection reconnects and does it).
-      void this.connection?.invoke('Subscribe', this.jobId, this.lastSeq).catch(() => undefined);
+      if (this.connection) void this.invokeSubscribe().catch(() => undefined);
     } finally {
       this.filling = undefined;
       this.queued = [];
@@ -133,6 +149,7 @@ export class JobFollower {
     if (start === events.length) return;
     const fresh = start === 0 ? events : events.slice(start);
     this.lastSeq = fresh[fresh.length - 1].seq;
+    for (const e of fresh) if (e.attempt !== undefined && e.attempt !== null) this.lastAttempt = e.attempt;
     this.onEvents(fresh, live);
   }
 }

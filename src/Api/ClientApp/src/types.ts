@@ -174,6 +174,8 @@ export interface StreamEvent {
   validationLoss?: Num | null;
   validationAccuracy?: Num | null;
   state?: RunState;
+  /** state: the run that wrote it (1, 2, …: each claim by a worker adds one). */
+  attempt?: number;
   reason?: string | null;
   momentum?: Num;
   weightDecay?: Num;

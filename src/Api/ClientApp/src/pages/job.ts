@@ -565,7 +565,10 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
     else notices.querySelector('.empty')?.remove();
   }, 250);
 
-  const follower = new JobFollower(id, onEvents, (status) => { link = status; scheduleHeader(); });
+  // A run resumed from a checkpoint replaced events drawn here (the job's worker died after it): the page starts over
+  // from the history, which holds the new ones. Rare, and simpler and surer than undoing every chart and table.
+  const follower = new JobFollower(id, onEvents, (status) => { link = status; scheduleHeader(); },
+    () => { if (!disposed) window.dispatchEvent(new HashChangeEvent('hashchange')); });
   const started = performance.now();
   void (async () => {
     try {

@@ -166,6 +166,10 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
 
                     b.HasKey("JobId", "Seq");
 
+                    b.HasIndex("JobId", "Seq")
+                        .HasDatabaseName("IX_JobEvents_States")
+                        .HasFilter("\"Kind\" = 'state'");
+
                     b.HasIndex("JobId", "Seq", "Bytes")
                         .HasDatabaseName("IX_JobEvents_FullLayers")
                         .HasFilter("\"Kind\" = 'layers' AND \"Bytes\" > 160");
