@@ -68,7 +68,7 @@ internal static class ScaleOut
 
             if (parts.Contains("throughput"))
             {
-                await ThroughputAsync(cluster, rounds, Option("--window", 15));
+                await ThroughputAsync(cluster, rounds, Option("--window", 15), Option("--warm", 20));
             }
 
             if (parts.Contains("events"))
@@ -249,13 +249,13 @@ internal static class ScaleOut
 
     // ---- one worker, two jobs, against two workers, one job each ----
 
-    private static async Task ThroughputAsync(Cluster cluster, int rounds, int window)
+    private static async Task ThroughputAsync(Cluster cluster, int rounds, int window, int warm)
     {
         Console.WriteLine();
         Console.WriteLine($"### Throughput: 2 jobs, A = 1 worker with Jobs:Concurrency 2, B = 2 workers with Jobs:Concurrency 1 each, on {Environment.ProcessorCount} cores; jobs of 1 intra-op thread (created on api-1, Jobs:ThreadsPerJob 1) and, as deployed with defaults, of 2 (created on api-2: 2 cores / Jobs:Concurrency 1)");
-        Console.WriteLine($"Fresh worker processes each run (the dataset is in their shared local cache after the first). Both jobs are started, then a {window} s window is measured once both have trained for 3 s, then both are cancelled. Images: step events (64 images each) whose own time falls in the window, per job, over the window; sum of the two jobs. Worker cores: the worker processes' CPU time (user + system, /proc/pid/stat) in the window over the window. Machine busy: all CPUs (/proc/stat). Images per worker CPU-second: the sum's images over that CPU time.");
-        Console.WriteLine("| round | config | threads per job | job 1 images/s | job 2 images/s | total images/s | worker cores | machine busy | images per worker CPU-second | load before → after |");
-        Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        Console.WriteLine($"Fresh worker processes each run (the dataset is in their shared local cache after the first). Both jobs are started, then a {window} s window is measured once both have trained for {warm} s, then both are cancelled. Images: step events (64 images each) whose own time falls in the window, per job, over the window; sum of the two jobs. Worker cores: the worker processes' CPU time (and, of it, their \".NET Tiered Compilation\" threads', the JIT's background compiler) (user + system, /proc/pid/stat) in the window over the window. Machine busy: all CPUs (/proc/stat). Images per worker CPU-second: the sum's images over that CPU time.");
+        Console.WriteLine("| round | config | threads per job | job 1 images/s | job 2 images/s | total images/s | worker cores | of which JIT compiler thread | machine busy | images per worker CPU-second | load before → after |");
+        Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         string[] configs = ["A", "B", "A2", "B2"];
         var totals = configs.ToDictionary(c => c, _ => new List<double>());
         var perCpus = configs.ToDictionary(c => c, _ => new List<double>());
@@ -276,14 +276,14 @@ internal static class ScaleOut
                         await cluster.WaitForStepAsync(job, 1, TimeSpan.FromMinutes(3));
                     }
 
-                    await Task.Delay(3000);
+                    await Task.Delay(TimeSpan.FromSeconds(warm));
                     string loadBefore = Load();
-                    double cpuBefore = workers.Sum(w => w.CpuSeconds);
+                    double cpuBefore = workers.Sum(w => w.CpuSeconds), jitBefore = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered"));
                     (long busyBefore, long totalBefore) = MachineTicks();
                     DateTime fromUtc = DateTime.UtcNow;
                     long from = Stopwatch.GetTimestamp();
                     await Task.Delay(TimeSpan.FromSeconds(window));
-                    double cpu = workers.Sum(w => w.CpuSeconds) - cpuBefore;
+                    double cpu = workers.Sum(w => w.CpuSeconds) - cpuBefore, jit = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered")) - jitBefore;
                     DateTime toUtc = DateTime.UtcNow;
                     double seconds = Ms(from, Stopwatch.GetTimestamp()) / 1000;
                     (long busyAfter, long totalAfter) = MachineTicks();
@@ -304,7 +304,7 @@ internal static class ScaleOut
                     double total = perJob.Sum(), perCpu = total * seconds / cpu;
                     totals[config].Add(total);
                     perCpus[config].Add(perCpu);
-                    Console.WriteLine(Inv($"| {round} | {config} | {(config.EndsWith('2') ? 2 : 1)} | {perJob[0]:F0} | {perJob[1]:F0} | {total:F0} | {cpu / seconds:F2} | {(double)(busyAfter - busyBefore) / (totalAfter - totalBefore) * 100:F0}% | {perCpu:F0} | {loadBefore} → {loadAfter} |"));
+                    Console.WriteLine(Inv($"| {round} | {config} | {(config.EndsWith('2') ? 2 : 1)} | {perJob[0]:F0} | {perJob[1]:F0} | {total:F0} | {cpu / seconds:F2} | {jit / seconds:F2} | {(double)(busyAfter - busyBefore) / (totalAfter - totalBefore) * 100:F0}% | {perCpu:F0} | {loadBefore} → {loadAfter} |"));
                 }
                 finally
                 {
@@ -671,6 +671,31 @@ internal static class ScaleOut
                 string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
                 return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
             }
+        }
+
+        /// <summary>CPU time so far of the process's threads whose name starts with <paramref name="prefix"/> (e.g. ".NET Tiered" for the JIT's background compiler).</summary>
+        public double ThreadCpuSeconds(string prefix)
+        {
+            double sum = 0;
+            foreach (string task in Directory.EnumerateDirectories($"/proc/{_process.Id}/task"))
+            {
+                try
+                {
+                    string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                    int open = stat.IndexOf('(', StringComparison.Ordinal), close = stat.LastIndexOf(')');
+                    if (stat[(open + 1)..close].StartsWith(prefix, StringComparison.Ordinal))
+                    {
+                        string[] fields = stat[(close + 2)..].Split(' ');
+                        sum += (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+                    }
+                }
+                catch (IOException)
+                {
+                    // the thread ended
+                }
+            }
+
+            return sum;
         }
 
         public static async Task<Node> StartAsync(string dataFolder, string[] settings, string name = "api-1")
