@@ -168,7 +168,7 @@ internal static class ScaleOut
     {
         Console.WriteLine();
         Console.WriteLine($"### Resume after SIGKILL: Jobs:LeaseSeconds {lease} (renewed every {lease / 3.0:F0} s), 2 workers, Jobs:CheckpointEverySteps 500 (default; epoch ends checkpoint too: 200 steps an epoch here)");
-        Console.WriteLine("Killed at step ≥ 230 (after the epoch-1 checkpoint at step 200). Takeover: GET /jobs/{id} on the api node polled every 50 ms until another worker holds the job. First step: the earliest step event in the history, after the kill, by its own time (the new worker's clock). Viewer: the first event with a seq beyond the last the viewer had before the kill (the resumed run re-trains the steps after the checkpoint under the same seqs; the viewer gets each seq once).");
+        Console.WriteLine("Killed at step ≥ 230 (after the epoch-1 checkpoint at step 200). Takeover: GET /jobs/{id} on the api node polled every 50 ms until another worker holds the job. First step: the earliest step event in the history, after the kill, by its own time (the new worker's clock). Viewer: the first event with a seq beyond the job's lastSeq read on the api node just after the kill (what the dead worker had stored) (the resumed run re-trains the steps after the checkpoint under the same seqs; the viewer gets each seq once).");
         Console.WriteLine("| sample | killed | taken over by | kill → taken over, s | kill → first step of the new attempt, s | kill → viewer's next new seq, s | steps re-trained |");
         Console.WriteLine("|---:|---|---|---:|---:|---:|---:|");
         var nodes = new List<Node> { await cluster.WorkerAsync($"l{lease}-w1", lease), await cluster.WorkerAsync($"l{lease}-w2", lease) };
@@ -184,11 +184,13 @@ internal static class ScaleOut
                 await viewer.WaitAsync(job, e => Kind(e) == "step" && e.GetProperty("step").GetInt64() >= 230, TimeSpan.FromSeconds(120));
                 string holder = (await cluster.Api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{job}")).GetProperty("worker").GetString()!;
                 Node victim = nodes.Single(n => n.Name == holder);
-                long seenSeq = viewer.LastSeq(job);
                 DateTime killedUtc = DateTime.UtcNow;
                 victim.Kill();
                 long killed = Stopwatch.GetTimestamp();
-                long stepAtKill = viewer.MaxStep(job);
+
+                // What the dead worker had stored: its last committed events may still reach the viewer after the kill.
+                long seenSeq = (await cluster.Api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{job}")).GetProperty("lastSeq").GetInt64();
+                long stepAtKill = (await cluster.HistoryAsync(job)).Where(e => Kind(e) == "step").Select(e => e.GetProperty("step").GetInt64()).DefaultIfEmpty(0).Max();
                 string taker;
                 while (true)
                 {
