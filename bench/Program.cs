@@ -14,6 +14,8 @@ using static TorchSharp.torch;
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
+//   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events]
+//              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 int Option(string name, int fallback)
 {
@@ -53,6 +55,12 @@ if (mode == "accuracy")
 if (mode == "predict")
 {
     await PredictLatency.RunAsync(Subset(fashion, 6400), ModelPresets.LeNet5(), Option("--requests", 2000));
+    return;
+}
+
+if (mode == "scale")
+{
+    await ScaleOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
     return;
 }
 
