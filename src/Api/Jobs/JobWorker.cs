@@ -354,6 +354,17 @@ public sealed class JobWorker(
     /// <summary>One run on the job's own thread; a failure that is not a storage fault ends the job Failed.</summary>
     private async Task RunOnceAsync(JobRecord job, JobClaim claim, TrainingControl control, DatasetRecord? datasetRecord, CancellationToken stoppingToken)
     {
+        // The worker that starts a job from scratch sets its threads (its own Jobs:ThreadsPerJob, or its cores ÷ its
+        // concurrency), not the node that created it; a run resumed from a checkpoint keeps them, so it trains on as the
+        // first run would have.
+        if (job.Threads != options.Value.JobThreads && !File.Exists(storage.Value.CheckpointFile(job.Id)))
+        {
+            await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<TrainingDb>().Jobs.Where(j => j.Id == job.Id && j.Attempt == claim.Attempt)
+                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Threads, options.Value.JobThreads), stoppingToken);
+            job.Threads = options.Value.JobThreads;
+        }
+
         // Before a checkpoint replaces the last one: still this claim's job? (a blocking read, on the job's own thread)
         var events = new JobEventWriter(pump, job.Id, job.LastSeq, claim.Attempt,
             () => dispatch.HoldsAsync(claim, CancellationToken.None).GetAwaiter().GetResult());

@@ -3,9 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 
@@ -73,45 +71,7 @@ public sealed class CrashTests
     public async Task AViewerReconnectingAfterACrashIsToldWhichOfItsEventsTheResumedRunReplaced()
     {
         string folder = Directory.CreateTempSubdirectory("trainingservice-crash-").FullName;
-        var held = new List<StreamEvent>();
-        var rewinds = new List<long>();
-        HubConnection Viewer(ServiceProcess node)
-        {
-            HubConnection hub = new HubConnectionBuilder()
-                .WithUrl(new Uri(node.Client.BaseAddress!, "/hubs/training"), o =>
-                {
-                    o.Transports = HttpTransportType.WebSockets;
-                    o.SkipNegotiation = true;
-                    o.AccessTokenProvider = () => Task.FromResult<string?>(TrainingServiceFactory.AdminKey);
-                })
-                .AddJsonProtocol(o => o.PayloadSerializerOptions = JobHarness.Json)
-                .Build();
-            hub.On<Guid, List<StreamEvent>>("Events", (_, events) =>
-            {
-                lock (held)
-                {
-                    held.AddRange(events.Where(e => e.Seq > (held.Count == 0 ? 0 : held[^1].Seq))); // after a kill the first hub may still deliver
-                }
-            });
-            hub.On<Guid, long>("Rewind", (_, afterSeq) =>
-            {
-                lock (held)
-                {
-                    rewinds.Add(afterSeq);
-                    held.RemoveAll(e => e.Seq > afterSeq);
-                }
-            });
-            return hub;
-        }
-
-        List<StreamEvent> Held()
-        {
-            lock (held)
-            {
-                return [.. held];
-            }
-        }
-
+        var viewer = new HeldEvents(onlyNew: true); // after the kill the first connection may still deliver what it had
         try
         {
             Guid jobId;
@@ -123,10 +83,10 @@ public sealed class CrashTests
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
                     $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 4, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
                 jobId = job.GetProperty("id").GetGuid();
-                await using HubConnection before = Viewer(first);
+                await using HubConnection before = viewer.Connect(first.Client.BaseAddress!);
                 await before.StartAsync();
                 await before.InvokeAsync("Subscribe", jobId, 0L);
-                for (var waited = Stopwatch.StartNew(); !Held().Any(e => e.Step >= 300); await Task.Delay(10))
+                for (var waited = Stopwatch.StartNew(); !viewer.Events.Any(e => e.Step >= 300); await Task.Delay(10))
                 {
                     Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "the viewer did not reach step 300 in a minute");
                 }
@@ -134,27 +94,24 @@ public sealed class CrashTests
                 first.Kill(); // past the first epoch's checkpoint: the viewer holds events the next run will replace
             }
 
-            List<StreamEvent> beforeCrash = Held();
+            List<StreamEvent> beforeCrash = viewer.Events;
             int attempt = beforeCrash.Last(e => e.Kind == "state").Attempt!.Value;
             Assert.Equal(1, attempt);
 
             using ServiceProcess second = await ServiceProcess.StartAsync(folder, epochCheckpoints);
-            await using HubConnection after = Viewer(second);
+            await using HubConnection after = viewer.Connect(second.Client.BaseAddress!);
             await after.StartAsync();
             await after.InvokeAsync("SubscribeAfter", jobId, beforeCrash[^1].Seq, attempt);
             JsonElement done = await JobHarness.WaitForStateAsync(second.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
             long lastSeq = done.GetProperty("lastSeq").GetInt64();
-            for (var waited = Stopwatch.StartNew(); Held() is var now && (now.Count == 0 || now[^1].Seq < lastSeq); await Task.Delay(20))
-            {
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(15), $"the viewer stopped at seq {Held().LastOrDefault()?.Seq} of {lastSeq}");
-            }
+            await viewer.WaitForSeqAsync(lastSeq, TimeSpan.FromSeconds(15));
 
             List<StreamEvent> history = await JobHarness.HistoryAsync(second.Client, jobId);
             StreamEvent resumed = history.Where(e => e.State == RunState.Running).Last();
             Assert.Equal(2, resumed.Attempt);
             Assert.True(resumed.Seq <= beforeCrash[^1].Seq, $"the resumed run began at seq {resumed.Seq}, after the {beforeCrash[^1].Seq} held");
-            Assert.Equal([resumed.Seq - 1], rewinds);
-            List<StreamEvent> final = Held();
+            Assert.Equal([resumed.Seq - 1], viewer.Rewinds.Select(r => r.AfterSeq));
+            List<StreamEvent> final = viewer.Events;
             JobHarness.AssertConsecutive(final);
             Assert.Equal(history.Select(e => (e.Seq, e.Kind, e.Step, e.State, e.Loss)), final.Select(e => (e.Seq, e.Kind, e.Step, e.State, e.Loss)));
         }

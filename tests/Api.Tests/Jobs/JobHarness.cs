@@ -130,6 +130,83 @@ internal static class JobHarness
     }
 }
 
+/// <summary>
+/// What a viewer holds of one job, as a dashboard keeps it: the events it is sent, less those it is told a later run
+/// replaced (Rewind). Several connections may feed one (a viewer reconnecting to a restarted node); with
+/// <c>onlyNew</c>, events at or below the last held are ignored (the SignalR client may still run a stopped
+/// connection's handlers, aspnetcore#20104).
+/// </summary>
+internal sealed class HeldEvents(bool onlyNew = false)
+{
+    private readonly List<StreamEvent> _events = [];
+    private readonly List<(long AfterSeq, long Held)> _rewinds = [];
+
+    /// <summary>A client over WebSockets without negotiation (what the dashboard does behind a load balancer) feeding these.</summary>
+    public HubConnection Connect(Uri node)
+    {
+        HubConnection hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(node, "/hubs/training"), o =>
+            {
+                o.Transports = HttpTransportType.WebSockets;
+                o.SkipNegotiation = true;
+                o.AccessTokenProvider = () => Task.FromResult<string?>(TrainingServiceFactory.AdminKey);
+            })
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = JobHarness.Json)
+            .Build();
+        hub.On<Guid, List<StreamEvent>>(nameof(ITrainingClient.Events), (_, events) =>
+        {
+            lock (_events)
+            {
+                long last = _events.Count == 0 ? 0 : _events[^1].Seq;
+                _events.AddRange(onlyNew ? events.Where(e => e.Seq > last) : events);
+            }
+        });
+        hub.On<Guid, long>(nameof(ITrainingClient.Rewind), (_, afterSeq) =>
+        {
+            lock (_events)
+            {
+                _rewinds.Add((afterSeq, _events.Count == 0 ? 0 : _events[^1].Seq));
+                _events.RemoveAll(e => e.Seq > afterSeq);
+            }
+        });
+        return hub;
+    }
+
+    public List<StreamEvent> Events
+    {
+        get
+        {
+            lock (_events)
+            {
+                return [.. _events];
+            }
+        }
+    }
+
+    /// <summary>Each Rewind's seq, and the last seq held when it came.</summary>
+    public List<(long AfterSeq, long Held)> Rewinds
+    {
+        get
+        {
+            lock (_events)
+            {
+                return [.. _rewinds];
+            }
+        }
+    }
+
+    public long LastSeq => Events.LastOrDefault()?.Seq ?? 0;
+
+    /// <summary>Waits until the last event held has <paramref name="seq"/> or more.</summary>
+    public async Task WaitForSeqAsync(long seq, TimeSpan timeout)
+    {
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); LastSeq < seq; await Task.Delay(20))
+        {
+            Assert.True(waited.Elapsed < timeout, $"the viewer stopped at seq {LastSeq} of {seq}");
+        }
+    }
+}
+
 /// <summary>Collects what a SignalR client receives, per job, in arrival order.</summary>
 internal sealed class StreamRecorder
 {

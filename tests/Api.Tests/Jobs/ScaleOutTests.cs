@@ -122,13 +122,22 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
         string folder = Directory.CreateTempSubdirectory("trainingservice-scale-").FullName;
         try
         {
-            using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1");
+            // The api node's own thread setting does not reach the job: the worker that starts it decides (1 here).
+            using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1", "--Jobs:ThreadsPerJob", "3");
             using ServiceProcess worker = await WorkerAsync(folder, "worker-1");
             Guid datasetId = await JobHarness.CreateShapesAsync(api.Client, samples: 512);
             (_, JsonElement posted) = await JobHarness.PostJobAsync(api.Client,
                 $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 100, "batchSize": 16 } }""");
             Guid jobId = posted.GetProperty("id").GetGuid();
             await JobHarness.WaitForStateAsync(api.Client, jobId, "Running", TimeSpan.FromSeconds(60));
+            await using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(folder, "training.db")};Pooling=False"))
+            {
+                await db.OpenAsync();
+                await using var query = db.CreateCommand();
+                query.CommandText = "SELECT Threads FROM Jobs WHERE Id = $id";
+                query.Parameters.AddWithValue("$id", jobId.ToString().ToUpperInvariant());
+                Assert.Equal(1L, (long)(await query.ExecuteScalarAsync())!);
+            }
 
             var clock = Stopwatch.StartNew();
             await ServiceHarness.PostAsync(api.Client, $"/jobs/{jobId}/cancel");

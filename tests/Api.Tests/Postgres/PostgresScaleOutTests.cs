@@ -3,9 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
 using TrainingService.Api.Tests.Jobs;
 using TrainingService.Api.Tests.Redis;
 using TrainingService.Api.Tests.Service;
@@ -82,32 +80,8 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
 
             // A viewer on the other api node follows the job whose worker will be killed. It keeps what it is sent and drops
             // what it is told a later run replaced (Rewind): the events the dead worker wrote after its last checkpoint.
-            var received = new List<StreamEvent>();
-            var rewinds = new List<(long AfterSeq, long Held)>();
-            await using HubConnection viewer = new HubConnectionBuilder()
-                .WithUrl(new Uri(viewerApi.Client.BaseAddress!, "/hubs/training"), o =>
-                {
-                    o.Transports = HttpTransportType.WebSockets;
-                    o.SkipNegotiation = true;
-                    o.AccessTokenProvider = () => Task.FromResult<string?>(TrainingServiceFactory.AdminKey);
-                })
-                .AddJsonProtocol(o => o.PayloadSerializerOptions = JobHarness.Json)
-                .Build();
-            viewer.On<Guid, List<StreamEvent>>("Events", (_, events) =>
-            {
-                lock (received)
-                {
-                    received.AddRange(events);
-                }
-            });
-            viewer.On<Guid, long>("Rewind", (_, afterSeq) =>
-            {
-                lock (received)
-                {
-                    rewinds.Add((afterSeq, received.Count == 0 ? 0 : received[^1].Seq));
-                    received.RemoveAll(e => e.Seq > afterSeq);
-                }
-            });
+            var held = new HeldEvents();
+            await using HubConnection viewer = held.Connect(viewerApi.Client.BaseAddress!);
             await viewer.StartAsync();
             await viewer.InvokeAsync("Subscribe", killed, 0L);
 
@@ -144,11 +118,7 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
             string victim = (await JobAsync(api, killed)).GetProperty("worker").GetString()!;
             workers[Array.IndexOf(s_workers, victim)].Kill();
             clock.Restart();
-            long heldAtKill;
-            lock (received)
-            {
-                heldAtKill = received.Count == 0 ? 0 : received[^1].Seq;
-            }
+            long heldAtKill = held.LastSeq;
 
             // The dead worker's lease lapses (its last renewal was at most a third of it ago); the job waits for a
             // worker, and the two left are busy: it is taken over when one of them is free.
@@ -214,21 +184,9 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
 
             // The viewer on api-2: every seq of the killed job once, in order, the same steps as the history.
             long lastSeq = histories[killed][^1].Seq;
-            List<StreamEvent> seen;
-            for (var waited = Stopwatch.StartNew(); ; await Task.Delay(50))
-            {
-                lock (received)
-                {
-                    seen = [.. received];
-                }
-
-                if (seen.Any(e => e.Seq == lastSeq))
-                {
-                    break;
-                }
-
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(15), $"the viewer stopped at seq {seen.LastOrDefault()?.Seq} of {lastSeq}");
-            }
+            await held.WaitForSeqAsync(lastSeq, TimeSpan.FromSeconds(15));
+            List<StreamEvent> seen = held.Events;
+            List<(long AfterSeq, long Held)> rewinds = held.Rewinds;
 
             // What the viewer holds is the history: each seq once, and the same event under it (the replaced ones dropped).
             Assert.Equal(Enumerable.Range(1, (int)lastSeq).Select(i => (long)i), seen.Select(e => e.Seq));
