@@ -254,7 +254,7 @@ internal static class ScaleOut
     private static async Task ThroughputAsync(Cluster cluster, int rounds, int window, int warm)
     {
         Console.WriteLine();
-        Console.WriteLine($"### Throughput: 2 jobs, A = 1 worker with Jobs:Concurrency 2, B = 2 workers with Jobs:Concurrency 1 each, on {Environment.ProcessorCount} cores; jobs of 1 intra-op thread (created on api-1, Jobs:ThreadsPerJob 1) and, as deployed with defaults, of 2 (created on api-2: 2 cores / Jobs:Concurrency 1)");
+        Console.WriteLine($"### Throughput: 2 jobs, A = 1 worker with Jobs:Concurrency 2, B = 2 workers with Jobs:Concurrency 1 each, on {Environment.ProcessorCount} cores; jobs of 1 intra-op thread and of 2 (the workers' Jobs:ThreadsPerJob; before the worker decided, the creating api node did: api-1 with 1, api-2 with the defaults, 2 here)");
         Console.WriteLine($"Fresh worker processes each run (the dataset is in their shared local cache after the first). Both jobs are started, then a {window} s window is measured once both have trained for {warm} s, then both are cancelled. Images: step events (64 images each) whose own time falls in the window, per job, over the window; sum of the two jobs. Worker cores: the worker processes' CPU time (and, of it, their \".NET Tiered Compilation\" threads', the JIT's background compiler) (user + system, /proc/pid/stat) in the window over the window. Machine busy: all CPUs (/proc/stat). Images per worker CPU-second: the sum's images over that CPU time.");
         Console.WriteLine("| round | config | threads per job | job 1 images/s | job 2 images/s | total images/s | worker cores | of which JIT compiler thread | machine busy | images per worker CPU-second | load before → after |");
         Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -266,9 +266,11 @@ internal static class ScaleOut
             foreach (string config in configs)
             {
                 bool one = config.StartsWith('A');
+                // The worker that starts a job sets its threads (JobWorker.RunOnceAsync); the creating api node is kept as before.
+                string[] threads = config.EndsWith('2') ? ["--Jobs:ThreadsPerJob", "2"] : [];
                 List<Node> workers = one
-                    ? [await cluster.WorkerAsync($"tp{round}-{config}", extra: ["--Jobs:Concurrency", "2"])]
-                    : [.. await Task.WhenAll(cluster.WorkerAsync($"tp{round}-{config}-1"), cluster.WorkerAsync($"tp{round}-{config}-2"))];
+                    ? [await cluster.WorkerAsync($"tp{round}-{config}", extra: ["--Jobs:Concurrency", "2", .. threads])]
+                    : [.. await Task.WhenAll(cluster.WorkerAsync($"tp{round}-{config}-1", extra: threads), cluster.WorkerAsync($"tp{round}-{config}-2", extra: threads))];
                 Node creator = config.EndsWith('2') ? cluster.DefaultThreadsApi! : cluster.Api;
                 try
                 {
