@@ -225,6 +225,64 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
         }
     }
 
+    [Fact]
+    public async Task AWorkerThatCannotReachTheDatabaseIsNotReadyUntilItCanClaimAgain()
+    {
+        string database = await server.NewDatabaseAsync();
+        string folder = Directory.CreateTempSubdirectory("trainingservice-pgscale-").FullName;
+        try
+        {
+            using ServiceProcess worker = await ServiceProcess.StartAsync(folder, "--Database:Provider", "postgres", "--ConnectionStrings:Postgres", database,
+                "--Role", "worker", "--Telemetry:Node", "worker-1", "--Jobs:ClaimPollMilliseconds", "200");
+            Assert.Equal("Healthy", (await ReadyAsync(worker)).Claiming);
+
+            await server.StopAsync();
+            (int Status, string Claiming, string Description) down;
+            try
+            {
+                // A load balancer or Kubernetes takes a worker that cannot claim out of rotation: 503, claiming Unhealthy.
+                var clock = Stopwatch.StartNew();
+                while ((down = await ReadyAsync(worker)).Claiming != "Unhealthy")
+                {
+                    Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"still {down} 30 s after the database stopped");
+                    await Task.Delay(100);
+                }
+
+                Assert.Equal(503, down.Status);
+                output.WriteLine($"not ready {clock.ElapsedMilliseconds} ms after the database stopped: {down.Description}");
+            }
+            finally
+            {
+                await server.StartAsync();
+            }
+
+            var again = Stopwatch.StartNew();
+            while ((await ReadyAsync(worker)) is var up && (up.Status != 200 || up.Claiming != "Healthy"))
+            {
+                Assert.True(again.Elapsed < TimeSpan.FromSeconds(60), $"still {up} 60 s after the database started");
+                await Task.Delay(100);
+            }
+
+            output.WriteLine($"ready again {again.ElapsedMilliseconds} ms after the database started");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static async Task<(int Status, string Claiming, string Description)> ReadyAsync(ServiceProcess node)
+    {
+        // Anonymous, as a load balancer asks: a key would be looked up in the database.
+        using var anonymous = new HttpClient { BaseAddress = node.Client.BaseAddress };
+        using HttpResponseMessage ready = await anonymous.GetAsync(new Uri("/health/ready", UriKind.Relative));
+        string body = await ready.Content.ReadAsStringAsync();
+        JsonElement check = default;
+        Assert.True(JsonDocument.Parse(body).RootElement.TryGetProperty("checks", out JsonElement checks) && checks.TryGetProperty("claiming", out check),
+            $"{(int)ready.StatusCode}: {body}");
+        return ((int)ready.StatusCode, check.GetProperty("status").GetString()!, check.GetProperty("description").GetString() ?? "");
+    }
+
     private static double[] Losses(List<StreamEvent> history) => [.. history.Where(e => e.Kind == "step").Select(e => e.Loss!.Value)];
 
     private static async Task<JsonElement> JobAsync(ServiceProcess node, Guid jobId) =>
