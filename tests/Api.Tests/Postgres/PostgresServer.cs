@@ -76,10 +76,17 @@ public sealed class PostgresServer : IAsyncLifetime
     /// <summary>Stops the server as an operator's restart does (fast: sessions are ended, the data stays).</summary>
     public Task StopAsync() => PgAsync("pg_ctl", "-D", Path.Combine(_folder, "data"), "-m", "fast", "-w", "-t", "60", "stop");
 
-    /// <summary>Starts the stopped server again on the same port.</summary>
-    public Task StartAsync() => PgAsync("pg_ctl", "-D", Path.Combine(_folder, "data"), "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60",
-        "-o", $"-c listen_addresses=127.0.0.1 -p {_port} -k {_folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-        "start");
+    /// <summary>
+    /// Starts the stopped server again on the same port. The stop ended every session, so the connections this test
+    /// process keeps in Npgsql's pools are dead: they are dropped, or the next test to borrow one fails with 57P01.
+    /// </summary>
+    public async Task StartAsync()
+    {
+        await PgAsync("pg_ctl", "-D", Path.Combine(_folder, "data"), "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60",
+            "-o", $"-c listen_addresses=127.0.0.1 -p {_port} -k {_folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            "start");
+        Npgsql.NpgsqlConnection.ClearAllPools();
+    }
 
     public async Task DisposeAsync()
     {
