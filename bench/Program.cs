@@ -13,8 +13,9 @@ using static TorchSharp.torch;
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N]
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
+//   profile    [--steps N] [--batch N] [--threads N] [--rounds N]  a step's time by phase, beside PyTorch's (bench/Profile.cs)
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
-//   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events]
+//   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events] [--configs A,A1,B,A2,B2 (a trailing p: OMP_WAIT_POLICY=PASSIVE, s: GOMP_SPINCOUNT=10000)]  (BENCH_JIT_LOG=dir: each node logs what its JIT compiles)
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 int Option(string name, int fallback)
@@ -61,6 +62,12 @@ if (mode == "predict")
 if (mode == "scale")
 {
     await ScaleOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
+    return;
+}
+
+if (mode == "profile")
+{
+    Profile.Run(lenet, Subset(fashion, 12800), Option("--steps", 300), Option("--batch", 64), Option("--threads", 2), Option("--rounds", 5), PyTorchAvailable());
     return;
 }
 

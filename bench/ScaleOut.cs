@@ -68,7 +68,7 @@ internal static class ScaleOut
 
             if (parts.Contains("throughput"))
             {
-                await ThroughputAsync(cluster, rounds, Option("--window", 15), Option("--warm", 20));
+                await ThroughputAsync(cluster, rounds, Option("--window", 15), Option("--warm", 20), args.Contains("--configs") ? args[Array.IndexOf(args, "--configs") + 1].Split(',') : ["A", "B", "A2", "B2"]);
             }
 
             if (parts.Contains("events"))
@@ -251,43 +251,61 @@ internal static class ScaleOut
 
     // ---- one worker, two jobs, against two workers, one job each ----
 
-    private static async Task ThroughputAsync(Cluster cluster, int rounds, int window, int warm)
+    private static async Task ThroughputAsync(Cluster cluster, int rounds, int window, int warm, string[] configs)
     {
         Console.WriteLine();
-        Console.WriteLine($"### Throughput: 2 jobs, A = 1 worker with Jobs:Concurrency 2, B = 2 workers with Jobs:Concurrency 1 each, on {Environment.ProcessorCount} cores; jobs of 1 intra-op thread and of 2 (the workers' Jobs:ThreadsPerJob; before the worker decided, the creating api node did: api-1 with 1, api-2 with the defaults, 2 here)");
-        Console.WriteLine($"Fresh worker processes each run (the dataset is in their shared local cache after the first). Both jobs are started, then a {window} s window is measured once both have trained for {warm} s, then both are cancelled. Images: step events (64 images each) whose own time falls in the window, per job, over the window; sum of the two jobs. Worker cores: the worker processes' CPU time (and, of it, their \".NET Tiered Compilation\" threads', the JIT's background compiler) (user + system, /proc/pid/stat) in the window over the window. Machine busy: all CPUs (/proc/stat). Images per worker CPU-second: the sum's images over that CPU time.");
-        Console.WriteLine("| round | config | threads per job | job 1 images/s | job 2 images/s | total images/s | worker cores | of which JIT compiler thread | machine busy | images per worker CPU-second | load before → after |");
-        Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-        string[] configs = ["A", "B", "A2", "B2"];
+        Console.WriteLine($"### Throughput: 2 jobs, A = 1 worker with Jobs:Concurrency 2, B = 2 workers with Jobs:Concurrency 1 each, A1 = 1 worker with Jobs:Concurrency 1 and 2 threads per job (the second job queued: the single node's default), on {Environment.ProcessorCount} cores; jobs of 1 intra-op thread and of 2 (the workers' Jobs:ThreadsPerJob; before the worker decided, the creating api node did: api-1 with 1, api-2 with the defaults, 2 here)");
+        Console.WriteLine($"Fresh worker processes each run (the dataset is in their shared local cache after the first). Both jobs are started, then a {window} s window is measured once both have trained for {warm} s and the workers' JIT compiler threads have gone quiet (under 0.02 of a core over 5 s; the warm-up column), then both are cancelled. Images: step events (64 images each) whose own time falls in the window, per job, over the window; sum of the two jobs. Worker cores: the worker processes' CPU time (and, of it, their \".NET Tiered Compilation\" threads', the JIT's background compiler) (user + system, /proc/pid/stat) in the window over the window. Machine busy: all CPUs (/proc/stat). Images per worker CPU-second: the sum's images over that CPU time.");
+        Console.WriteLine("| round | config | threads per job | job 1 images/s | job 2 images/s | total images/s | worker cores | of which job threads | of which JIT compiler thread | machine busy | images per worker CPU-second | warm-up, s | load before → after |");
+        Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         var totals = configs.ToDictionary(c => c, _ => new List<double>());
         var perCpus = configs.ToDictionary(c => c, _ => new List<double>());
         for (int round = 1; round <= rounds; round++)
         {
-            foreach (string config in configs)
+            // Even rounds run the configurations in reverse order, so neither always goes first on a machine that drifts.
+            foreach (string config in round % 2 == 1 ? configs : configs.Reverse())
             {
-                bool one = config.StartsWith('A');
+                // A trailing "p": the workers run with OMP_WAIT_POLICY=PASSIVE (libgomp's threads sleep at once at a
+                // barrier instead of spinning first).
+                // A trailing "s": GOMP_SPINCOUNT=10000 (spin about that many rounds, a few microseconds, then sleep).
+                string shape = config.TrimEnd('p', 's');
+                Dictionary<string, string>? environment = config.EndsWith('p') ? new() { ["OMP_WAIT_POLICY"] = "PASSIVE" }
+                    : config.EndsWith('s') ? new() { ["GOMP_SPINCOUNT"] = "10000" } : null;
+                bool one = shape.StartsWith('A');
+                // A1: the single node's defaults, one job at a time with a thread per core; the second job waits in the queue.
+                bool queue = shape == "A1";
                 // The worker that starts a job sets its threads (JobWorker.RunOnceAsync); the creating api node is kept as before.
-                string[] threads = config.EndsWith('2') ? ["--Jobs:ThreadsPerJob", "2"] : [];
+                string[] threads = shape.EndsWith('2') || queue ? ["--Jobs:ThreadsPerJob", "2"] : [];
                 List<Node> workers = one
-                    ? [await cluster.WorkerAsync($"tp{round}-{config}", extra: ["--Jobs:Concurrency", "2", .. threads])]
-                    : [.. await Task.WhenAll(cluster.WorkerAsync($"tp{round}-{config}-1", extra: threads), cluster.WorkerAsync($"tp{round}-{config}-2", extra: threads))];
-                Node creator = config.EndsWith('2') ? cluster.DefaultThreadsApi! : cluster.Api;
+                    ? [await cluster.WorkerAsync($"tp{round}-{config}", extra: ["--Jobs:Concurrency", queue ? "1" : "2", .. threads], environment: environment)]
+                    : [.. await Task.WhenAll(cluster.WorkerAsync($"tp{round}-{config}-1", extra: threads, environment: environment), cluster.WorkerAsync($"tp{round}-{config}-2", extra: threads, environment: environment))];
+                Node creator = shape.EndsWith('2') ? cluster.DefaultThreadsApi! : cluster.Api;
                 try
                 {
-                    Guid[] jobs = [await cluster.PostJobAsync(50, 64, creator), await cluster.PostJobAsync(50, 64, creator)];
-                    foreach (Guid job in jobs)
+                    Guid[] jobs = [await cluster.PostJobAsync(500, 64, creator), await cluster.PostJobAsync(500, 64, creator)];
+                    await cluster.WaitForStepsAsync(jobs, queue ? 1 : 2, TimeSpan.FromMinutes(3));
+
+                    // Warm: at least `warm` s, then until the workers' JIT compiler threads have gone quiet (under 0.02 of a core
+                    // over 5 s, at most 3 min more). A fresh worker compiles ~34,000 methods (ASP.NET Core, EF Core, Npgsql,
+                    // SignalR, TorchSharp; tier 0, then tier 1 with PGO); two fresh workers compile them twice while sharing the
+                    // cores with training, which a window of a long-lived worker pool would never see.
+                    var warming = Stopwatch.StartNew();
+                    await Task.Delay(TimeSpan.FromSeconds(warm));
+                    for (double jitRate = double.MaxValue; jitRate > 0.02 && warming.Elapsed < TimeSpan.FromSeconds(warm + 180);)
                     {
-                        await cluster.WaitForStepAsync(job, 1, TimeSpan.FromMinutes(3));
+                        double jit0 = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered"));
+                        await Task.Delay(5000);
+                        jitRate = (workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered")) - jit0) / 5;
                     }
 
-                    await Task.Delay(TimeSpan.FromSeconds(warm));
+                    double warmed = warming.Elapsed.TotalSeconds;
                     string loadBefore = Load();
-                    double cpuBefore = workers.Sum(w => w.CpuSeconds), jitBefore = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered"));
+                    double cpuBefore = workers.Sum(w => w.CpuSeconds), jitBefore = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered")), jobBefore = workers.Sum(w => w.ThreadCpuSeconds("job "));
                     (long busyBefore, long totalBefore) = MachineTicks();
                     DateTime fromUtc = DateTime.UtcNow;
                     long from = Stopwatch.GetTimestamp();
                     await Task.Delay(TimeSpan.FromSeconds(window));
-                    double cpu = workers.Sum(w => w.CpuSeconds) - cpuBefore, jit = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered")) - jitBefore;
+                    double cpu = workers.Sum(w => w.CpuSeconds) - cpuBefore, jit = workers.Sum(w => w.ThreadCpuSeconds(".NET Tiered")) - jitBefore, jobCpu = workers.Sum(w => w.ThreadCpuSeconds("job ")) - jobBefore;
                     DateTime toUtc = DateTime.UtcNow;
                     double seconds = Ms(from, Stopwatch.GetTimestamp()) / 1000;
                     (long busyAfter, long totalAfter) = MachineTicks();
@@ -308,7 +326,7 @@ internal static class ScaleOut
                     double total = perJob.Sum(), perCpu = total * seconds / cpu;
                     totals[config].Add(total);
                     perCpus[config].Add(perCpu);
-                    Console.WriteLine(Inv($"| {round} | {config} | {(config.EndsWith('2') ? 2 : 1)} | {perJob[0]:F0} | {perJob[1]:F0} | {total:F0} | {cpu / seconds:F2} | {jit / seconds:F2} | {(double)(busyAfter - busyBefore) / (totalAfter - totalBefore) * 100:F0}% | {perCpu:F0} | {loadBefore} → {loadAfter} |"));
+                    Console.WriteLine(Inv($"| {round} | {config} | {(shape.EndsWith('2') || queue ? 2 : 1)} | {perJob[0]:F0} | {perJob[1]:F0} | {total:F0} | {cpu / seconds:F2} | {jobCpu / seconds:F2} | {jit / seconds:F2} | {(double)(busyAfter - busyBefore) / (totalAfter - totalBefore) * 100:F0}% | {perCpu:F0} | {warmed:F0} | {loadBefore} → {loadAfter} |"));
                 }
                 finally
                 {
@@ -318,11 +336,16 @@ internal static class ScaleOut
         }
 
         Console.WriteLine();
-        Console.WriteLine("| threads per job | A median total images/s | B median total images/s | median of per-round ratios B/A | A median images per worker CPU-s | B median images per worker CPU-s | median of per-round ratios B/A |");
-        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
-        foreach ((string a, string b, int threads) in new[] { ("A", "B", 1), ("A2", "B2", 2) })
+        Console.WriteLine("| one worker (A) against two (B) | A median total images/s | B median total images/s | median of per-round ratios B/A | A median images per worker CPU-s | B median images per worker CPU-s | median of per-round ratios B/A |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach ((string a, string b) in new[] { ("A", "B"), ("A1", "B"), ("A2", "B2"), ("A1", "A1p"), ("A2", "A2p"), ("B2", "B2p"), ("A1", "B2p"), ("A1", "A1s"), ("B2", "B2s"), ("A1", "B2s") })
         {
-            Console.WriteLine(Inv($"| {threads} | {Median(totals[a]):F0} | {Median(totals[b]):F0} | {Median([.. totals[b].Zip(totals[a], (y, x) => y / x)]):F3} | {Median(perCpus[a]):F0} | {Median(perCpus[b]):F0} | {Median([.. perCpus[b].Zip(perCpus[a], (y, x) => y / x)]):F3} |"));
+            if (!totals.ContainsKey(a) || !totals.ContainsKey(b))
+            {
+                continue;
+            }
+
+            Console.WriteLine(Inv($"| {a} / {b} | {Median(totals[a]):F0} | {Median(totals[b]):F0} | {Median([.. totals[b].Zip(totals[a], (y, x) => y / x)]):F3} | {Median(perCpus[a]):F0} | {Median(perCpus[b]):F0} | {Median([.. perCpus[b].Zip(perCpus[a], (y, x) => y / x)]):F3} |"));
         }
     }
 
@@ -486,6 +509,29 @@ internal static class ScaleOut
 
         public Node? DefaultThreadsApi { get; init; }
 
+        /// <summary>Waits until <paramref name="running"/> of the jobs have trained a step.</summary>
+        public async Task WaitForStepsAsync(Guid[] jobs, int running, TimeSpan timeout)
+        {
+            for (var waited = Stopwatch.StartNew(); ; await Task.Delay(100))
+            {
+                int started = 0;
+                foreach (Guid job in jobs)
+                {
+                    started += (await api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{job}")).GetProperty("step").GetInt64() >= 1 ? 1 : 0;
+                }
+
+                if (started >= running)
+                {
+                    return;
+                }
+
+                if (waited.Elapsed > timeout)
+                {
+                    throw new InvalidOperationException($"only {started} of {jobs.Length} jobs have started, waiting for {running}");
+                }
+            }
+        }
+
         public async Task WaitForStepAsync(Guid job, long step, TimeSpan timeout)
         {
             for (var waited = Stopwatch.StartNew(); ; await Task.Delay(100))
@@ -505,9 +551,9 @@ internal static class ScaleOut
 
         public int Steps(int batch) => (trainCount + batch - 1) / batch;
 
-        public Task<Node> WorkerAsync(string name, int lease = 30, string[]? extra = null) =>
+        public Task<Node> WorkerAsync(string name, int lease = 30, string[]? extra = null, Dictionary<string, string>? environment = null) =>
             Node.StartAsync(dataFolder, [.. shared, "--Role", "worker", "--Telemetry:Node", name, "--Jobs:LeaseSeconds", lease.ToString(CultureInfo.InvariantCulture),
-                "--Jobs:Concurrency", "1", "--Jobs:ThreadsPerJob", "1", .. extra ?? []], name);
+                "--Jobs:Concurrency", "1", "--Jobs:ThreadsPerJob", "1", .. extra ?? []], name, environment);
 
         public async Task<Guid> PostJobAsync(int epochs, int batch, Node? creator = null)
         {
@@ -702,7 +748,7 @@ internal static class ScaleOut
             return sum;
         }
 
-        public static async Task<Node> StartAsync(string dataFolder, string[] settings, string name = "api-1")
+        public static async Task<Node> StartAsync(string dataFolder, string[] settings, string name = "api-1", Dictionary<string, string>? environment = null)
         {
             string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
             string dll = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api/bin", configuration, "net10.0/TrainingService.Api.dll"));
@@ -718,6 +764,18 @@ internal static class ScaleOut
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };
+            foreach ((string key, string value) in environment ?? [])
+            {
+                start.Environment[key] = value;
+            }
+
+            if (Environment.GetEnvironmentVariable("BENCH_JIT_LOG") is { Length: > 0 } jitLog)
+            {
+                // Every method the node's JIT compiles, one line each with its tier (the runtime's JitDisasmSummary), to see what keeps compiling.
+                start.Environment["DOTNET_JitDisasmSummary"] = "1";
+                start.Environment["DOTNET_JitStdOutFile"] = Path.Combine(Directory.CreateDirectory(jitLog).FullName, $"{name}.txt");
+            }
+
             Process process = Process.Start(start)!;
             var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(5) };
             client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);

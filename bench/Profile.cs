@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using TorchSharp;
+using TrainingService.Training.Data;
+using TrainingService.Training.Models;
+using TrainingService.Training.Monitoring;
+using TrainingService.Training.Specs;
+using static TorchSharp.torch;
+
+/// <summary>
+/// Where a training step's time goes: the Trainer's step cut into phases (batch gather and normalise, zero_grad,
+/// forward, loss, backward, optimizer, loss read-back, statistics on every tenth step, the dispose scope's end),
+/// each timed with a Stopwatch around synchronous CPU work, beside the same phases of PyTorch's loop
+/// (bench/pytorch_profile.py) in rounds alternating in one run.
+/// </summary>
+internal static class Profile
+{
+    private static readonly string[] Phases = ["batch", "zero_grad", "forward", "loss", "backward", "optimizer", "read-back", "statistics", "scope end"];
+
+    public static void Run(SpecAnalysis spec, ImageDataset data, int steps, int batch, int threads, int rounds, bool pytorch)
+    {
+        set_num_threads(threads);
+        Console.WriteLine($"### Per-phase profile: LeNet-5, batch {batch}, {threads} threads, {steps} timed steps per block after 20 warm-up steps, {rounds} rounds; median µs per step over each block, then the median over rounds");
+        var ours = Phases.ToDictionary(p => p, _ => new List<double>());
+        var theirs = Phases.ToDictionary(p => p, _ => new List<double>());
+        List<double> oursRate = [], theirsRate = [];
+        for (int round = 0; round < rounds; round++)
+        {
+            (Dictionary<string, double> phases, double rate) = Block(spec, data, steps, batch);
+            foreach (string p in Phases)
+            {
+                ours[p].Add(phases[p]);
+            }
+
+            oursRate.Add(rate);
+            if (pytorch)
+            {
+                JsonElement result = PyTorch(steps, batch, threads);
+                foreach (string p in Phases)
+                {
+                    theirs[p].Add(result.TryGetProperty(p, out JsonElement v) ? v.GetDouble() : 0);
+                }
+
+                theirsRate.Add(result.GetProperty("images_per_second").GetDouble());
+            }
+        }
+
+        Console.WriteLine("| phase | TorchSharp (our step), µs | PyTorch 1.13, µs |");
+        Console.WriteLine("|---|---:|---:|");
+        foreach (string p in Phases)
+        {
+            Console.WriteLine(Inv($"| {p} | {Median(ours[p]):F0} | {(pytorch ? Median(theirs[p]).ToString("F0", CultureInfo.InvariantCulture) : "—")} |"));
+        }
+
+        Console.WriteLine(Inv($"| sum of medians | {Phases.Sum(p => Median(ours[p])):F0} | {(pytorch ? Phases.Sum(p => Median(theirs[p])).ToString("F0", CultureInfo.InvariantCulture) : "—")} |"));
+        Console.WriteLine(Inv($"| images/s over the block | {Median(oursRate):F0} | {(pytorch ? Median(theirsRate).ToString("F0", CultureInfo.InvariantCulture) : "—")} |"));
+    }
+
+    private static (Dictionary<string, double> Phases, double Rate) Block(SpecAnalysis spec, ImageDataset data, int steps, int batch)
+    {
+        using var model = new SpecModel(spec, seed: 1);
+        using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
+        var stats = new StatsCollector(model, 4096, 1);
+        using Tensor images = tensor(data.Train.Images, [data.Train.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
+        using Tensor labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);
+        using Tensor scale = tensor(data.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, data.Channels, 1, 1);
+        using Tensor shift = tensor(data.Mean.Zip(data.Std, (m, s) => -m / s).ToArray()).reshape(1, data.Channels, 1, 1);
+        int[] order = [.. Enumerable.Range(0, data.Train.Count)];
+        new Random(1).Shuffle(order);
+        model.train();
+        var times = Phases.ToDictionary(p => p, _ => new List<double>(steps));
+        long[] t = new long[10];
+        long from = 0;
+        for (int step = 0; step < steps + 20; step++)
+        {
+            if (step == 20)
+            {
+                from = Stopwatch.GetTimestamp();
+            }
+
+            int start = (step * batch) % (order.Length - batch);
+            bool collect = (step + 1) % 10 == 0;
+            t[0] = Stopwatch.GetTimestamp();
+            var scope = NewDisposeScope();
+            Tensor index = tensor(order[start..(start + batch)], ScalarType.Int32).to(ScalarType.Int64);
+            Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(scale).add_(shift);
+            Tensor y = labels.index_select(0, index);
+            t[1] = Stopwatch.GetTimestamp();
+            optimizer.zero_grad();
+            t[2] = Stopwatch.GetTimestamp();
+            long s0 = 0;
+            if (collect)
+            {
+                stats.BeginForward();
+            }
+
+            Tensor logits = model.call(x);
+            t[3] = Stopwatch.GetTimestamp();
+            Tensor loss = nn.functional.cross_entropy(logits, y);
+            t[4] = Stopwatch.GetTimestamp();
+            loss.backward();
+            t[5] = Stopwatch.GetTimestamp();
+            if (collect)
+            {
+                s0 = Stopwatch.GetTimestamp();
+                stats.BeforeUpdate();
+                s0 = Stopwatch.GetTimestamp() - s0;
+            }
+
+            optimizer.step();
+            t[6] = Stopwatch.GetTimestamp();
+            if (collect)
+            {
+                long s1 = Stopwatch.GetTimestamp();
+                _ = stats.AfterUpdate(step + 1);
+                s0 += Stopwatch.GetTimestamp() - s1;
+            }
+
+            t[7] = Stopwatch.GetTimestamp();
+            _ = loss.item<float>();
+            t[8] = Stopwatch.GetTimestamp();
+            scope.Dispose();
+            t[9] = Stopwatch.GetTimestamp();
+            if (step >= 20)
+            {
+                times["batch"].Add(Us(t[0], t[1]));
+                times["zero_grad"].Add(Us(t[1], t[2]));
+                times["forward"].Add(Us(t[2], t[3])); // with statistics: their layer observers too
+                times["loss"].Add(Us(t[3], t[4]));
+                times["backward"].Add(Us(t[4], t[5]));
+                times["optimizer"].Add(Us(t[5], t[6]) - (collect ? Stopwatch.GetElapsedTime(0, s0).TotalMicroseconds : 0));
+                times["statistics"].Add(collect ? Stopwatch.GetElapsedTime(0, s0).TotalMicroseconds : 0);
+                times["read-back"].Add(Us(t[7], t[8]));
+                times["scope end"].Add(Us(t[8], t[9]));
+                // AfterUpdate sits between the optimizer and the read-back; its time is in "statistics", not in either.
+            }
+        }
+
+        double rate = steps * batch / Stopwatch.GetElapsedTime(from).TotalSeconds;
+        // Statistics run on one step in ten: their per-step cost is the mean, not the median (which would be 0).
+        return (Phases.ToDictionary(p => p, p => p == "statistics" ? times[p].Average() : Median(times[p])), rate);
+    }
+
+    private static double Us(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMicroseconds;
+
+    private static JsonElement PyTorch(int steps, int batch, int threads)
+    {
+        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "pytorch_profile.py"), "--steps", $"{steps}", "--batch", $"{batch}", "--threads", $"{threads}"])
+        {
+            RedirectStandardOutput = true,
+            Environment = { ["OPENBLAS_NUM_THREADS"] = "1" },
+        };
+        using Process process = Process.Start(start)!;
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return JsonDocument.Parse(output).RootElement.Clone();
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

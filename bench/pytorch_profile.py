@@ -1,0 +1,69 @@
+"""Per-phase times of one training step of LeNet-5 on Fashion-MNIST in PyTorch, the peer of bench/Profile.cs: the same
+model, data path, optimiser, batch and threads. Prints one JSON object: microseconds per step for each phase (median over
+the timed steps) and images/s over them, after a warm-up."""
+import argparse, gzip, json, statistics, time
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--steps", type=int, default=300)
+p.add_argument("--batch", type=int, default=64)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(1)
+
+with gzip.open(f"{a.data}/train-images-idx3-ubyte.gz") as f:
+    images = torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28).copy())
+with gzip.open(f"{a.data}/train-labels-idx1-ubyte.gz") as f:
+    labels = torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64))
+n = (a.steps + 20) * a.batch
+images, labels = images[:n], labels[:n]
+mean, std = images.float().div(255).mean().item(), images.float().div(255).std(unbiased=False).item()
+scale, shift = 1 / (255 * std), -mean / std
+
+model = nn.Sequential(
+    nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+order = torch.randperm(n)
+phases = ["batch", "zero_grad", "forward", "loss", "backward", "optimizer", "read-back"]
+times = {k: [] for k in phases}
+
+
+def step(i, record):
+    t0 = time.perf_counter()
+    idx = order[i * a.batch:(i + 1) * a.batch]
+    x = images.index_select(0, idx).float().mul_(scale).add_(shift)
+    y = labels.index_select(0, idx)
+    t1 = time.perf_counter()
+    opt.zero_grad()
+    t2 = time.perf_counter()
+    logits = model(x)
+    t3 = time.perf_counter()
+    loss = F.cross_entropy(logits, y)
+    t4 = time.perf_counter()
+    loss.backward()
+    t5 = time.perf_counter()
+    opt.step()
+    t6 = time.perf_counter()
+    loss.item()
+    t7 = time.perf_counter()
+    if record:
+        for k, (s, e) in zip(phases, [(t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6), (t6, t7)]):
+            times[k].append((e - s) * 1e6)
+
+
+for i in range(20):
+    step(i, False)
+t = time.perf_counter()
+for i in range(20, 20 + a.steps):
+    step(i, True)
+elapsed = time.perf_counter() - t
+result = {k: statistics.median(v) for k, v in times.items()}
+result["images_per_second"] = a.steps * a.batch / elapsed
+print(json.dumps(result))
