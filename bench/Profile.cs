@@ -18,9 +18,54 @@ internal static class Profile
 {
     private static readonly string[] Phases = ["batch", "zero_grad", "forward", "loss", "backward", "optimizer", "read-back", "statistics", "scope end"];
 
+    public static bool Pool { get; set; }
+
     public static void Run(SpecAnalysis spec, ImageDataset data, int steps, int batch, int threads, int rounds, bool pytorch)
     {
         set_num_threads(threads);
+        if (Pool)
+        {
+            // Max pooling alone, ours against libtorch's, on LeNet-5's two pool inputs.
+            foreach (long[] shape in new[] { new long[] { 64, 6, 28, 28 }, [64, 16, 10, 10] })
+            {
+                using Tensor input = randn(shape).relu();
+                for (int k = 0; k < 3; k++)
+                {
+                    foreach ((string name, Func<Tensor, Tensor> f) in new (string, Func<Tensor, Tensor>)[]
+                    {
+                        ("libtorch", x => nn.functional.max_pool2d(x, [2, 2], [2, 2])),
+                        ("ours", x => TrainingService.Training.Models.MaxPool2d.Apply(x, 2, 2, 2, 2, 0, 0)),
+                    })
+                    {
+                        long s0 = Stopwatch.GetTimestamp();
+                        for (int i = 0; i < 200; i++)
+                        {
+                            f(input).Dispose();
+                        }
+
+                        double plain = Stopwatch.GetElapsedTime(s0).TotalMicroseconds / 200;
+                        double forward = 0, backward = 0;
+                        for (int i = 0; i < 200; i++)
+                        {
+                            using var scope = NewDisposeScope();
+                            Tensor x = input.detach().requires_grad_();
+                            long a = Stopwatch.GetTimestamp();
+                            Tensor y = f(x);
+                            long b = Stopwatch.GetTimestamp();
+                            y.sum().backward();
+                            long c = Stopwatch.GetTimestamp();
+                            forward += Us(a, b);
+                            backward += Us(b, c);
+                        }
+
+                        Console.WriteLine($"{string.Join('x', shape)} {name}: no grad {plain:F0} µs, with grad {forward / 200:F0} µs, sum+backward {backward / 200:F0} µs");
+                    }
+                }
+            }
+
+            return;
+        }
+
         Console.WriteLine($"### Per-phase profile: LeNet-5, batch {batch}, {threads} threads, {steps} timed steps per block after 20 warm-up steps, {rounds} rounds; median µs per step over each block, then the median over rounds");
         var ours = Phases.ToDictionary(p => p, _ => new List<double>());
         var theirs = Phases.ToDictionary(p => p, _ => new List<double>());
@@ -71,6 +116,7 @@ internal static class Profile
         model.train();
         var times = Phases.ToDictionary(p => p, _ => new List<double>(steps));
         long[] t = new long[10];
+        double[] layerTimes = new double[model.Plan.Count];
         long from = 0;
         for (int step = 0; step < steps + 20; step++)
         {
@@ -95,7 +141,19 @@ internal static class Profile
                 stats.BeginForward();
             }
 
+            long layerStart = Stopwatch.GetTimestamp();
+            if (!collect && step >= 20)
+            {
+                model.LayerOutputObserver = (i, _) =>
+                {
+                    long now = Stopwatch.GetTimestamp();
+                    layerTimes[i] += Us(layerStart, now);
+                    layerStart = now;
+                };
+            }
+
             Tensor logits = model.call(x);
+            model.LayerOutputObserver = null;
             t[3] = Stopwatch.GetTimestamp();
             Tensor loss = nn.functional.cross_entropy(logits, y);
             t[4] = Stopwatch.GetTimestamp();
@@ -138,6 +196,7 @@ internal static class Profile
         }
 
         double rate = steps * batch / Stopwatch.GetElapsedTime(from).TotalSeconds;
+        Console.WriteLine("forward by layer, mean µs: " + string.Join(", ", model.Plan.Select((l, i) => $"{l.Name} {layerTimes[i] / (steps * 0.9):F0}")));
         // Statistics run on one step in ten: their per-step cost is the mean, not the median (which would be 0).
         return (Phases.ToDictionary(p => p, p => p == "statistics" ? times[p].Average() : Median(times[p])), rate);
     }

@@ -23,7 +23,7 @@ using TrainingService.Training.Data;
 /// </remarks>
 internal static class ScaleOut
 {
-    private const string AdminKey = "tsk_bench-admin-key-0123456789abcdefghijklmnopqrstuv";
+    private const string AdminKey = ServiceUnderTest.AdminKey;
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
 
     public static async Task RunAsync(ImageDataset data, ModelSpec model, string[] args)

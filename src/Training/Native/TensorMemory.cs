@@ -20,6 +20,32 @@ internal static partial class TensorMemory
         return count == 0 ? [] : new ReadOnlySpan<float>((void*)THSTensor_data(tensor.Handle), checked((int)count));
     }
 
+    /// <summary>A contiguous float32 CPU tensor's storage, to fill in place.</summary>
+    public static unsafe Span<float> WritableFloats(Tensor tensor)
+    {
+        long count = Check(tensor, ScalarType.Float32);
+        return count == 0 ? [] : new Span<float>((void*)THSTensor_data(tensor.Handle), checked((int)count));
+    }
+
+    public static unsafe ReadOnlySpan<int> Ints(Tensor tensor) => WritableInts(tensor);
+
+    /// <summary>A contiguous int32 CPU tensor's storage, to fill in place.</summary>
+    public static unsafe Span<int> WritableInts(Tensor tensor)
+    {
+        long count = Check(tensor, ScalarType.Int32);
+        return count == 0 ? [] : new Span<int>((void*)THSTensor_data(tensor.Handle), checked((int)count));
+    }
+
+    private static long Check(Tensor tensor, ScalarType type)
+    {
+        if (tensor.dtype != type || tensor.device_type != TorchSharp.DeviceType.CPU || !tensor.is_contiguous())
+        {
+            throw new ArgumentException($"expected a contiguous {type} CPU tensor, got {tensor.dtype} on {tensor.device_type}", nameof(tensor));
+        }
+
+        return tensor.numel();
+    }
+
     /// <summary>A contiguous uint8 CPU tensor's storage, to fill in place.</summary>
     public static unsafe Span<byte> Bytes(Tensor tensor)
     {

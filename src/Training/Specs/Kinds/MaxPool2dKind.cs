@@ -13,11 +13,12 @@ public sealed class MaxPool2dKind : PoolKind
 
     public override string AutoNamePrefix => "maxpool";
 
+    // Ours, not libtorch's, where it can be (no padding, contiguous float32 on the CPU): same results, several times faster.
     internal override nn.Module<Tensor, Tensor> CreateModule(LayerPlan layer, Generator generator) =>
-        nn.MaxPool2d(Sides(layer.Kernel), Sides(layer.Stride), Sides(layer.Padding.Size));
+        new Models.MaxPool2d(layer.Kernel.Height, layer.Kernel.Width, layer.Stride.Height, layer.Stride.Width, layer.Padding.Size.Height, layer.Padding.Size.Width);
 
     internal override Tensor Forward(LayerPlan layer, IReadOnlyList<Tensor> inputs, LayerWeights weights) =>
-        F.max_pool2d(inputs[0], SideArray(layer.Kernel), SideArray(layer.Stride), SideArray(layer.Padding.Size), [1, 1], false);
+        Models.MaxPool2d.Apply(inputs[0], layer.Kernel.Height, layer.Kernel.Width, layer.Stride.Height, layer.Stride.Width, layer.Padding.Size.Height, layer.Padding.Size.Width);
 
     internal override void ToOnnx(LayerPlan layer, OnnxGraph graph, string[] inputs, string output) =>
         graph.Node("MaxPool", layer.Name, [inputs[0]], [output],
