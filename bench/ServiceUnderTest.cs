@@ -47,9 +47,10 @@ internal sealed class ServiceUnderTest : IDisposable
             RedirectStandardError = true,
             WorkingDirectory = Path.GetDirectoryName(api)!,
         };
-        if (Environment.GetEnvironmentVariable("BENCH_SERVICE_GOMP_SPINCOUNT") is { Length: > 0 } spin)
+        // BENCH_SERVICE_ENV="NAME=value;NAME=value": settings for the service's process only (e.g. GOMP_SPINCOUNT, DOTNET_TieredPGO).
+        foreach (string setting in (Environment.GetEnvironmentVariable("BENCH_SERVICE_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
-            start.Environment["GOMP_SPINCOUNT"] = spin; // the service only: libgomp's spin before sleeping at a barrier
+            start.Environment[setting[..setting.IndexOf('=')]] = setting[(setting.IndexOf('=') + 1)..];
         }
 
         Process process = Process.Start(start)!;
