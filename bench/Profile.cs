@@ -20,6 +20,8 @@ internal static class Profile
 
     public static bool Pool { get; set; }
 
+    public static bool Layers { get; set; }
+
     public static void Run(SpecAnalysis spec, ImageDataset data, int steps, int batch, int threads, int rounds, bool pytorch)
     {
         set_num_threads(threads);
@@ -142,8 +144,9 @@ internal static class Profile
             }
 
             long layerStart = Stopwatch.GetTimestamp();
-            if (!collect && step >= 20)
+            if (Layers && !collect && step >= 20)
             {
+                // Observing every layer's output runs the spec's layers one by one (SpecModel pools before a ReLU only unobserved).
                 model.LayerOutputObserver = (i, _) =>
                 {
                     long now = Stopwatch.GetTimestamp();
@@ -196,7 +199,11 @@ internal static class Profile
         }
 
         double rate = steps * batch / Stopwatch.GetElapsedTime(from).TotalSeconds;
-        Console.WriteLine("forward by layer, mean µs: " + string.Join(", ", model.Plan.Select((l, i) => $"{l.Name} {layerTimes[i] / (steps * 0.9):F0}")));
+        if (Layers)
+        {
+            Console.WriteLine("forward by layer, mean µs: " + string.Join(", ", model.Plan.Select((l, i) => $"{l.Name} {layerTimes[i] / (steps * 0.9):F0}")));
+        }
+
         // Statistics run on one step in ten: their per-step cost is the mean, not the median (which would be 0).
         return (Phases.ToDictionary(p => p, p => p == "statistics" ? times[p].Average() : Median(times[p])), rate);
     }
