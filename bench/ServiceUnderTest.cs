@@ -37,9 +37,9 @@ internal sealed class ServiceUnderTest : IDisposable
         string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
         string api = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api/bin", configuration, "net10.0/TrainingService.Api.dll"));
         string dataFolder = Directory.CreateTempSubdirectory("trainingservice-bench-").FullName;
-        const int Port = 5177;
+        int port = FreePort(); // not a fixed one: a service left over from a crashed run would answer in its place
         string contentRoot = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api")); // wwwroot: the dashboard
-        var start = new ProcessStartInfo("dotnet", [api, "--contentRoot", contentRoot, "--urls", $"http://127.0.0.1:{Port}", "--Storage:DataFolder", dataFolder, "--Serilog:MinimumLevel:Default", "Warning",
+        var start = new ProcessStartInfo("dotnet", [api, "--contentRoot", contentRoot, "--urls", $"http://127.0.0.1:{port}", "--Storage:DataFolder", dataFolder, "--Serilog:MinimumLevel:Default", "Warning",
             "--Auth:AdminKey", AdminKey, "--RateLimits:RequestsPerMinute", "1000000", "--RateLimits:Burst", "1000000",
             "--Streaming:FrameMilliseconds", Environment.GetEnvironmentVariable("BENCH_FRAME_MS") ?? "100"])
         {
@@ -58,41 +58,65 @@ internal sealed class ServiceUnderTest : IDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{Port}"), Timeout = TimeSpan.FromMinutes(5) };
+        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(5) };
         client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
-        for (int i = 0; ; i++)
+        try
         {
-            try
+            for (int i = 0; ; i++)
             {
-                if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).IsSuccessStatusCode)
+                try
                 {
-                    break;
+                    if ((await client.GetAsync(new Uri("/health/ready", UriKind.Relative))).IsSuccessStatusCode)
+                    {
+                        break;
+                    }
                 }
+                catch (HttpRequestException) when (i < 300 && !process.HasExited)
+                {
+                }
+
+                await Task.Delay(100);
             }
-            catch (HttpRequestException) when (i < 300)
+
+            using var form = new MultipartFormDataContent
             {
+                { new StringContent("bench"), "name" },
+                { new StringContent("idx"), "format" },
+                { new ByteArrayContent(Idx(0x803, [data.Train.Count, data.Height, data.Width], data.Train.Images)), "images", "images.idx" },
+                { new ByteArrayContent(Idx(0x801, [data.Train.Count], data.Train.Labels)), "labels", "labels.idx" },
+            };
+            using HttpResponseMessage created = await client.PostAsync(new Uri("/datasets", UriKind.Relative), form);
+            created.EnsureSuccessStatusCode();
+            Guid datasetId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+            var service = new ServiceUnderTest(process, client, dataFolder, datasetId, model, data.Train.Count);
+            for (int i = 0; i < 3; i++)
+            {
+                service.TrainOnce(64); // a fresh process JIT-compiles and tiers up for a few jobs; a running service has done that
             }
 
-            await Task.Delay(100);
+            return service;
         }
+        catch
+        {
+            // Never leave the service behind: it would keep its port, its files and a core.
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit();
+            }
 
-        using var form = new MultipartFormDataContent
-        {
-            { new StringContent("bench"), "name" },
-            { new StringContent("idx"), "format" },
-            { new ByteArrayContent(Idx(0x803, [data.Train.Count, data.Height, data.Width], data.Train.Images)), "images", "images.idx" },
-            { new ByteArrayContent(Idx(0x801, [data.Train.Count], data.Train.Labels)), "labels", "labels.idx" },
-        };
-        using HttpResponseMessage created = await client.PostAsync(new Uri("/datasets", UriKind.Relative), form);
-        created.EnsureSuccessStatusCode();
-        Guid datasetId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
-        var service = new ServiceUnderTest(process, client, dataFolder, datasetId, model, data.Train.Count);
-        for (int i = 0; i < 3; i++)
-        {
-            service.TrainOnce(64); // a fresh process JIT-compiles and tiers up for a few jobs; a running service has done that
+            client.Dispose();
+            process.Dispose();
+            Directory.Delete(dataFolder, recursive: true);
+            throw;
         }
+    }
 
-        return service;
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public HttpClient Client => _client;
