@@ -22,6 +22,8 @@ internal static class Profile
 
     public static bool Layers { get; set; }
 
+    public static bool Tail { get; set; }
+
     public static void Run(SpecAnalysis spec, ImageDataset data, int steps, int batch, int threads, int rounds, bool pytorch)
     {
         set_num_threads(threads);
@@ -199,6 +201,17 @@ internal static class Profile
         }
 
         double rate = steps * batch / Stopwatch.GetElapsedTime(from).TotalSeconds;
+        if (Tail)
+        {
+            // Steps whose total is in the slowest 5%: which phase took the extra time, against that phase's median.
+            double[] totals = [.. Enumerable.Range(0, steps).Select(k => Phases.Sum(p => times[p][k]))];
+            double[] sorted = [.. totals.Order()];
+            double cut = sorted[(int)(0.95 * steps)];
+            int[] slow = [.. Enumerable.Range(0, steps).Where(k => totals[k] >= cut)];
+            Console.WriteLine(Inv($"step totals µs: p50 {sorted[steps / 2]:F0}, p90 {sorted[(int)(0.9 * steps)]:F0}, p99 {sorted[(int)(0.99 * steps)]:F0}, max {sorted[^1]:F0}; time outside the timed phases {(Stopwatch.GetElapsedTime(from).TotalMicroseconds - totals.Sum()) / steps:F0} µs a step"));
+            Console.WriteLine("slowest 5% of steps, mean excess over the phase's median, µs: " + string.Join(", ", Phases.Select(p => Inv($"{p} {slow.Average(k => times[p][k]) - Median(times[p]):F0}"))));
+        }
+
         if (Layers)
         {
             Console.WriteLine("forward by layer, mean µs: " + string.Join(", ", model.Plan.Select((l, i) => $"{l.Name} {layerTimes[i] / (steps * 0.9):F0}")));

@@ -13,8 +13,8 @@ using static TorchSharp.torch;
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N]
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
-//   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers]  a step's time by phase, beside PyTorch's
-//              (bench/Profile.cs); --layers: the forward pass by layer too; --pool: max pooling alone, ours against libtorch's
+//   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers] [--tail]  a step's time by phase, beside PyTorch's
+//              (bench/Profile.cs); --layers: the forward pass by layer too; --tail: the slowest steps' phases; --pool: max pooling alone, ours against libtorch's
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
 //   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events] [--configs A,A1,B,A2,B2 (a trailing p: OMP_WAIT_POLICY=PASSIVE, s: GOMP_SPINCOUNT=10000)]  (BENCH_JIT_LOG=dir: each node logs what its JIT compiles)
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
@@ -70,6 +70,7 @@ if (mode == "profile")
 {
     Profile.Pool = args.Contains("--pool");
     Profile.Layers = args.Contains("--layers");
+    Profile.Tail = args.Contains("--tail");
     Profile.Run(lenet, Subset(fashion, 12800), Option("--steps", 300), Option("--batch", 64), Option("--threads", 2), Option("--rounds", 5), PyTorchAvailable());
     return;
 }
