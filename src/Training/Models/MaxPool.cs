@@ -33,9 +33,10 @@ internal sealed class MaxPool2d(long kernelHeight, long kernelWidth, long stride
 
     /// <summary>
     /// The pooled values, and each one's index in its input plane when <paramref name="indices"/> is given. Eight outputs
-    /// at a time with AVX2 (four for rows of 4–7): a window's four values are compared in libtorch's order, (top left, top right, bottom left,
-    /// bottom right), each taking over if greater or NaN, with selects instead of branches (random data would
-    /// mispredict every other branch); the last few outputs of a row go one by one, the same rule.
+    /// at a time with AVX2 (four for rows of 4–7; a row's last block overlaps the one before): a window's four values are
+    /// compared in libtorch's order (top left, top right, bottom left, bottom right), each taking over if greater or NaN,
+    /// with selects instead of branches (random data would mispredict every other branch). Rows of 1–3 go one window
+    /// at a time, the same rule.
     /// </summary>
     internal static unsafe Tensor Forward(Tensor input, Tensor? indices)
     {
