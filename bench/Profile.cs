@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 /// Where a training step's time goes: the Trainer's step cut into phases (batch gather and normalise, zero_grad,
 /// forward, loss, backward, optimizer, loss read-back, statistics on every tenth step, the dispose scope's end),
 /// each timed with a Stopwatch around synchronous CPU work, beside the same phases of PyTorch's loop
-/// (bench/pytorch_profile.py) in rounds alternating in one run.
+/// (bench/pytorch_lenet.py --profile) in rounds alternating in one run.
 /// </summary>
 internal static class Profile
 {
@@ -85,7 +85,7 @@ internal static class Profile
             oursRate.Add(rate);
             if (pytorch)
             {
-                JsonElement result = PyTorch(steps, batch, threads);
+                JsonElement result = JsonDocument.Parse(PyTorchPeer.Run(steps, batch, threads, profile: true)).RootElement.Clone();
                 foreach (string p in Phases)
                 {
                     theirs[p].Add(result.TryGetProperty(p, out JsonElement v) ? v.GetDouble() : 0);
@@ -222,19 +222,6 @@ internal static class Profile
     }
 
     private static double Us(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMicroseconds;
-
-    private static JsonElement PyTorch(int steps, int batch, int threads)
-    {
-        var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "pytorch_profile.py"), "--steps", $"{steps}", "--batch", $"{batch}", "--threads", $"{threads}"])
-        {
-            RedirectStandardOutput = true,
-            Environment = { ["OPENBLAS_NUM_THREADS"] = "1" },
-        };
-        using Process process = Process.Start(start)!;
-        string output = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return JsonDocument.Parse(output).RootElement.Clone();
-    }
 
     private static double Median(List<double> values)
     {

@@ -71,7 +71,7 @@ if (mode == "profile")
     Profile.Pool = args.Contains("--pool");
     Profile.Layers = args.Contains("--layers");
     Profile.Tail = args.Contains("--tail");
-    Profile.Run(lenet, Subset(fashion, 12800), Option("--steps", 300), Option("--batch", 64), Option("--threads", 2), Option("--rounds", 5), PyTorchAvailable());
+    Profile.Run(lenet, Subset(fashion, 12800), Option("--steps", 300), Option("--batch", 64), Option("--threads", 2), Option("--rounds", 5), PyTorchPeer.Available());
     return;
 }
 
@@ -100,9 +100,9 @@ if (service is not null)
     configurations = [.. configurations, ("the service (REST job, stats every 10 steps, events persisted, status polled 4×/s)", () => service.TrainOnce(batch))];
 }
 
-if (PyTorchAvailable())
+if (PyTorchPeer.Available())
 {
-    configurations = [.. configurations, ("PyTorch (Debian python3-torch), same loop", () => PyTorch(steps, batch, threads))];
+    configurations = [.. configurations, ("PyTorch (Debian python3-torch), same loop", () => double.Parse(PyTorchPeer.Run(steps, batch, threads), CultureInfo.InvariantCulture))];
 }
 
 var results = configurations.ToDictionary(c => c.Name, _ => new List<double>());
@@ -127,34 +127,6 @@ foreach (var (name, _) in configurations)
 {
     List<double> ratios = [.. results[name].Zip(bare, (v, b) => v / b)];
     Console.WriteLine($"| {name} | {Median(results[name]):F0} | {Median(ratios):F3} | {string.Join(" ", results[name].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |");
-}
-
-// bench/pytorch_lenet.py in a child process: the same model, data path, optimiser, batch and threads. OpenBLAS on one
-// thread (Debian's libopenblas0-pthread, OPENBLAS_NUM_THREADS=1) is PyTorch's fastest setting on this machine kind
-// (docs/benchmarks.md); torch's own intra-op threads are set by --threads.
-static double PyTorch(int steps, int batch, int threads)
-{
-    var start = new ProcessStartInfo("/usr/bin/python3", [Path.Combine(AppContext.BaseDirectory, "pytorch_lenet.py"), "--steps", $"{steps}", "--batch", $"{batch}", "--threads", $"{threads}"])
-    {
-        RedirectStandardOutput = true,
-        Environment = { ["OPENBLAS_NUM_THREADS"] = "1" },
-    };
-    using Process process = Process.Start(start)!;
-    string output = process.StandardOutput.ReadToEnd();
-    process.WaitForExit();
-    return double.Parse(output.Trim(), CultureInfo.InvariantCulture);
-}
-
-static bool PyTorchAvailable()
-{
-    if (!File.Exists("/usr/bin/python3"))
-    {
-        return false;
-    }
-
-    using Process? process = Process.Start(new ProcessStartInfo("/usr/bin/python3", ["-c", "import torch, numpy"]) { RedirectStandardError = true });
-    process!.WaitForExit();
-    return process.ExitCode == 0;
 }
 
 static double Median(List<double> values)

@@ -1,6 +1,7 @@
 """The PyTorch reference for bench/: LeNet-5 on Fashion-MNIST with the same data path, batch, optimiser and
-threads as the C# bare loop. Prints one line: images/s over the timed steps (after a warm-up)."""
-import argparse, gzip, time
+threads as the C# bare loop. Prints one line: images/s over the timed steps (after a warm-up). With --profile (the peer
+of bench/Profile.cs), one JSON object instead: each phase's median microseconds per step, and images_per_second."""
+import argparse, gzip, json, statistics, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -11,6 +12,7 @@ p.add_argument("--steps", type=int, default=300)
 p.add_argument("--batch", type=int, default=64)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+p.add_argument("--profile", action="store_true")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(1)
@@ -31,19 +33,40 @@ model = nn.Sequential(
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 order = torch.randperm(n)
 
-def step(i):
+phases = ["batch", "zero_grad", "forward", "loss", "backward", "optimizer", "read-back"]
+times = {k: [] for k in phases}
+
+
+def step(i, record=False):
+    t0 = time.perf_counter()
     idx = order[i * a.batch:(i + 1) * a.batch]
     x = images.index_select(0, idx).float().mul_(scale).add_(shift)
     y = labels.index_select(0, idx)
+    t1 = time.perf_counter()
     opt.zero_grad()
-    loss = F.cross_entropy(model(x), y)
+    t2 = time.perf_counter()
+    logits = model(x)
+    t3 = time.perf_counter()
+    loss = F.cross_entropy(logits, y)
+    t4 = time.perf_counter()
     loss.backward()
+    t5 = time.perf_counter()
     opt.step()
+    t6 = time.perf_counter()
     loss.item()
+    t7 = time.perf_counter()
+    if record:
+        for k, s, e in zip(phases, [t0, t1, t2, t3, t4, t5, t6], [t1, t2, t3, t4, t5, t6, t7]):
+            times[k].append((e - s) * 1e6)
+
 
 for i in range(20):
     step(i)
 t = time.perf_counter()
 for i in range(20, 20 + a.steps):
-    step(i)
-print(f"{a.steps * a.batch / (time.perf_counter() - t):.1f}")
+    step(i, a.profile)
+rate = a.steps * a.batch / (time.perf_counter() - t)
+if a.profile:
+    print(json.dumps({**{k: statistics.median(v) for k, v in times.items()}, "images_per_second": rate}))
+else:
+    print(f"{rate:.1f}")
