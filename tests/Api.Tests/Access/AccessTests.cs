@@ -194,9 +194,22 @@ public sealed class AccessTests
         Assert.Equal(HttpStatusCode.Forbidden, (await viewer.PostAsync(new Uri($"/jobs/{jobId}/cancel", UriKind.Relative), null)).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await viewer.PostAsJsonAsync($"/jobs/{jobId}/shares", new { })).StatusCode);
 
-        // A signed token cannot be altered into another.
-        using var altered = new HttpRequestMessage(HttpMethod.Get, $"/jobs/{jobId}") { Headers = { Authorization = new AuthenticationHeaderValue("Bearer", token[..^2] + "AA") } };
-        Assert.Equal(HttpStatusCode.Unauthorized, (await viewer.SendAsync(altered)).StatusCode);
+        // A signed token cannot be altered into another, not even in the spare bits of its last character. (The endings
+        // skip the token's own: one token in 4,096 ends in "AA", and "altering" it so was once a flaky pass in CI.)
+        string[] endings = ["AA", "AB", "BA"];
+        foreach (string ending in endings.Where(e => !token.EndsWith(e, StringComparison.Ordinal)).Take(2))
+        {
+            using var altered = new HttpRequestMessage(HttpMethod.Get, $"/jobs/{jobId}") { Headers = { Authorization = new AuthenticationHeaderValue("Bearer", token[..^2] + ending) } };
+            Assert.Equal(HttpStatusCode.Unauthorized, (await viewer.SendAsync(altered)).StatusCode);
+        }
+
+        // The same bytes spelt differently: the lowest bit of the last character is spare when the payload's length is
+        // not a multiple of four (base64url without padding); a lenient decoder would read the same bytes.
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        char spare = Alphabet[Alphabet.IndexOf(token[^1], StringComparison.Ordinal) ^ 1];
+        Assert.NotEqual(0, (token.Length - ApiKeys.SharePrefix.Length) % 4); // so the line below tests something
+        using var respelled = new HttpRequestMessage(HttpMethod.Get, $"/jobs/{jobId}") { Headers = { Authorization = new AuthenticationHeaderValue("Bearer", token[..^1] + spare) } };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await viewer.SendAsync(respelled)).StatusCode);
 
         // At most MaxSharesPerJob at once.
         JsonElement second = await (await admin.PostAsJsonAsync($"/jobs/{jobId}/shares", new { expiresInHours = 1 })).Content.ReadFromJsonAsync<JsonElement>();
