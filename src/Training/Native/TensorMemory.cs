@@ -9,16 +9,7 @@ namespace TrainingService.Training.Native;
 /// </summary>
 internal static partial class TensorMemory
 {
-    public static unsafe ReadOnlySpan<float> Floats(Tensor tensor)
-    {
-        if (tensor.dtype != ScalarType.Float32 || tensor.device_type != TorchSharp.DeviceType.CPU || !tensor.is_contiguous())
-        {
-            throw new ArgumentException($"expected a contiguous float32 CPU tensor, got {tensor.dtype} on {tensor.device_type}", nameof(tensor));
-        }
-
-        long count = tensor.numel();
-        return count == 0 ? [] : new ReadOnlySpan<float>((void*)THSTensor_data(tensor.Handle), checked((int)count));
-    }
+    public static ReadOnlySpan<float> Floats(Tensor tensor) => WritableFloats(tensor);
 
     /// <summary>A contiguous float32 CPU tensor's storage, to fill in place.</summary>
     public static unsafe Span<float> WritableFloats(Tensor tensor)
@@ -27,7 +18,7 @@ internal static partial class TensorMemory
         return count == 0 ? [] : new Span<float>((void*)THSTensor_data(tensor.Handle), checked((int)count));
     }
 
-    public static unsafe ReadOnlySpan<int> Ints(Tensor tensor) => WritableInts(tensor);
+    public static ReadOnlySpan<int> Ints(Tensor tensor) => WritableInts(tensor);
 
     /// <summary>A contiguous int32 CPU tensor's storage, to fill in place.</summary>
     public static unsafe Span<int> WritableInts(Tensor tensor)
@@ -49,12 +40,7 @@ internal static partial class TensorMemory
     /// <summary>A contiguous uint8 CPU tensor's storage, to fill in place.</summary>
     public static unsafe Span<byte> Bytes(Tensor tensor)
     {
-        if (tensor.dtype != ScalarType.Byte || tensor.device_type != TorchSharp.DeviceType.CPU || !tensor.is_contiguous())
-        {
-            throw new ArgumentException($"expected a contiguous uint8 CPU tensor, got {tensor.dtype} on {tensor.device_type}", nameof(tensor));
-        }
-
-        long count = tensor.numel();
+        long count = Check(tensor, ScalarType.Byte);
         return count == 0 ? [] : new Span<byte>((void*)THSTensor_data(tensor.Handle), checked((int)count));
     }
 
