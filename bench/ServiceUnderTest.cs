@@ -32,7 +32,11 @@ internal sealed class ServiceUnderTest : IDisposable
     /// <summary>The service's admin key for the bench's requests (every request needs an owner since issue 12).</summary>
     internal const string AdminKey = "tsk_bench-admin-key-0123456789abcdefghijklmnopqrstuv";
 
-    public static async Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model)
+    /// <summary>
+    /// Starts the service, uploads <paramref name="data"/> and trains three warm-up jobs. <paramref name="settings"/> are
+    /// more command-line settings for the service ("--Jobs:Concurrency", "4", …).
+    /// </summary>
+    public static async Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model, params string[] settings)
     {
         string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
         string api = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api/bin", configuration, "net10.0/TrainingService.Api.dll"));
@@ -41,7 +45,7 @@ internal sealed class ServiceUnderTest : IDisposable
         string contentRoot = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api")); // wwwroot: the dashboard
         var start = new ProcessStartInfo("dotnet", [api, "--contentRoot", contentRoot, "--urls", $"http://127.0.0.1:{port}", "--Storage:DataFolder", dataFolder, "--Serilog:MinimumLevel:Default", "Warning",
             "--Auth:AdminKey", AdminKey, "--RateLimits:RequestsPerMinute", "1000000", "--RateLimits:Burst", "1000000",
-            "--Streaming:FrameMilliseconds", Environment.GetEnvironmentVariable("BENCH_FRAME_MS") ?? "100"])
+            "--Streaming:FrameMilliseconds", Environment.GetEnvironmentVariable("BENCH_FRAME_MS") ?? "100", .. settings])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -121,16 +125,22 @@ internal sealed class ServiceUnderTest : IDisposable
 
     public HttpClient Client => _client;
 
+    /// <summary>The service's process, e.g. to read its memory.</summary>
+    public Process Process => _process;
+
+    /// <summary>The id of the dataset uploaded at the start.</summary>
+    public Guid DatasetId => _datasetId;
+
     public Uri BaseAddress => _client.BaseAddress!;
 
     /// <summary>Starts a job of the benchmark's model over its images for <paramref name="epochs"/> epochs and returns its id.</summary>
-    public async Task<Guid> StartJobAsync(int epochs, int batch)
+    public async Task<Guid> StartJobAsync(int epochs, int batch, int seed = 1)
     {
         var request = new
         {
             datasetId = _datasetId,
             model = _model,
-            hyperparameters = new { epochs, batchSize = batch, learningRate = 0.01, momentum = 0.9, validationFraction = 0.0 },
+            hyperparameters = new { epochs, batchSize = batch, learningRate = 0.01, momentum = 0.9, validationFraction = 0.0, seed },
             monitoring = new { statsEvery = 10 },
         };
         using HttpResponseMessage response = await _client.PostAsJsonAsync("/jobs", request, s_json);
