@@ -18,7 +18,14 @@ using static TorchSharp.torch;
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
 //   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events] [--configs A,A1,B,A2,B2 (a trailing p: OMP_WAIT_POLICY=PASSIVE, s: GOMP_SPINCOUNT=10000)]  (BENCH_JIT_LOG=dir: each node logs what its JIT compiles)
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
+//   fanout     [--viewers 500] [--jobs 4] [--rounds 2] [--warm S] [--seconds S]  jobs training at once, with and without viewers in another process (bench/FanOut.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
+if (mode == "viewers")
+{
+    await FanOut.ViewersAsync(args); // the fan-out's viewers, in their own process
+    return;
+}
+
 int Option(string name, int fallback)
 {
     int i = Array.IndexOf(args, name);
@@ -63,6 +70,12 @@ if (mode == "predict")
 if (mode == "scale")
 {
     await ScaleOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
+    return;
+}
+
+if (mode == "fanout")
+{
+    await FanOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
     return;
 }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Protocol;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Persistence;
@@ -12,8 +13,11 @@ namespace TrainingService.Api.Streaming;
 /// <summary>
 /// Sends each subscribed connection the events of a job in seq order, continuing exactly after the last one it was
 /// sent: from recent events kept in memory when it is close behind, else from the history. Each subscription is its
-/// own sender, so a slow connection only delays itself; it buffers nothing but "the last seq sent". Every message
-/// holds at most Streaming:MaxFrameBytes of events' JSON, so catching up on a long history is many pages, not one frame.
+/// own sender, so a slow connection only delays itself; it buffers nothing but "the last seq sent" (SignalR's own
+/// per-connection buffer is bounded: a sender whose viewer reads slowly waits, and then reads on from memory or the
+/// history). Every message holds at most Streaming:MaxFrameBytes of events' JSON, so catching up on a long history is
+/// many pages, not one frame. The viewers of a job who are close behind get the same frames (the events after a
+/// given seq), each serialised once per protocol for all of them (<see cref="Frame"/>).
 /// </summary>
 /// <remarks>
 /// With Redis (ConnectionStrings:Redis), what this node's pump persists is also published to the other nodes
@@ -21,10 +25,11 @@ namespace TrainingService.Api.Streaming;
 /// live whichever node trains it.
 /// </remarks>
 public sealed class LiveEvents(
-    IHubContext<TrainingHub, ITrainingClient> hub, IServiceScopeFactory scopes, IOptions<StreamingOptions> options, ILogger<LiveEvents> logger,
-    RedisBus? bus = null)
+    IHubContext<TrainingHub, ITrainingClient> hub, TrainingHubLifetime connections, IServiceScopeFactory scopes, IOptions<StreamingOptions> options,
+    ILogger<LiveEvents> logger, RedisBus? bus = null)
 {
     private readonly IHubContext<TrainingHub, ITrainingClient> _hub = hub;
+    private readonly TrainingHubLifetime _connections = connections;
     private readonly ILogger<LiveEvents> _logger = logger;
     private readonly StreamingOptions _options = options.Value;
 
@@ -92,6 +97,11 @@ public sealed class LiveEvents(
         }
     }
 
+    /// <summary>Frames made from memory so far (each serialised once per protocol, for all the viewers it goes to).</summary>
+    internal long FramesMade => Interlocked.Read(ref _framesMade);
+
+    private long _framesMade;
+
     /// <summary>Jobs with a feed in memory: those someone follows now.</summary>
     internal int Feeds => _feeds.Count;
 
@@ -118,7 +128,7 @@ public sealed class LiveEvents(
         bool first;
         lock (_feedsGate)
         {
-            feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(_options.RecentBytesPerJob));
+            feed = _feeds.GetOrAdd(jobId, _ => new JobFeed(this, jobId, _options.RecentBytesPerJob));
             first = feed.Subscribers++ == 0;
         }
 
@@ -228,10 +238,28 @@ public sealed class LiveEvents(
         return chunk.Json.ConvertAll(j => JsonSerializer.Deserialize<StreamEvent>(j, StreamJson.Options)!);
     }
 
-    /// <summary>A job's recent events and the highest persisted seq; subscribers wait on it for more.</summary>
-    private sealed class JobFeed(int maxRecentBytes)
+    /// <summary>
+    /// The events after one seq, as one Events message; serialised on first use, once per protocol (SignalR's
+    /// <see cref="SerializedHubMessage"/> keeps each), and then the same bytes go to every viewer at that seq.
+    /// </summary>
+    private sealed class Frame(Guid jobId, List<StreamEvent> events)
     {
+        public List<StreamEvent> Events => events;
+
+        public SerializedHubMessage Message { get; } = new(new InvocationMessage(nameof(ITrainingClient.Events), [jobId, events]));
+    }
+
+    /// <summary>A job's recent events and the highest persisted seq; subscribers wait on it for more.</summary>
+    private sealed class JobFeed(LiveEvents owner, Guid jobId, int maxRecentBytes)
+    {
+        // The frames made last, by the seq they follow: a job's viewers at the live edge all ask for the events after
+        // the same seq. A few suffice (the senders of one batch ask within moments of each other); each holds at most
+        // one frame's events and their serialisations.
+        private const int FramesKept = 4;
+
         private readonly Lock _lock = new();
+        private readonly Dictionary<long, Frame> _frames = [];
+        private readonly Queue<long> _frameOrder = new();
         private readonly List<StreamEvent> _recent = [];
         private readonly List<int> _recentBytes = [];
         private long _heldBytes;
@@ -294,9 +322,10 @@ public sealed class LiveEvents(
                         _recent.Clear();
                         _recentBytes.Clear();
                         _heldBytes = 0;
+                        ClearFrames();
                     }
 
-                        if (events[i].Attempt is { } attempt)
+                    if (events[i].Attempt is { } attempt)
                     {
                         Attempt = Math.Max(Attempt, attempt);
                     }
@@ -337,6 +366,7 @@ public sealed class LiveEvents(
 
                 _recent.RemoveRange(keep, _recent.Count - keep);
                 _recentBytes.RemoveRange(keep, _recentBytes.Count - keep);
+                ClearFrames(); // some may hold replaced events
                 PersistedSeq = Math.Min(PersistedSeq, afterSeq);
                 more = _more;
                 _more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -345,18 +375,30 @@ public sealed class LiveEvents(
             more.TrySetResult();
         }
 
+        private void ClearFrames()
+        {
+            _frames.Clear();
+            _frameOrder.Clear();
+        }
+
         /// <summary>
         /// Events after <paramref name="afterSeq"/> from memory, at most <paramref name="budget"/> bytes of JSON (one event at
         /// least), or null when memory does not hold the next one: it no longer reaches back that far, or it has not got
-        /// that far (PersistedSeq advanced past it without the events: a lost Redis message, a seq-only one).
+        /// that far (PersistedSeq advanced past it without the events: a lost Redis message, a seq-only one). The frame
+        /// made for another viewer at the same seq, if there is one: possibly fewer events than memory now holds.
         /// </summary>
-        public List<StreamEvent>? After(long afterSeq, int budget)
+        public Frame? After(long afterSeq, int budget)
         {
             lock (_lock)
             {
                 if (_recent.Count == 0 || _recent[0].Seq > afterSeq + 1 || _recent[^1].Seq <= afterSeq)
                 {
                     return null;
+                }
+
+                if (_frames.TryGetValue(afterSeq, out Frame? made))
+                {
+                    return made;
                 }
 
                 int start = (int)(afterSeq + 1 - _recent[0].Seq);
@@ -370,7 +412,16 @@ public sealed class LiveEvents(
                     }
                 }
 
-                return _recent.GetRange(start, end - start);
+                var frame = new Frame(jobId, _recent.GetRange(start, end - start));
+                Interlocked.Increment(ref owner._framesMade);
+                if (_frameOrder.Count == FramesKept)
+                {
+                    _frames.Remove(_frameOrder.Dequeue());
+                }
+
+                _frames[afterSeq] = frame;
+                _frameOrder.Enqueue(afterSeq);
+                return frame;
             }
         }
     }
@@ -443,15 +494,23 @@ public sealed class LiveEvents(
                     await RewindAsync();
                     while (_sent < feed.PersistedSeq && !stop.IsCancellationRequested)
                     {
-                        List<StreamEvent> events = feed.After(_sent, owner.FrameBudget) is { Count: > 0 } recent
-                            ? recent
-                            : await owner.ReadHistoryAsync(jobId, _sent, feed.PersistedSeq, stop);
-                        if (events.Count == 0)
+                        List<StreamEvent> events;
+                        if (feed.After(_sent, owner.FrameBudget) is { } frame)
                         {
-                            break;
+                            events = frame.Events;
+                            await owner._connections.WriteAsync(connectionId, frame.Message, stop);
+                        }
+                        else
+                        {
+                            events = await owner.ReadHistoryAsync(jobId, _sent, feed.PersistedSeq, stop);
+                            if (events.Count == 0)
+                            {
+                                break;
+                            }
+
+                            await owner._hub.Clients.Client(connectionId).Events(jobId, events);
                         }
 
-                        await owner._hub.Clients.Client(connectionId).Events(jobId, events);
                         _sent = events[^1].Seq;
                         retry = TimeSpan.FromMilliseconds(250);
                         await RewindAsync(); // a truncation while these were on their way: they may be among the replaced

@@ -37,6 +37,8 @@ public static class StreamingSetup
         services.AddSignalR(o => o.AddFilter<HubRateLimit>())
             .AddJsonProtocol(o => StreamJson.Configure(o.PayloadSerializerOptions))
             .AddMessagePackProtocol();
+        services.AddSingleton<TrainingHubLifetime>();
+        services.AddSingleton<HubLifetimeManager<TrainingHub>>(sp => sp.GetRequiredService<TrainingHubLifetime>());
         services.AddSingleton<HubConnections>();
         services.AddSingleton<HubRateLimit>();
         services.AddTransient<IStartupFilter, RefuseHubWhileStopping>();

@@ -211,10 +211,12 @@ internal sealed class HeldEvents(bool onlyNew = false)
 internal sealed class StreamRecorder
 {
     private readonly ConcurrentQueue<StreamEvent> _events = new();
+    private int _messages;
 
     public StreamRecorder(HubConnection connection) =>
         connection.On<Guid, List<StreamEvent>>(nameof(ITrainingClient.Events), (_, events) =>
         {
+            Interlocked.Increment(ref _messages);
             foreach (StreamEvent e in events)
             {
                 _events.Enqueue(e);
@@ -222,6 +224,9 @@ internal sealed class StreamRecorder
         });
 
     public List<StreamEvent> Events => [.. _events];
+
+    /// <summary>Events messages received.</summary>
+    public int Messages => Volatile.Read(ref _messages);
 
     public async Task WaitForAsync(Func<List<StreamEvent>, bool> condition, TimeSpan? timeout = null)
     {

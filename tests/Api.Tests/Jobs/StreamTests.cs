@@ -2,6 +2,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 
@@ -55,6 +57,54 @@ public sealed class StreamTests
         JobHarness.AssertConsecutive(resumed);
         Assert.Equal(history.Count, resumed.Count);
         Assert.Equal(JsonSerializer.Serialize(history, JobHarness.Json), JsonSerializer.Serialize(resumed, JobHarness.Json));
+    }
+
+    // Issue 15's fan-out: hundreds of viewers of one job must not mean hundreds of serialisations of each frame.
+    [Fact]
+    public async Task ViewersAtTheLiveEdgeShareEachFrameAndEachGetsEveryEventOnce()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        LiveEvents live = factory.Services.GetRequiredService<LiveEvents>();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 1024);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client,
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 6, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+        Guid jobId = job.GetProperty("id").GetGuid();
+        while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64() < 20)
+        {
+            await Task.Delay(10);
+        }
+
+        var viewers = new List<(HubConnection Connection, StreamRecorder Recorder, long From)>();
+        for (int i = 0; i < 6; i++)
+        {
+            HubConnection connection = JobHarness.Hub(factory, messagePack: i % 2 == 1);
+            var recorder = new StreamRecorder(connection);
+            await connection.StartAsync();
+            long from = (await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("lastSeq").GetInt64();
+            await connection.InvokeAsync("Subscribe", jobId, from);
+            viewers.Add((connection, recorder, from));
+        }
+
+        long framesBefore = live.FramesMade;
+        foreach ((_, StreamRecorder recorder, _) in viewers)
+        {
+            await recorder.WaitForAsync(events => events.Any(e => e.State == RunState.Succeeded));
+        }
+
+        List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
+        foreach ((HubConnection connection, StreamRecorder recorder, long from) in viewers)
+        {
+            Assert.Equal(JsonSerializer.Serialize(history.Where(e => e.Seq > from), JobHarness.Json), JsonSerializer.Serialize(recorder.Events, JobHarness.Json));
+            await connection.DisposeAsync();
+        }
+
+        // Each viewer got about as many messages as frames were made for all six: apart from their first few (each
+        // joined at its own seq), the same frames. Unshared, frames made would be the sum of the viewers' messages.
+        long made = live.FramesMade - framesBefore;
+        int most = viewers.Max(v => v.Recorder.Messages), total = viewers.Sum(v => v.Recorder.Messages);
+        Assert.True(most > 20, $"the viewers got {most} messages at most: too few to tell");
+        Assert.True(made <= most + 12, $"{made} frames made for 6 viewers who got {most} messages at most ({total} in all)");
     }
 
     [Fact]
