@@ -99,12 +99,13 @@ public sealed class StreamTests
             await connection.DisposeAsync();
         }
 
-        // Each viewer got about as many messages as frames were made for all six: apart from their first few (each
-        // joined at its own seq), the same frames. Unshared, frames made would be the sum of the viewers' messages.
+        // The six got mostly the same frames (each joined at its own seq, and one running late makes a frame of its own
+        // when it catches up). Unshared, about as many frames are made as messages come from memory (about 0.6 of them
+        // here, the rest from the history); shared, 0.1–0.15 of them (measured).
         long made = live.FramesMade - framesBefore;
         int most = viewers.Max(v => v.Recorder.Messages), total = viewers.Sum(v => v.Recorder.Messages);
-        Assert.True(most > 20, $"the viewers got {most} messages at most: too few to tell");
-        Assert.True(made <= most + 12, $"{made} frames made for 6 viewers who got {most} messages at most ({total} in all)");
+        Assert.True(most >= 5, $"the viewers got {most} messages at most: too few to tell");
+        Assert.True(made * 3 < total, $"{made} frames made for 6 viewers who got {total} messages in all ({most} at most)");
     }
 
     [Fact]
