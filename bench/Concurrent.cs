@@ -24,7 +24,8 @@ internal static class Concurrent
         {
             foreach (var (name, jobs) in configurations)
             {
-                services[name] = await ServiceUnderTest.StartAsync(data, model, jobs == 1 ? [] : ["--Jobs:Concurrency", jobs.ToString(CultureInfo.InvariantCulture)]);
+                string[] settings = jobs == 1 ? [] : ["--Jobs:Concurrency", jobs.ToString(CultureInfo.InvariantCulture)];
+                services[name] = await ServiceUnderTest.StartAsync(data, model, settings);
             }
 
             var reference = new Dictionary<string, double[]>();
@@ -50,26 +51,34 @@ internal static class Concurrent
 
                     List<JsonElement[]> steps = await StepsAsync(service, started);
                     totals[name].Add(TotalImagesPerSecond(steps, Batch));
-                    if (identical[name] == "yes" && FirstDifference(reference[name], Losses(steps)) is { } difference)
+                    if (identical[name] == "yes" && FirstDifference(reference[name], Losses(steps)) is (int job, int step))
                     {
-                        identical[name] = $"no: round {round + 1}, {difference}";
+                        identical[name] = $"no: round {round + 1}, job {job}, step {step} first";
                     }
                 }
             }
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"LeNet-5 on {data.Train.Count} Fashion-MNIST images, 1 epoch per job, batch {Batch}, stats every 10 steps, seed {Seed}; {Environment.ProcessorCount} cores, {rounds} interleaved rounds"));
-            Console.WriteLine("| configuration | median total images/s | median of per-round ratios to 1 job alone | total images/s per round | losses identical to the job alone |");
+                $"LeNet-5 on {data.Train.Count} Fashion-MNIST images, 1 epoch per job, batch {Batch}, stats every 10 steps, " +
+                $"seed {Seed}; {Environment.ProcessorCount} cores, {rounds} interleaved rounds"));
+            Console.WriteLine("| configuration | median total images/s | median of per-round ratios to 1 job alone " +
+                "| total images/s per round | losses identical to the job alone |");
             Console.WriteLine("|---|---:|---:|---|---|");
             List<double> alone = totals[configurations[0].Name];
             foreach (var (name, jobs) in configurations)
             {
-                int threads = Math.Max(1, Environment.ProcessorCount / jobs); // JobOptions.JobThreads with Jobs:Concurrency = jobs
+                int threads = Threads(jobs);
                 List<double> ratios = [.. totals[name].Zip(alone, (v, a) => v / a)];
                 string perRound = string.Join(" ", totals[name].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} (Jobs:Concurrency {jobs}, {threads} thread{(threads == 1 ? "" : "s")} per job) | {Median(totals[name]):F0} | {Median(ratios):F3} | {perRound} | {identical[name]} |"));
+                    $"| {name} (Jobs:Concurrency {jobs}, {threads} thread{(threads == 1 ? "" : "s")} per job) " +
+                    $"| {Median(totals[name]):F0} | {Median(ratios):F3} | {perRound} | {identical[name]} |"));
             }
+
+            // Why the reference is the node's own: a job's losses may depend on its thread count.
+            (int Job, int Step)? acrossThreads = FirstDifference(reference["1 job alone"], [reference["2 jobs at once"]]);
+            string verdict = acrossThreads is (_, int first) ? $"differ (step {first} first)" : "are identical";
+            Console.WriteLine($"The job alone with {Threads(1)} threads and with {Threads(2)}: its losses {verdict}.");
         }
         finally
         {
@@ -93,8 +102,8 @@ internal static class Concurrent
     private static List<double[]> Losses(List<JsonElement[]> steps) =>
         [.. steps.Select(s => s.Select(e => e.GetProperty("loss").GetDouble()).ToArray())];
 
-    /// <summary>Where the first job whose losses are not exactly <paramref name="reference"/>'s departs from them; null when none does.</summary>
-    private static string? FirstDifference(double[] reference, List<double[]> jobs)
+    /// <summary>The first job (from 1) whose losses are not exactly <paramref name="reference"/>'s, and its first step that differs.</summary>
+    private static (int Job, int Step)? FirstDifference(double[] reference, List<double[]> jobs)
     {
         for (int job = 0; job < jobs.Count; job++)
         {
@@ -103,7 +112,7 @@ internal static class Concurrent
             {
                 if (step >= reference.Length || step >= losses.Length || losses[step] != reference[step])
                 {
-                    return $"job {job + 1}, step {step + 1}";
+                    return (job + 1, step + 1);
                 }
             }
         }
@@ -140,7 +149,8 @@ internal static class Concurrent
             var own = new List<JsonElement>();
             for (long after = 0; ;)
             {
-                JsonElement[] page = (await service.Client.GetFromJsonAsync<JsonElement[]>($"/jobs/{job}/events?afterSeq={after}&limit=1000"))!;
+                string uri = $"/jobs/{job}/events?afterSeq={after}&limit=1000";
+                JsonElement[] page = (await service.Client.GetFromJsonAsync<JsonElement[]>(uri))!;
                 if (page.Length == 0)
                 {
                     break;
@@ -156,9 +166,13 @@ internal static class Concurrent
         return steps;
     }
 
+    /// <summary>JobOptions.JobThreads of a node with Jobs:Concurrency <paramref name="jobs"/> on this machine.</summary>
+    private static int Threads(int jobs) => Math.Max(1, Environment.ProcessorCount / jobs);
+
     private static double Median(List<double> values)
     {
         double[] sorted = [.. values.Order()];
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        int middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
 }

@@ -17,6 +17,7 @@ public sealed class ConcurrentJobTests
     [Fact]
     public async Task TwoJobsTrainedAtOnceHaveTheStepLossesOfEachTrainedAlone()
     {
+        // A short claim poll: the second job starts while the first trains, not up to a second later.
         await using TrainingServiceFactory factory = new(new() { ["Jobs:Concurrency"] = "2", ["Jobs:ClaimPollMilliseconds"] = "50" });
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client, classes: 3, samples: 512);
@@ -28,7 +29,8 @@ public sealed class ConcurrentJobTests
         double?[] losses3 = await LossesAsync(client, together3);
         double?[] losses4 = await LossesAsync(client, together4);
 
-        (DateTime First, DateTime Last) span3 = await StepSpanAsync(client, together3), span4 = await StepSpanAsync(client, together4);
+        (DateTime First, DateTime Last) span3 = await StepSpanAsync(client, together3);
+        (DateTime First, DateTime Last) span4 = await StepSpanAsync(client, together4);
         Assert.True(span3.First < span4.Last && span4.First < span3.Last, $"the jobs did not overlap: {span3} and {span4}");
         Assert.Equal(3 * 32, alone3.Length);
         Assert.NotEqual(alone3, alone4);
