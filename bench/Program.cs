@@ -19,6 +19,7 @@ using static TorchSharp.torch;
 //   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events] [--configs A,A1,B,A2,B2 (a trailing p: OMP_WAIT_POLICY=PASSIVE, s: GOMP_SPINCOUNT=10000)]  (BENCH_JIT_LOG=dir: each node logs what its JIT compiles)
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
 //   fanout     [--viewers 500] [--jobs 4] [--rounds 2] [--warm S] [--seconds S]  jobs training at once, with and without viewers in another process (bench/FanOut.cs)
+//   concurrent [--images N] [--rounds N]  1 job alone, then 2 and 4 at once (Jobs:Concurrency 2, 4): total images/s, losses as alone (bench/Concurrent.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 if (mode == "viewers")
 {
@@ -76,6 +77,12 @@ if (mode == "scale")
 if (mode == "fanout")
 {
     await FanOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
+    return;
+}
+
+if (mode == "concurrent")
+{
+    await Concurrent.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), Option("--rounds", 3));
     return;
 }
 
