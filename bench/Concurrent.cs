@@ -73,6 +73,11 @@ internal static class Concurrent
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {name} (Jobs:Concurrency {jobs}, {threads} thread{(threads == 1 ? "" : "s")} per job) " +
                     $"| {Median(totals[name]):F0} | {Median(ratios):F3} | {perRound} | {identical[name]} |"));
+                if (jobs > 1)
+                {
+                    Summary.Add($"{name}: total images/s ÷ 1 job alone", Median(ratios), "F3", "≥ 0.95", Median(ratios) >= 0.95);
+                    Summary.Add($"{name}: each job's losses as when trained alone", identical[name], "identical", identical[name] == "yes");
+                }
             }
 
             // Why the reference is the node's own: a job's losses may depend on its thread count.

@@ -56,6 +56,12 @@ internal static class FanOut
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"jobs' images/s with {viewers} viewers ÷ with none, median of per-round ratios: {Median(ratios):F3} ({string.Join(" ", ratios.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))})"));
+        List<ViewerReport> reports = [.. cases.Where(c => c.Report is not null).Select(c => c.Report!)];
+        double worstP99 = reports.Max(r => r.P99);
+        long wrong = reports.Sum(r => r.Lost + r.Duplicate + r.OutOfOrder + r.Incomplete);
+        Summary.Add($"fan-out, {viewers} viewers of {jobs} jobs: step → viewer p99 ms (worst round)", worstP99, "F1", "< 250", worstP99 < 250);
+        Summary.Add($"fan-out: lost, duplicate, out-of-order seqs and viewers left short", wrong, "F0", "0", wrong == 0);
+        Summary.Add($"fan-out: the jobs' images/s with viewers ÷ without", Median(ratios), "F3", "≥ 0.9", Median(ratios) >= 0.9);
     }
 
     private sealed class Case

@@ -39,6 +39,7 @@ internal static class PredictLatency
         double P(double q) => times[Math.Min(times.Count - 1, (int)Math.Ceiling(q * times.Count) - 1)];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"LeNet-5, one 28×28 image per request (JSON), {requests} sequential requests after 200 warm-up: p50 {P(0.5):F2} ms, p90 {P(0.9):F2} ms, p99 {P(0.99):F2} ms, max {times[^1]:F2} ms"));
+        Summary.Add("one-image prediction (LeNet-5, JSON, loopback): p99 ms", P(0.99), "F2", "< 5", P(0.99) < 5);
 
         // Batches of 256 (Predict:MaxImages), one request after another: images per second over each round trip.
         float[][] batch = [.. Enumerable.Range(0, 256).Select(i => images[i % images.Length])];
@@ -58,5 +59,6 @@ internal static class PredictLatency
         rates.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"LeNet-5, 256 images per request (JSON), 50 sequential requests after 10 warm-up: median {rates[rates.Count / 2]:F0} images/s, slowest request {rates[0]:F0} images/s, fastest {rates[^1]:F0}"));
+        Summary.Add("predictions in batches of 256: median images/s", rates[rates.Count / 2], "F0", "≥ 5,000", rates[rates.Count / 2] >= 5000);
     }
 }

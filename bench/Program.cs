@@ -10,7 +10,8 @@ using TrainingService.Training.Specs;
 using static TorchSharp.torch;
 
 // Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
-//   throughput [--rounds N] [--steps N] [--batch N] [--threads N]
+//   all        issue 15's table: the modes below one after another (each in its own process), then their headline figures against the targets
+//   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--peers: only the bare loop, the service and PyTorch]
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers] [--tail]  a step's time by phase, beside PyTorch's
@@ -21,10 +22,19 @@ using static TorchSharp.torch;
 //   fanout     [--viewers 500] [--jobs 4] [--rounds 2] [--warm S] [--seconds S]  jobs training at once, with and without viewers in another process (bench/FanOut.cs)
 //   concurrent [--images N] [--rounds N]  1 job alone, then 2 and 4 at once (Jobs:Concurrency 2, 4): total images/s, losses as alone (bench/Concurrent.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
+if (mode == "all")
+{
+    // Issue 15's table in one go (about 20 minutes on 2 cores): each mode in its own process, so none inherits another's memory or threads.
+    return Summary.RunAll([
+        ["throughput", "--peers", "--rounds", "5"], ["cifar", "--rounds", "3"], ["concurrent", "--rounds", "2"], ["fanout", "--rounds", "2"],
+        ["memory"], ["predict"]]);
+}
+
+Summary.PrintAtExit();
 if (mode == "viewers")
 {
     await FanOut.ViewersAsync(args); // the fan-out's viewers, in their own process
-    return;
+    return 0;
 }
 
 int Option(string name, int fallback)
@@ -59,31 +69,31 @@ if (mode == "accuracy")
     var clock = Stopwatch.StartNew();
     trainer.Run(control, CancellationToken.None);
     Console.WriteLine($"{preset.Name} on Fashion-MNIST, {epochs} epochs {hp}: best test accuracy {sink.Epochs.Max(e => e.ValidationAccuracy):P2}, final {sink.Epochs[^1].ValidationAccuracy:P2}, {clock.Elapsed.TotalSeconds:F0} s");
-    return;
+    return 0;
 }
 
 if (mode == "predict")
 {
     await PredictLatency.RunAsync(Subset(fashion, 6400), ModelPresets.LeNet5(), Option("--requests", 2000));
-    return;
+    return 0;
 }
 
 if (mode == "scale")
 {
     await ScaleOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
-    return;
+    return 0;
 }
 
 if (mode == "fanout")
 {
     await FanOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
-    return;
+    return 0;
 }
 
 if (mode == "concurrent")
 {
     await Concurrent.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), Option("--rounds", 3));
-    return;
+    return 0;
 }
 
 if (mode == "profile")
@@ -92,13 +102,13 @@ if (mode == "profile")
     Profile.Layers = args.Contains("--layers");
     Profile.Tail = args.Contains("--tail");
     Profile.Run(lenet, Subset(fashion, 12800), Option("--steps", 300), Option("--batch", 64), Option("--threads", 2), Option("--rounds", 5), PyTorchPeer.Available());
-    return;
+    return 0;
 }
 
 if (mode == "latency")
 {
     await Latency.RunAsync(Subset(fashion, 6400), ModelPresets.LeNet5(), Option("--seconds", 20));
-    return;
+    return 0;
 }
 
 int rounds = Option("--rounds", 5), steps = Option("--steps", 300), batch = Option("--batch", 64), threads = Option("--threads", 2);
@@ -114,6 +124,11 @@ ImageDataset subset = Subset(fashion, steps * batch);
     ("Trainer, stats every 10 steps, augmentation (crop 4, flip, translate 2)", () => TrainerRun(lenet, subset, batch, threads, 10,
         augmentation: new AugmentationOptions { RandomCrop = new RandomCropOptions { Padding = 4 }, HorizontalFlip = true, Translate = 2 })),
 ];
+if (args.Contains("--peers"))
+{
+    configurations = configurations[..1];
+}
+
 using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
 if (service is not null)
 {
@@ -148,6 +163,17 @@ foreach (var (name, _) in configurations)
     List<double> ratios = [.. results[name].Zip(bare, (v, b) => v / b)];
     Console.WriteLine($"| {name} | {Median(results[name]):F0} | {Median(ratios):F3} | {string.Join(" ", results[name].Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |");
 }
+
+string serviceName = configurations.FirstOrDefault(c => c.Name.StartsWith("the service", StringComparison.Ordinal)).Name;
+string pytorchName = configurations.FirstOrDefault(c => c.Name.StartsWith("PyTorch", StringComparison.Ordinal)).Name;
+if (serviceName is not null && pytorchName is not null)
+{
+    double ratio = Median([.. results[serviceName].Zip(results[pytorchName], (v, p) => v / p)]);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"the service ÷ PyTorch, median of per-round ratios: {ratio:F3}"));
+    Summary.Add($"LeNet-5 training (Fashion-MNIST, batch {batch}): the service ÷ PyTorch", ratio, "F3", "≥ 1.1", ratio >= 1.1);
+}
+
+return 0;
 
 static double Median(List<double> values)
 {
