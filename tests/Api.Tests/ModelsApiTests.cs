@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace TrainingService.Api.Tests;
 
@@ -199,6 +201,23 @@ public sealed class ModelsApiTests
         JsonElement memory = report.GetProperty("checks").GetProperty("memory");
         Assert.Equal("Degraded", memory.GetProperty("status").GetString());
         Assert.StartsWith("over the memory budget: resident ", memory.GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task LivenessRunsNoCheckSoAnUnhealthyDependencyFailsOnlyReadiness()
+    {
+        await using var factory = new TrainingServiceFactory
+        {
+            ConfigureServices = services => services.AddHealthChecks().AddCheck("database outage", () => HealthCheckResult.Unhealthy("down")),
+        };
+        using HttpClient client = factory.CreateClient();
+
+        using HttpResponseMessage live = await client.GetAsync(new Uri("/health/live", UriKind.Relative));
+        using HttpResponseMessage ready = await client.GetAsync(new Uri("/health/ready", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal("Healthy", await live.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
     }
 
     [Fact]
