@@ -18,7 +18,8 @@ internal static class Cifar
     private const string Service = "the service (REST job, stats every 10 steps, events persisted, status polled 4×/s)";
     private const string PyTorch = "PyTorch (Debian python3-torch), same loop";
 
-    public static async Task RunAsync(ImageDataset fashion, int rounds, int steps, Func<SpecAnalysis, ImageDataset, int, double> bareLoop)
+    public static async Task RunAsync(
+        ImageDataset fashion, int rounds, int steps, Func<SpecAnalysis, ImageDataset, int, double> bareLoop)
     {
         set_num_threads(Threads); // the bare loop's, as the service's job and PyTorch's
         ModelSpec model = ModelPresets.SmallVgg(CifarReader.Channels, CifarReader.Side, CifarReader.Side);
@@ -28,7 +29,8 @@ internal static class Cifar
         (string Name, Func<double> Run)[] configurations =
         [
             (Service, () => service.TrainOnce(Batch)),
-            (PyTorch, () => double.Parse(PyTorchPeer.Run(steps, Batch, Threads, model: "vgg"), CultureInfo.InvariantCulture)),
+            (PyTorch, () => double.Parse(
+                PyTorchPeer.Run(steps, Batch, Threads, model: "vgg"), CultureInfo.InvariantCulture)),
             ("bare TorchSharp loop (the same spec, nothing but the step)", () => bareLoop(spec, data, Batch)),
         ];
         bareLoop(spec, Shaped(fashion, 10 * Batch), Batch); // JIT and oneDNN's kernels; the service warmed up as it started
@@ -43,10 +45,11 @@ internal static class Cifar
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Small VGG (ModelPresets.SmallVgg(3, 32, 32)) on {data.Train.Count} CIFAR-shaped images (Fashion-MNIST's, " +
-            $"28×28 padded to 32×32 with zeros, grey repeated in 3 channels), batch {Batch}, {Threads} threads, SGD lr 0.01 " +
-            $"momentum 0.9, {steps} steps per block, {rounds} interleaved rounds"));
-        Console.WriteLine("| configuration | median images/s | median of per-round ratios to PyTorch | images/s per round |");
+            $"Small VGG (ModelPresets.SmallVgg(3, 32, 32)) on {data.Train.Count} CIFAR-shaped images " +
+            $"(Fashion-MNIST's, 28×28 padded to 32×32 with zeros, grey repeated in 3 channels), batch {Batch}, " +
+            $"{Threads} threads, SGD lr 0.01 momentum 0.9, {steps} steps per block, {rounds} interleaved rounds"));
+        Console.WriteLine(
+            "| configuration | median images/s | median of per-round ratios to PyTorch | images/s per round |");
         Console.WriteLine("|---|---:|---:|---|");
         List<double> pytorch = results[PyTorch];
         foreach (var (name, _) in configurations)
@@ -58,7 +61,8 @@ internal static class Cifar
         }
 
         double ratio = Median([.. results[Service].Zip(pytorch, (s, p) => s / p)]);
-        Summary.Add("CIFAR-shaped training (small VGG, 3×32×32, batch 128): the service ÷ PyTorch", ratio, "F3", "≥ 1.0", ratio >= 1.0);
+        Summary.Add(
+            "CIFAR-shaped training (small VGG, 3×32×32, batch 128): the service ÷ PyTorch", ratio, "F3", "≥ 1.0", ratio >= 1.0);
     }
 
     /// <summary>
