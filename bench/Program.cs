@@ -21,7 +21,8 @@ using static TorchSharp.torch;
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
 //   fanout     [--viewers 500] [--jobs 4] [--rounds 2] [--warm S] [--seconds S]  jobs training at once, with and without viewers in another process (bench/FanOut.cs)
 //   concurrent [--images N] [--rounds N]  1 job alone, then 2 and 4 at once (Jobs:Concurrency 2, 4): total images/s, losses as alone (bench/Concurrent.cs)
-//   cifar      [--rounds N] [--steps N]  the small VGG on CIFAR-shaped 3×32×32 images, batch 128: the service against PyTorch (bench/Cifar.cs)
+//   cifar      [--rounds N] [--steps N] [--channels-last]  the small VGG on CIFAR-shaped 3×32×32 images, batch 128: the service against PyTorch
+//              (bench/Cifar.cs); --channels-last: PyTorch with NHWC tensors too, the ratio to the faster of its two
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 if (mode == "viewers")
 {
@@ -90,7 +91,7 @@ if (mode == "concurrent")
 
 if (mode == "cifar")
 {
-    await Cifar.RunAsync(fashion, Option("--rounds", 3), Option("--steps", 50), BareLoop);
+    await Cifar.RunAsync(fashion, Option("--rounds", 3), Option("--steps", 50), args.Contains("--channels-last"), BareLoop);
     return;
 }
 

@@ -16,6 +16,7 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--profile", action="store_true")
 p.add_argument("--model", choices=["lenet", "vgg"], default="lenet")
+p.add_argument("--channels-last", action="store_true")  # weights and each batch in NHWC memory order
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(1)
@@ -53,6 +54,8 @@ else:
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
 model.train()
+if a.channels_last:
+    model = model.to(memory_format=torch.channels_last)
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 order = torch.randperm(n)
 
@@ -64,6 +67,8 @@ def step(i, record=False):
     t0 = time.perf_counter()
     idx = order[i * a.batch:(i + 1) * a.batch]
     x = images.index_select(0, idx).float().mul_(scale).add_(shift)
+    if a.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     y = labels.index_select(0, idx)
     t1 = time.perf_counter()
     opt.zero_grad()
