@@ -24,7 +24,8 @@ internal static class Profile
 
     public static bool Tail { get; set; }
 
-    public static void Run(SpecAnalysis spec, ImageDataset data, int steps, int batch, int threads, int rounds, bool pytorch)
+    /// <summary><paramref name="model"/>: the peer's (lenet or vgg, bench/pytorch_lenet.py --model) for <paramref name="spec"/>.</summary>
+    public static void Run(SpecAnalysis spec, ImageDataset data, int steps, int batch, int threads, int rounds, bool pytorch, string model = "lenet")
     {
         set_num_threads(threads);
         if (Pool)
@@ -70,7 +71,8 @@ internal static class Profile
             return;
         }
 
-        Console.WriteLine($"### Per-phase profile: LeNet-5, batch {batch}, {threads} threads, {steps} timed steps per block after 20 warm-up steps, {rounds} rounds; median µs per step over each block, then the median over rounds");
+        string title = model == "vgg" ? $"the small VGG on CIFAR-shaped {data.Channels}×{data.Height}×{data.Width} images" : "LeNet-5";
+        Console.WriteLine($"### Per-phase profile: {title}, batch {batch}, {threads} threads, {steps} timed steps per block after 20 warm-up steps, {rounds} rounds; median µs per step over each block, then the median over rounds");
         var ours = Phases.ToDictionary(p => p, _ => new List<double>());
         var theirs = Phases.ToDictionary(p => p, _ => new List<double>());
         List<double> oursRate = [], theirsRate = [];
@@ -85,7 +87,7 @@ internal static class Profile
             oursRate.Add(rate);
             if (pytorch)
             {
-                JsonElement result = JsonDocument.Parse(PyTorchPeer.Run(steps, batch, threads, profile: true)).RootElement.Clone();
+                JsonElement result = JsonDocument.Parse(PyTorchPeer.Run(steps, batch, threads, profile: true, model)).RootElement.Clone();
                 foreach (string p in Phases)
                 {
                     theirs[p].Add(result.TryGetProperty(p, out JsonElement v) ? v.GetDouble() : 0);

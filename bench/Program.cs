@@ -14,13 +14,16 @@ using static TorchSharp.torch;
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--peers: only the bare loop, the service and PyTorch]
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
-//   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers] [--tail]  a step's time by phase, beside PyTorch's
+//   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers] [--tail] [--vgg]  a step's time by phase, beside PyTorch's
 //              (bench/Profile.cs); --layers: the forward pass by layer too; --tail: the slowest steps' phases; --pool: max pooling alone, ours against libtorch's
+//              --vgg: the small VGG on CIFAR-shaped images (bench/Cifar.cs) instead of LeNet-5 on Fashion-MNIST
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
 //   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events] [--configs A,A1,B,A2,B2 (a trailing p: OMP_WAIT_POLICY=PASSIVE, s: GOMP_SPINCOUNT=10000)]  (BENCH_JIT_LOG=dir: each node logs what its JIT compiles)
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
 //   fanout     [--viewers 500] [--jobs 4] [--rounds 2] [--warm S] [--seconds S]  jobs training at once, with and without viewers in another process (bench/FanOut.cs)
 //   concurrent [--images N] [--rounds N]  1 job alone, then 2 and 4 at once (Jobs:Concurrency 2, 4): total images/s, losses as alone (bench/Concurrent.cs)
+//   cifar      [--rounds N] [--steps N] [--channels-last]  the small VGG on CIFAR-shaped 3×32×32 images, batch 128: the service against PyTorch
+//              (bench/Cifar.cs); --channels-last: PyTorch with NHWC tensors too, the ratio to the faster of its two
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 if (mode == "all")
 {
@@ -96,11 +99,24 @@ if (mode == "concurrent")
     return 0;
 }
 
+if (mode == "cifar")
+{
+    await Cifar.RunAsync(fashion, Option("--rounds", 3), Option("--steps", 50), args.Contains("--channels-last"), BareLoop);
+    return;
+}
+
 if (mode == "profile")
 {
     Profile.Pool = args.Contains("--pool");
     Profile.Layers = args.Contains("--layers");
     Profile.Tail = args.Contains("--tail");
+    if (args.Contains("--vgg"))
+    {
+        SpecAnalysis vgg = SpecAnalyzer.Analyze(ModelPresets.SmallVgg(3, 32, 32));
+        Profile.Run(vgg, Cifar.Shaped(fashion, 6400), Option("--steps", 50), Option("--batch", 128), Option("--threads", 2), Option("--rounds", 3), PyTorchPeer.Available(), "vgg");
+        return;
+    }
+
     Profile.Run(lenet, Subset(fashion, 12800), Option("--steps", 300), Option("--batch", 64), Option("--threads", 2), Option("--rounds", 5), PyTorchPeer.Available());
     return 0;
 }

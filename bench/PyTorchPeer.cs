@@ -8,11 +8,16 @@ using System.Globalization;
 /// </summary>
 internal static class PyTorchPeer
 {
-    /// <summary>What the script prints: images/s, or with <paramref name="profile"/> a JSON object of phase times.</summary>
-    public static string Run(int steps, int batch, int threads, bool profile = false)
+    /// <summary>
+    /// What the script prints: images/s, or with <paramref name="profile"/> a JSON object of phase times.
+    /// <paramref name="model"/>: lenet (Fashion-MNIST) or vgg (the small VGG on CIFAR-shaped 3×32×32 images);
+    /// <paramref name="channelsLast"/>: weights and batches in NHWC memory order.
+    /// </summary>
+    public static string Run(int steps, int batch, int threads, bool profile = false, string model = "lenet", bool channelsLast = false)
     {
         var start = new ProcessStartInfo("/usr/bin/python3",
-            [Path.Combine(AppContext.BaseDirectory, "pytorch_lenet.py"), "--steps", Text(steps), "--batch", Text(batch), "--threads", Text(threads), .. profile ? ["--profile"] : Array.Empty<string>()])
+            [Path.Combine(AppContext.BaseDirectory, "pytorch_lenet.py"), "--steps", Text(steps), "--batch", Text(batch), "--threads", Text(threads),
+                "--model", model, .. profile ? ["--profile"] : Array.Empty<string>(), .. channelsLast ? ["--channels-last"] : Array.Empty<string>()])
         {
             RedirectStandardOutput = true,
             Environment = { ["OPENBLAS_NUM_THREADS"] = "1" },

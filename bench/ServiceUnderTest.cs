@@ -33,8 +33,8 @@ internal sealed class ServiceUnderTest : IDisposable
     internal const string AdminKey = "tsk_bench-admin-key-0123456789abcdefghijklmnopqrstuv";
 
     /// <summary>
-    /// Starts the service, uploads <paramref name="data"/> and trains three warm-up jobs. <paramref name="settings"/> are
-    /// more command-line settings for the service ("--Jobs:Concurrency", "4", …).
+    /// Starts the service, uploads <paramref name="data"/> (IDX; CIFAR's format for 3×32×32) and trains three warm-up
+    /// jobs. <paramref name="settings"/> are more command-line settings for the service ("--Jobs:Concurrency", "4", …).
     /// </summary>
     public static async Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model, params string[] settings)
     {
@@ -82,7 +82,7 @@ internal sealed class ServiceUnderTest : IDisposable
                 await Task.Delay(100);
             }
 
-            using var form = new MultipartFormDataContent
+            using MultipartFormDataContent form = data.Channels == 3 ? CifarForm(data) : new MultipartFormDataContent
             {
                 { new StringContent("bench"), "name" },
                 { new StringContent("idx"), "format" },
@@ -114,6 +114,33 @@ internal sealed class ServiceUnderTest : IDisposable
             Directory.Delete(dataFolder, recursive: true);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A 3×32×32 dataset in CIFAR-10's binary format, one file (IDX images have one channel): per image a label byte,
+    /// then the red, green and blue planes, each row by row, as <see cref="ImageSplit"/> already holds them.
+    /// </summary>
+    private static MultipartFormDataContent CifarForm(ImageDataset data)
+    {
+        if (data.Height != CifarReader.Side || data.Width != CifarReader.Side)
+        {
+            throw new ArgumentException($"CIFAR images are 3×32×32, not {data.Channels}×{data.Height}×{data.Width}", nameof(data));
+        }
+
+        int size = data.SampleSize;
+        var records = new byte[data.Train.Count * (1 + size)];
+        for (int i = 0; i < data.Train.Count; i++)
+        {
+            records[i * (1 + size)] = data.Train.Labels[i];
+            data.Train.Images.AsSpan(i * size, size).CopyTo(records.AsSpan((i * (1 + size)) + 1));
+        }
+
+        return new MultipartFormDataContent
+        {
+            { new StringContent("bench"), "name" },
+            { new StringContent("cifar"), "format" },
+            { new ByteArrayContent(records), "images", "data_batch_1.bin" },
+        };
     }
 
     private static int FreePort()
