@@ -18,6 +18,8 @@ using static TorchSharp.torch;
 //   latency    [--seconds N]   step end on the server → point drawn in the dashboard, with 1 and 50 clients
 //   scale      [--images N] [--samples N] [--kills N] [--rounds N] [--window S] [--warm S] [--seconds S] [--only latency,kill,throughput,events] [--configs A,A1,B,A2,B2 (a trailing p: OMP_WAIT_POLICY=PASSIVE, s: GOMP_SPINCOUNT=10000)]  (BENCH_JIT_LOG=dir: each node logs what its JIT compiles)
 //              api and worker nodes as processes on PostgreSQL and Redis (bench/ScaleOut.cs)
+//   memory     [--epochs N] [--datasets N] [--jobs N] [--images N] [--warm-up N]  the service's resident memory over a 10-epoch
+//              job on all 60,000 images, then after 20 small datasets and 100 short jobs (bench/Memory.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 int Option(string name, int fallback)
 {
@@ -63,6 +65,12 @@ if (mode == "predict")
 if (mode == "scale")
 {
     await ScaleOut.RunAsync(Subset(fashion, Option("--images", 12800)), ModelPresets.LeNet5(), args);
+    return;
+}
+
+if (mode == "memory")
+{
+    await Memory.RunAsync(fashion with { Test = null }, ModelPresets.LeNet5(), Option("--epochs", 10), Option("--datasets", 20), Option("--jobs", 100), Option("--images", 1000), Option("--warm-up", 1));
     return;
 }
 
