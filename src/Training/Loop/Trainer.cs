@@ -381,7 +381,6 @@ public sealed class Trainer : IDisposable
         _shift.Dispose();
         _testImages?.Dispose();
         _testLabels?.Dispose();
-        NativeTuning.Trim(); // else the arenas keep the run's buffers (evaluation's above all) resident between jobs
     }
 
     private void Step(int[] batch, ref long lastTick)

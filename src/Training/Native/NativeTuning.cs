@@ -35,32 +35,6 @@ public static partial class NativeTuning
         }
     }
 
-    /// <summary>
-    /// Gives the pages malloc holds free back to the system (glibc's malloc_trim): a finished job's buffers, kept by
-    /// the arenas under the trim threshold above, would otherwise stay resident until the next job reuses them.
-    /// </summary>
-    public static void Trim()
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return;
-        }
-
-        try
-        {
-            _ = malloc_trim(0);
-        }
-        catch (EntryPointNotFoundException)
-        {
-        }
-        catch (DllNotFoundException)
-        {
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "malloc_trim")]
-    private static partial int malloc_trim(nuint pad);
-
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int mallopt(int parameter, int value);
 }
