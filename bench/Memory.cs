@@ -16,9 +16,9 @@ internal static class Memory
 
     public static async Task RunAsync(ImageDataset data, ModelSpec model, int epochs, int datasets, int jobs, int smallImages, int warmUpJobs)
     {
-        // Per-owner limits off: the bench's waves of jobs and back-to-back uploads are not what they guard against.
+        // Creation rate and per-owner limits off: the bench's waves of jobs and back-to-back uploads are not what they guard against.
         using ServiceUnderTest service = await ServiceUnderTest.StartAsync(
-            data, model, warmUpJobs, "--Jobs:MaxActiveJobsPerOwner", "1000", "--Uploads:MaxConcurrentPerOwner", "1000");
+            data, model, warmUpJobs, "--RateLimits:CreationsPerMinute", "1000000", "--RateLimits:CreationBurst", "1000000", "--Jobs:MaxActiveJobsPerOwner", "1000");
         int pid = service.Process.Id;
         await Task.Delay(TimeSpan.FromSeconds(5)); // the upload's and warm-up's garbage collected, their threads idle
         Status before = Status.Read(pid);
