@@ -24,6 +24,8 @@ using static TorchSharp.torch;
 //   concurrent [--images N] [--rounds N]  1 job alone, then 2 and 4 at once (Jobs:Concurrency 2, 4): total images/s, losses as alone (bench/Concurrent.cs)
 //   cifar      [--rounds N] [--steps N] [--channels-last]  the small VGG on CIFAR-shaped 3×32×32 images, batch 128: the service against PyTorch
 //              (bench/Cifar.cs); --channels-last: PyTorch with NHWC tensors too, the ratio to the faster of its two
+//   memory     [--epochs N] [--datasets N] [--jobs N] [--images N] [--warm-up N]  the service's resident memory over a 10-epoch
+//              job on all 60,000 images, then after 20 small datasets and 100 short jobs (bench/Memory.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
 if (mode == "all")
 {
@@ -102,6 +104,12 @@ if (mode == "concurrent")
 if (mode == "cifar")
 {
     await Cifar.RunAsync(fashion, Option("--rounds", 3), Option("--steps", 50), args.Contains("--channels-last"), BareLoop);
+    return 0;
+}
+
+if (mode == "memory")
+{
+    await Memory.RunAsync(fashion with { Test = null }, ModelPresets.LeNet5(), Option("--epochs", 10), Option("--datasets", 20), Option("--jobs", 100), Option("--images", 1000), Option("--warm-up", 1));
     return 0;
 }
 

@@ -36,7 +36,11 @@ internal sealed class ServiceUnderTest : IDisposable
     /// Starts the service, uploads <paramref name="data"/> (IDX; CIFAR's format for 3×32×32) and trains three warm-up
     /// jobs. <paramref name="settings"/> are more command-line settings for the service ("--Jobs:Concurrency", "4", …).
     /// </summary>
-    public static async Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model, params string[] settings)
+    public static Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model, params string[] settings) =>
+        StartAsync(data, model, warmUpJobs: 3, settings);
+
+    /// <summary>As above with <paramref name="warmUpJobs"/> one-epoch jobs first (0: a service as fresh as after its start and the upload).</summary>
+    public static async Task<ServiceUnderTest> StartAsync(ImageDataset data, ModelSpec model, int warmUpJobs, params string[] settings)
     {
         string configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
         string api = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../src/Api/bin", configuration, "net10.0/TrainingService.Api.dll"));
@@ -82,18 +86,9 @@ internal sealed class ServiceUnderTest : IDisposable
                 await Task.Delay(100);
             }
 
-            using MultipartFormDataContent form = data.Channels == 3 ? CifarForm(data) : new MultipartFormDataContent
-            {
-                { new StringContent("bench"), "name" },
-                { new StringContent("idx"), "format" },
-                { new ByteArrayContent(Idx(0x803, [data.Train.Count, data.Height, data.Width], data.Train.Images)), "images", "images.idx" },
-                { new ByteArrayContent(Idx(0x801, [data.Train.Count], data.Train.Labels)), "labels", "labels.idx" },
-            };
-            using HttpResponseMessage created = await client.PostAsync(new Uri("/datasets", UriKind.Relative), form);
-            created.EnsureSuccessStatusCode();
-            Guid datasetId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+            Guid datasetId = await UploadAsync(client, data, "bench");
             var service = new ServiceUnderTest(process, client, dataFolder, datasetId, model, data.Train.Count);
-            for (int i = 0; i < 3; i++)
+            for (int i = 0; i < warmUpJobs; i++)
             {
                 service.TrainOnce(64); // a fresh process JIT-compiles and tiers up for a few jobs; a running service has done that
             }
@@ -116,11 +111,28 @@ internal sealed class ServiceUnderTest : IDisposable
         }
     }
 
+    /// <summary>Uploads the train split of <paramref name="data"/> as one more dataset (IDX; CIFAR's format for 3×32×32) and returns its id.</summary>
+    public Task<Guid> UploadAsync(ImageDataset data, string name) => UploadAsync(_client, data, name);
+
+    private static async Task<Guid> UploadAsync(HttpClient client, ImageDataset data, string name)
+    {
+        using MultipartFormDataContent form = data.Channels == 3 ? CifarForm(data, name) : new MultipartFormDataContent
+        {
+            { new StringContent(name), "name" },
+            { new StringContent("idx"), "format" },
+            { new ByteArrayContent(Idx(0x803, [data.Train.Count, data.Height, data.Width], data.Train.Images)), "images", "images.idx" },
+            { new ByteArrayContent(Idx(0x801, [data.Train.Count], data.Train.Labels)), "labels", "labels.idx" },
+        };
+        using HttpResponseMessage created = await client.PostAsync(new Uri("/datasets", UriKind.Relative), form);
+        created.EnsureSuccessStatusCode();
+        return (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+    }
+
     /// <summary>
     /// A 3×32×32 dataset in CIFAR-10's binary format, one file (IDX images have one channel): per image a label byte,
     /// then the red, green and blue planes, each row by row, as <see cref="ImageSplit"/> already holds them.
     /// </summary>
-    private static MultipartFormDataContent CifarForm(ImageDataset data)
+    private static MultipartFormDataContent CifarForm(ImageDataset data, string name)
     {
         if (data.Height != CifarReader.Side || data.Width != CifarReader.Side)
         {
@@ -137,7 +149,7 @@ internal sealed class ServiceUnderTest : IDisposable
 
         return new MultipartFormDataContent
         {
-            { new StringContent("bench"), "name" },
+            { new StringContent(name), "name" },
             { new StringContent("cifar"), "format" },
             { new ByteArrayContent(records), "images", "data_batch_1.bin" },
         };
@@ -160,14 +172,17 @@ internal sealed class ServiceUnderTest : IDisposable
 
     public Uri BaseAddress => _client.BaseAddress!;
 
-    /// <summary>Starts a job of the benchmark's model over its images for <paramref name="epochs"/> epochs and returns its id.</summary>
-    public async Task<Guid> StartJobAsync(int epochs, int batch, int seed = 1)
+    /// <summary>
+    /// Starts a job of the benchmark's model for <paramref name="epochs"/> epochs over its images (or over
+    /// <paramref name="datasetId"/>'s) and returns its id.
+    /// </summary>
+    public async Task<Guid> StartJobAsync(int epochs, int batch, int seed = 1, double validationFraction = 0.0, Guid? datasetId = null)
     {
         var request = new
         {
-            datasetId = _datasetId,
+            datasetId = datasetId ?? _datasetId,
             model = _model,
-            hyperparameters = new { epochs, batchSize = batch, learningRate = 0.01, momentum = 0.9, validationFraction = 0.0, seed },
+            hyperparameters = new { epochs, batchSize = batch, learningRate = 0.01, momentum = 0.9, validationFraction, seed },
             monitoring = new { statsEvery = 10 },
         };
         using HttpResponseMessage response = await _client.PostAsJsonAsync("/jobs", request, s_json);
