@@ -103,10 +103,10 @@ internal static class Memory
         Console.WriteLine("|---|---:|---:|---|");
         Console.WriteLine(F($"| peak resident (VmHWM) {(peakReset ? "during the job" : "since the start")} | {ended.Peak / MiB:F0} MiB ({ended.Peak / 1e6:F0} MB) | ≤ 600 MB | {(ended.Peak <= 600e6 ? "yes" : "no")} |"));
         Console.WriteLine(F($"| peak resident (VmHWM) at the end of part two | {after.Peak / MiB:F0} MiB | – | – |"));
-        Console.WriteLine(F($"| growth of resident memory, epoch {second.Epoch} → {final.Epoch} | {growth:+0.0;-0.0}% | ≤ 2% | {(growth <= 2 ? "yes" : "no")} |"));
+        Console.WriteLine(F($"| growth of resident memory, epoch {second.Epoch} → {final.Epoch} | {Math.Round(growth, 1) + 0.0:+0.0;-0.0;0.0}% | ≤ 2% | {(growth <= 2 ? "yes" : "no")} |"));
         Console.WriteLine(F($"| {jobs} finished jobs + {datasets} datasets held | {(after.Rss - settled.Rss) / MiB:+0.0;-0.0} MiB ({(after.Rss - settled.Rss) / 1e6:+0.0;-0.0} MB) | < 50 MB | {(after.Rss - settled.Rss < 50e6 ? "yes" : "no")} |"));
         Summary.Add($"memory: peak resident (VmHWM) of the Fashion-MNIST LeNet-5 job, MB", ended.Peak / 1e6, "F0", "≤ 600", ended.Peak <= 600e6);
-        Summary.Add($"memory: resident growth epoch {second.Epoch} → {final.Epoch}, %", growth, "F1", "≤ 2", growth <= 2);
+        Summary.Add($"memory: resident growth epoch {second.Epoch} → {final.Epoch}, %", Math.Round(growth, 1) + 0.0, "F1", "≤ 2", growth <= 2);
         Summary.Add($"memory: {jobs} finished jobs + {datasets} datasets held add, MB", (after.Rss - settled.Rss) / 1e6, "F1", "< 50", after.Rss - settled.Rss < 50e6);
     }
 
