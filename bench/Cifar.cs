@@ -3,6 +3,7 @@ using TrainingService.Contracts.Specs;
 using TrainingService.Training.Data;
 using TrainingService.Training.Specs;
 using static TorchSharp.torch;
+using static Stats;
 
 /// <summary>
 /// Issue 15's CIFAR-shaped point: the small VGG preset at 3×32×32, batch 128, trained by the service (a child process,
@@ -107,12 +108,5 @@ internal static class Cifar
             Mean = mean,
             Std = std,
         };
-    }
-
-    private static double Median(List<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        int middle = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
 }

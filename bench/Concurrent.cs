@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Data;
+using static Stats;
 
 /// <summary>
 /// Issue 15's concurrent jobs: one job alone on a node of defaults (Jobs:Concurrency 1, a thread per core), then 2 and
@@ -173,11 +174,4 @@ internal static class Concurrent
 
     /// <summary>JobOptions.JobThreads of a node with Jobs:Concurrency <paramref name="jobs"/> on this machine.</summary>
     private static int Threads(int jobs) => Math.Max(1, Environment.ProcessorCount / jobs);
-
-    private static double Median(List<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        int middle = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-    }
 }

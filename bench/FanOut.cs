@@ -7,6 +7,7 @@ using System.Text;
 using System.Text.Json;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Data;
+using static Stats;
 
 /// <summary>
 /// Issue 15's fan-out: 4 jobs training at once on one node (Jobs:Concurrency 4, one thread each), first with no viewer,
@@ -249,7 +250,7 @@ internal static class FanOut
                 }
 
                 await stop.CancelAsync();
-                float[] latencies = [.. viewers.SelectMany(v => v.Latencies).Order()];
+                double[] latencies = [.. viewers.SelectMany(v => v.Latencies).Select(l => (double)l).Order()];
                 var report = new ViewerReport(
                     latencies.Length, Percentile(latencies, 0.5), Percentile(latencies, 0.9), Percentile(latencies, 0.99), latencies.Length == 0 ? double.NaN : latencies[^1],
                     viewers.Sum(v => v.Events), viewers.Sum(v => v.Lost + Math.Max(0, final[v.Job] - v.Last)), viewers.Sum(v => v.Duplicate), viewers.Sum(v => v.OutOfOrder),
@@ -470,13 +471,4 @@ internal static class FanOut
     }
 
     private static string Text(string[] args, string name) => args[Array.IndexOf(args, name) + 1];
-
-    private static double Percentile(float[] sorted, double p) =>
-        sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
-
-    private static double Median(List<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 }

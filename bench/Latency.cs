@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Playwright;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Data;
+using static Stats;
 
 /// <summary>
 /// How long a step takes from its end on the server (the step event's timestamp) to its point on the dashboard's
@@ -48,9 +49,6 @@ internal static class Latency
             await Task.Delay(2000); // the cancelled job checkpoints and stops before the next case
         }
     }
-
-    private static double Percentile(double[] sorted, double p) =>
-        sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 
     /// <summary>SignalR clients subscribed to the job from seq 0, recording receipt time minus event time for steps.</summary>
     private sealed class OtherClients(Uri baseAddress, Guid job, int count) : IAsyncDisposable

@@ -7,6 +7,7 @@ using TrainingService.Training.Models;
 using TrainingService.Training.Monitoring;
 using TrainingService.Training.Specs;
 using static TorchSharp.torch;
+using static Stats;
 
 /// <summary>
 /// Where a training step's time goes: the Trainer's step cut into phases (batch gather and normalise, zero_grad,
@@ -224,12 +225,6 @@ internal static class Profile
     }
 
     private static double Us(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMicroseconds;
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

@@ -7,6 +7,7 @@ using TrainingService.Training.Loop;
 using TrainingService.Training.Models;
 using TrainingService.Training.Native;
 using TrainingService.Training.Specs;
+using static Stats;
 using static TorchSharp.torch;
 
 // Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
@@ -198,12 +199,6 @@ if (serviceName is not null && pytorchName is not null)
 }
 
 return 0;
-
-static double Median(List<double> values)
-{
-    var sorted = values.Order().ToArray();
-    return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-}
 
 static ImageDataset Subset(ImageDataset data, int count) => data with
 {

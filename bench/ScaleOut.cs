@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR.Client;
 using TrainingService.Contracts.Specs;
 using TrainingService.Training.Data;
+using static Stats;
 
 /// <summary>
 /// Issue 14's "Measure": the scaled-out shape, each node a real process on this machine — a real PostgreSQL 15
@@ -451,17 +452,7 @@ internal static class ScaleOut
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-    private static double Percentile(List<double> values, double p)
-    {
-        double[] sorted = [.. values.Order()];
-        return sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, Math.Max(0, (int)Math.Ceiling(p * sorted.Length) - 1))];
-    }
-
-    private static double Median(List<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    private static double Percentile(List<double> values, double p) => Stats.Percentile([.. values.Order()], p);
 
     private static void Summary(string name, List<double> ms) =>
         Console.WriteLine(Inv($"| {name} | {Percentile(ms, 0.5):F0} | {Percentile(ms, 0.9):F0} | {ms.Max():F0} | {ms.Min():F0} |"));
