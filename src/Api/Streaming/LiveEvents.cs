@@ -25,11 +25,11 @@ namespace TrainingService.Api.Streaming;
 /// live whichever node trains it.
 /// </remarks>
 public sealed class LiveEvents(
-    IHubContext<TrainingHub, ITrainingClient> hub, TrainingHubLifetime connections, IServiceScopeFactory scopes, IOptions<StreamingOptions> options,
+    IHubContext<TrainingHub, ITrainingClient> hub, HubConnections connections, IServiceScopeFactory scopes, IOptions<StreamingOptions> options,
     ILogger<LiveEvents> logger, RedisBus? bus = null)
 {
     private readonly IHubContext<TrainingHub, ITrainingClient> _hub = hub;
-    private readonly TrainingHubLifetime _connections = connections;
+    private readonly HubConnections _connections = connections;
     private readonly ILogger<LiveEvents> _logger = logger;
     private readonly StreamingOptions _options = options.Value;
 

@@ -17,14 +17,8 @@ namespace TrainingService.Api.Streaming;
 /// Every method acts for the connection's caller (its API key, or a share link's token, sent as access_token): a job
 /// another user owns is "no job", as on REST; a share link's viewer may subscribe to its job and command nothing.
 /// </remarks>
-public sealed class TrainingHub(LiveEvents live, HubConnections connections, JobCommands commands, TrainingDb db) : Hub<ITrainingClient>
+public sealed class TrainingHub(LiveEvents live, JobCommands commands, TrainingDb db) : Hub<ITrainingClient>
 {
-    public override Task OnConnectedAsync()
-    {
-        connections.Add(Context);
-        return Task.CompletedTask;
-    }
-
     /// <summary>Stream a job's events after <paramref name="afterSeq"/> (0: from the start).</summary>
     public async Task Subscribe(Guid jobId, long afterSeq)
     {
@@ -78,81 +72,5 @@ public sealed class TrainingHub(LiveEvents live, HubConnections connections, Job
         ? caller
         : throw new HubException("A share link can watch its job, not command it.");
 
-    public override Task OnDisconnectedAsync(Exception? exception)
-    {
-        connections.Remove(Context);
-        return live.DisconnectedAsync(Context.ConnectionId);
-    }
-}
-
-/// <summary>
-/// The open hub connections, so that a stopping server closes them at once: otherwise Kestrel waits for every
-/// dashboard's WebSocket up to the shutdown timeout (30 s), and `docker stop` kills the process before running jobs
-/// have checkpointed. Clients see the close and reconnect (to the restarted server).
-/// </summary>
-public sealed class HubConnections
-{
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HubCallerContext> _open = new();
-    private volatile bool _stopping;
-
-    private readonly RedisBus? _bus;
-
-    public HubConnections(IHostApplicationLifetime lifetime, RedisBus? bus = null)
-    {
-        _bus = bus;
-        lifetime.ApplicationStopping.Register(AbortAll);
-    }
-
-    /// <summary>Tracks a new connection; one that arrives while the server stops (a quick reconnect) is closed at once.</summary>
-    internal void Add(HubCallerContext context)
-    {
-        _open[context.ConnectionId] = context;
-        if (_stopping)
-        {
-            context.Abort();
-        }
-    }
-
-    internal void Remove(HubCallerContext context) => _open.TryRemove(context.ConnectionId, out _);
-
-    /// <summary>Connections open now.</summary>
-    public int Count => _open.Count;
-
-    /// <summary>
-    /// A credential was revoked: closes this node's connections signed in with it (<see cref="AbortSignedInWith"/>),
-    /// and, with Redis, every other node's too (<see cref="RedisRelay"/>). Returns how many were closed here.
-    /// </summary>
-    public int Revoke(string claimType, string value)
-    {
-        _bus?.PublishRevocation(claimType, value);
-        return AbortSignedInWith(claimType, value);
-    }
-
-    /// <summary>
-    /// Closes this node's connections signed in with a claim (a revoked key, a removed user, a revoked share link): a
-    /// connection is authenticated once, when it opens, so a revocation must end the ones already open. Returns how many.
-    /// </summary>
-    public int AbortSignedInWith(string claimType, string value)
-    {
-        int closed = 0;
-        foreach (HubCallerContext context in _open.Values)
-        {
-            if (context.User?.HasClaim(claimType, value) == true)
-            {
-                context.Abort();
-                closed++;
-            }
-        }
-
-        return closed;
-    }
-
-    private void AbortAll()
-    {
-        _stopping = true;
-        foreach (HubCallerContext context in _open.Values)
-        {
-            context.Abort();
-        }
-    }
+    public override Task OnDisconnectedAsync(Exception? exception) => live.DisconnectedAsync(Context.ConnectionId);
 }
