@@ -14,6 +14,23 @@ internal static class Memory
 {
     private const double MiB = 1024 * 1024;
 
+    /// <summary>
+    /// With BENCH_GCDUMP="&lt;dotnet-gcdump&gt;;&lt;folder&gt;", the service's memory map, its threads' names and a heap dump
+    /// before and after part two (`dotnet-gcdump report` lists what holds the managed heap). After the readings, so it does not skew them.
+    /// </summary>
+    private static async Task GcDumpAsync(int pid, string name)
+    {
+        if (Environment.GetEnvironmentVariable("BENCH_GCDUMP")?.Split(';') is not [string tool, string folder])
+        {
+            return;
+        }
+
+        File.Copy($"/proc/{pid}/smaps", Path.Combine(folder, $"memory-{name}.smaps"), overwrite: true);
+        File.WriteAllLines(Path.Combine(folder, $"memory-{name}.threads"), Directory.GetDirectories($"/proc/{pid}/task").Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim()));
+        using var dump = System.Diagnostics.Process.Start(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", Path.Combine(folder, $"memory-{name}.gcdump")]);
+        await dump.WaitForExitAsync();
+    }
+
     public static async Task RunAsync(ImageDataset data, ModelSpec model, int epochs, int datasets, int jobs, int smallImages, int warmUpJobs)
     {
         // Creation rate and per-owner limits off: the bench's waves of jobs and back-to-back uploads are not what they guard against.
@@ -57,6 +74,7 @@ internal static class Memory
         await Task.Delay(TimeSpan.FromSeconds(10));
         Status settled = Status.Read(pid);
         ManagedHeap heapBefore = await ManagedHeap.ReadAsync(service.Client);
+        await GcDumpAsync(pid, "before");
         var small = new List<Guid>();
         for (int i = 0; i < datasets; i++)
         {
@@ -87,6 +105,13 @@ internal static class Memory
         await Task.Delay(TimeSpan.FromSeconds(10));
         Status after = Status.Read(pid);
         ManagedHeap heapAfter = await ManagedHeap.ReadAsync(service.Client);
+        await GcDumpAsync(pid, "after");
+        if (Environment.GetEnvironmentVariable("BENCH_GCDUMP") is not null)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3)); // the finalizers the dump's full collection queued have run
+            Console.WriteLine($"After the heap dump's full collection: {Status.Read(pid)}");
+            await GcDumpAsync(pid, "after-gc");
+        }
 
         Console.WriteLine();
         Console.WriteLine($"Then {datasets} datasets of {smallImages} images uploaded and {jobs} jobs of one epoch on them (validation 10%), run to the end; 10 s settle before each reading");

@@ -9,6 +9,11 @@ using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Quotas;
 using TrainingService.Api.Streaming;
+using TrainingService.Training.Native;
+
+// glibc's malloc settings first, before the host starts its threads: each thread's first allocation may make an arena,
+// and an arena made before the limit stays.
+NativeTuning.Apply();
 
 // A plain logger until the host's is built (a reloadable bootstrap logger can be frozen once per process, which
 // breaks hosts built side by side in tests).

@@ -7,6 +7,7 @@ using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Data;
 using TrainingService.Training.Loop;
+using TrainingService.Training.Native;
 using TrainingService.Training.Specs;
 
 namespace TrainingService.Api.Jobs;
@@ -378,6 +379,10 @@ public sealed class JobWorker(
             catch (Exception ex)
             {
                 done.SetException(ex);
+            }
+            finally
+            {
+                NativeTuning.ReleaseFreed(); // what the run freed, back to the system: a finished job holds no memory
             }
         })
         {
