@@ -11,6 +11,12 @@ namespace TrainingService.Training.Models;
 /// </summary>
 public sealed class Inference : IDisposable
 {
+    /// <summary>
+    /// Up to this many images run on the calling thread alone: each layer is then microseconds of work, and waking a
+    /// second intra-op thread (and making one for every thread-pool thread that serves a request) costs more than it saves.
+    /// </summary>
+    private const int SmallBatch = 16;
+
     private readonly IReadOnlyList<LayerPlan> _plan;
     private readonly Dictionary<string, Tensor> _state;
 
@@ -36,6 +42,7 @@ public sealed class Inference : IDisposable
     /// <summary>Class scores (logits) for a batch of normalised images, N × C × H × W; <paramref name="observer"/> sees each layer's output.</summary>
     public Tensor Forward(Tensor x, Action<LayerPlan, Tensor>? observer = null)
     {
+        UseThreads(x.shape[0] <= SmallBatch ? 1 : Environment.ProcessorCount);
         using var noGrad = no_grad();
         var outputs = new Tensor[_plan.Count];
         Tensor Input(int j) => j == LayerPlan.ModelInput ? x : outputs[j];
@@ -46,6 +53,15 @@ public sealed class Inference : IDisposable
         }
 
         return outputs[^1];
+    }
+
+    /// <summary>libtorch's intra-op thread count is the calling thread's own once read; set only when it differs.</summary>
+    private static void UseThreads(int threads)
+    {
+        if (get_num_threads() != threads)
+        {
+            set_num_threads(threads);
+        }
     }
 
     public void Dispose()

@@ -50,4 +50,38 @@ public sealed class InferenceTests
         double difference = (expected - actual).abs().max().item<float>();
         Assert.True(difference <= 1e-5, $"{name}: max |difference| {difference}");
     }
+
+    [Fact]
+    public void AFewImagesRunOnTheCallingThreadAloneAndABatchOnEveryCore()
+    {
+        ModelSpec spec = TorchAgreementTests.s_specs.Values.First();
+        SpecAnalysis analysis = SpecAnalyzer.Analyze(spec);
+        using var model = new SpecModel(analysis, seed: 1);
+        using var saved = new MemoryStream();
+        model.save(new BinaryWriter(saved));
+        saved.Position = 0;
+        using var inference = new Inference(analysis, StateDict.Read(new BinaryReader(saved)));
+        InputSpec input = spec.Input!;
+        int afterOne = 0, afterBatch = 0;
+        var thread = new Thread(() =>
+        {
+            _ = get_num_threads();
+            set_num_threads(Environment.ProcessorCount + 1); // neither count the forward pass chooses
+            using (Tensor one = randn(1, input.Channels, input.Height, input.Width))
+            using (inference.Forward(one))
+            {
+                afterOne = get_num_threads();
+            }
+
+            using (Tensor batch = randn(64, input.Channels, input.Height, input.Width))
+            using (inference.Forward(batch))
+            {
+                afterBatch = get_num_threads();
+            }
+        });
+        thread.Start();
+        thread.Join();
+
+        Assert.Equal((1, Environment.ProcessorCount), (afterOne, afterBatch));
+    }
 }
