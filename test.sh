@@ -5,9 +5,10 @@
 # Needs: the .NET 10 SDK. Installs (apt, as root or through sudo): Fashion-MNIST (the end-to-end accuracy tests train on
 # it), binutils (readelf, for the native-fix test), Chromium (the dashboard's browser tests drive Debian's
 # /usr/bin/chromium; nothing downloads a browser), Node.js with npm (the build bundles the dashboard), PostgreSQL's
-# server binaries (tests/Api.Tests/Postgres starts its own server with initdb and pg_ctl on a loopback port) and
+# server binaries (tests/Api.Tests/Postgres starts its own server with initdb and pg_ctl on a loopback port),
 # redis-server (tests/Api.Tests/Redis starts its own on a loopback port, nothing saved; the Debian package's own
-# service is not needed).
+# service is not needed), and python3-protobuf with python3-crcmod (tests/Api.Tests/Outputs/read_tfevents.py, the
+# independent reader of the TensorBoard event files the service writes).
 set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -19,6 +20,7 @@ command -v readelf >/dev/null || need+=(binutils)
 command -v npm >/dev/null || need+=(nodejs npm)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+/usr/bin/python3 -c 'import google.protobuf, crcmod' 2>/dev/null || need+=(python3 python3-protobuf python3-crcmod)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then

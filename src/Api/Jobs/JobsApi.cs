@@ -82,6 +82,7 @@ public static class JobsApi
         group.MapGet("/{id:guid}/weights", Weights).WithName("GetJobWeights").WithSummary("The trained model in TorchSharp's format (Module.load)");
         group.MapVisuals();
         group.MapExport();
+        group.MapHistory();
         group.MapPredict();
         group.MapShares();
         app.MapHub<TrainingHub>("/hubs/training").AllowViewers();

@@ -84,6 +84,8 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         new("POST", "/jobs/{id:guid}/finish", "/jobs/{job}/finish", Conflict, NotFound, Conflict, Forbidden),
         new("GET", "/jobs/{id:guid}/events", "/jobs/{job}/events", Ok, NotFound, Ok, Ok),
         new("GET", "/jobs/{id:guid}/events", "/jobs/{unsharedJob}/events", Ok, NotFound, Ok, NotFound) { Case = "another job" },
+        new("GET", "/jobs/{id:guid}/history", "/jobs/{job}/history?format=tensorboard", Ok, NotFound, Ok, Ok),
+        new("GET", "/jobs/{id:guid}/history", "/jobs/{unsharedJob}/history", Ok, NotFound, Ok, NotFound) { Case = "another job" },
         new("GET", "/jobs/{id:guid}/weights", "/jobs/{job}/weights", Ok, NotFound, Ok, Forbidden),
         new("GET", "/jobs/{id:guid}/visuals", "/jobs/{job}/visuals", Ok, NotFound, Ok, Ok),
         new("GET", "/jobs/{id:guid}/visuals", "/jobs/{unsharedJob}/visuals", Ok, NotFound, Ok, NotFound) { Case = "another job" },

@@ -1,0 +1,145 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using TrainingService.Api.Tests.Jobs;
+using TrainingService.Api.Tests.Service;
+
+namespace TrainingService.Api.Tests.Outputs;
+
+/// <summary>GET /jobs/{id}/history: a job's scalars as CSV, JSON Lines and a TensorBoard event file.</summary>
+public sealed class HistoryApiTests
+{
+    private static readonly JsonSerializerOptions s_json = new(JsonSerializerOptions.Web) { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    private sealed record Row(long Step, int Epoch, DateTime Time, string Tag, double Value);
+
+    [Fact]
+    public async Task TheHistoryComesOutAsCsvJsonLinesAndAnEventFileThatAnIndependentReaderReads()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client, $$"""
+            { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}},
+              "hyperparameters": { "epochs": 2, "batchSize": 32, "validationFraction": 0.25 }, "monitoring": { "statsEvery": 2 } }
+            """);
+        Guid id = job.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, id, "Succeeded");
+        JsonElement[] events = [.. (await client.GetFromJsonAsync<JsonElement>($"/jobs/{id}/events?limit=10000", s_json)).EnumerateArray()];
+        JsonElement[] steps = [.. events.Where(e => e.GetProperty("kind").GetString() == "step")];
+        JsonElement[] epochs = [.. events.Where(e => e.GetProperty("kind").GetString() == "epoch")];
+        JsonElement[] layers = [.. events.Where(e => e.GetProperty("kind").GetString() == "layers")];
+        Assert.Equal(2, epochs.Length);
+        Assert.NotEmpty(layers);
+
+        // CSV: a header, then one row per value; each step's loss exactly as the event holds it.
+        HttpResponseMessage csvResponse = await client.GetAsync(new Uri($"/jobs/{id}/history", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, csvResponse.StatusCode);
+        Assert.Equal("text/csv", csvResponse.Content.Headers.ContentType?.MediaType);
+        string[] lines = (await csvResponse.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("step,epoch,time,tag,value", lines[0]);
+        Row[] csv = [.. lines.Skip(1).Select(line => line.Split(',')).Select(f => new Row(
+            long.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture),
+            DateTime.Parse(f[2], CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal), f[3], double.Parse(f[4], CultureInfo.InvariantCulture)))];
+        Assert.Equal(
+            steps.Select(s => (s.GetProperty("step").GetInt64(), s.GetProperty("epoch").GetInt32(), s.GetProperty("loss").GetDouble())),
+            csv.Where(r => r.Tag == "step/loss").Select(r => (r.Step, r.Epoch, r.Value)));
+        Assert.Equal(steps.Length, csv.Count(r => r.Tag == "step/learning_rate"));
+        // An epoch's figures sit at its last step, so they line up with the step curves.
+        foreach (JsonElement epoch in epochs)
+        {
+            int number = epoch.GetProperty("epoch").GetInt32();
+            long last = steps.Where(s => s.GetProperty("epoch").GetInt32() == number).Max(s => s.GetProperty("step").GetInt64());
+            Assert.Equal((last, epoch.GetProperty("validationAccuracy").GetDouble()),
+                csv.Where(r => r.Tag == "epoch/validation_accuracy" && r.Epoch == number).Select(r => (r.Step, r.Value)).Single());
+            Assert.Single(csv, r => r.Tag == "epoch/train_loss" && r.Epoch == number && r.Value == epoch.GetProperty("trainLoss").GetDouble());
+        }
+
+        JsonElement firstLayers = layers[0];
+        string conv = firstLayers.GetProperty("layers")[0].GetProperty("name").GetString()!;
+        string weight = firstLayers.GetProperty("parameters")[0].GetProperty("name").GetString()!;
+        Assert.Equal(layers.Select(l => l.GetProperty("layers")[0].GetProperty("mean").GetDouble()),
+            csv.Where(r => r.Tag == $"activations/{conv}/mean").Select(r => r.Value));
+        Assert.Equal(layers.Select(l => (l.GetProperty("step").GetInt64(), l.GetProperty("parameters")[0].GetProperty("updateRatio").GetDouble())),
+            csv.Where(r => r.Tag == $"parameters/{weight}/update_ratio").Select(r => (r.Step, r.Value)));
+
+        // JSON Lines: the same rows.
+        HttpResponseMessage jsonlResponse = await client.GetAsync(new Uri($"/jobs/{id}/history?format=jsonl", UriKind.Relative));
+        Assert.Equal("application/jsonl", jsonlResponse.Content.Headers.ContentType?.MediaType);
+        Row[] jsonl = [.. (await jsonlResponse.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonSerializer.Deserialize<Row>(line, s_json)!)];
+        Assert.Equal(csv, jsonl);
+
+        // The event file, read by the independent reader: every CSV value at its step and tag (as float32), and each
+        // layer's histogram with the counts the layers event holds.
+        HttpResponseMessage tbResponse = await client.GetAsync(new Uri($"/jobs/{id}/history?format=tensorboard", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, tbResponse.StatusCode);
+        string fileName = tbResponse.Content.Headers.ContentDisposition!.FileName!.Trim('"');
+        Assert.StartsWith("events.out.tfevents.", fileName, StringComparison.Ordinal);
+        string folder = Directory.CreateTempSubdirectory("tfevents").FullName;
+        try
+        {
+            string path = Path.Combine(folder, fileName);
+            await File.WriteAllBytesAsync(path, await tbResponse.Content.ReadAsByteArrayAsync());
+            JsonElement read = ReadWithPython(path);
+            Assert.Equal("brain.Event:2", read.GetProperty("version").GetString());
+            var scalars = read.GetProperty("scalars").EnumerateArray().Select(s => (s[0].GetInt64(), s[1].GetString()!, s[2].GetSingle())).ToList();
+            Assert.Equal(csv.Select(r => (r.Step, r.Tag, (float)r.Value)), scalars);
+
+            JsonElement[] histograms = [.. read.GetProperty("histograms").EnumerateArray().Where(h => h.GetProperty("tag").GetString() == $"activations/{conv}")];
+            Assert.Equal(layers.Length, histograms.Length);
+            for (int i = 0; i < layers.Length; i++)
+            {
+                JsonElement stats = layers[i].GetProperty("layers")[0];
+                JsonElement h = histograms[i];
+                long[] counts = [.. stats.GetProperty("histogram").EnumerateArray().Select(c => c.GetInt64())];
+                Assert.Equal(layers[i].GetProperty("step").GetInt64(), h.GetProperty("step").GetInt64());
+                Assert.Equal((stats.GetProperty("min").GetDouble(), stats.GetProperty("max").GetDouble()), (h.GetProperty("min").GetDouble(), h.GetProperty("max").GetDouble()));
+                Assert.Equal(counts.Select(c => (double)c), h.GetProperty("counts").EnumerateArray().Select(c => c.GetDouble()));
+                Assert.Equal(counts.Sum(), h.GetProperty("num").GetDouble());
+                double[] limits = [.. h.GetProperty("limits").EnumerateArray().Select(l => l.GetDouble())];
+                Assert.Equal(limits.Order(), limits);
+                Assert.Equal(stats.GetProperty("max").GetDouble(), limits[^1]);
+                Assert.Equal(stats.GetProperty("mean").GetDouble(), h.GetProperty("sum").GetDouble() / counts.Sum(), 9);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task AnUnknownFormatOrJobIsAProblemNamingIt()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        HttpResponseMessage missing = await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/history", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+
+        HttpResponseMessage badFormat = await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/history?format=xlsx", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, badFormat.StatusCode);
+        JsonElement problem = await badFormat.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Contains("xlsx", problem.GetProperty("errors").GetProperty("format")[0].GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>read_tfevents.py: TFRecord framing and CRC-32C checked by crcmod, Event protos decoded by Google's protobuf runtime.</summary>
+    private static JsonElement ReadWithPython(string path)
+    {
+        // Debian's interpreter, whose packages python3-protobuf and python3-crcmod are (a pyenv python3 first on PATH has neither).
+        string python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        var start = new ProcessStartInfo(python, [Path.Combine(AppContext.BaseDirectory, "Outputs", "read_tfevents.py"), path])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using Process reader = Process.Start(start)!;
+        Task<string> output = reader.StandardOutput.ReadToEndAsync();
+        string error = reader.StandardError.ReadToEnd();
+        Assert.True(reader.WaitForExit(TimeSpan.FromSeconds(60)), "the reader did not finish in 60 s");
+        Assert.True(reader.ExitCode == 0, $"read_tfevents.py failed ({reader.ExitCode}): {error}");
+        return JsonSerializer.Deserialize<JsonElement>(output.Result);
+    }
+}
