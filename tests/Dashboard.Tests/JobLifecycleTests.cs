@@ -149,6 +149,11 @@ public sealed class JobLifecycleTests(Browser browser)
         IDownload download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#weights")); // fetched with the key
         Assert.Equal($"job-{job:N}.dat", download.SuggestedFilename);
         Assert.True(new FileInfo((await download.PathAsync())!).Length > 0);
+        IDownload history = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#history-csv"));
+        Assert.Equal($"job-{job:N}-history.csv", history.SuggestedFilename);
+        Assert.StartsWith("step,epoch,time,tag,value\n1,1,", await File.ReadAllTextAsync((await history.PathAsync())!), StringComparison.Ordinal);
+        IDownload events = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#history-tensorboard"));
+        Assert.StartsWith("events.out.tfevents.", events.SuggestedFilename, StringComparison.Ordinal);
         await Expect(page.Locator("#notices")).ToContainTextAsync("finished early");
     }
 

@@ -60,6 +60,8 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
   const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
   const finish = h('button', { type: 'button', id: 'finish', disabled: true, title: 'Early stop: end now and keep the model' }, 'Finish now');
   const weights = h('button', { type: 'button', id: 'weights', hidden: true }, 'Download weights');
+  const historyCsv = h('button', { type: 'button', id: 'history-csv', title: 'Every stored value: step, epoch, time, tag, value' }, 'History (CSV)');
+  const historyTensorBoard = h('button', { type: 'button', id: 'history-tensorboard', title: 'An event file for tensorboard --logdir: scalars and activation histograms' }, 'TensorBoard file');
   const shareToggle = h('button', { type: 'button', id: 'share', 'aria-expanded': 'false', 'aria-controls': 'share-panel' }, 'Share…');
   const steerLr = h('input', { id: 'steer-lr', type: 'number', step: 'any', min: 0, 'data-field': 'learningRate' });
   const steerMomentum = h('input', { id: 'steer-momentum', type: 'number', step: 'any', min: 0, max: 0.999, 'data-field': 'momentum' });
@@ -104,7 +106,7 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
     progress,
     hpText,
     !readOnly && [
-      h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, weights, shareToggle),
+      h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, weights, historyCsv, historyTensorBoard, shareToggle),
       controlStatus,
       share.panel,
       h('details', { class: 'steer-box' }, h('summary', {}, 'Steer: change the learning rate, momentum or weight decay'), steerForm),
@@ -295,14 +297,17 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
       controlStatus.textContent = err instanceof ApiError ? err.describe().join('; ') : String(err);
     }
   }
-  weights.addEventListener('click', async () => {
+  async function save(path: string, fallbackName: string) {
     controlStatus.textContent = 'Downloading…';
     try {
-      controlStatus.textContent = `Saved ${await download(`jobs/${id}/weights`, `job-${id}.dat`)}.`;
+      controlStatus.textContent = `Saved ${await download(path, fallbackName)}.`;
     } catch (err) {
       controlStatus.textContent = String(err instanceof Error ? err.message : err);
     }
-  });
+  }
+  weights.addEventListener('click', () => void save(`jobs/${id}/weights`, `job-${id}.dat`));
+  historyCsv.addEventListener('click', () => void save(`jobs/${id}/history?format=csv`, `job-${id}-history.csv`));
+  historyTensorBoard.addEventListener('click', () => void save(`jobs/${id}/history?format=tensorboard`, `events.out.tfevents.job-${id}`));
   pause.addEventListener('click', () => void control('pause'));
   resume.addEventListener('click', () => void control('resume'));
   cancel.addEventListener('click', () => void control('cancel'));
