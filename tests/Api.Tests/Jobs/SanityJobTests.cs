@@ -51,6 +51,28 @@ public sealed class SanityJobTests
     }
 
     [Theory]
+    [InlineData("sgd", 0.001, 0.1)]
+    [InlineData("adam", 0.0001, 0.01)]
+    public async Task TheRangeTestWithItsDefaultsSuggestsARateOnTheDefaultDatasetAndModel(string optimizer, double low, double high)
+    {
+        // The first check a person runs, on the first data they have: nothing but the check named.
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        using HttpResponseMessage dataset = await client.PostAsync(new Uri("/datasets/builtin", UriKind.Relative),
+            new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, dataset.StatusCode);
+        (HttpResponseMessage response, JsonElement job) = await JobHarness.PostJobAsync(client,
+            $$"""{ "hyperparameters": { "optimizer": "{{optimizer}}" }, "sanity": { "check": "learningRateRangeTest" } }""");
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Guid id = job.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, id, "Succeeded", TimeSpan.FromMinutes(3));
+
+        StreamEvent verdict = Assert.Single(await JobHarness.HistoryAsync(client, id), e => e.Kind == "sanity");
+        Assert.True(verdict.Passed, verdict.Message);
+        Assert.InRange(verdict.SuggestedLearningRate!.Value, low, high);
+    }
+
+    [Theory]
     [InlineData("""{ "check": "overfitSubset", "samples": 1 }""", "sanity.samples")]
     [InlineData("""{ "check": "learningRateRangeTest", "minLearningRate": 1, "maxLearningRate": 0.1 }""", "sanity.maxLearningRate")]
     [InlineData("""{ "check": "learningRateRangeTest", "steps": 2 }""", "sanity.steps")]
