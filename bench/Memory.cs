@@ -7,7 +7,7 @@ using TrainingService.Training.Data;
 /// <summary>
 /// Issue 15's memory targets, on the real service in a child process: one LeNet-5 job of 10 epochs over the whole
 /// upload (validation 10%) with /proc/&lt;pid&gt;/status sampled every second — resident memory at each epoch's end, its
-/// peak (VmHWM) and the growth from epoch 2 to the last — then what 20 more small datasets and 100 short jobs leave
+/// peak (VmHWM) and the growth from epoch 2 to the last but one — then what 20 more small datasets and 100 short jobs leave
 /// behind once they are done.
 /// </summary>
 internal static class Memory
@@ -67,7 +67,9 @@ internal static class Memory
         }
 
         var second = ends.First(e => e.Epoch == Math.Min(2, epochs));
-        var final = ends[^1];
+        // The last epoch's end is also the job's: its reading can come after the run has given its memory back
+        // (NativeTuning.ReleaseFreed), so growth is read up to the epoch before it.
+        var final = ends.Count > 2 ? ends[^2] : ends[^1];
         double growth = 100.0 * (final.At.Rss - second.At.Rss) / second.At.Rss;
 
         // Part two: many finished jobs and datasets held. Jobs go in waves under the per-owner limit of active jobs.
