@@ -62,7 +62,9 @@ try
     app.UseResponseCompression();
     app.UseExceptionHandler();
     app.UseStatusCodePages();
-    app.UseSerilogRequestLogging();
+    // The configured logger (level, overrides, the node's name, the template): without it the middleware writes
+    // through the static bootstrap logger, which knows none of the configuration.
+    app.UseSerilogRequestLogging(o => o.Logger = app.Services.GetRequiredService<Serilog.ILogger>());
     app.UseCrossOrigin();
     app.UseAuthentication(); // before the rate limiter, which counts per signed-in user
     app.UseRateLimiter();
