@@ -31,7 +31,8 @@ public static class HistoryApi
     {
         jobs.MapGet("/{id:guid}/history", History).AllowViewers().WithName("GetJobHistory")
             .WithSummary("A job's scalars for other tools: format=csv (default) or jsonl, one row per value (step, epoch, time, tag, value); "
-                + "or tensorboard, an event file (scalars and activation histograms) to open with `tensorboard --logdir`")
+                + "or tensorboard, an event file (scalars and activation histograms) to open with `tensorboard --logdir`; "
+                + "tags=step/loss,epoch/ keeps only those tags (a tag ending in / is a group)")
             .WithDescription("Tags: step/loss, step/learning_rate, step/samples_per_second; epoch/train_loss, epoch/train_accuracy, "
                 + "epoch/validation_loss, epoch/validation_accuracy (at the epoch's last step); activations/<layer>/mean, std, zero_fraction, "
                 + "inactive_units, saturated; parameters/<name>/norm, grad_norm, update_ratio; and in the event file, activations/<layer> histograms. "
@@ -43,11 +44,18 @@ public static class HistoryApi
     }
 
     public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> History(
-        Guid id, TrainingDb db, Caller caller, IOptions<StreamingOptions> streaming, string format = "csv", CancellationToken cancellationToken = default)
+        Guid id, TrainingDb db, Caller caller, IOptions<StreamingOptions> streaming, string format = "csv", string? tags = null,
+        CancellationToken cancellationToken = default)
     {
         if (!s_formats.Contains(format))
         {
             return Problems.Invalid("format", $"format must be csv, jsonl or tensorboard, got \"{format}\"");
+        }
+
+        (TagFilter? filter, string? tagError) = TagFilter.Parse(tags);
+        if (tagError is not null)
+        {
+            return Problems.Invalid("tags", tagError);
         }
 
         var job = await db.Jobs.AsNoTracking().VisibleTo(caller).Where(j => j.Id == id).Select(j => new { j.CreatedAt }).FirstOrDefaultAsync(cancellationToken);
@@ -59,8 +67,8 @@ public static class HistoryApi
         int chunkBytes = streaming.Value.MaxFrameBytes;
         Func<Stream, Task> write = format switch
         {
-            "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, cancellationToken), job.CreatedAt, cancellationToken),
-            _ => body => WriteRowsAsync(body, Chunks(db, id, chunkBytes, cancellationToken), format == "csv", cancellationToken),
+            "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, cancellationToken), filter, job.CreatedAt, cancellationToken),
+            _ => body => WriteRowsAsync(body, Chunks(db, id, chunkBytes, cancellationToken), filter, format == "csv", cancellationToken),
         };
         string unix = new DateTimeOffset(DateTime.SpecifyKind(job.CreatedAt, DateTimeKind.Utc)).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
         return format switch
@@ -89,7 +97,7 @@ public static class HistoryApi
         }
     }
 
-    private static async Task WriteRowsAsync(Stream body, IAsyncEnumerable<List<StreamEvent>> chunks, bool csv, CancellationToken cancellationToken)
+    private static async Task WriteRowsAsync(Stream body, IAsyncEnumerable<List<StreamEvent>> chunks, TagFilter? filter, bool csv, CancellationToken cancellationToken)
     {
         await using var writer = new StreamWriter(body, new UTF8Encoding(false), bufferSize: 16 * 1024);
         if (csv)
@@ -105,6 +113,11 @@ public static class HistoryApi
             {
                 foreach (HistoryRow row in scalars.Rows(e))
                 {
+                    if (filter?.Includes(row.Tag) == false)
+                    {
+                        continue;
+                    }
+
                     line.Clear();
                     if (csv)
                     {
@@ -122,7 +135,8 @@ public static class HistoryApi
         }
     }
 
-    private static async Task WriteEventFileAsync(Stream body, IAsyncEnumerable<List<StreamEvent>> chunks, DateTime createdAt, CancellationToken cancellationToken)
+    private static async Task WriteEventFileAsync(
+        Stream body, IAsyncEnumerable<List<StreamEvent>> chunks, TagFilter? filter, DateTime createdAt, CancellationToken cancellationToken)
     {
         using var buffer = new MemoryStream();
         TensorBoardEvents.WriteVersion(buffer, WallTime(createdAt));
@@ -132,13 +146,13 @@ public static class HistoryApi
             foreach (StreamEvent e in events)
             {
                 double wallTime = WallTime(e.Time);
-                List<HistoryRow> rows = [.. scalars.Rows(e)];
+                List<HistoryRow> rows = [.. scalars.Rows(e).Where(r => filter?.Includes(r.Tag) != false)];
                 if (rows.Count > 0)
                 {
                     TensorBoardEvents.WriteScalars(buffer, wallTime, rows[0].Step, rows.Select(r => (r.Tag, r.Value)));
                 }
 
-                foreach (var layer in e.Layers ?? [])
+                foreach (var layer in (e.Layers ?? []).Where(l => filter?.Includes($"activations/{l.Name}") != false))
                 {
                     TensorBoardEvents.WriteHistogram(buffer, wallTime, e.Step ?? 0, $"activations/{layer.Name}", layer.Min, layer.Max, layer.Histogram, layer.Mean, layer.Std);
                 }
@@ -156,6 +170,37 @@ public static class HistoryApi
     /// <summary>RFC 4180: quoted when it holds a comma, a quote or a line break.</summary>
     private static string CsvField(string value) =>
         value.AsSpan().IndexOfAny(",\"\r\n") < 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>
+    /// ?tags=: comma-separated tags, each exact (step/loss) or, ending in a slash, a group (epoch/, activations/conv1/ —
+    /// which takes the layer's histogram too).
+    /// </summary>
+    private sealed class TagFilter(string[] entries)
+    {
+        private const int MaxEntries = 50;
+        private const int MaxLength = 200;
+
+        public static (TagFilter? Filter, string? Error) Parse(string? tags)
+        {
+            if (tags is null)
+            {
+                return (null, null);
+            }
+
+            string[] entries = tags.Split(',', StringSplitOptions.TrimEntries);
+            if (entries.Length > MaxEntries)
+            {
+                return (null, $"at most {MaxEntries} tags, got {entries.Length}");
+            }
+
+            return entries.FirstOrDefault(e => e.Length is 0 or > MaxLength) is { } bad
+                ? (null, $"each tag is 1..{MaxLength} characters (an exact tag such as step/loss, or a group ending in / such as epoch/), got \"{(bad.Length > 40 ? bad[..40] + "…" : bad)}\"")
+                : (new TagFilter(entries), null);
+        }
+
+        public bool Includes(string tag) =>
+            entries.Any(e => e.EndsWith('/') ? (tag + "/").StartsWith(e, StringComparison.Ordinal) : tag == e);
+    }
 
     /// <summary>
     /// Turns events into rows, in seq order: an epoch's figures are placed at the last step seen (the epoch's end), so

@@ -72,6 +72,18 @@ public sealed class HistoryApiTests
             .Select(line => JsonSerializer.Deserialize<Row>(line, s_json)!)];
         Assert.Equal(csv, jsonl);
 
+        // ?tags= keeps the tags named, exact or by group (a trailing slash); a layer's group takes its histogram too.
+        string filtered = await client.GetStringAsync(new Uri($"/jobs/{id}/history?tags=step/loss,epoch/", UriKind.Relative));
+        Assert.Equal(csv.Where(r => r.Tag == "step/loss" || r.Tag.StartsWith("epoch/", StringComparison.Ordinal)).Select(r => r.Tag),
+            filtered.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => line.Split(',')[3]));
+        string layerFile = Path.Combine(Directory.CreateTempSubdirectory("tfevents").FullName, "events.out.tfevents.layer");
+        await File.WriteAllBytesAsync(layerFile, await client.GetByteArrayAsync(new Uri($"/jobs/{id}/history?format=tensorboard&tags=activations/{conv}/", UriKind.Relative)));
+        JsonElement layerOnly = ReadWithPython(layerFile);
+        Directory.Delete(Path.GetDirectoryName(layerFile)!, recursive: true);
+        Assert.All(layerOnly.GetProperty("scalars").EnumerateArray(), s => Assert.StartsWith($"activations/{conv}/", s[1].GetString(), StringComparison.Ordinal));
+        Assert.Equal(csv.Count(r => r.Tag.StartsWith($"activations/{conv}/", StringComparison.Ordinal)), layerOnly.GetProperty("scalars").GetArrayLength());
+        Assert.Equal(layers.Length, layerOnly.GetProperty("histograms").GetArrayLength());
+
         // The event file, read by the independent reader: every CSV value at its step and tag (as float32), and each
         // layer's histogram with the counts the layers event holds.
         HttpResponseMessage tbResponse = await client.GetAsync(new Uri($"/jobs/{id}/history?format=tensorboard", UriKind.Relative));
@@ -118,6 +130,10 @@ public sealed class HistoryApiTests
         using HttpClient client = factory.CreateClient();
         HttpResponseMessage missing = await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/history", UriKind.Relative));
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+
+        HttpResponseMessage badTags = await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/history?tags=step/loss,,epoch/", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, badTags.StatusCode);
+        Assert.True((await badTags.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors").TryGetProperty("tags", out _));
 
         HttpResponseMessage badFormat = await client.GetAsync(new Uri($"/jobs/{Guid.NewGuid()}/history?format=xlsx", UriKind.Relative));
         Assert.Equal(HttpStatusCode.BadRequest, badFormat.StatusCode);
