@@ -83,6 +83,7 @@ public static class JobsApi
         group.MapVisuals();
         group.MapExport();
         group.MapHistory();
+        group.MapCompare();
         group.MapPredict();
         group.MapShares();
         app.MapHub<TrainingHub>("/hubs/training").AllowViewers();

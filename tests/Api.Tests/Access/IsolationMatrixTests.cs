@@ -20,7 +20,7 @@ namespace TrainingService.Api.Tests.Access;
 /// (owner), user B (other), the admin, anonymous, A's revoked key, and a share link's viewer of A's job. Another user
 /// gets 404, never 403, so nothing says a record exists; the admin reaches everything; a viewer reaches its job's page
 /// and nothing else; what another user (or a viewer) gets for A's record is what anyone gets for an id that names
-/// nothing. 48 routes × 6 + 10 hub rows × 6 = 348 cases (plus 4 public endpoints for anonymous).
+/// nothing. 52 route rows × 6 + 10 hub rows × 6 = 372 cases (plus 4 public endpoints for anonymous).
 /// <see cref="EveryEndpointHasARow"/> and <see cref="EveryHubMethodHasARow"/> fail on a route or hub method that the
 /// table lacks, so a new one cannot slip in unchecked.
 /// </summary>
@@ -84,6 +84,7 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         new("POST", "/jobs/{id:guid}/finish", "/jobs/{job}/finish", Conflict, NotFound, Conflict, Forbidden),
         new("GET", "/jobs/{id:guid}/events", "/jobs/{job}/events", Ok, NotFound, Ok, Ok),
         new("GET", "/jobs/{id:guid}/events", "/jobs/{unsharedJob}/events", Ok, NotFound, Ok, NotFound) { Case = "another job" },
+        new("GET", "/jobs/compare", "/jobs/compare?ids={job},{unsharedJob}", Ok, NotFound, Ok, Forbidden),
         new("GET", "/jobs/{id:guid}/history", "/jobs/{job}/history?format=tensorboard", Ok, NotFound, Ok, Ok),
         new("GET", "/jobs/{id:guid}/history", "/jobs/{unsharedJob}/history", Ok, NotFound, Ok, NotFound) { Case = "another job" },
         new("GET", "/jobs/{id:guid}/weights", "/jobs/{job}/weights", Ok, NotFound, Ok, Forbidden),
