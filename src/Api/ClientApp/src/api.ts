@@ -1,7 +1,7 @@
 import { authFetch, problemOf } from './auth';
 import { probe } from './probe';
 import type {
-  ApiKeyView, CreatedKey, DatasetView, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
+  ApiKeyView, CreatedKey, DatasetView, JobComparison, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
   StreamEvent, ValidationResult,
 } from './types';
 
@@ -36,6 +36,13 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
 export const api = {
   jobs: (state?: RunState | '', limit = 100) => request<Page<JobSummary>>('GET', `jobs?limit=${limit}${state ? `&state=${state}` : ''}`),
   job: (id: string) => request<JobView>('GET', `jobs/${id}`),
+  compare: (ids: string[]) => request<JobComparison>('GET', `jobs/compare?ids=${ids.join(',')}`),
+  /** A job's values of some tags as CSV text (step,epoch,time,tag,value). */
+  historyCsv: async (id: string, tags: string[], signal?: AbortSignal) => {
+    const response = await authFetch(`jobs/${id}/history?format=csv&tags=${encodeURIComponent(tags.join(','))}`, { signal });
+    if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+    return response.text();
+  },
   createJob: (body: unknown) => request<JobView>('POST', 'jobs', body),
   control: (id: string, action: 'pause' | 'resume' | 'cancel' | 'finish') => request<JobView>('POST', `jobs/${id}/${action}`),
   steer: (id: string, change: { learningRate?: number; momentum?: number; weightDecay?: number; reason?: string }) =>

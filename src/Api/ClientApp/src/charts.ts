@@ -3,7 +3,7 @@ import { fmt } from './dom';
 import { probe } from './probe';
 import { decimate } from './series';
 
-export const palette = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+export { palette } from './palette';
 
 export interface LineSpec {
   label: string;

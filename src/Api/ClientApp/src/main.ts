@@ -2,6 +2,7 @@ import { credentials, currentCredential, describeProblem, jobOfRoute, onRefused,
 import { h, type Page } from './dom';
 import { jobPage } from './pages/job';
 import { jobsPage } from './pages/jobs';
+import { comparePage } from './pages/compare';
 import { keysPage } from './pages/keys';
 import { newJobPage } from './pages/newjob';
 import { signInPage, type SignInPage, type SignInReason } from './pages/signin';
@@ -58,6 +59,7 @@ async function route() {
   if (job) page = jobPage(main, job, { readOnly: me.role === 'viewer', shared: false });
   else if (path === '/new') page = newJobPage(main, (hash) => { location.hash = hash; });
   else if (path === '/keys') page = keysPage(main, me);
+  else if (path === '/compare') page = comparePage(main, new URLSearchParams(query ?? ''));
   else page = jobsPage(main, new URLSearchParams(query ?? ''));
   finishRoute(path);
 }

@@ -67,6 +67,12 @@ export interface JobSummary {
   finishedAt?: string | null;
 }
 
+/** GET /jobs/compare: the jobs' summaries and the settings in which they differ, each with every job's value. */
+export interface JobComparison {
+  jobs: JobSummary[];
+  differences: { path: string; values: unknown[] }[];
+}
+
 export interface JobView extends JobSummary {
   model: ModelSpec;
   hyperparameters: Hyperparameters;

@@ -15,14 +15,34 @@ export function jobsPage(main: HTMLElement, query: URLSearchParams): Page {
     history.replaceState(null, '', state ? `#/?state=${state}` : '#/');
     void refresh();
   });
+  // Jobs picked to compare: kept across the list's refreshes.
+  const picked = new Set<string>();
+  const compare = h('a', { id: 'compare-picked', class: 'button', 'aria-disabled': 'true' }, 'Compare');
+  function updateCompare() {
+    const ok = picked.size >= 2 && picked.size <= 20;
+    compare.textContent = picked.size ? `Compare ${picked.size}` : 'Compare';
+    compare.setAttribute('aria-disabled', String(!ok));
+    if (ok) compare.setAttribute('href', `#/compare?ids=${[...picked].join(',')}`);
+    else compare.removeAttribute('href');
+    compare.title = ok ? '' : 'Tick 2 to 20 jobs to compare';
+  }
+  updateCompare();
   const body = h('tbody');
+  body.addEventListener('change', (ev) => {
+    const box = ev.target as HTMLInputElement;
+    if (!box.dataset.compare) return;
+    if (box.checked) picked.add(box.dataset.compare);
+    else picked.delete(box.dataset.compare);
+    updateCompare();
+  });
   const status = h('p', { class: 'muted', role: 'status' });
   main.replaceChildren(
-    h('div', { class: 'heading' }, h('h1', {}, 'Jobs'), h('a', { class: 'button primary', href: '#/new' }, 'New job')),
+    h('div', { class: 'heading' }, h('h1', {}, 'Jobs'), h('div', {}, compare, ' ', h('a', { class: 'button primary', href: '#/new' }, 'New job'))),
     h('label', { class: 'inline' }, 'State ', filter),
     h('div', { class: 'table-wrap' },
       h('table', { class: 'jobs' },
-        h('thead', {}, h('tr', {}, ['Job', 'Model', 'State', 'Progress', 'Latest loss', 'Best val. acc.', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Compare')),
+          ['Job', 'Model', 'State', 'Progress', 'Latest loss', 'Best val. acc.', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
         body)),
     status);
 
@@ -31,7 +51,7 @@ export function jobsPage(main: HTMLElement, query: URLSearchParams): Page {
     try {
       const jobs = (await api.jobs(state)).items;
       if (disposed) return;
-      body.replaceChildren(...jobs.map(row));
+      body.replaceChildren(...jobs.map((job) => row(job, picked.has(job.id))));
       status.textContent = jobs.length === 0 ? (state ? `No ${state} jobs.` : 'No jobs yet: start one with “New job”.') : '';
     } catch (e) {
       status.textContent = e instanceof ApiError ? e.describe().join('; ') : `The service is unreachable (${String(e)}); retrying.`;
@@ -43,9 +63,10 @@ export function jobsPage(main: HTMLElement, query: URLSearchParams): Page {
   return { dispose: () => { disposed = true; window.clearTimeout(timer); } };
 }
 
-function row(job: JobSummary): HTMLTableRowElement {
+function row(job: JobSummary, picked: boolean): HTMLTableRowElement {
   const pct = Math.round(job.progress * 100);
   return h('tr', { 'data-job': job.id },
+    h('td', {}, h('input', { type: 'checkbox', 'data-compare': job.id, checked: picked, 'aria-label': `Compare job ${fmt.short(job.id)}` })),
     h('td', {}, h('a', { href: `#/jobs/${job.id}` }, fmt.short(job.id))),
     h('td', {}, job.modelName ?? 'model'),
     h('td', {}, h('span', { class: `badge ${job.state.toLowerCase()}` }, job.state)),

@@ -1,0 +1,85 @@
+import { api, ApiError } from '../api';
+import { LineChart } from '../charts';
+import { align, colorOf, parseCurve } from '../curves';
+import { fmt, h, type Page } from '../dom';
+import type { JobView } from '../types';
+
+/** What can be overlaid: a history tag, and whether it is per step or per epoch. */
+const metrics = [
+  { tag: 'step/loss', label: 'Loss (each step)' },
+  { tag: 'epoch/validation_accuracy', label: 'Validation accuracy (each epoch)' },
+  { tag: 'epoch/validation_loss', label: 'Validation loss (each epoch)' },
+  { tag: 'epoch/train_loss', label: 'Training loss (each epoch)' },
+  { tag: 'epoch/train_accuracy', label: 'Training accuracy (each epoch)' },
+  { tag: 'step/learning_rate', label: 'Learning rate' },
+] as const;
+
+/**
+ * #/compare?ids=…: 2 to 20 jobs side by side — one metric's curves overlaid (one colour per job), by step or by epoch,
+ * and the table of the settings in which the jobs differ.
+ */
+export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
+  const ids = (query.get('ids') ?? '').split(',').filter(Boolean);
+  const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
+  const metric = h('select', { id: 'compare-metric', 'aria-label': 'Metric' }, metrics.map((m) => h('option', { value: m.tag }, m.label)));
+  const axis = h('select', { id: 'compare-axis', 'aria-label': 'Align by' }, h('option', { value: 'step' }, 'by step'), h('option', { value: 'epoch' }, 'by epoch'));
+  const chartHost = h('div', { id: 'compare-chart', class: 'chart' });
+  const table = h('div', { id: 'compare-settings', class: 'table-wrap' });
+  main.replaceChildren(h('h1', {}, `Compare ${ids.length} jobs`), h('div', { class: 'chart-controls' }, metric, ' ', axis), chartHost, h('h2', {}, 'Settings that differ'), table, status);
+  const abort = new AbortController();
+  let chart: LineChart | undefined;
+  let jobs: JobView[] = [];
+  let data: { x: Float64Array; ys: Float64Array[] } = { x: new Float64Array(), ys: [] };
+  const cache = new Map<string, Promise<string>>();
+
+  async function draw() {
+    const tag = metric.value;
+    const byEpoch = axis.value === 'epoch';
+    status.textContent = 'Loading…';
+    const started = performance.now();
+    try {
+      const curves = await Promise.all(jobs.map(async (job) => {
+        const key = `${job.id} ${tag}`;
+        if (!cache.has(key)) cache.set(key, api.historyCsv(job.id, [tag], abort.signal));
+        const perEpoch = job.totalSteps / Math.max(1, job.hyperparameters.epochs);
+        return parseCurve(await cache.get(key)!, tag, perEpoch);
+      }));
+      data = align(curves, byEpoch);
+      chart?.destroy();
+      chart = new LineChart(chartHost, {
+        title: metrics.find((m) => m.tag === tag)!.label,
+        x: byEpoch ? 'epoch' : 'step',
+        series: jobs.map((job, i) => ({ label: fmt.short(job.id), color: colorOf(i), points: tag.startsWith('epoch/') })),
+        log: tag === 'step/loss' || tag === 'step/learning_rate',
+        height: 320,
+      }, () => data);
+      chart.onDrawn = () => { status.textContent = ''; (window as unknown as { compareDrawnMs?: number }).compareDrawnMs = performance.now() - started; };
+    } catch (e) {
+      if (!abort.signal.aborted) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+    }
+  }
+
+  async function load() {
+    try {
+      const comparison = await api.compare(ids);
+      // Each job's view too: the epoch axis needs its steps per epoch.
+      jobs = await Promise.all(comparison.jobs.map((j) => api.job(j.id)));
+      table.replaceChildren(h('table', { class: 'compare' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Setting'),
+          jobs.map((job, i) => h('th', { scope: 'col' }, h('span', { class: 'swatch', style: `background:${colorOf(i)}` }), ' ',
+            h('a', { href: `#/jobs/${job.id}` }, fmt.short(job.id)))))),
+        h('tbody', {}, comparison.differences.length === 0
+          ? h('tr', {}, h('td', { colspan: jobs.length + 1 }, 'The jobs were asked for the same settings.'))
+          : comparison.differences.map((d) => h('tr', {}, h('th', { scope: 'row' }, d.path),
+            d.values.map((v) => h('td', { class: 'num' }, v === null || v === undefined ? '–' : typeof v === 'object' ? JSON.stringify(v) : String(v))))))));
+      await draw();
+    } catch (e) {
+      if (!abort.signal.aborted) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+    }
+  }
+
+  metric.addEventListener('change', () => void draw());
+  axis.addEventListener('change', () => void draw());
+  void load();
+  return { dispose: () => { abort.abort(); chart?.destroy(); } };
+}
