@@ -143,7 +143,7 @@ public sealed class StreamingTests(Browser browser, ITestOutputHelper output)
     /// event every 1,000 steps), written the way the pump writes: the stream's JSON, one row per event. Layer statistics
     /// up to <paramref name="thinThrough"/> are stubs as the service's thinning leaves them, announced by an alert.
     /// </summary>
-    private static async Task<int> ReplaceHistoryAsync(LiveService service, Guid job, int steps, int statsEvery, int thinThrough = 0)
+    internal static async Task<int> ReplaceHistoryAsync(LiveService service, Guid job, int steps, int statsEvery, int thinThrough = 0)
     {
         await using AsyncServiceScope scope = service.Services.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();

@@ -67,8 +67,8 @@ public static class HistoryApi
         int chunkBytes = streaming.Value.MaxFrameBytes;
         Func<Stream, Task> write = format switch
         {
-            "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, cancellationToken), filter, job.CreatedAt, cancellationToken),
-            _ => body => WriteRowsAsync(body, Chunks(db, id, chunkBytes, cancellationToken), filter, format == "csv", cancellationToken),
+            "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, job.CreatedAt, cancellationToken),
+            _ => body => WriteRowsAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, format == "csv", cancellationToken),
         };
         string unix = new DateTimeOffset(DateTime.SpecifyKind(job.CreatedAt, DateTimeKind.Utc)).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
         return format switch
@@ -82,11 +82,11 @@ public static class HistoryApi
 
     /// <summary>The stored events in seq order, a bounded chunk at a time (no transaction is held while the client reads).</summary>
     private static async IAsyncEnumerable<List<StreamEvent>> Chunks(
-        TrainingDb db, Guid id, int chunkBytes, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        TrainingDb db, Guid id, int chunkBytes, IReadOnlyList<string>? kinds, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         for (long after = 0; ;)
         {
-            HistoryChunk chunk = await HistoryChunk.ReadAsync(db, id, after, long.MaxValue, 1000, chunkBytes, cancellationToken);
+            HistoryChunk chunk = await HistoryChunk.ReadAsync(db, id, after, long.MaxValue, 1000, chunkBytes, cancellationToken, kinds);
             if (chunk.Json.Count == 0)
             {
                 yield break;
@@ -197,6 +197,20 @@ public static class HistoryApi
                 ? (null, $"each tag is 1..{MaxLength} characters (an exact tag such as step/loss, or a group ending in / such as epoch/), got \"{(bad.Length > 40 ? bad[..40] + "…" : bad)}\"")
                 : (new TagFilter(entries), null);
         }
+
+        /// <summary>
+        /// The kinds of events the tags come from, so the others are not read: steps always (an epoch's and a statistics
+        /// step's rows take their step and epoch from the steps before them), epochs and layers events when asked for.
+        /// </summary>
+        public IReadOnlyList<string> Kinds { get; } =
+        [
+            "step",
+            .. entries.Any(e => Overlaps(e, "epoch/")) ? ["epoch"] : Array.Empty<string>(),
+            .. entries.Any(e => Overlaps(e, "activations/") || Overlaps(e, "parameters/")) ? ["layers"] : Array.Empty<string>(),
+        ];
+
+        private static bool Overlaps(string entry, string group) =>
+            entry.StartsWith(group, StringComparison.Ordinal) || group.StartsWith(entry, StringComparison.Ordinal);
 
         public bool Includes(string tag) =>
             entries.Any(e => e.EndsWith('/') ? (tag + "/").StartsWith(e, StringComparison.Ordinal) : tag == e);

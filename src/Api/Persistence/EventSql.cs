@@ -30,8 +30,11 @@ public abstract class EventSql
     /// <summary>Inserts the rows in the transaction.</summary>
     public abstract Task InsertAsync(DbTransaction transaction, IReadOnlyList<EventRow> rows);
 
-    /// <summary>A query of (Seq, Json) with afterSeq &lt; Seq ≤ upTo, in seq order, at most <paramref name="limit"/> rows.</summary>
-    public abstract DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit);
+    /// <summary>
+    /// A query of (Seq, Json) with afterSeq &lt; Seq ≤ upTo, in seq order, at most <paramref name="limit"/> rows; only
+    /// events of <paramref name="kinds"/> when given (the kind is read before the JSON, so others cost little).
+    /// </summary>
+    public abstract DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit, IReadOnlyList<string>? kinds = null);
 
     /// <summary>
     /// A query of (Seq, Bytes) of the job's full layers events with after &lt; Seq ≤ upTo, in seq order: answered from the
@@ -110,10 +113,12 @@ public sealed class SqliteEventSql : EventSql
         }
     }
 
-    public override DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit)
+    public override DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit, IReadOnlyList<string>? kinds = null)
     {
         DbCommand query = connection.CreateCommand();
-        query.CommandText = "SELECT Seq, Json FROM JobEvents WHERE JobId = $job AND Seq > $after AND Seq <= $upTo ORDER BY Seq LIMIT $limit";
+        string ofKinds = kinds is null ? "" : $" AND Kind IN ({string.Join(", ", kinds.Select((_, i) => $"$kind{i}"))})";
+        query.CommandText = $"SELECT Seq, Json FROM JobEvents WHERE JobId = $job AND Seq > $after AND Seq <= $upTo{ofKinds} ORDER BY Seq LIMIT $limit";
+        WithParameters(query, [.. (kinds ?? []).Select((kind, i) => ($"$kind{i}", (object)kind))]);
         return WithParameters(query, ("$job", Id(jobId)), ("$after", afterSeq), ("$upTo", upTo), ("$limit", limit));
     }
 
@@ -207,11 +212,19 @@ public sealed class PostgresEventSql : EventSql
         await insert.ExecuteNonQueryAsync();
     }
 
-    public override DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit) =>
-        WithParameters(new NpgsqlCommand(
-                "SELECT \"Seq\", \"Json\" FROM \"JobEvents\" WHERE \"JobId\" = @job AND \"Seq\" > @after AND \"Seq\" <= @upTo ORDER BY \"Seq\" LIMIT @limit",
-                (NpgsqlConnection)connection),
-            ("job", jobId), ("after", afterSeq), ("upTo", upTo), ("limit", limit));
+    public override DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit, IReadOnlyList<string>? kinds = null)
+    {
+        var query = new NpgsqlCommand(
+            "SELECT \"Seq\", \"Json\" FROM \"JobEvents\" WHERE \"JobId\" = @job AND \"Seq\" > @after AND \"Seq\" <= @upTo"
+            + (kinds is null ? "" : " AND \"Kind\" = ANY(@kinds)") + " ORDER BY \"Seq\" LIMIT @limit",
+            (NpgsqlConnection)connection);
+        if (kinds is not null)
+        {
+            query.Parameters.Add(ArrayOf("kinds", NpgsqlDbType.Text, kinds));
+        }
+
+        return WithParameters(query, ("job", jobId), ("after", afterSeq), ("upTo", upTo), ("limit", limit));
+    }
 
     public override DbCommand FullLayers(DbTransaction transaction, Guid jobId, long after, long upTo, int limit) =>
         WithParameters(Command(transaction,

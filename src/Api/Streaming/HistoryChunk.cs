@@ -25,13 +25,13 @@ public sealed class HistoryChunk
     /// comma each stays within <paramref name="maxBytes"/>. The statement is finished before this returns.
     /// </summary>
     public static async Task<HistoryChunk> ReadAsync(
-        TrainingDb db, Guid jobId, long afterSeq, long upTo, int maxRows, long maxBytes, CancellationToken cancellationToken)
+        TrainingDb db, Guid jobId, long afterSeq, long upTo, int maxRows, long maxBytes, CancellationToken cancellationToken, IReadOnlyList<string>? kinds = null)
     {
         var chunk = new HistoryChunk { LastSeq = afterSeq };
         await db.Database.OpenConnectionAsync(cancellationToken);
         try
         {
-            await using DbCommand query = db.Sql.ReadChunk(db.Database.GetDbConnection(), jobId, afterSeq, upTo, maxRows);
+            await using DbCommand query = db.Sql.ReadChunk(db.Database.GetDbConnection(), jobId, afterSeq, upTo, maxRows, kinds);
             await using DbDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
             long bytes = 2; // [ ]
             while (await reader.ReadAsync(cancellationToken))

@@ -72,6 +72,13 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
 
         Assert.Equal(JsonSerializer.Serialize(history, JobHarness.Json), JsonSerializer.Serialize(paged, JobHarness.Json));
 
+        // /history with tags reads only the kinds of events they come from (= ANY(@kinds)): every step's loss, in order.
+        string csv = await client.GetStringAsync(new Uri($"/jobs/{jobId}/history?tags=step/loss,epoch/", UriKind.Relative));
+        string[] rows = [.. csv.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)];
+        Assert.Equal(history.Where(e => e.Kind == "step").Select(e => e.Step!.Value),
+            rows.Where(r => r.Split(',')[3] == "step/loss").Select(r => long.Parse(r.Split(',')[0], CultureInfo.InvariantCulture)));
+        Assert.Equal(history.Count(e => e.Kind == "epoch"), rows.Count(r => r.Split(',')[3] == "epoch/train_loss"));
+
         // A viewer subscribing after the end catches up from the history alone.
         await using HubConnection hub = JobHarness.Hub(factory);
         var received = new StreamRecorder(hub);

@@ -19,6 +19,7 @@ const metrics = [
  * and the table of the settings in which the jobs differ.
  */
 export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
+  const opened = performance.now();
   const ids = (query.get('ids') ?? '').split(',').filter(Boolean);
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
   const metric = h('select', { id: 'compare-metric', 'aria-label': 'Metric' }, metrics.map((m) => h('option', { value: m.tag }, m.label)));
@@ -53,7 +54,13 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         log: tag === 'step/loss' || tag === 'step/learning_rate',
         height: 320,
       }, () => data);
-      chart.onDrawn = () => { status.textContent = ''; (window as unknown as { compareDrawnMs?: number }).compareDrawnMs = performance.now() - started; };
+      // For the browser test: ms from opening the page to the first drawing, and from the last choice to its drawing.
+      chart.onDrawn = () => {
+        status.textContent = '';
+        const w = window as unknown as { compareOpenedMs?: number; compareDrawnMs?: number };
+        w.compareOpenedMs ??= performance.now() - opened;
+        w.compareDrawnMs = performance.now() - started;
+      };
     } catch (e) {
       if (!abort.signal.aborted) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
     }
