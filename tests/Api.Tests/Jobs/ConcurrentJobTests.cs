@@ -14,6 +14,8 @@ public sealed class ConcurrentJobTests
                       { "kind": "flatten" }, { "kind": "dropout", "p": 0.3 }, { "kind": "linear", "units": 3 } ] }
         """;
 
+    private const int Epochs = 8;
+
     [Fact]
     public async Task TwoJobsTrainedAtOnceHaveTheStepLossesOfEachTrainedAlone()
     {
@@ -24,7 +26,10 @@ public sealed class ConcurrentJobTests
 
         double?[] alone3 = await LossesAsync(client, await StartAsync(client, datasetId, seed: 3));
         double?[] alone4 = await LossesAsync(client, await StartAsync(client, datasetId, seed: 4));
+        // The second starts once the first is running, and each runs a few seconds: the two overlap even on a slow
+        // machine (with 3 epochs, about a second each, one CI run saw the second claimed only after the first had ended).
         Guid together3 = await StartAsync(client, datasetId, seed: 3);
+        await JobHarness.WaitForStateAsync(client, together3, "Running");
         Guid together4 = await StartAsync(client, datasetId, seed: 4);
         double?[] losses3 = await LossesAsync(client, together3);
         double?[] losses4 = await LossesAsync(client, together4);
@@ -32,7 +37,7 @@ public sealed class ConcurrentJobTests
         (DateTime First, DateTime Last) span3 = await StepSpanAsync(client, together3);
         (DateTime First, DateTime Last) span4 = await StepSpanAsync(client, together4);
         Assert.True(span3.First < span4.Last && span4.First < span3.Last, $"the jobs did not overlap: {span3} and {span4}");
-        Assert.Equal(3 * 32, alone3.Length);
+        Assert.Equal(Epochs * 32, alone3.Length);
         Assert.NotEqual(alone3, alone4);
         Assert.Equal(alone3, losses3);
         Assert.Equal(alone4, losses4);
@@ -42,7 +47,7 @@ public sealed class ConcurrentJobTests
     {
         (_, JsonElement job) = await JobHarness.PostJobAsync(client, $$"""
             { "datasetId": "{{datasetId}}", "model": {{Spec}},
-              "hyperparameters": { "epochs": 3, "batchSize": 16, "learningRate": 0.05, "seed": {{seed}}, "validationFraction": 0,
+              "hyperparameters": { "epochs": {{Epochs}}, "batchSize": 16, "learningRate": 0.05, "seed": {{seed}}, "validationFraction": 0,
                                    "augmentation": { "randomCrop": { "padding": 2 }, "horizontalFlip": true } },
               "monitoring": { "statsEvery": 5 } }
             """);
