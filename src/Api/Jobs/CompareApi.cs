@@ -13,8 +13,8 @@ using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 namespace TrainingService.Api.Jobs;
 
 /// <summary>
-/// GET /jobs/compare?ids=: 2 to 20 jobs side by side — each one's summary, and the settings in which they differ, by
-/// path (hyperparameters.learningRate, model.layers.conv1.filters, hyperparameters.augmentation.flip, datasetId, …),
+/// GET /jobs/compare?ids=: 2 to 20 jobs side by side — each one's view, and the settings in which they differ, by path
+/// (hyperparameters.learningRate, layers.conv1.filters, hyperparameters.augmentation.horizontalFlip, datasetId, …),
 /// with each job's value. A dashboard overlays their curves from /jobs/{id}/history.
 /// </summary>
 public static class CompareApi
@@ -24,8 +24,8 @@ public static class CompareApi
     public static RouteGroupBuilder MapCompare(this RouteGroupBuilder jobs)
     {
         jobs.MapGet("/compare", Compare).WithName("CompareJobs")
-            .WithSummary($"2 to {MaxJobs} jobs side by side (ids=<id>,<id>,…): their summaries and the settings that differ, each with every job's value")
-            .WithDescription("A setting's path names a layer by its name (model.layers.conv1.filters); a setting one job has and another lacks differs, "
+            .WithSummary($"2 to {MaxJobs} jobs side by side (ids=<id>,<id>,…): each job as GET /jobs/{{id}} gives it, and the settings that differ, each with every job's value")
+            .WithDescription("A setting's path names a layer by its name (layers.conv1.filters; other model fields under model.); a setting one job has and another lacks differs, "
                 + "with null for the job that lacks it. Their curves: GET /jobs/{id}/history?tags=….");
         return jobs;
     }
@@ -76,10 +76,13 @@ public static class CompareApi
             }
         }
 
-        return TypedResults.Ok(new JobComparison([.. views.Select(v => (JobSummary)v)], differences));
+        return TypedResults.Ok(new JobComparison(views, differences));
     }
 
-    /// <summary>What a job was asked to do, flattened to paths; layers by name, so specs of different lengths line up.</summary>
+    /// <summary>
+    /// What a job was asked to do, flattened to paths; layers by name (layers.conv1.filters, the path a sweep's search
+    /// space uses), so specs of different lengths line up.
+    /// </summary>
     private static Dictionary<string, JsonNode?> Settings(JobView job, JsonSerializerOptions options)
     {
         var into = new Dictionary<string, JsonNode?>(StringComparer.Ordinal) { ["datasetId"] = JsonValue.Create(job.DatasetId) };
@@ -92,12 +95,12 @@ public static class CompareApi
         {
             JsonObject layer = layers[i]!.AsObject();
             layer.Remove("name");
-            Flatten(layer, $"model.layers.{(i < names.Length ? names[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture))}", into);
+            Flatten(layer, $"layers.{(i < names.Length ? names[i] : i.ToString(System.Globalization.CultureInfo.InvariantCulture))}", into);
         }
 
         Flatten(JsonSerializer.SerializeToNode(job.Hyperparameters, options), "hyperparameters", into);
         Flatten(JsonSerializer.SerializeToNode(job.Monitoring, options), "monitoring", into);
-        Flatten(job.Sanity is null ? null : JsonSerializer.SerializeToNode(job.Sanity, options), "sanity", into);
+        Flatten(JsonSerializer.SerializeToNode(job.Sanity, options), "sanity", into);
         return into;
     }
 

@@ -270,16 +270,9 @@ public static class JobsApi
             // request left 320 KB there, resident until a full collection (bench memory polls this once a second).
             await using var writer = new StreamWriter(body, new UTF8Encoding(false), bufferSize: 16 * 1024);
             await writer.WriteAsync('[');
-            int left = Math.Clamp(limit, 1, 10_000);
             bool first = true;
-            for (long after = afterSeq; left > 0;)
+            await foreach (HistoryChunk chunk in HistoryChunk.ReadAllAsync(db, id, afterSeq, Math.Clamp(limit, 1, 10_000), chunkBytes, null, cancellationToken))
             {
-                HistoryChunk chunk = await HistoryChunk.ReadAsync(db, id, after, long.MaxValue, Math.Min(left, 1000), chunkBytes, cancellationToken);
-                if (chunk.Json.Count == 0)
-                {
-                    break;
-                }
-
                 foreach (string json in chunk.Json)
                 {
                     if (!first)
@@ -290,9 +283,6 @@ public static class JobsApi
                     await writer.WriteAsync(json);
                     first = false;
                 }
-
-                left -= chunk.Json.Count;
-                after = chunk.LastSeq;
             }
 
             await writer.WriteAsync(']');

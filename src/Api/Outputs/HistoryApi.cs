@@ -84,16 +84,9 @@ public static class HistoryApi
     private static async IAsyncEnumerable<List<StreamEvent>> Chunks(
         TrainingDb db, Guid id, int chunkBytes, IReadOnlyList<string>? kinds, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        for (long after = 0; ;)
+        await foreach (HistoryChunk chunk in HistoryChunk.ReadAllAsync(db, id, 0, int.MaxValue, chunkBytes, kinds, cancellationToken))
         {
-            HistoryChunk chunk = await HistoryChunk.ReadAsync(db, id, after, long.MaxValue, 1000, chunkBytes, cancellationToken, kinds);
-            if (chunk.Json.Count == 0)
-            {
-                yield break;
-            }
-
             yield return [.. chunk.Json.Select(json => JsonSerializer.Deserialize<StreamEvent>(json, StreamJson.Options)!)];
-            after = chunk.LastSeq;
         }
     }
 

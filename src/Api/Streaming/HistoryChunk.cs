@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using TrainingService.Api.Persistence;
 
@@ -54,5 +55,27 @@ public sealed class HistoryChunk
         }
 
         return chunk;
+    }
+
+    /// <summary>
+    /// Every stored event after <paramref name="afterSeq"/> (of <paramref name="kinds"/>, when given), at most
+    /// <paramref name="limit"/> in all, a chunk of up to 1,000 at a time: /events and /history read history this way.
+    /// </summary>
+    public static async IAsyncEnumerable<HistoryChunk> ReadAllAsync(
+        TrainingDb db, Guid jobId, long afterSeq, int limit, long maxBytes, IReadOnlyList<string>? kinds,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        for (long after = afterSeq, left = limit; left > 0;)
+        {
+            HistoryChunk chunk = await ReadAsync(db, jobId, after, long.MaxValue, (int)Math.Min(left, 1000), maxBytes, cancellationToken, kinds);
+            if (chunk.Json.Count == 0)
+            {
+                yield break;
+            }
+
+            yield return chunk;
+            left -= chunk.Json.Count;
+            after = chunk.LastSeq;
+        }
     }
 }

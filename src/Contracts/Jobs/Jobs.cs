@@ -106,10 +106,10 @@ public sealed record JobView : JobSummary
     public int Attempt { get; init; }
 }
 
-/// <summary>GET /jobs/compare: the jobs' summaries, in the order asked, and the settings in which they differ.</summary>
-public sealed record JobComparison(IReadOnlyList<JobSummary> Jobs, IReadOnlyList<SettingDifference> Differences);
+/// <summary>GET /jobs/compare: the jobs (as GET /jobs/{id} gives each), in the order asked, and the settings in which they differ.</summary>
+public sealed record JobComparison(IReadOnlyList<JobView> Jobs, IReadOnlyList<SettingDifference> Differences);
 
-/// <summary>A setting (hyperparameters.learningRate, model.layers.conv1.filters, …) with each job's value; null where a job lacks it.</summary>
+/// <summary>A setting (hyperparameters.learningRate, layers.conv1.filters, …) with each job's value; null where a job lacks it.</summary>
 public sealed record SettingDifference(string Path, IReadOnlyList<System.Text.Json.Nodes.JsonNode?> Values);
 
 /// <summary>Save a validated model spec under a name.</summary>

@@ -26,14 +26,15 @@ public sealed class CompareTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         JsonElement comparison = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(jobs, comparison.GetProperty("jobs").EnumerateArray().Select(j => j.GetProperty("id").GetGuid()));
+        Assert.Equal(0.1, comparison.GetProperty("jobs")[1].GetProperty("hyperparameters").GetProperty("learningRate").GetDouble()); // each job's whole view
         Dictionary<string, string> differences = comparison.GetProperty("differences").EnumerateArray()
             .ToDictionary(d => d.GetProperty("path").GetString()!, d => d.GetProperty("values").GetRawText());
         Assert.Equal("[0.01,0.1,0.01]", differences["hyperparameters.learningRate"]);
-        Assert.Equal("[4,8,4]", differences["model.layers.conv1.filters"]);
+        Assert.Equal("[4,8,4]", differences["layers.conv1.filters"]);
         Assert.Contains("true", differences.Single(d => d.Key.StartsWith("hyperparameters.augmentation", StringComparison.Ordinal)).Value, StringComparison.Ordinal);
         Assert.DoesNotContain("hyperparameters.batchSize", differences.Keys);
         Assert.DoesNotContain("datasetId", differences.Keys);
-        Assert.DoesNotContain("model.layers.linear1.units", differences.Keys);
+        Assert.DoesNotContain("layers.linear1.units", differences.Keys);
     }
 
     [Theory]

@@ -67,9 +67,9 @@ export interface JobSummary {
   finishedAt?: string | null;
 }
 
-/** GET /jobs/compare: the jobs' summaries and the settings in which they differ, each with every job's value. */
+/** GET /jobs/compare: the jobs' views and the settings in which they differ, each with every job's value. */
 export interface JobComparison {
-  jobs: JobSummary[];
+  jobs: JobView[];
   differences: { path: string; values: unknown[] }[];
 }
 

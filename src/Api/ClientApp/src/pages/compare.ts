@@ -32,19 +32,30 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   let jobs: JobView[] = [];
   let data: { x: Float64Array; ys: Float64Array[] } = { x: new Float64Array(), ys: [] };
   const cache = new Map<string, Promise<string>>();
+  let turn = 0;
+
+  /** A job's CSV of one tag, fetched once; a failed fetch is forgotten, so choosing the metric again retries it. */
+  function csvOf(id: string, tag: string) {
+    const key = `${id} ${tag}`;
+    let csv = cache.get(key);
+    if (!csv) {
+      csv = api.historyCsv(id, [tag], abort.signal);
+      cache.set(key, csv);
+      csv.catch(() => cache.delete(key));
+    }
+    return csv;
+  }
 
   async function draw() {
+    const mine = ++turn; // a later choice wins, whichever answer arrives last
     const tag = metric.value;
     const byEpoch = axis.value === 'epoch';
     status.textContent = 'Loading…';
     const started = performance.now();
     try {
-      const curves = await Promise.all(jobs.map(async (job) => {
-        const key = `${job.id} ${tag}`;
-        if (!cache.has(key)) cache.set(key, api.historyCsv(job.id, [tag], abort.signal));
-        const perEpoch = job.totalSteps / Math.max(1, job.hyperparameters.epochs);
-        return parseCurve(await cache.get(key)!, tag, perEpoch);
-      }));
+      const curves = await Promise.all(jobs.map(async (job) =>
+        parseCurve(await csvOf(job.id, tag), tag, job.totalSteps / Math.max(1, job.hyperparameters.epochs))));
+      if (mine !== turn) return;
       data = align(curves, byEpoch);
       chart?.destroy();
       chart = new LineChart(chartHost, {
@@ -62,15 +73,14 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         w.compareDrawnMs = performance.now() - started;
       };
     } catch (e) {
-      if (!abort.signal.aborted) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+      if (!abort.signal.aborted && mine === turn) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
     }
   }
 
   async function load() {
     try {
       const comparison = await api.compare(ids);
-      // Each job's view too: the epoch axis needs its steps per epoch.
-      jobs = await Promise.all(comparison.jobs.map((j) => api.job(j.id)));
+      jobs = comparison.jobs;
       table.replaceChildren(h('table', { class: 'compare' },
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Setting'),
           jobs.map((job, i) => h('th', { scope: 'col' }, h('span', { class: 'swatch', style: `background:${colorOf(i)}` }), ' ',
