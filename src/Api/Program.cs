@@ -9,6 +9,7 @@ using TrainingService.Api.Outputs;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Quotas;
 using TrainingService.Api.Streaming;
+using TrainingService.Api.Sweeps;
 using TrainingService.Training.Native;
 
 // glibc's malloc settings first, before the host starts its threads: each thread's first allocation may make an arena,
@@ -42,6 +43,7 @@ try
     builder.Services.AddSpecs();
     builder.Services.AddStreaming(builder.Configuration);
     builder.Services.AddJobs(role);
+    builder.Services.AddSweeps();
     builder.Services.AddOutputs();
     builder.Services.AddSwagger();
     builder.Services.AddTelemetry(builder.Configuration);
@@ -85,6 +87,7 @@ try
         app.MapModels().RequireRateLimiting(RateLimits.PerOwner);
         app.MapDatasets().RequireRateLimiting(RateLimits.PerOwner);
         app.MapJobs().RequireRateLimiting(RateLimits.PerOwner);
+        app.MapSweeps().RequireRateLimiting(RateLimits.PerOwner);
     }
     await app.RunAsync();
     return Environment.ExitCode; // 0, or what a refusal to serve set (Auth:Mode=Open beyond loopback: 2)

@@ -61,6 +61,11 @@ public static class Visibility
         : caller.IsAdmin ? datasets
         : datasets.Where(d => d.Owner == caller.Owner);
 
+    public static IQueryable<SweepRecord> VisibleTo(this IQueryable<SweepRecord> sweeps, Caller caller) =>
+        caller.IsViewer ? sweeps.Where(_ => false)
+        : caller.IsAdmin ? sweeps
+        : sweeps.Where(s => s.Owner == caller.Owner);
+
     public static IQueryable<ModelRecord> VisibleTo(this IQueryable<ModelRecord> models, Caller caller) =>
         caller.IsViewer ? models.Where(_ => false)
         : caller.IsAdmin ? models

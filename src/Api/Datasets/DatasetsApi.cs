@@ -372,7 +372,7 @@ public static class DatasetsApi
         return TypedResults.File(png, "image/png");
     }
 
-    /// <summary>Deletes a dataset that no unfinished job uses.</summary>
+    /// <summary>Deletes a dataset that no unfinished job or running sweep uses.</summary>
     public static async Task<Results<NoContent, ProblemHttpResult>> Delete(
         Guid id, [AsParameters] DatasetServices services, CancellationToken cancellationToken)
     {
@@ -395,6 +395,14 @@ public static class DatasetsApi
                 return Problems.Conflict(
                     $"Dataset {id} is used by {(jobs.Count == 1 ? "a job" : "jobs")} that have not finished ({string.Join(", ", jobs)}); cancel them or wait for them to end.",
                     "The dataset is in use", new Dictionary<string, object?> { ["jobIds"] = jobs });
+            }
+
+            List<Guid> sweeps = await services.Db.Sweeps.Where(s => s.DatasetId == id && s.State == RunState.Running).Select(s => s.Id).Take(10).ToListAsync(cancellationToken);
+            if (sweeps.Count > 0)
+            {
+                return Problems.Conflict(
+                    $"Dataset {id} is used by {(sweeps.Count == 1 ? "a sweep" : "sweeps")} still running ({string.Join(", ", sweeps)}); cancel them (POST /sweeps/{{id}}/cancel) or wait for them to end.",
+                    "The dataset is in use", new Dictionary<string, object?> { ["sweepIds"] = sweeps });
             }
 
             services.Db.Datasets.Remove(record);

@@ -32,7 +32,7 @@ public static class RateLimits
 
     // Endpoints that start work: they draw on the creations bucket instead.
     private static readonly HashSet<string> s_creations =
-        ["CreateJob", DatasetsOperationFilter.UploadOperation, DatasetsOperationFilter.BuiltinOperation,
+        ["CreateJob", Sweeps.SweepsApi.CreateOperation, DatasetsOperationFilter.UploadOperation, DatasetsOperationFilter.BuiltinOperation,
          Access.AccessApi.CreateKeyOperation, Access.AccessApi.CreateUserOperation, Access.SharesApi.CreateOperation];
 
     public static IServiceCollection AddRateLimits(this IServiceCollection services)

@@ -118,7 +118,8 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
     }
 
     /// <summary>A job no worker holds (queued, paused) is cancelled at once; a running one after its current step.</summary>
-    public async Task<CommandOutcome> CancelAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    /// <remarks>A sweep cancelling its trials gives a <paramref name="note"/>: the trial's StopCode, and the reason its state event carries.</remarks>
+    public async Task<CommandOutcome> CancelAsync(Caller caller, Guid id, CancellationToken cancellationToken, StopNote? note = null)
     {
         JobRecord? job = await Controllable(caller).AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
         if (job is null)
@@ -136,17 +137,24 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
         DateTime now = DateTime.UtcNow;
         int cancelled = await db.Jobs
             .Where(j => j.Id == id && j.Attempt == job.Attempt && j.LeaseOwner == null && (j.State == RunState.Queued || j.State == RunState.Paused))
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.FinishedAt, now), cancellationToken);
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.FinishedAt, now)
+                .SetProperty(j => j.StopCode, j => note == null ? j.StopCode : note.Code), cancellationToken);
         if (cancelled == 1)
         {
             var events = new JobEventWriter(pump, id, job.LastSeq, job.Attempt);
-            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = job.State == RunState.Paused ? "cancelled while paused" : "cancelled before it started" });
+            string reason = job.State == RunState.Paused ? "cancelled while paused" : "cancelled before it started";
+            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = note is null ? reason : $"{note.Reason} ({reason})", Code = note?.Code });
             await events.FlushAsync().WaitAsync(cancellationToken);
             await db.JobCommands.Where(c => c.JobId == id).ExecuteDeleteAsync(cancellationToken);
         }
         else
         {
-            await AddCommandAsync(id, JobCommandKind.Cancel, null, cancellationToken);
+            if (note is not null)
+            {
+                await db.Jobs.Where(j => j.Id == id).ExecuteUpdateAsync(s => s.SetProperty(j => j.StopCode, note.Code), cancellationToken);
+            }
+
+            await AddCommandAsync(id, JobCommandKind.Cancel, note, cancellationToken);
         }
 
         return await DoneAsync(id, cancellationToken);
@@ -234,14 +242,14 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
     }
 
     /// <summary>A pause, finish, cancel or snapshot, unless an equal one already waits for the job's run.</summary>
-    private async Task AddCommandAsync(Guid id, JobCommandKind kind, HyperparameterChange? change, CancellationToken cancellationToken)
+    private async Task AddCommandAsync(Guid id, JobCommandKind kind, object? payload, CancellationToken cancellationToken)
     {
         if ((await WaitingAsync(id, kind, cancellationToken)).AlreadyWaiting)
         {
             return;
         }
 
-        JobDispatch.AddCommand(db, id, kind, change);
+        JobDispatch.AddCommand(db, id, kind, payload);
         await db.SaveChangesAsync(cancellationToken);
         dispatch.CommandsWritten();
     }

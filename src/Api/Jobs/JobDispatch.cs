@@ -183,11 +183,12 @@ public sealed class JobDispatch(IServiceScopeFactory scopes, IOptions<JobOptions
         db.Jobs.Where(j => j.Id == claim.JobId && j.Attempt == claim.Attempt && j.LeaseOwner == Node);
 
     /// <summary>Queues a command for the job's run, wherever it runs (the caller saves the context).</summary>
-    public static void AddCommand(TrainingDb db, Guid jobId, JobCommandKind kind, HyperparameterChange? change = null) =>
+    /// <summary>A command for the job's worker; <paramref name="payload"/>: a change's values, or a cancel's <see cref="StopNote"/>.</summary>
+    public static void AddCommand(TrainingDb db, Guid jobId, JobCommandKind kind, object? payload = null) =>
         db.JobCommands.Add(new JobCommandRecord
         {
             JobId = jobId, Kind = kind, CreatedAt = DateTime.UtcNow,
-            Payload = change is null ? null : JsonSerializer.Serialize(change, JsonSerializerOptions.Web),
+            Payload = payload is null ? null : JsonSerializer.Serialize(payload, payload.GetType(), JsonSerializerOptions.Web),
         });
 
     /// <summary>The commands waiting for these jobs, oldest first, taken (deleted) as they are read.</summary>
@@ -219,6 +220,10 @@ public sealed class JobDispatch(IServiceScopeFactory scopes, IOptions<JobOptions
             case JobCommandKind.Pause:
                 control.Pause();
                 break;
+            case JobCommandKind.Cancel when command.Payload is { } payload:
+                StopNote note = JsonSerializer.Deserialize<StopNote>(payload, JsonSerializerOptions.Web)!;
+                control.Cancel(note.Reason, note.Code);
+                break;
             case JobCommandKind.Cancel:
                 control.Cancel();
                 break;
@@ -234,6 +239,9 @@ public sealed class JobDispatch(IServiceScopeFactory scopes, IOptions<JobOptions
         }
     }
 }
+
+/// <summary>Why a job is cancelled, when not by a person: a sweep's code (sweep-cancelled) and its words.</summary>
+public sealed record StopNote(string Code, string Reason);
 
 /// <summary>
 /// A run's worker no longer holds the job: its lease ran out and another worker claimed it (Attempt moved on). The run

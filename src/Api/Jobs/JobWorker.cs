@@ -31,6 +31,7 @@ public sealed class JobWorker(
     IOptions<JobOptions> options,
     IOptions<StorageOptions> storage,
     IOptions<SpecLimits> limits,
+    Sweeps.SweepRungs rungs,
     ILogger<JobWorker> logger) : BackgroundService
 {
     /// <summary>The part of <see cref="StorageFaults"/> a worker reports while it cannot claim (its readiness).</summary>
@@ -369,12 +370,13 @@ public sealed class JobWorker(
         // Before a checkpoint replaces the last one: still this claim's job? (a blocking read, on the job's own thread)
         var events = new JobEventWriter(pump, job.Id, job.LastSeq, claim.Attempt,
             () => dispatch.HoldsAsync(claim, CancellationToken.None).GetAwaiter().GetResult());
+        Sweeps.TrialContext? trial = await TrialOfAsync(job, stoppingToken);
         var done = new TaskCompletionSource<TrainingOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
-                done.SetResult(Train(job, control, datasetRecord, events, stoppingToken));
+                done.SetResult(Train(job, claim, trial, control, datasetRecord, events, stoppingToken));
             }
             catch (Exception ex)
             {
@@ -401,6 +403,21 @@ public sealed class JobWorker(
             logger.LogError(ex, "Job {JobId} failed", job.Id);
             events.Publish(new StateEvent { State = RunState.Failed, Reason = FailureReason(ex, storage.Value.FullDataFolder) });
         }
+    }
+
+    /// <summary>A sweep's trial: what its run needs of the sweep (the metric, asha's rungs); null for other jobs.</summary>
+    private async Task<Sweeps.TrialContext?> TrialOfAsync(JobRecord job, CancellationToken cancellationToken)
+    {
+        if (job is not { SweepId: Guid sweepId, SweepTrial: int index })
+        {
+            return null;
+        }
+
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        Contracts.Sweeps.SweepSettings? settings = await scope.ServiceProvider.GetRequiredService<TrainingDb>().Sweeps.AsNoTracking()
+            .Where(s => s.Id == sweepId).Select(s => s.Settings).FirstOrDefaultAsync(cancellationToken);
+        return settings is null ? null : new Sweeps.TrialContext(sweepId, index, settings.Metric, settings.Goal,
+            settings.Asha is { MinEpochs: int min, ReductionFactor: int eta, MaxEpochs: int max } ? new Training.Sweeps.Asha(min, eta, max) : null);
     }
 
     /// <summary>Lets every event of the ended run reach the pump (those after a loss are dropped), then lets the job's next run write again.</summary>
@@ -512,7 +529,8 @@ public sealed class JobWorker(
     }
 
     /// <summary>On the job's own thread: build the trainer, resume from the checkpoint if there is one, train.</summary>
-    private TrainingOutcome Train(JobRecord job, TrainingControl control, DatasetRecord? datasetRecord, JobEventWriter events, CancellationToken stoppingToken)
+    private TrainingOutcome Train(
+        JobRecord job, JobClaim claim, Sweeps.TrialContext? trial, TrainingControl control, DatasetRecord? datasetRecord, JobEventWriter events, CancellationToken stoppingToken)
     {
         if (datasetRecord is null)
         {
@@ -530,7 +548,8 @@ public sealed class JobWorker(
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
         };
         logger.LogInformation("Job {JobId} needs about {MemoryBytes} bytes per training step", job.Id, plan.EstimatedMemoryBytes);
-        using var trainer = new Trainer(plan, data, events, trainerOptions);
+        ITrainingSink sink = trial is null ? events : new Sweeps.TrialSink(events, trial, claim, control, rungs, plan.StepsPerEpoch);
+        using var trainer = new Trainer(plan, data, sink, trainerOptions);
         if (File.Exists(trainerOptions.CheckpointPath))
         {
             trainer.RestoreFrom(trainerOptions.CheckpointPath);

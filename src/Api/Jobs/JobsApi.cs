@@ -63,7 +63,7 @@ public static class JobsApi
             .WithDescription("202 with Location /jobs/{id}. Every field has a default: without datasetId the newest dataset is used, "
                 + "without model a LeNet-style CNN sized to the dataset. Watch it live on the hub /hubs/training (docs/streaming.md).");
         group.MapGet("/", List).WithName("ListJobs")
-            .WithSummary("Jobs, newest first, optionally of one state, without specs or settings: { items, next }; pass next as after for the following page");
+            .WithSummary("Jobs, newest first, optionally of one state or one sweep (sweepId), without specs or settings: { items, next }; pass next as after for the following page");
         group.MapGet("/{id:guid}", Get).AllowViewers().WithName("GetJob").WithSummary("A job's state, progress, ETA, latest loss and best validation accuracy");
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").WithSummary("Stop a job for good");
         group.MapPost("/{id:guid}/pause", Pause).WithName("PauseJob").WithSummary("Pause a running job after its current step (it checkpoints)");
@@ -94,43 +94,14 @@ public static class JobsApi
     public static async Task<Results<AcceptedAtRoute<JobView>, ValidationProblem, ProblemHttpResult>> Create(
         CreateJobRequest request, [AsParameters] JobServices services, CancellationToken cancellationToken)
     {
-        DatasetRecord? dataset = request.DatasetId is Guid datasetId
-            ? await services.Db.Datasets.AsNoTracking().VisibleTo(services.Caller).FirstOrDefaultAsync(d => d.Id == datasetId, cancellationToken)
-            : await services.Db.Datasets.AsNoTracking().Where(d => d.Owner == services.Caller.Owner) // the caller's own newest, even for an admin
-                .OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
-        if (dataset is null)
+        (DatasetRecord? dataset, string? specJson, ProblemHttpResult? problem) = await ResolveAsync(request, services.Db, services.Caller, "", cancellationToken);
+        if (problem is not null)
         {
-            return Problems.NotFound("datasetId", request.DatasetId is null
-                ? "There is no dataset yet: create one with POST /datasets/builtin or upload one with POST /datasets."
-                : $"There is no dataset {request.DatasetId}.");
+            return problem;
         }
 
-        if (request.Model is not null && request.ModelId is not null)
-        {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["model"] = ["Give model or modelId, not both."] });
-        }
-
-        string specJson;
-        if (request.ModelId is Guid modelId)
-        {
-            ModelRecord? saved = await services.Db.Models.AsNoTracking().VisibleTo(services.Caller).FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
-            if (saved is null)
-            {
-                return Problems.NotFound("modelId", $"There is no model {modelId}.");
-            }
-
-            specJson = saved.Spec;
-        }
-        else
-        {
-            // From the raw bytes: GetRawText throws on a model holding invalid UTF-8; decoded, the reader refuses it.
-            specJson = request.Model is { ValueKind: not JsonValueKind.Null } given
-                ? Encoding.UTF8.GetString(JsonMarshal.GetRawUtf8Value(given))
-                : JsonSerializer.Serialize(ModelPresets.LeNet5(dataset.Channels, dataset.Height, dataset.Width, dataset.Classes), JsonSerializerOptions.Web);
-        }
-
-        using JsonDocument document = JsonDocument.Parse(specJson);
-        var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+        using JsonDocument document = JsonDocument.Parse(specJson!);
+        var shape = new DatasetShape(dataset!.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
         Hyperparameters hyperparameters = request.Hyperparameters ?? new Hyperparameters();
         MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
         SpecLimits limits = services.Limits.Value;
@@ -142,18 +113,9 @@ public static class JobsApi
                 limits.Bounded(issues).GroupBy(i => i.Field).ToDictionary(g => g.Key, g => g.Select(i => i.Message).ToArray()), title: "The job cannot be trained");
         }
 
-        long budget = services.Options.Value.MemoryBudgetBytes;
-        if (plan.EstimatedMemoryBytes > budget)
+        if (RefuseAdmission(plan, services.Options.Value) is { } notAdmitted)
         {
-            return Problems.About(StatusCodes.Status422UnprocessableEntity, "hyperparameters.batchSize",
-                $"A training step of this model at batch size {plan.Hyperparameters.BatchSize} needs about {plan.EstimatedMemoryBytes:N0} bytes "
-                + $"(layer outputs, gradients, parameters and optimizer state), over the budget of {budget:N0} bytes (configuration Jobs:MemoryBudgetBytes); "
-                + "use a smaller batch size or a smaller model.", "The job does not fit in memory");
-        }
-
-        if (HistoryLimit.Refuse(plan, services.Options.Value.MaxHistoryBytesPerJob) is { } tooMuchHistory)
-        {
-            return tooMuchHistory;
+            return notAdmitted;
         }
 
         var job = new JobRecord
@@ -192,9 +154,60 @@ public static class JobsApi
         return TypedResults.AcceptedAtRoute(View(job), "GetJob", new { id = job.Id });
     }
 
+    /// <summary>422 when a training step of the plan would not fit Jobs:MemoryBudgetBytes, or its history Jobs:MaxHistoryBytesPerJob.</summary>
+    internal static ProblemHttpResult? RefuseAdmission(TrainingPlan plan, JobOptions options)
+    {
+        long budget = options.MemoryBudgetBytes;
+        if (plan.EstimatedMemoryBytes > budget)
+        {
+            return Problems.About(StatusCodes.Status422UnprocessableEntity, "hyperparameters.batchSize",
+                $"A training step of this model at batch size {plan.Hyperparameters.BatchSize} needs about {plan.EstimatedMemoryBytes:N0} bytes "
+                + $"(layer outputs, gradients, parameters and optimizer state), over the budget of {budget:N0} bytes (configuration Jobs:MemoryBudgetBytes); "
+                + "use a smaller batch size or a smaller model.", "The job does not fit in memory");
+        }
+
+        return HistoryLimit.Refuse(plan, options.MaxHistoryBytesPerJob);
+    }
+
+    /// <summary>
+    /// The dataset and the spec's JSON a job request names: without datasetId the caller's own newest dataset, without
+    /// model or modelId the LeNet-style default sized to the dataset. A 404 or 400 keyed <paramref name="prefix"/>field otherwise.
+    /// </summary>
+    internal static async Task<(DatasetRecord? Dataset, string? SpecJson, ProblemHttpResult? Problem)> ResolveAsync(
+        CreateJobRequest request, TrainingDb db, Caller caller, string prefix, CancellationToken cancellationToken)
+    {
+        DatasetRecord? dataset = request.DatasetId is Guid datasetId
+            ? await db.Datasets.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(d => d.Id == datasetId, cancellationToken)
+            : await db.Datasets.AsNoTracking().Where(d => d.Owner == caller.Owner) // the caller's own newest, even for an admin
+                .OrderByDescending(d => d.CreatedAt).FirstOrDefaultAsync(cancellationToken);
+        if (dataset is null)
+        {
+            return (null, null, Problems.NotFound(prefix + "datasetId", request.DatasetId is null
+                ? "There is no dataset yet: create one with POST /datasets/builtin or upload one with POST /datasets."
+                : $"There is no dataset {request.DatasetId}."));
+        }
+
+        if (request.Model is not null && request.ModelId is not null)
+        {
+            return (null, null, Problems.Invalid(prefix + "model", "Give model or modelId, not both."));
+        }
+
+        if (request.ModelId is Guid modelId)
+        {
+            ModelRecord? saved = await db.Models.AsNoTracking().VisibleTo(caller).FirstOrDefaultAsync(m => m.Id == modelId, cancellationToken);
+            return saved is null ? (null, null, Problems.NotFound(prefix + "modelId", $"There is no model {modelId}.")) : (dataset, saved.Spec, null);
+        }
+
+        // From the raw bytes: GetRawText throws on a model holding invalid UTF-8; decoded, the reader refuses it.
+        return (dataset, request.Model is { ValueKind: not JsonValueKind.Null } given
+            ? Encoding.UTF8.GetString(JsonMarshal.GetRawUtf8Value(given))
+            : JsonSerializer.Serialize(ModelPresets.LeNet5(dataset.Channels, dataset.Height, dataset.Width, dataset.Classes), JsonSerializerOptions.Web), null);
+    }
+
     /// <summary>A page of jobs, newest first (keyset on creation time, then id), optionally of one state.</summary>
     public static async Task<Results<Ok<Page<JobSummary>>, ProblemHttpResult>> List(
-        TrainingDb db, Caller caller, RunState? state, Guid? after = null, int limit = Paging.DefaultLimit, CancellationToken cancellationToken = default)
+        TrainingDb db, Caller caller, RunState? state, Guid? after = null, int limit = Paging.DefaultLimit, Guid? sweepId = null,
+        CancellationToken cancellationToken = default)
     {
         if (Paging.Refuse(limit) is { } refused)
         {
@@ -205,6 +218,16 @@ public static class JobsApi
         if (state is not null)
         {
             jobs = jobs.Where(j => j.State == state);
+        }
+
+        if (sweepId is Guid sweep)
+        {
+            if (!await db.Sweeps.VisibleTo(caller).AnyAsync(s => s.Id == sweep, cancellationToken))
+            {
+                return Problems.NotFound("sweepId", $"There is no sweep {sweep}.");
+            }
+
+            jobs = jobs.Where(j => j.SweepId == sweep);
         }
 
         if (after is Guid last)
@@ -355,6 +378,9 @@ public static class JobsApi
             LastSeq = job.LastSeq,
             HistoryBytes = job.HistoryBytes,
             Error = job.Error,
+            SweepId = job.SweepId,
+            SweepTrial = job.SweepTrial,
+            StopCode = job.StopCode,
             CreatedAt = job.CreatedAt,
             StartedAt = job.StartedAt,
             FinishedAt = job.FinishedAt,

@@ -129,6 +129,19 @@ public sealed class JobRecord
     /// <summary>When the holder's lease runs out unless renewed; after it, any worker may claim the job.</summary>
     public DateTime? LeaseExpiresAt { get; set; }
 
+    /// <summary>The sweep the job is a trial of, and which trial (both null for other jobs).</summary>
+    public Guid? SweepId { get; set; }
+
+    public int? SweepTrial { get; set; }
+
+    /// <summary>Why a trial stopped before its end: asha-cut, diverged or sweep-cancelled; null otherwise.</summary>
+    public string? StopCode { get; set; }
+
+    /// <summary>A trial's best full-epoch value of its sweep's metric, and the epoch of it.</summary>
+    public double? SweepValue { get; set; }
+
+    public int? SweepValueEpoch { get; set; }
+
     public DateTime CreatedAt { get; set; }
 
     public DateTime? StartedAt { get; set; }
@@ -232,4 +245,66 @@ public enum JobCommandKind
     Finish,
     Change,
     Snapshot,
+}
+
+/// <summary>
+/// A sweep: its settings and every trial's values, fixed when it was created; its trials are jobs (JobRecord.SweepId).
+/// Any node's SweepController starts the next trial while fewer than Parallelism are active.
+/// </summary>
+public sealed class SweepRecord
+{
+    public Guid Id { get; set; }
+
+    public required string Owner { get; set; }
+
+    public string? Name { get; set; }
+
+    /// <summary>Running, Succeeded, Failed or Cancelled.</summary>
+    public RunState State { get; set; }
+
+    public required Contracts.Sweeps.SweepSettings Settings { get; set; }
+
+    /// <summary>Each trial's settings by path, as a JSON array of objects, in trial order.</summary>
+    public required string TrialParams { get; set; }
+
+    public Guid DatasetId { get; set; }
+
+    public int Trials { get; set; }
+
+    public int Parallelism { get; set; }
+
+    /// <summary>How many trials have a job: the next trial to start is this one.</summary>
+    public int TrialsCreated { get; set; }
+
+    /// <summary>Why no trial can start now (the owner's active-job quota); null when none is waiting for that.</summary>
+    public string? Waiting { get; set; }
+
+    public string? Error { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    public DateTime? FinishedAt { get; set; }
+}
+
+/// <summary>One trial's report at an asha rung and the decision: the audit of every cut, and what a replayed run is told again.</summary>
+public sealed class SweepRungRecord
+{
+    public Guid SweepId { get; set; }
+
+    /// <summary>The rung's epoch.</summary>
+    public int Epoch { get; set; }
+
+    public int Trial { get; set; }
+
+    public double Value { get; set; }
+
+    /// <summary>The cut it was compared with; null when it was the first to report at this rung.</summary>
+    public double? Cutoff { get; set; }
+
+    /// <summary>How many trials had reported at this rung before it.</summary>
+    public int Earlier { get; set; }
+
+    public bool Continued { get; set; }
+
+    public DateTime ReportedAt { get; set; }
 }

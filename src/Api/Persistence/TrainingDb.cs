@@ -29,6 +29,10 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
 
     public DbSet<ShareLinkRecord> ShareLinks => Set<ShareLinkRecord>();
 
+    public DbSet<SweepRecord> Sweeps => Set<SweepRecord>();
+
+    public DbSet<SweepRungRecord> SweepRungs => Set<SweepRungRecord>();
+
     /// <summary>The service's own SQL on the event history, in this provider's dialect.</summary>
     public abstract EventSql Sql { get; }
 
@@ -90,7 +94,19 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(j => new { j.Owner, j.CreatedAt });
             e.Property(j => j.LeaseOwner).HasMaxLength(200);
             e.HasIndex(j => j.LeaseOwner);
+            e.HasIndex(j => new { j.SweepId, j.SweepTrial }).IsUnique(); // a trial has one job, whichever nodes start it
+            e.Property(j => j.StopCode).HasMaxLength(32);
         });
+        modelBuilder.Entity<SweepRecord>(e =>
+        {
+            e.Property(s => s.State).HasConversion<string>().HasMaxLength(16);
+            AsJson(e.Property(s => s.Settings));
+            e.Property(s => s.Name).HasMaxLength(200);
+            e.HasIndex(s => new { s.Owner, s.CreatedAt });
+            e.HasIndex(s => new { s.State, s.CreatedAt });
+            e.HasIndex(s => s.DatasetId);
+        });
+        modelBuilder.Entity<SweepRungRecord>().HasKey(r => new { r.SweepId, r.Epoch, r.Trial });
         modelBuilder.Entity<JobCommandRecord>(e =>
         {
             e.Property(c => c.Kind).HasConversion<string>().HasMaxLength(16);

@@ -311,9 +311,14 @@ public sealed class EventPump(
                     job.FinishedAt = e.Time;
                 }
 
-                if (e.State == RunState.Failed || StorageFault.IsPauseReason(e.Reason))
+                if (e.State == RunState.Failed || StorageFault.IsPauseReason(e.Reason) || (e.State == RunState.Cancelled && e.Code is not null))
                 {
-                    job.Error = e.Reason;
+                    job.Error = e.Reason; // a sweep's stop keeps its reason too (asha's cut, the divergence)
+                }
+
+                if (e.Code is not null)
+                {
+                    job.StopCode = e.Code;
                 }
 
                 break;

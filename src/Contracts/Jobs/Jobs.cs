@@ -68,8 +68,16 @@ public record JobSummary
     /// </summary>
     public long HistoryBytes { get; init; }
 
-    /// <summary>Why the job failed.</summary>
+    /// <summary>Why the job failed (or why a sweep stopped it).</summary>
     public string? Error { get; init; }
+
+    /// <summary>The sweep this job is a trial of (GET /sweeps/{id}), and its trial's index; null for other jobs.</summary>
+    public Guid? SweepId { get; init; }
+
+    public int? SweepTrial { get; init; }
+
+    /// <summary>Why a sweep stopped the trial before its end: asha-cut, diverged or sweep-cancelled.</summary>
+    public string? StopCode { get; init; }
 
     public DateTime CreatedAt { get; init; }
 

@@ -79,7 +79,7 @@ public sealed record StreamEvent
     /// <summary>sanity (learningRateRangeTest): the suggested learning rate.</summary>
     public double? SuggestedLearningRate { get; init; }
 
-    /// <summary>alert: the rule (initial-loss, loss-explosion, dead-relu, …).</summary>
+    /// <summary>alert: the rule (initial-loss, loss-explosion, dead-relu, …); state: why a sweep stopped the trial (asha-cut, diverged, sweep-cancelled).</summary>
     public string? Code { get; init; }
 
     /// <summary>alert: info, warning or critical.</summary>

@@ -108,7 +108,10 @@ public sealed record StateEvent : TrainingEvent
 
     public string? Reason { get; init; }
 
-    public override StreamEvent ToStream() => new() { Kind = "state", State = State, Reason = Reason };
+    /// <summary>Cancelled by a sweep: asha-cut, diverged or sweep-cancelled; null otherwise.</summary>
+    public string? Code { get; init; }
+
+    public override StreamEvent ToStream() => new() { Kind = "state", State = State, Reason = Reason, Code = Code };
 }
 
 /// <summary>A diagnosis: something in the run looks wrong, what it probably means and what to try.</summary>

@@ -200,7 +200,7 @@ public sealed class Trainer : IDisposable
 
                 if (control.CancelRequested)
                 {
-                    Emit(new StateEvent { State = RunState.Cancelled, Reason = "cancelled by request" });
+                    Emit(new StateEvent { State = RunState.Cancelled, Reason = control.CancelReason ?? "cancelled by request", Code = control.CancelCode });
                     return TrainingOutcome.Cancelled;
                 }
 

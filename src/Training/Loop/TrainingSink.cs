@@ -72,11 +72,23 @@ public sealed class TrainingControl : IDisposable
 
     public void Resume() => _running.Set();
 
-    public void Cancel()
+    /// <summary>Stop for good after the current step; a sweep gives why (<paramref name="reason"/>) and a code (asha-cut, diverged, sweep-cancelled).</summary>
+    public void Cancel(string? reason = null, string? code = null)
     {
+        if (!_cancelRequested)
+        {
+            CancelReason = reason;
+            CancelCode = code;
+        }
+
         _cancelRequested = true;
         _running.Set();
     }
+
+    /// <summary>Why the run was cancelled, when the canceller said (the first cancel's words win).</summary>
+    public string? CancelReason { get; private set; }
+
+    public string? CancelCode { get; private set; }
 
     public void Dispose() => _running.Dispose();
 

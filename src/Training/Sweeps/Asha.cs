@@ -1,11 +1,6 @@
-namespace TrainingService.Training.Sweeps;
+using TrainingService.Contracts.Sweeps;
 
-/// <summary>Which way a sweep's metric is better.</summary>
-public enum MetricGoal
-{
-    Maximize,
-    Minimize,
-}
+namespace TrainingService.Training.Sweeps;
 
 /// <summary>
 /// Asynchronous successive halving (ASHA; Li et al., MLSys 2020), the stopping form: every trial is planned for

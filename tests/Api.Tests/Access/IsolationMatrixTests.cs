@@ -20,7 +20,7 @@ namespace TrainingService.Api.Tests.Access;
 /// (owner), user B (other), the admin, anonymous, A's revoked key, and a share link's viewer of A's job. Another user
 /// gets 404, never 403, so nothing says a record exists; the admin reaches everything; a viewer reaches its job's page
 /// and nothing else; what another user (or a viewer) gets for A's record is what anyone gets for an id that names
-/// nothing. 52 route rows × 6 + 10 hub rows × 6 = 372 cases (plus 4 public endpoints for anonymous).
+/// nothing. 61 route rows × 6 + 10 hub rows × 6 = 426 cases (plus 4 public endpoints for anonymous).
 /// <see cref="EveryEndpointHasARow"/> and <see cref="EveryHubMethodHasARow"/> fail on a route or hub method that the
 /// table lacks, so a new one cannot slip in unchecked.
 /// </summary>
@@ -105,6 +105,22 @@ public sealed class IsolationMatrixTests(IsolationWorld world) : IClassFixture<I
         new("GET", "/jobs/{id:guid}/shares", "/jobs/{job}/shares", Ok, NotFound, Ok, Forbidden),
         new("DELETE", "/jobs/{id:guid}/shares/{shareId:guid}", "/jobs/{job}/shares/{newShare}",
             NoContent, NotFound, NoContent, Forbidden),
+
+        // Sweeps are the account's, like datasets: a share link's viewer sees none.
+        new("POST", "/sweeps/", "/sweeps", Accepted, Missing("base.datasetId"), Accepted, Forbidden)
+            { Case = "A's dataset", Body = r => Text(IsolationWorld.SweepBody(r.Dataset)) },
+        new("POST", "/sweeps/", "/sweeps", Accepted, Missing("base.modelId"), Accepted, Forbidden)
+        {
+            Case = "A's model",
+            Body = r => Json(new { @base = new { modelId = r.Model, hyperparameters = new { epochs = 1 } }, searchSpace = new[] { new { path = "hyperparameters.learningRate", choice = new[] { 0.01 } } }, parallelism = 1 }),
+        },
+        new("GET", "/sweeps/", "/sweeps", Listing(r => [r.Sweep]), NotListing(r => [r.Sweep]), Listing(r => [r.Sweep]), Forbidden),
+        new("GET", "/sweeps/", "/sweeps?after={sweep}", Ok, Invalid("after"), Ok, Forbidden) { Case = "after A's sweep" },
+        new("GET", "/sweeps/{id:guid}", "/sweeps/{sweep}", Ok, NotFound, Ok, Forbidden),
+        new("GET", "/sweeps/{id:guid}/leaderboard", "/sweeps/{sweep}/leaderboard", Ok, NotFound, Ok, Forbidden),
+        new("POST", "/sweeps/{id:guid}/cancel", "/sweeps/{sweep}/cancel", Conflict, NotFound, Conflict, Forbidden),
+        new("POST", "/sweeps/{id:guid}/best/model", "/sweeps/{sweep}/best/model", Created, NotFound, Created, Forbidden) { Body = _ => Json(new { name = "best" }) },
+        new("GET", "/jobs/", "/jobs?sweepId={sweep}", Listing(r => [r.SweepJob]), Missing("sweepId"), Listing(r => [r.SweepJob]), Forbidden) { Case = "A's sweep's trials" },
     ];
 
     // Owner, other, admin, viewer, on A's shared job unless said; anonymous and revoked cannot connect.

@@ -82,9 +82,13 @@ public sealed class IsolationWorld : IAsyncLifetime
             .GetProperty("id").GetGuid();
         Guid job = await StartJobAsync(dataset);
         Guid unsharedJob = await StartJobAsync(dataset);
-        A = new Records(owner.User.Id, owner.Key.Id, revoked.Id, dataset, model, job, unsharedJob);
         JobLastSeq = (await JobHarness.WaitForStateAsync(a, job, "Succeeded")).GetProperty("lastSeq").GetInt64();
         await JobHarness.WaitForStateAsync(a, unsharedJob, "Succeeded");
+        (HttpResponseMessage created, JsonElement sweep) = await Sweeps.SweepTests.PostAsync(a, SweepBody(dataset));
+        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+        JsonElement ended = await Sweeps.SweepTests.WaitForSweepAsync(a, sweep.GetProperty("id").GetGuid(), "Succeeded");
+        A = new Records(owner.User.Id, owner.Key.Id, revoked.Id, dataset, model, job, unsharedJob,
+            ended.GetProperty("id").GetGuid(), ended.GetProperty("trialList")[0].GetProperty("jobId").GetGuid());
 
         CreatedShare share = await CreateAsync<CreatedShare>(a, $"/jobs/{job}/shares", new CreateShareRequest(null));
         _tokens[Identity.Viewer] = share.Token;
@@ -101,6 +105,10 @@ public sealed class IsolationWorld : IAsyncLifetime
     /// <summary>A tiny job's body, on the dataset given.</summary>
     public static string JobBody(Guid dataset) =>
         $$"""{ "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1 } }""";
+
+    /// <summary>A one-trial sweep's body, on the dataset given.</summary>
+    public static string SweepBody(Guid dataset) =>
+        $$"""{ "base": {{JobBody(dataset)}}, "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.01] } ], "parallelism": 1 }""";
 
     public Task<Guid> NewDatasetAsync() => JobHarness.CreateShapesAsync(Client(Identity.Owner), samples: 64);
 
@@ -135,6 +143,7 @@ public sealed class IsolationWorld : IAsyncLifetime
             ("{model}", () => Task.FromResult(records.Model.ToString())),
             ("{job}", () => Task.FromResult(records.Job.ToString())),
             ("{unsharedJob}", () => Task.FromResult(records.UnsharedJob.ToString())),
+            ("{sweep}", () => Task.FromResult(records.Sweep.ToString())),
             ("{newDataset}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewDatasetAsync()).ToString()),
             ("{newJob}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewJobAsync()).ToString()),
             ("{newKey}", async () => (records.IsPhantom ? Guid.NewGuid() : await NewKeyAsync()).ToString()),
@@ -185,12 +194,12 @@ public sealed class IsolationWorld : IAsyncLifetime
 /// The ids a row's request names: A's records, or <see cref="Phantom"/> ones that name nothing — what another user
 /// gets for A's must not differ from what anyone gets for those.
 /// </summary>
-public sealed record Records(string OwnerId, Guid OwnerKeyId, Guid RevokedKeyId, Guid Dataset, Guid Model, Guid Job, Guid UnsharedJob)
+public sealed record Records(string OwnerId, Guid OwnerKeyId, Guid RevokedKeyId, Guid Dataset, Guid Model, Guid Job, Guid UnsharedJob, Guid Sweep, Guid SweepJob)
 {
     public bool IsPhantom { get; private init; }
 
     public static Records Phantom() =>
-        new("u" + Guid.CreateVersion7().ToString("N"), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid())
+        new("u" + Guid.CreateVersion7().ToString("N"), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid())
         {
             IsPhantom = true,
         };

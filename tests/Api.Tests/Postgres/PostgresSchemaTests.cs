@@ -97,11 +97,30 @@ public sealed class PostgresSchemaTests(PostgresServer server)
             BestValidationAccuracy = null, SamplesPerSecond = 1234.5, LastSeq = 40, HistoryBytes = 5000, CrashCount = 1,
             CreatedAt = created, StartedAt = created.AddSeconds(1), FinishedAt = null,
         };
+        var sweep = new SweepRecord
+        {
+            Id = Guid.NewGuid(), Owner = owner, Name = "lr × width", State = RunState.Running, DatasetId = dataset.Id, Trials = 16, Parallelism = 2, TrialsCreated = 5,
+            Waiting = "quota", CreatedAt = created, TrialParams = """[{"hyperparameters.learningRate":0.01,"layers.conv1.filters":8}]""",
+            Settings = new TrainingService.Contracts.Sweeps.SweepSettings
+            {
+                DatasetId = dataset.Id, Model = JsonDocument.Parse(SpecJson).RootElement.Clone(), Hyperparameters = job.Hyperparameters, Monitoring = job.Monitoring,
+                SearchSpace = [new() { Path = "hyperparameters.learningRate", LogUniform = new() { Min = 1e-3, Max = 0.1 } }],
+                Strategy = TrainingService.Contracts.Sweeps.SweepStrategy.Asha, Trials = 16, Parallelism = 2, Seed = 1,
+                Metric = TrainingService.Contracts.Sweeps.SweepMetricName.ValidationAccuracy, Goal = TrainingService.Contracts.Sweeps.MetricGoal.Maximize,
+                Asha = new() { MinEpochs = 1, ReductionFactor = 3, MaxEpochs = 9, Sampler = "grid" }, Rungs = [1, 3],
+            },
+        };
+        job.SweepId = sweep.Id;
+        job.SweepTrial = 4;
+        job.StopCode = "asha-cut";
+        job.SweepValue = 0.8125;
+        job.SweepValueEpoch = 3;
+        var rung = new SweepRungRecord { SweepId = sweep.Id, Epoch = 3, Trial = 4, Value = 0.8125, Cutoff = null, Earlier = 0, Continued = true, ReportedAt = created };
         var jobEvent = new JobEventRecord { JobId = job.Id, Seq = 40, Kind = "step", Json = """{"kind":"step","seq":40}""", Bytes = 24 };
         var share = new ShareLinkRecord { Id = Guid.NewGuid(), JobId = job.Id, CreatedBy = owner, CreatedAt = created, ExpiresAt = created.AddDays(7) };
         await using (var db = new PostgresTrainingDb(options))
         {
-            db.AddRange(user, key, dataset, model, job, jobEvent, share);
+            db.AddRange(user, key, dataset, model, job, jobEvent, share, sweep, rung);
             await db.SaveChangesAsync();
         }
 
@@ -133,6 +152,13 @@ public sealed class PostgresSchemaTests(PostgresServer server)
 
             JobEventRecord e = await db.JobEvents.SingleAsync(r => r.JobId == job.Id && r.Seq == 40);
             Assert.Equal((jobEvent.Kind, jobEvent.Json, 24), (e.Kind, e.Json, e.Bytes));
+
+            Assert.Equal((sweep.Id, 4, "asha-cut", 0.8125, 3), (j.SweepId!.Value, j.SweepTrial!.Value, j.StopCode, j.SweepValue!.Value, j.SweepValueEpoch!.Value));
+            SweepRecord w = await db.Sweeps.SingleAsync(r => r.Id == sweep.Id && r.Owner == owner && r.State == RunState.Running);
+            Assert.Equal(JsonSerializer.Serialize(sweep.Settings, JsonSerializerOptions.Web), JsonSerializer.Serialize(w.Settings, JsonSerializerOptions.Web));
+            Assert.Equal((sweep.Name, sweep.TrialParams, 16, 2, 5, "quota", created), (w.Name, w.TrialParams, w.Trials, w.Parallelism, w.TrialsCreated, w.Waiting, w.CreatedAt));
+            SweepRungRecord g = await db.SweepRungs.SingleAsync(r => r.SweepId == sweep.Id);
+            Assert.Equal((3, 4, 0.8125, (double?)null, true, created), (g.Epoch, g.Trial, g.Value, g.Cutoff, g.Continued, g.ReportedAt));
 
             ShareLinkRecord s = await db.ShareLinks.SingleAsync(r => r.JobId == job.Id);
             Assert.Equal((share.Id, created.AddDays(7)), (s.Id, s.ExpiresAt));

@@ -342,6 +342,14 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
     }
 
     /// <summary>The service on its own fresh database of the test server.</summary>
+    [Fact]
+    public async Task AnAshaSweepJudgesConcurrentRungReportsOneAtATime()
+    {
+        await using TrainingServiceFactory factory = await StartAsync(new() { ["Jobs:Concurrency"] = "3" });
+        using HttpClient client = factory.CreateClient();
+        await Sweeps.SweepTests.RunConcurrentAshaAsync(client);
+    }
+
     private async Task<TrainingServiceFactory> StartAsync(Dictionary<string, string?>? settings = null)
     {
         _connectionString = await server.NewDatabaseAsync();

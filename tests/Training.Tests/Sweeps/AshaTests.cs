@@ -1,3 +1,4 @@
+using TrainingService.Contracts.Sweeps;
 using TrainingService.Training.Sweeps;
 using Xunit;
 

@@ -271,6 +271,22 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<long>("Step")
                         .HasColumnType("bigint");
 
+                    b.Property<string>("StopCode")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<Guid?>("SweepId")
+                        .HasColumnType("uuid");
+
+                    b.Property<int?>("SweepTrial")
+                        .HasColumnType("integer");
+
+                    b.Property<double?>("SweepValue")
+                        .HasColumnType("double precision");
+
+                    b.Property<int?>("SweepValueEpoch")
+                        .HasColumnType("integer");
+
                     b.Property<int>("Threads")
                         .HasColumnType("integer");
 
@@ -286,6 +302,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.HasIndex("Owner", "CreatedAt");
 
                     b.HasIndex("State", "CreatedAt");
+
+                    b.HasIndex("SweepId", "SweepTrial")
+                        .IsUnique();
 
                     b.ToTable("Jobs");
                 });
@@ -345,6 +364,99 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.HasIndex("JobId");
 
                     b.ToTable("ShareLinks");
+                });
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.SweepRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<Guid>("DatasetId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("text");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<int>("Parallelism")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Settings")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<string>("TrialParams")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<int>("Trials")
+                        .HasColumnType("integer");
+
+                    b.Property<int>("TrialsCreated")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Waiting")
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DatasetId");
+
+                    b.HasIndex("Owner", "CreatedAt");
+
+                    b.HasIndex("State", "CreatedAt");
+
+                    b.ToTable("Sweeps");
+                });
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.SweepRungRecord", b =>
+                {
+                    b.Property<Guid>("SweepId")
+                        .HasColumnType("uuid");
+
+                    b.Property<int>("Epoch")
+                        .HasColumnType("integer");
+
+                    b.Property<int>("Trial")
+                        .HasColumnType("integer");
+
+                    b.Property<bool>("Continued")
+                        .HasColumnType("boolean");
+
+                    b.Property<double?>("Cutoff")
+                        .HasColumnType("double precision");
+
+                    b.Property<int>("Earlier")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTime>("ReportedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<double>("Value")
+                        .HasColumnType("double precision");
+
+                    b.HasKey("SweepId", "Epoch", "Trial");
+
+                    b.ToTable("SweepRungs");
                 });
 
             modelBuilder.Entity("TrainingService.Api.Persistence.UserRecord", b =>

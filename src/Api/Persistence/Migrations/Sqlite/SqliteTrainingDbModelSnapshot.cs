@@ -264,6 +264,22 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<long>("Step")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("StopCode")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("SweepId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("SweepTrial")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double?>("SweepValue")
+                        .HasColumnType("REAL");
+
+                    b.Property<int?>("SweepValueEpoch")
+                        .HasColumnType("INTEGER");
+
                     b.Property<int>("Threads")
                         .HasColumnType("INTEGER");
 
@@ -279,6 +295,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.HasIndex("Owner", "CreatedAt");
 
                     b.HasIndex("State", "CreatedAt");
+
+                    b.HasIndex("SweepId", "SweepTrial")
+                        .IsUnique();
 
                     b.ToTable("Jobs");
                 });
@@ -338,6 +357,99 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.HasIndex("JobId");
 
                     b.ToTable("ShareLinks");
+                });
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.SweepRecord", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("DatasetId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Parallelism")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Settings")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TrialParams")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Trials")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("TrialsCreated")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Waiting")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DatasetId");
+
+                    b.HasIndex("Owner", "CreatedAt");
+
+                    b.HasIndex("State", "CreatedAt");
+
+                    b.ToTable("Sweeps");
+                });
+
+            modelBuilder.Entity("TrainingService.Api.Persistence.SweepRungRecord", b =>
+                {
+                    b.Property<Guid>("SweepId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Epoch")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Trial")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("Continued")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double?>("Cutoff")
+                        .HasColumnType("REAL");
+
+                    b.Property<int>("Earlier")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("ReportedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<double>("Value")
+                        .HasColumnType("REAL");
+
+                    b.HasKey("SweepId", "Epoch", "Trial");
+
+                    b.ToTable("SweepRungs");
                 });
 
             modelBuilder.Entity("TrainingService.Api.Persistence.UserRecord", b =>

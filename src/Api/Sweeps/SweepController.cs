@@ -1,0 +1,227 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using TrainingService.Api.Access;
+using TrainingService.Api.Jobs;
+using TrainingService.Api.Persistence;
+using TrainingService.Api.Quotas;
+using TrainingService.Contracts.Specs;
+using TrainingService.Contracts.Sweeps;
+using TrainingService.Contracts.Training;
+using TrainingService.Training.Loop;
+using TrainingService.Training.Specs;
+using TrainingService.Training.Sweeps;
+
+namespace TrainingService.Api.Sweeps;
+
+/// <summary>Wakes this node's sweep controller at once (a sweep created or cancelled here) instead of at its next poll.</summary>
+public sealed class SweepSignals : IDisposable
+{
+    private readonly SemaphoreSlim _wake = new(0, 1);
+
+    public void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // already woken
+        }
+    }
+
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _wake.WaitAsync(timeout, cancellationToken);
+
+    public void Dispose() => _wake.Dispose();
+}
+
+/// <summary>
+/// Runs every node's share of the sweeps: starts a running sweep's next trials while fewer than its parallelism are
+/// active, and ends a sweep once every trial has. Every node runs one; they need no leader, because each start is made
+/// under the write lock every job creation takes (<see cref="OwnerQuotas.BeginWriteAsync"/>): the count of active
+/// trials and of trials made is read again inside it, and a unique index on (SweepId, SweepTrial) backs it. A trial
+/// waits (the sweep says why) while its owner is at Jobs:MaxActiveJobsPerOwner. The trials' babysitting (asha's cuts,
+/// divergence) is the workers' (<see cref="TrialSink"/>), so a dead node stops nothing but its own poll.
+/// </summary>
+public sealed class SweepController(
+    IServiceScopeFactory scopes, SweepSignals signals, JobDispatch dispatch, IOptions<SweepOptions> options, IOptions<JobOptions> jobs,
+    IOptions<SpecLimits> limits, ILogger<SweepController> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        TimeSpan poll = TimeSpan.FromMilliseconds(options.Value.PollMilliseconds);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await PassAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // A storage fault (or a lost race on the unique index): the next pass reads everything again.
+                logger.LogWarning(ex, "A pass over running sweeps failed; the next pass tries again");
+            }
+
+            try
+            {
+                await signals.WaitAsync(poll, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One look at the running sweeps: starts what may start, ends what has ended. Public for tests.</summary>
+    public async Task PassAsync(CancellationToken cancellationToken)
+    {
+        await using AsyncServiceScope scope = scopes.CreateAsyncScope();
+        TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        var running = await db.Sweeps.AsNoTracking().Where(s => s.State == RunState.Running).OrderBy(s => s.CreatedAt)
+            .Select(s => new { s.Id, s.Trials, s.TrialsCreated, s.Parallelism }).Take(1000).ToListAsync(cancellationToken);
+        if (running.Count == 0)
+        {
+            return;
+        }
+
+        Guid[] ids = [.. running.Select(s => s.Id)];
+        Dictionary<Guid, int> active = await db.Jobs.AsNoTracking().Where(j => j.SweepId != null && ids.Contains(j.SweepId.Value) && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused))
+            .GroupBy(j => j.SweepId!.Value).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+        foreach (var sweep in running)
+        {
+            int now = active.GetValueOrDefault(sweep.Id);
+            if (sweep.TrialsCreated < sweep.Trials && now < sweep.Parallelism)
+            {
+                await StartTrialsAsync(db, sweep.Id, cancellationToken);
+            }
+            else if (sweep.TrialsCreated >= sweep.Trials && now == 0)
+            {
+                await FinishAsync(db, sweep.Id, cancellationToken);
+            }
+        }
+    }
+
+    private async Task StartTrialsAsync(TrainingDb db, Guid id, CancellationToken cancellationToken)
+    {
+        bool started = false;
+        await using (var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken))
+        {
+            SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+            if (sweep is not { State: RunState.Running })
+            {
+                return; // cancelled meanwhile
+            }
+
+            DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == sweep.DatasetId, cancellationToken);
+            if (dataset is null)
+            {
+                End(sweep, RunState.Failed, $"its dataset {sweep.DatasetId} no longer exists");
+            }
+            else
+            {
+                int active = await db.Jobs.CountAsync(j => j.SweepId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken);
+                var settings = SweepViews.Params(sweep);
+                List<SearchField> fields = Fields(sweep.Settings, limits.Value);
+                var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+                while (active < sweep.Parallelism && sweep.TrialsCreated < sweep.Trials)
+                {
+                    if (await OwnerQuotas.RefuseJobAsync(db, sweep.Owner, jobs.Value.MaxActiveJobsPerOwner, cancellationToken) is not null)
+                    {
+                        sweep.Waiting = $"the owner has {jobs.Value.MaxActiveJobsPerOwner} active jobs, the limit ({OwnerQuotas.ActiveJobsKey}): the next trial starts when one ends";
+                        break;
+                    }
+
+                    int index = sweep.TrialsCreated;
+                    db.Jobs.Add(TrialJob(sweep, index, settings[index], fields, shape));
+                    sweep.TrialsCreated = index + 1;
+                    sweep.Waiting = null;
+                    active++;
+                    started = true;
+                    await db.SaveChangesAsync(cancellationToken); // counted by the quota's next read, in this transaction
+                }
+            }
+
+            await db.SaveChangesAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
+        }
+
+        if (started)
+        {
+            dispatch.Wake();
+        }
+    }
+
+    /// <summary>The trial's job, queued; one whose settings no longer plan (limits changed since) is made Failed, saying why.</summary>
+    private JobRecord TrialJob(SweepRecord sweep, int index, IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> values, List<SearchField> fields, DatasetShape shape)
+    {
+        SweepSettings s = sweep.Settings;
+        (System.Text.Json.JsonElement model, Hyperparameters hp, MonitoringOptions monitoring) = SearchSpace.Apply(s.Model, s.Hyperparameters, s.Monitoring, fields, values);
+        (TrainingPlan? plan, string? error, _) = SearchSpace.Plan(index, s.Model, s.Hyperparameters, s.Monitoring, fields, values, shape, limits.Value, jobs.Value.JobThreads);
+        DateTime now = DateTime.UtcNow;
+        return new JobRecord
+        {
+            Id = Guid.CreateVersion7(),
+            Owner = sweep.Owner,
+            State = plan is null ? RunState.Failed : RunState.Queued,
+            Error = error,
+            Spec = plan?.Model.Spec ?? SpecReader.Read(model).Spec ?? new ModelSpec(),
+            ModelId = fields.Any(f => f.Root == "model") ? null : s.ModelId,
+            DatasetId = sweep.DatasetId,
+            Hyperparameters = hp,
+            Monitoring = monitoring,
+            Threads = plan?.Threads ?? 1,
+            TotalSteps = plan?.TotalSteps ?? 0,
+            SweepId = sweep.Id,
+            SweepTrial = index,
+            CreatedAt = now,
+            FinishedAt = plan is null ? now : null,
+        };
+    }
+
+    /// <summary>The sweep's search fields, resolved against its base model.</summary>
+    internal static List<SearchField> Fields(SweepSettings settings, SpecLimits limits)
+    {
+        SpecAnalysis analysis = SpecReader.ReadAndAnalyze(settings.Model, limits);
+        return [.. settings.SearchSpace.Select(d => SearchSpace.Resolve(d.Path, analysis, out string error)
+            ?? throw new InvalidOperationException($"a stored sweep's path {d.Path} no longer resolves: {error}"))];
+    }
+
+    private static async Task FinishAsync(TrainingDb db, Guid id, CancellationToken cancellationToken)
+    {
+        await using var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken);
+        SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+        if (sweep is not { State: RunState.Running } || sweep.TrialsCreated < sweep.Trials
+            || await db.Jobs.AnyAsync(j => j.SweepId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken))
+        {
+            return;
+        }
+
+        bool anyValue = await db.Jobs.AnyAsync(j => j.SweepId == id && j.SweepValue != null, cancellationToken);
+        End(sweep, anyValue ? RunState.Succeeded : RunState.Failed, anyValue ? null : $"no trial reported {SweepsApi.Name(sweep.Settings.Metric)} for a whole epoch");
+        await db.SaveChangesAsync(cancellationToken);
+        await write.CommitAsync(cancellationToken);
+    }
+
+    private static void End(SweepRecord sweep, RunState state, string? error)
+    {
+        sweep.State = state;
+        sweep.Error = error;
+        sweep.Waiting = null;
+        sweep.FinishedAt = DateTime.UtcNow;
+    }
+
+    /// <summary>Cancels every queued, running or paused trial of a sweep, each saying so (code sweep-cancelled).</summary>
+    internal static async Task CancelActiveTrialsAsync(TrainingDb db, JobCommands commands, Caller caller, Guid sweepId, CancellationToken cancellationToken)
+    {
+        List<Guid> active = await db.Jobs.AsNoTracking().Where(j => j.SweepId == sweepId && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused)).Select(j => j.Id).ToListAsync(cancellationToken);
+        foreach (Guid job in active)
+        {
+            await commands.CancelAsync(caller, job, cancellationToken, new StopNote("sweep-cancelled", "the sweep was cancelled"));
+        }
+    }
+}
