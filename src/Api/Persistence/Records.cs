@@ -281,6 +281,11 @@ public sealed class SweepRecord
 
     public string? Error { get; set; }
 
+    /// <summary>The learning-rate range test run before the trials (when the settings ask for one), and its suggestion once it has passed.</summary>
+    public Guid? RangeTestJobId { get; set; }
+
+    public double? SuggestedLearningRate { get; set; }
+
     public DateTime CreatedAt { get; set; }
 
     public DateTime? FinishedAt { get; set; }

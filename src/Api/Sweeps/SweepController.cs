@@ -83,7 +83,7 @@ public sealed class SweepController(
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         var running = await db.Sweeps.AsNoTracking().Where(s => s.State == RunState.Running).OrderBy(s => s.CreatedAt)
-            .Select(s => new { s.Id, s.Trials, s.TrialsCreated, s.Parallelism }).Take(1000).ToListAsync(cancellationToken);
+            .Select(s => new { s.Id, s.Trials, s.TrialsCreated, s.Parallelism, s.SuggestedLearningRate }).Take(1000).ToListAsync(cancellationToken);
         if (running.Count == 0)
         {
             return;
@@ -94,6 +94,11 @@ public sealed class SweepController(
             .GroupBy(j => j.SweepId!.Value).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
         foreach (var sweep in running)
         {
+            if (sweep.TrialsCreated == 0 && sweep.SuggestedLearningRate is null && await InRangeTestAsync(db, sweep.Id, cancellationToken))
+            {
+                continue;
+            }
+
             int now = active.GetValueOrDefault(sweep.Id);
             if (sweep.TrialsCreated < sweep.Trials && now < sweep.Parallelism)
             {
@@ -154,6 +159,143 @@ public sealed class SweepController(
         {
             dispatch.Wake();
         }
+    }
+
+    /// <summary>
+    /// A sweep whose learning rate comes from a range test, before its trials: starts the test (a job of the sweep that is
+    /// no trial, taking one parallelism slot), and once it has ended takes its suggestion into every trial's settings
+    /// and checks them again, or fails the sweep saying why. False for a sweep without a range test.
+    /// </summary>
+    private async Task<bool> InRangeTestAsync(TrainingDb db, Guid id, CancellationToken cancellationToken)
+    {
+        SweepRecord? sweep = await db.Sweeps.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+        if (sweep?.Settings.RangeTest is not { } sanity)
+        {
+            return false;
+        }
+
+        if (sweep.RangeTestJobId is null)
+        {
+            await StartRangeTestAsync(db, id, sanity, cancellationToken);
+            return true;
+        }
+
+        JobRecord? test = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == sweep.RangeTestJobId, cancellationToken);
+        if (test is not null && !test.State.IsEnded())
+        {
+            return true;
+        }
+
+        string? verdict = test is null ? null : await db.JobEvents.AsNoTracking().Where(e => e.JobId == test.Id && e.Kind == "sanity")
+            .OrderByDescending(e => e.Seq).Select(e => e.Json).FirstOrDefaultAsync(cancellationToken);
+        (bool passed, double? suggestion, string? message) = Verdict(verdict);
+        string? error = test is null ? $"its range test (job {sweep.RangeTestJobId}) was deleted before it ended"
+            : test.State != RunState.Succeeded ? $"its range test (job {test.Id}) ended {test.State}{(test.Error is null ? "" : $": {test.Error}")}"
+            : !passed || suggestion is null ? $"its range test (job {test.Id}) suggested no learning rate: {message ?? "no verdict"}"
+            : null;
+        await using var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken);
+        SweepRecord? held = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+        if (held is not { State: RunState.Running, SuggestedLearningRate: null })
+        {
+            return true;
+        }
+
+        if (error is null)
+        {
+            error = Resolve(held, suggestion!.Value, await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == held.DatasetId, cancellationToken));
+        }
+
+        if (error is not null)
+        {
+            End(held, RunState.Failed, $"learningRate from the range test: {error}");
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        await write.CommitAsync(cancellationToken);
+        return error is not null;
+    }
+
+    private static (bool Passed, double? Suggestion, string? Message) Verdict(string? json)
+    {
+        if (json is null)
+        {
+            return (false, null, null);
+        }
+
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        System.Text.Json.JsonElement e = document.RootElement;
+        return (e.TryGetProperty("passed", out var passed) && passed.ValueKind == System.Text.Json.JsonValueKind.True,
+            e.TryGetProperty("suggestedLearningRate", out var rate) && rate.ValueKind == System.Text.Json.JsonValueKind.Number ? rate.GetDouble() : null,
+            e.TryGetProperty("message", out var message) ? message.GetString() : null);
+    }
+
+    /// <summary>Takes the suggestion into the settings and every trial's values; why not, when a trial no longer plans with them.</summary>
+    private string? Resolve(SweepRecord sweep, double suggestion, DatasetRecord? dataset)
+    {
+        if (dataset is null)
+        {
+            return $"its dataset {sweep.DatasetId} no longer exists";
+        }
+
+        SweepSettings s = sweep.Settings;
+        Hyperparameters hp = s.LearningRateFromRangeTest ? s.Hyperparameters with { LearningRate = suggestion } : s.Hyperparameters;
+        var trials = SearchSpace.Trials(s.SearchSpace, s.Strategy, s.Asha?.Sampler == "grid", s.Trials, s.Seed, suggestion);
+        List<SearchField> fields = Fields(s, limits.Value);
+        var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+        for (int t = 0; t < trials.Count; t++)
+        {
+            if (SearchSpace.Plan(t, s.Model, hp, s.Monitoring, fields, trials[t], shape, limits.Value, jobs.Value.JobThreads).Error is { } error)
+            {
+                return $"it suggested {suggestion:G4}, and {error}";
+            }
+        }
+
+        sweep.Settings = s with { Hyperparameters = hp };
+        sweep.TrialParams = System.Text.Json.JsonSerializer.Serialize(trials, System.Text.Json.JsonSerializerOptions.Web);
+        sweep.SuggestedLearningRate = suggestion;
+        return null;
+    }
+
+    private async Task StartRangeTestAsync(TrainingDb db, Guid id, SanityOptions sanity, CancellationToken cancellationToken)
+    {
+        await using (var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken))
+        {
+            SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+            if (sweep is not { State: RunState.Running, RangeTestJobId: null })
+            {
+                return;
+            }
+
+            DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == sweep.DatasetId, cancellationToken);
+            if (dataset is null)
+            {
+                End(sweep, RunState.Failed, $"its dataset {sweep.DatasetId} no longer exists");
+            }
+            else if (await OwnerQuotas.RefuseJobAsync(db, sweep.Owner, jobs.Value.MaxActiveJobsPerOwner, cancellationToken) is not null)
+            {
+                sweep.Waiting = $"the owner has {jobs.Value.MaxActiveJobsPerOwner} active jobs, the limit ({OwnerQuotas.ActiveJobsKey}): the range test starts when one ends";
+            }
+            else
+            {
+                SweepSettings s = sweep.Settings;
+                var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+                TrainingPlan plan = TrainingPlan.Require(SpecReader.ReadAndAnalyze(s.Model, limits.Value), shape, s.Hyperparameters, s.Monitoring, sanity, jobs.Value.JobThreads);
+                var job = new JobRecord
+                {
+                    Id = Guid.CreateVersion7(), Owner = sweep.Owner, State = RunState.Queued, Spec = plan.Model.Spec!, ModelId = s.ModelId, DatasetId = sweep.DatasetId,
+                    Hyperparameters = s.Hyperparameters, Monitoring = s.Monitoring, Sanity = sanity, Threads = plan.Threads, TotalSteps = plan.TotalSteps,
+                    SweepId = sweep.Id, CreatedAt = DateTime.UtcNow,
+                };
+                db.Jobs.Add(job);
+                sweep.RangeTestJobId = job.Id;
+                sweep.Waiting = null;
+            }
+
+            await db.SaveChangesAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
+        }
+
+        dispatch.Wake();
     }
 
     /// <summary>The trial's job, queued; one whose settings no longer plan (limits changed since) is made Failed, saying why.</summary>

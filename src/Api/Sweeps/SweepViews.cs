@@ -90,6 +90,9 @@ internal static class SweepViews
     public static SweepView View(SweepRecord sweep, IReadOnlyList<TrialRow> rows)
     {
         IReadOnlyList<SweepTrial> trials = Trials(sweep, rows);
-        return new SweepView(Summary(sweep, rows, trials)) { Settings = sweep.Settings, TrialList = trials };
+        return new SweepView(Summary(sweep, rows, trials))
+        {
+            Settings = sweep.Settings, TrialList = trials, RangeTestJobId = sweep.RangeTestJobId, SuggestedLearningRate = sweep.SuggestedLearningRate,
+        };
     }
 }

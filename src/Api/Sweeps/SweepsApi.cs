@@ -124,6 +124,37 @@ public static class SweepsApi
             Error("asha", $"asha settings go with strategy asha, not {strategy.ToString().ToLowerInvariant()}");
         }
 
+        bool aroundTest = request.SearchSpace?.Any(d => d?.LogUniform?.Around is not null) == true;
+        bool fixedFromTest = request.LearningRate is not null;
+        if (request.LearningRate is { } rate && rate != SearchSpace.FromRangeTest)
+        {
+            Error("learningRate", $"learningRate takes \"{SearchSpace.FromRangeTest}\" (every trial's rate from a range test run first), got \"{rate}\"; a number goes in base.hyperparameters.learningRate");
+        }
+        else if (fixedFromTest && request.SearchSpace?.Any(d => d?.Path == "hyperparameters.learningRate") == true)
+        {
+            Error("learningRate", $"the learning rate is either the range test's suggestion or a search dimension; for a range around the suggestion give that dimension logUniform {{ \"around\": \"{SearchSpace.FromRangeTest}\" }}");
+        }
+
+        SanityOptions? rangeTest = null;
+        if (fixedFromTest || aroundTest)
+        {
+            var defaults = new SanityOptions { Check = SanityCheck.LearningRateRangeTest };
+            rangeTest = defaults with
+            {
+                MinLearningRate = request.RangeTest?.MinLearningRate ?? defaults.MinLearningRate,
+                MaxLearningRate = request.RangeTest?.MaxLearningRate ?? defaults.MaxLearningRate,
+                Steps = request.RangeTest?.Steps ?? defaults.Steps,
+            };
+            foreach ((string field, string message) in TrainingPlan.ValidateSanity(rangeTest))
+            {
+                Error("rangeTest." + field["sanity.".Length..], message);
+            }
+        }
+        else if (request.RangeTest is not null)
+        {
+            Error("rangeTest", $"a range test runs only for learningRate \"{SearchSpace.FromRangeTest}\" or a logUniform around it");
+        }
+
         Hyperparameters hp = basis.Hyperparameters ?? new Hyperparameters();
         MonitoringOptions monitoring = basis.Monitoring ?? new MonitoringOptions();
         if (!monitoring.Diagnostics.Enabled)
@@ -181,6 +212,11 @@ public static class SweepsApi
             return Problems.Invalid(Arrays(errors), "The sweep cannot be run");
         }
 
+        if (rangeTest is not null && errors.Count == 0 && JobsApi.RefuseAdmission(TrainingPlan.Require(analysis, shape, hp, monitoring, rangeTest, jobs.JobThreads), jobs) is { } testRefused)
+        {
+            return testRefused;
+        }
+
         bool gridSampler = strategy == SweepStrategy.Asha && asha?.Sampler == "grid";
         List<SearchField> fields = SearchSpace.Check(request.SearchSpace, analysis, strategy == SweepStrategy.Grid || gridSampler, Error);
         int trials = 0;
@@ -231,7 +267,9 @@ public static class SweepsApi
         }
 
         int seed = request.Seed ?? 1;
-        List<Dictionary<string, JsonNode?>> settings = SearchSpace.Trials(request.SearchSpace!, strategy, gridSampler, trials, seed);
+        // With a range test to come, the trials are checked at the base's learning rate (the suggestion's range around
+        // it); their rates are filled in once the test has passed, and checked again then.
+        List<Dictionary<string, JsonNode?>> settings = SearchSpace.Trials(request.SearchSpace!, strategy, gridSampler, trials, seed, rangeTest is null ? null : hp.LearningRate);
         for (int t = 0; t < settings.Count; t++)
         {
             (TrainingPlan? plan, string? error, string? field) = SearchSpace.Plan(t, model, hp, monitoring, fields, settings[t], shape, limits, jobs.JobThreads);
@@ -262,9 +300,10 @@ public static class SweepsApi
             {
                 Name = request.Name?.Trim(), DatasetId = dataset.Id, ModelId = basis.ModelId, Model = model.Clone(), Hyperparameters = hp, Monitoring = monitoring,
                 SearchSpace = request.SearchSpace!, Strategy = strategy, Trials = settings.Count, Parallelism = parallelism, Seed = seed,
-                Metric = metric, Goal = goal, Asha = asha, Rungs = rule?.Rungs,
+                Metric = metric, Goal = goal, Asha = asha, Rungs = rule?.Rungs, RangeTest = rangeTest, LearningRateFromRangeTest = fixedFromTest,
             },
-            TrialParams = JsonSerializer.Serialize(settings, JsonSerializerOptions.Web),
+            TrialParams = JsonSerializer.Serialize(
+                rangeTest is null ? settings : SearchSpace.Trials(request.SearchSpace!, strategy, gridSampler, trials, seed), JsonSerializerOptions.Web),
             DatasetId = dataset.Id,
             Trials = settings.Count,
             Parallelism = parallelism,

@@ -66,6 +66,25 @@ public sealed record CreateSweepRequest
 
     /// <summary>asha's rungs: at minEpochs·reductionFactor^k epochs, below maxEpochs, which every trial is planned for.</summary>
     public AshaOptions? Asha { get; init; }
+
+    /// <summary>
+    /// "fromRangeTest": before any trial, the sweep runs a learning-rate range test on the base (a job of its own) and
+    /// every trial's learning rate is its suggestion. (A logUniform dimension on the learning rate can instead range
+    /// around the suggestion: { "around": "fromRangeTest", "factor": 10 }.)
+    /// </summary>
+    public string? LearningRate { get; init; }
+
+    /// <summary>The range test's settings when one runs (its first and last rate, its steps); defaults as a job's.</summary>
+    public SweepRangeTest? RangeTest { get; init; }
+}
+
+public sealed record SweepRangeTest
+{
+    public double? MinLearningRate { get; init; }
+
+    public double? MaxLearningRate { get; init; }
+
+    public int? Steps { get; init; }
 }
 
 /// <summary>One setting to vary: a path and exactly one of choice, uniform, logUniform, intUniform.</summary>
@@ -94,6 +113,12 @@ public sealed record SearchRange
     public double? Max { get; init; }
 
     public int? Points { get; init; }
+
+    /// <summary>logUniform on hyperparameters.learningRate only: "fromRangeTest", a range from suggestion ÷ factor to suggestion × factor (instead of min and max).</summary>
+    public string? Around { get; init; }
+
+    /// <summary>With around: how far each way (default 10).</summary>
+    public double? Factor { get; init; }
 }
 
 public sealed record SweepMetric
@@ -154,6 +179,12 @@ public sealed record SweepSettings
 
     /// <summary>asha only: the epochs at which trials are judged.</summary>
     public IReadOnlyList<int>? Rungs { get; init; }
+
+    /// <summary>The range test the sweep runs first, when its learning rate comes from one; null otherwise.</summary>
+    public SanityOptions? RangeTest { get; init; }
+
+    /// <summary>Every trial's learning rate is the range test's suggestion (not a search dimension).</summary>
+    public bool LearningRateFromRangeTest { get; init; }
 }
 
 [JsonConverter(typeof(JsonStringEnumConverter<TrialStatus>))]
@@ -250,6 +281,11 @@ public sealed record SweepBest(int Index, Guid? JobId, double Value, IReadOnlyDi
 /// <summary>GET /sweeps/{id}: the summary, its settings and every trial.</summary>
 public sealed record SweepView : SweepSummary
 {
+    /// <summary>The learning-rate range test the sweep ran first (a job of its own, not a trial), and what it suggested.</summary>
+    public Guid? RangeTestJobId { get; init; }
+
+    public double? SuggestedLearningRate { get; init; }
+
     public SweepView()
     {
     }

@@ -32,6 +32,9 @@ public sealed record SearchField(string Path, FieldType Type, string Root, int? 
 public static class SearchSpace
 {
     public const int MaxDimensions = 8;
+
+    /// <summary>The learning rate a sweep takes from its range test's suggestion.</summary>
+    public const string FromRangeTest = "fromRangeTest";
     public const int MaxChoices = 64;
 
     private static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
@@ -232,7 +235,30 @@ public static class SearchSpace
             {
                 (string name, SearchRange range) = dimension.Uniform is { } u ? ("uniform", u) : dimension.LogUniform is { } l ? ("logUniform", l) : ("intUniform", dimension.IntUniform!);
                 string key = $"{at}.{name}";
-                if (field.Type == FieldType.ChoiceOnly)
+                if (range.Around is { } around)
+                {
+                    if (around != FromRangeTest || name != "logUniform" || field.Path != "hyperparameters.learningRate")
+                    {
+                        Fail(key + ".around", $"around takes \"{FromRangeTest}\", on a logUniform of hyperparameters.learningRate only");
+                    }
+                    else if (range.Min is not null || range.Max is not null)
+                    {
+                        Fail(key, "give around (and factor) or min and max, not both");
+                    }
+                    else if (range.Factor is { } factor && (!double.IsFinite(factor) || factor <= 1 || factor > 1e6))
+                    {
+                        Fail(key + ".factor", $"factor must be above 1 and at most 1e6, got {factor}");
+                    }
+                    else if (range.Points is { } points && (points < 2 || points > MaxChoices))
+                    {
+                        Fail(key + ".points", $"points must be from 2 to {MaxChoices}, got {points}");
+                    }
+                    else if (needsGrid && range.Points is null)
+                    {
+                        Fail(key + ".points", $"a grid needs a finite set of values: give points (2 to {MaxChoices})");
+                    }
+                }
+                else if (field.Type == FieldType.ChoiceOnly)
                 {
                     Fail(key, $"{field.Path} takes only named values (true/false or a word): use choice");
                 }
@@ -265,7 +291,7 @@ public static class SearchSpace
                     Fail(key + ".points", $"a grid needs a finite set of values: give points (2 to {MaxChoices})"
                         + (name == "intUniform" ? $" or a range of at most {MaxChoices} whole numbers" : ""));
                 }
-                else if (range.Points is { } p && name == "intUniform" && GridValues(dimension).Count < p)
+                else if (range.Points is { } p && name == "intUniform" && GridValues(dimension, null).Count < p)
                 {
                     Fail(key + ".points", $"{p} points between {min} and {max} are not {p} different whole numbers");
                 }
@@ -286,7 +312,7 @@ public static class SearchSpace
         long product = 1;
         foreach (SearchDimension dimension in space)
         {
-            int count = GridValues(dimension).Count;
+            int count = GridValues(dimension, 1).Count;
             product = product > long.MaxValue / Math.Max(1, count) ? long.MaxValue : product * count;
         }
 
@@ -297,13 +323,14 @@ public static class SearchSpace
     /// Every trial's settings, by path, fixed when the sweep is created: grid in nested-loop order; random draws keyed by
     /// (seed, trial, dimension); asha with the grid sampler: the grid shuffled by the seed.
     /// </summary>
+    /// <remarks>A range around the range test's suggestion takes <paramref name="suggestion"/>; without one its values are null.</remarks>
     public static List<Dictionary<string, JsonNode?>> Trials(
-        IReadOnlyList<SearchDimension> space, SweepStrategy strategy, bool gridSampler, int trials, int seed)
+        IReadOnlyList<SearchDimension> space, SweepStrategy strategy, bool gridSampler, int trials, int seed, double? suggestion = null)
     {
         var all = new List<Dictionary<string, JsonNode?>>();
         if (strategy == SweepStrategy.Grid || gridSampler)
         {
-            List<JsonNode?>[] values = [.. space.Select(GridValues)];
+            List<JsonNode?>[] values = [.. space.Select(d => GridValues(d, suggestion))];
             int total = (int)GridSize(space);
             for (int t = 0; t < total; t++)
             {
@@ -335,7 +362,7 @@ public static class SearchSpace
             var trial = new Dictionary<string, JsonNode?>(StringComparer.Ordinal);
             for (int d = 0; d < space.Count; d++)
             {
-                trial[space[d].Path!] = Draw(space[d], SweepDraws.Unit(seed, t, d));
+                trial[space[d].Path!] = Draw(space[d], SweepDraws.Unit(seed, t, d), suggestion);
             }
 
             all.Add(trial);
@@ -347,18 +374,28 @@ public static class SearchSpace
     private static Dictionary<string, JsonNode?> Ordered(Dictionary<string, JsonNode?> trial, IReadOnlyList<SearchDimension> space) =>
         space.ToDictionary(d => d.Path!, d => trial[d.Path!], StringComparer.Ordinal);
 
-    private static JsonNode? Draw(SearchDimension dimension, double u) => dimension switch
+    /// <summary>A range's ends: min and max, or the suggestion ÷ and × factor; null while there is no suggestion.</summary>
+    private static (double Min, double Max)? Ends(SearchRange range, double? suggestion) =>
+        range.Around is null ? (range.Min!.Value, range.Max!.Value)
+        : suggestion is double s ? (s / (range.Factor ?? 10), s * (range.Factor ?? 10))
+        : null;
+
+    private static JsonNode? Draw(SearchDimension dimension, double u, double? suggestion) => dimension switch
     {
         { Choice: { } choice } => Node(choice[SweepDraws.Choice(u, choice.Count)]),
+        { LogUniform: { Around: not null } range } => Ends(range, suggestion) is var (min, max) ? JsonValue.Create(SweepDraws.LogUniform(u, min, max)) : null,
         { Uniform: { Min: { } min, Max: { } max } } => JsonValue.Create(SweepDraws.Uniform(u, min, max)),
         { LogUniform: { Min: { } min, Max: { } max } } => JsonValue.Create(SweepDraws.LogUniform(u, min, max)),
         { IntUniform: { Min: { } min, Max: { } max } } => JsonValue.Create(SweepDraws.IntUniform(u, (long)min, (long)max)),
         _ => throw new ArgumentException("a dimension without a distribution", nameof(dimension)),
     };
 
-    private static List<JsonNode?> GridValues(SearchDimension dimension) => dimension switch
+    private static List<JsonNode?> GridValues(SearchDimension dimension, double? suggestion) => dimension switch
     {
         { Choice: { } choice } => [.. choice.Select(Node)],
+        { LogUniform: { Around: not null, Points: { } points } range } => Ends(range, suggestion) is var (min, max)
+            ? [.. SweepDraws.Points(min, max, points, true).Select(v => (JsonNode?)JsonValue.Create(v))]
+            : [.. Enumerable.Repeat((JsonNode?)null, points)],
         { Uniform: { Min: { } min, Max: { } max, Points: { } points } } => [.. SweepDraws.Points(min, max, points, false).Select(v => (JsonNode?)JsonValue.Create(v))],
         { LogUniform: { Min: { } min, Max: { } max, Points: { } points } } => [.. SweepDraws.Points(min, max, points, true).Select(v => (JsonNode?)JsonValue.Create(v))],
         { IntUniform: { Min: { } min, Max: { } max, Points: { } points } } =>

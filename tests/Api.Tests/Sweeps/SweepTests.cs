@@ -183,6 +183,65 @@ public sealed class SweepTests
     }
 
     [Fact]
+    public async Task ARangeTestRunsFirstAndEveryTrialTakesItsSuggestion()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Jobs:Concurrency"] = "2" });
+        using HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 256);
+        (HttpResponseMessage response, JsonElement created) = await PostAsync(client, $$"""
+            { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1, "batchSize": 16 } },
+              "learningRate": "fromRangeTest",
+              "searchSpace": [ { "path": "layers.conv1.filters", "choice": [2, 4] } ], "parallelism": 2 }
+            """);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.True(created.GetProperty("settings").GetProperty("learningRateFromRangeTest").GetBoolean());
+        JsonElement sweep = await WaitForSweepAsync(client, created.GetProperty("id").GetGuid(), "Succeeded", TimeSpan.FromSeconds(180));
+
+        Guid testId = sweep.GetProperty("rangeTestJobId").GetGuid();
+        JsonElement test = await client.GetFromJsonAsync<JsonElement>($"/jobs/{testId}");
+        Assert.Equal("learningRateRangeTest", test.GetProperty("sanity").GetProperty("check").GetString());
+        Assert.Equal(JsonValueKind.Null, test.GetProperty("sweepTrial").ValueKind); // the sweep's, but no trial
+        double suggested = (await JobHarness.HistoryAsync(client, testId)).Single(e => e.Kind == "sanity").SuggestedLearningRate!.Value;
+        Assert.Equal(suggested, sweep.GetProperty("suggestedLearningRate").GetDouble());
+        foreach (JsonElement trial in sweep.GetProperty("trialList").EnumerateArray())
+        {
+            JsonElement job = await client.GetFromJsonAsync<JsonElement>($"/jobs/{trial.GetProperty("jobId").GetGuid()}");
+            Assert.Equal(suggested, job.GetProperty("hyperparameters").GetProperty("learningRate").GetDouble());
+            Assert.True(job.GetProperty("createdAt").GetDateTime() >= test.GetProperty("finishedAt").GetDateTime());
+        }
+
+        Assert.Equal(3, (await client.GetFromJsonAsync<JsonElement>($"/jobs?sweepId={sweep.GetProperty("id").GetGuid()}")).GetProperty("items").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task ARangeAroundTheSuggestionDrawsWithinItAndAFailedTestFailsTheSweep()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Jobs:Concurrency"] = "2" });
+        using HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 256);
+        string Body(string rangeTest) => $$"""
+            { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1, "batchSize": 16 } },
+              "searchSpace": [ { "path": "hyperparameters.learningRate", "logUniform": { "around": "fromRangeTest", "factor": 3 } } ],
+              "strategy": "random", "trials": 3, "parallelism": 2 {{rangeTest}} }
+            """;
+        (_, JsonElement around) = await PostAsync(client, Body(""));
+        // Before the test has passed, the trials' rates are unknown.
+        Assert.All(around.GetProperty("trialList").EnumerateArray(), t => Assert.Equal(JsonValueKind.Null, t.GetProperty("params").GetProperty("hyperparameters.learningRate").ValueKind));
+        JsonElement sweep = await WaitForSweepAsync(client, around.GetProperty("id").GetGuid(), "Succeeded", TimeSpan.FromSeconds(180));
+        double suggested = sweep.GetProperty("suggestedLearningRate").GetDouble();
+        double[] rates = [.. sweep.GetProperty("trialList").EnumerateArray().Select(t => t.GetProperty("params").GetProperty("hyperparameters.learningRate").GetDouble())];
+        Assert.Equal(3, rates.Distinct().Count());
+        Assert.All(rates, r => Assert.InRange(r, suggested / 3, suggested * 3));
+
+        // A range that never reaches a learning rate: the test suggests none, and the sweep fails before any trial.
+        (_, JsonElement hopeless) = await PostAsync(client, Body(""", "rangeTest": { "minLearningRate": 1e-9, "maxLearningRate": 1e-8, "steps": 20 }"""));
+        JsonElement failed = await WaitForSweepAsync(client, hopeless.GetProperty("id").GetGuid(), "Failed", TimeSpan.FromSeconds(120));
+        Assert.StartsWith("learningRate from the range test:", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal(3, failed.GetProperty("counts").GetProperty("Cancelled").GetInt32());
+        Assert.Single((await client.GetFromJsonAsync<JsonElement>($"/jobs?sweepId={hopeless.GetProperty("id").GetGuid()}")).GetProperty("items").EnumerateArray());
+    }
+
+    [Fact]
     public async Task ADivergingTrialStopsAtOnceAndFreesItsSlot()
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
@@ -298,6 +357,13 @@ public sealed class SweepTests
     [InlineData("""{ "base": { "monitoring": { "diagnostics": { "enabled": false } } }, "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.1] } ] }""", "base.monitoring.diagnostics.enabled")]
     [InlineData("""{ "base": { "hyperparameters": { "batchSize": 0 } }, "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.1] } ] }""", "base.hyperparameters.batchSize")]
     [InlineData("""{ "base": { "model": {}, "modelId": "01a2223f-0000-0000-0000-000000000000" }, "searchSpace": [] }""", "base.model")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "layers.conv1.filters", "choice": [4] } ], "learningRate": "sometimes" }""", "learningRate")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.1] } ], "learningRate": "fromRangeTest" }""", "learningRate")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "layers.conv1.filters", "choice": [4] } ], "rangeTest": { "steps": 100 } }""", "rangeTest")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "layers.conv1.filters", "choice": [4] } ], "learningRate": "fromRangeTest", "rangeTest": { "steps": 5 } }""", "rangeTest.steps")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "hyperparameters.momentum", "logUniform": { "around": "fromRangeTest" } } ], "strategy": "random", "trials": 2 }""", "searchSpace[0].logUniform.around")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "hyperparameters.learningRate", "logUniform": { "around": "fromRangeTest", "factor": 1 } } ], "strategy": "random", "trials": 2 }""", "searchSpace[0].logUniform.factor")]
+    [InlineData("""{ "base": {}, "searchSpace": [ { "path": "hyperparameters.learningRate", "logUniform": { "around": "fromRangeTest" } } ] }""", "searchSpace[0].logUniform.points")]
     public async Task AnInvalidSweepIsA400NamingTheFieldAndStoresNothing(string json, string field)
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();

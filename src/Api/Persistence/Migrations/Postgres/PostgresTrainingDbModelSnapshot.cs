@@ -395,6 +395,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<int>("Parallelism")
                         .HasColumnType("integer");
 
+                    b.Property<Guid?>("RangeTestJobId")
+                        .HasColumnType("uuid");
+
                     b.Property<string>("Settings")
                         .IsRequired()
                         .HasColumnType("text");
@@ -403,6 +406,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
+
+                    b.Property<double?>("SuggestedLearningRate")
+                        .HasColumnType("double precision");
 
                     b.Property<string>("TrialParams")
                         .IsRequired()

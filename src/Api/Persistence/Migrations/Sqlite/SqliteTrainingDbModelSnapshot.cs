@@ -388,6 +388,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<int>("Parallelism")
                         .HasColumnType("INTEGER");
 
+                    b.Property<Guid?>("RangeTestJobId")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Settings")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -396,6 +399,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
+
+                    b.Property<double?>("SuggestedLearningRate")
+                        .HasColumnType("REAL");
 
                     b.Property<string>("TrialParams")
                         .IsRequired()

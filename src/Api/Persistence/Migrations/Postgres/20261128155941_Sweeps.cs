@@ -76,6 +76,8 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     TrialsCreated = table.Column<int>(type: "integer", nullable: false),
                     Waiting = table.Column<string>(type: "text", nullable: true),
                     Error = table.Column<string>(type: "text", nullable: true),
+                    RangeTestJobId = table.Column<Guid>(type: "uuid", nullable: true),
+                    SuggestedLearningRate = table.Column<double>(type: "double precision", nullable: true),
                     CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
                     FinishedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
                 },

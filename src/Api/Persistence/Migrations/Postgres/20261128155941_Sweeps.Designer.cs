@@ -12,7 +12,7 @@ using TrainingService.Api.Persistence;
 namespace TrainingService.Api.Persistence.Migrations.Postgres
 {
     [DbContext(typeof(PostgresTrainingDb))]
-    [Migration("20261128154246_Sweeps")]
+    [Migration("20261128155941_Sweeps")]
     partial class Sweeps
     {
         /// <inheritdoc />
@@ -398,6 +398,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<int>("Parallelism")
                         .HasColumnType("integer");
 
+                    b.Property<Guid?>("RangeTestJobId")
+                        .HasColumnType("uuid");
+
                     b.Property<string>("Settings")
                         .IsRequired()
                         .HasColumnType("text");
@@ -406,6 +409,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
+
+                    b.Property<double?>("SuggestedLearningRate")
+                        .HasColumnType("double precision");
 
                     b.Property<string>("TrialParams")
                         .IsRequired()

@@ -11,7 +11,7 @@ using TrainingService.Api.Persistence;
 namespace TrainingService.Api.Persistence.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteTrainingDb))]
-    [Migration("20261128154219_Sweeps")]
+    [Migration("20261128155734_Sweeps")]
     partial class Sweeps
     {
         /// <inheritdoc />
@@ -391,6 +391,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<int>("Parallelism")
                         .HasColumnType("INTEGER");
 
+                    b.Property<Guid?>("RangeTestJobId")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Settings")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -399,6 +402,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
+
+                    b.Property<double?>("SuggestedLearningRate")
+                        .HasColumnType("REAL");
 
                     b.Property<string>("TrialParams")
                         .IsRequired()

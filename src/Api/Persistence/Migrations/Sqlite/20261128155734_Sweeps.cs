@@ -76,6 +76,8 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     TrialsCreated = table.Column<int>(type: "INTEGER", nullable: false),
                     Waiting = table.Column<string>(type: "TEXT", nullable: true),
                     Error = table.Column<string>(type: "TEXT", nullable: true),
+                    RangeTestJobId = table.Column<Guid>(type: "TEXT", nullable: true),
+                    SuggestedLearningRate = table.Column<double>(type: "REAL", nullable: true),
                     CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
                     FinishedAt = table.Column<DateTime>(type: "TEXT", nullable: true)
                 },
