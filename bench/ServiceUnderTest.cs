@@ -111,7 +111,7 @@ internal sealed class ServiceUnderTest : IDisposable
         }
     }
 
-    /// <summary>Uploads the train split of <paramref name="data"/> as one more dataset (IDX; CIFAR's format for 3×32×32) and returns its id.</summary>
+    /// <summary>Uploads the train split of <paramref name="data"/> (and an IDX dataset's test split) as one more dataset (IDX; CIFAR's format for 3×32×32) and returns its id.</summary>
     public Task<Guid> UploadAsync(ImageDataset data, string name) => UploadAsync(_client, data, name);
 
     private static async Task<Guid> UploadAsync(HttpClient client, ImageDataset data, string name)
@@ -123,6 +123,12 @@ internal sealed class ServiceUnderTest : IDisposable
             { new ByteArrayContent(Idx(0x803, [data.Train.Count, data.Height, data.Width], data.Train.Images)), "images", "images.idx" },
             { new ByteArrayContent(Idx(0x801, [data.Train.Count], data.Train.Labels)), "labels", "labels.idx" },
         };
+        if (data.Channels != 3 && data.Test is { } test)
+        {
+            form.Add(new ByteArrayContent(Idx(0x803, [test.Count, data.Height, data.Width], test.Images)), "testImages", "test-images.idx");
+            form.Add(new ByteArrayContent(Idx(0x801, [test.Count], test.Labels)), "testLabels", "test-labels.idx");
+        }
+
         using HttpResponseMessage created = await client.PostAsync(new Uri("/datasets", UriKind.Relative), form);
         created.EnsureSuccessStatusCode();
         return (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();

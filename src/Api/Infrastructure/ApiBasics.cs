@@ -107,6 +107,11 @@ internal sealed partial class BadRequestExceptionHandler(IProblemDetailsService 
                 : Conversion().Match(json.Message) is { Success: true } conversion
                     ? $"{field} must be {Expected(MemberType(conversion.Groups["type"].Value, field))}"
                     : $"{field}: {json.Message.Split(" Path:")[0]}";
+            if (field == "base.hyperparameters.learningRate")
+            {
+                // POST /sweeps: where a sweep's learning rate from a range test goes.
+                problem.ProblemDetails.Detail += "; for every trial's rate from a range test give the sweep's own \"learningRate\": \"fromRangeTest\"";
+            }
         }
         else if (BindingFailure().Match(bad.Message) is { Success: true } failure)
         {

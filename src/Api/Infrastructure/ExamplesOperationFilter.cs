@@ -17,11 +17,21 @@ internal sealed class ExamplesOperationFilter : IOperationFilter
           "monitoring": { "statsEvery": 10 } }
         """;
 
+    // On the newest dataset with the default LeNet-5: learning rate × conv2's width, asha stopping the worse at epochs 1 and 3.
+    private const string CreateSweepExample = """
+        { "name": "lr x width",
+          "base": { "hyperparameters": { "epochs": 9, "batchSize": 64, "momentum": 0.9, "schedule": "cosine" } },
+          "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.005, 0.01, 0.02, 0.05] },
+                           { "path": "layers.conv2.filters", "choice": [8, 16, 32] } ],
+          "strategy": "asha", "parallelism": 2, "asha": { "minEpochs": 1, "reductionFactor": 3, "sampler": "grid" } }
+        """;
+
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
         JsonNode? example = operation.OperationId switch
         {
             "CreateJob" => JsonNode.Parse(CreateJobExample),
+            Sweeps.SweepsApi.CreateOperation => JsonNode.Parse(CreateSweepExample),
             "ChangeJobHyperparameters" => JsonNode.Parse("""{ "learningRate": 0.005, "reason": "the loss is noisy: a tenth of the rate" }"""),
             _ => null,
         };

@@ -282,8 +282,10 @@ public sealed record SweepBest(int Index, Guid? JobId, double Value, IReadOnlyDi
 public sealed record SweepView : SweepSummary
 {
     /// <summary>The learning-rate range test the sweep ran first (a job of its own, not a trial), and what it suggested.</summary>
+    [JsonPropertyOrder(1)]
     public Guid? RangeTestJobId { get; init; }
 
+    [JsonPropertyOrder(1)]
     public double? SuggestedLearningRate { get; init; }
 
     public SweepView()
@@ -295,8 +297,10 @@ public sealed record SweepView : SweepSummary
     {
     }
 
+    [JsonPropertyOrder(1)]
     public required SweepSettings Settings { get; init; }
 
+    [JsonPropertyOrder(2)]
     public required IReadOnlyList<SweepTrial> TrialList { get; init; }
 }
 

@@ -390,6 +390,21 @@ public sealed class SweepTests
         Assert.Contains("learningRate must be above 0 and at most 10", message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task SwaggersExampleStartsASweepAsItStands()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/datasets/builtin", new { })).StatusCode);
+        JsonElement swagger = await client.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
+        JsonElement example = swagger.GetProperty("paths").GetProperty("/sweeps").GetProperty("post").GetProperty("requestBody")
+            .GetProperty("content").GetProperty("application/json").GetProperty("example");
+        (HttpResponseMessage response, JsonElement sweep) = await PostAsync(client, example.GetRawText());
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal(12, sweep.GetProperty("trials").GetInt32());
+        Assert.Equal(HttpStatusCode.Accepted, (await ServiceHarness.PostAsync(client, $"/sweeps/{sweep.GetProperty("id").GetGuid()}/cancel")).StatusCode);
+    }
+
     internal static async Task<(HttpResponseMessage Response, JsonElement Body)> PostAsync(HttpClient client, string json)
     {
         HttpResponseMessage response = await client.PostAsync(new Uri("/sweeps", UriKind.Relative), new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
