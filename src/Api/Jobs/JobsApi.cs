@@ -322,6 +322,11 @@ public static class JobsApi
             return Problems.NoSuchJob(id);
         }
 
+        if (job.SweepId is Guid sweep && await db.Sweeps.AnyAsync(s => s.Id == sweep && s.State == RunState.Running, cancellationToken))
+        {
+            return Problems.Conflict($"Job {id} belongs to sweep {sweep}, which is still running: delete it once the sweep has ended (or cancel the sweep).", "The job's sweep is running");
+        }
+
         // The state is read again as the record is deleted: a job that has ended stays ended.
         return job.State.IsEnded() && await deletion.DeleteAsync(id, cancellationToken)
             ? TypedResults.NoContent()

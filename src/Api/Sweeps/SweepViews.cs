@@ -27,7 +27,8 @@ internal static class SweepViews
         return [.. Params(sweep).Select((settings, index) =>
         {
             TrialRow? row = byIndex.GetValueOrDefault(index);
-            TrialStatus status = Status(row, sweep.State);
+            bool deleted = row is null && index < sweep.TrialsCreated; // its job was made, then deleted
+            TrialStatus status = deleted ? TrialStatus.Cancelled : Status(row, sweep.State);
             return new SweepTrial
             {
                 Index = index,
@@ -39,7 +40,8 @@ internal static class SweepViews
                 Epoch = row?.Epoch ?? 0,
                 Step = row?.Step ?? 0,
                 StopCode = status is TrialStatus.Stopped or TrialStatus.Diverged or TrialStatus.Cancelled ? row?.StopCode ?? (row is null ? "sweep-cancelled" : null) : null,
-                StopReason = status is TrialStatus.Stopped or TrialStatus.Diverged or TrialStatus.Failed or TrialStatus.Cancelled ? row?.Error : null,
+                StopReason = deleted ? "its job was deleted after the sweep ended"
+                    : status is TrialStatus.Stopped or TrialStatus.Diverged or TrialStatus.Failed or TrialStatus.Cancelled ? row?.Error : null,
             };
         })];
     }

@@ -285,6 +285,8 @@ public sealed class SweepTests
         Guid first = await FirstJobAsync(client, sweepId);
         await JobHarness.WaitForStateAsync(client, first, "Running");
 
+        JsonElement running = await ServiceHarness.AssertProblemAsync(await client.DeleteAsync(new Uri($"/jobs/{first}", UriKind.Relative)), HttpStatusCode.Conflict);
+        Assert.Contains("still running", running.GetProperty("detail").GetString(), StringComparison.Ordinal);
         HttpResponseMessage cancel = await ServiceHarness.PostAsync(client, $"/sweeps/{sweepId}/cancel");
         Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
         Assert.Equal("Cancelled", (await cancel.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("state").GetString());
@@ -298,6 +300,11 @@ public sealed class SweepTests
         Assert.Equal(1, (await client.GetFromJsonAsync<JsonElement>($"/jobs?sweepId={sweepId}")).GetProperty("items").GetArrayLength());
         Assert.Equal(["Cancelled", "Cancelled", "Cancelled", "Cancelled", "Cancelled"], sweep.GetProperty("trialList").EnumerateArray().Select(t => t.GetProperty("status").GetString()));
         await ServiceHarness.AssertProblemAsync(await ServiceHarness.PostAsync(client, $"/sweeps/{sweepId}/cancel"), HttpStatusCode.Conflict);
+
+        // Once the sweep has ended its trials' jobs may go; the trial stays, saying so.
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync(new Uri($"/jobs/{first}", UriKind.Relative))).StatusCode);
+        JsonElement after = (await client.GetFromJsonAsync<JsonElement>($"/sweeps/{sweepId}")).GetProperty("trialList")[0];
+        Assert.Equal(("Cancelled", "its job was deleted after the sweep ended"), (after.GetProperty("status").GetString(), after.GetProperty("stopReason").GetString()));
     }
 
     [Fact]
