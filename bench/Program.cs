@@ -25,7 +25,7 @@ using static TorchSharp.torch;
 //   concurrent [--images N] [--rounds N]  1 job alone, then 2 and 4 at once (Jobs:Concurrency 2, 4): total images/s, losses as alone (bench/Concurrent.cs)
 //   cifar      [--rounds N] [--steps N] [--channels-last]  the small VGG on CIFAR-shaped 3×32×32 images, batch 128: the service against PyTorch
 //              (bench/Cifar.cs); --channels-last: PyTorch with NHWC tensors too, the ratio to the faster of its two
-//   sweep      [--images N] [--test N] [--epochs N]  16 learning-rate × width trials as a full grid, then with asha: steps and best accuracy (bench/Sweep.cs)
+//   sweep      [--images N] [--test N] [--epochs N] [--eta N]  16 learning-rate × width trials as a full grid, then with asha: steps and best accuracy (bench/Sweep.cs)
 //   memory     [--epochs N] [--datasets N] [--jobs N] [--images N] [--warm-up N]  the service's resident memory over a 10-epoch
 //              job on all 60,000 images, then after 20 small datasets and 100 short jobs (bench/Memory.cs)
 string mode = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "throughput";
@@ -102,7 +102,7 @@ if (mode == "sweep")
     ImageDataset train = Subset(fashion, Option("--images", 12000));
     int test = Option("--test", 5000);
     await Sweep.RunAsync(train with { Test = new ImageSplit { Images = fashion.Test!.Images[..(test * fashion.SampleSize)], Labels = fashion.Test.Labels[..test] } },
-        ModelPresets.LeNet5(), Option("--epochs", 9));
+        ModelPresets.LeNet5(), Option("--epochs", 9), Option("--eta", 3));
     return 0;
 }
 

@@ -1,0 +1,80 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using TrainingService.Api.Tests.Jobs;
+
+namespace TrainingService.Api.Tests.Sweeps;
+
+/// <summary>
+/// A sweep on three nodes (an api node and two workers, real processes on one data folder): every node runs a sweep
+/// controller and none leads, yet each trial gets one job and no more than the parallelism train at once; a worker
+/// killed with SIGKILL mid-trial costs its trial nothing but the lease (another worker resumes it from its checkpoint).
+/// </summary>
+public sealed class SweepScaleOutTests
+{
+    private const int LeaseSeconds = 6;
+
+    [Fact]
+    public async Task EveryNodeRunsAControllerYetEachTrialHasOneJobAndAKilledWorkersTrialIsResumed()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-sweep-scale-").FullName;
+        try
+        {
+            using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1", "--Sweeps:PollMilliseconds", "100");
+            Task<ServiceProcess> starting = WorkerAsync(folder, "worker-2");
+            using ServiceProcess first = await WorkerAsync(folder, "worker-1");
+            using ServiceProcess second = await starting;
+            Guid dataset = await JobHarness.CreateShapesAsync(api.Client, samples: 256);
+            (HttpResponseMessage response, JsonElement created) = await SweepTests.PostAsync(api.Client, $$"""
+                { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 20, "batchSize": 16 } },
+                  "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06] } ], "parallelism": 2 }
+                """);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            Guid sweepId = created.GetProperty("id").GetGuid();
+
+            // Kill the worker training the first trial once it is well under way.
+            JsonElement sweep = await SweepTests.WaitAsync(api.Client, sweepId, s => s.GetProperty("trialList")[0].GetProperty("jobId").ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60));
+            Guid firstTrial = sweep.GetProperty("trialList")[0].GetProperty("jobId").GetGuid();
+            JsonElement running;
+            do
+            {
+                await Task.Delay(50);
+                running = await api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{firstTrial}");
+            }
+            while (running.GetProperty("worker").ValueKind != JsonValueKind.String || running.GetProperty("step").GetInt64() < 40);
+
+            (running.GetProperty("worker").GetString() == "worker-1" ? first : second).Kill();
+            JsonElement done;
+            try
+            {
+                done = await SweepTests.WaitForSweepAsync(api.Client, sweepId, "Succeeded", TimeSpan.FromSeconds(240));
+            }
+            catch (Exception ex)
+            {
+                throw new InvalidOperationException($"api:\n{api.RecentLog}\nworker-1:\n{first.RecentLog}\nworker-2:\n{second.RecentLog}", ex);
+            }
+
+            Assert.All(done.GetProperty("trialList").EnumerateArray(), t => Assert.Equal("Completed", t.GetProperty("status").GetString()));
+            JsonElement[] jobs = [.. (await api.Client.GetFromJsonAsync<JsonElement>($"/jobs?sweepId={sweepId}")).GetProperty("items").EnumerateArray()];
+            Assert.Equal([0, 1, 2, 3, 4, 5], jobs.Select(j => j.GetProperty("sweepTrial").GetInt32()).Order()); // one job per trial, whichever node made it
+            JsonElement resumed = await api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{firstTrial}");
+            Assert.True(resumed.GetProperty("attempt").GetInt32() >= 2, resumed.ToString());
+            Assert.Equal(resumed.GetProperty("totalSteps").GetInt64(), resumed.GetProperty("step").GetInt64());
+
+            var spans = jobs.Select(j => (Start: j.GetProperty("createdAt").GetDateTime(), End: j.GetProperty("finishedAt").GetDateTime())).ToList();
+            foreach ((DateTime start, _) in spans)
+            {
+                int active = spans.Count(s => s.Start <= start && start < s.End);
+                Assert.True(active <= 2, $"{active} trials were active at {start:O} with parallelism 2: {string.Join(", ", spans)}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static Task<ServiceProcess> WorkerAsync(string folder, string node) =>
+        ServiceProcess.StartAsync(folder, "--Role", "worker", "--Telemetry:Node", node, "--Sweeps:PollMilliseconds", "100",
+            "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+}
