@@ -101,7 +101,7 @@ public static class JobsApi
         }
 
         using JsonDocument document = JsonDocument.Parse(specJson!);
-        var shape = new DatasetShape(dataset!.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+        var shape = dataset!.Shape;
         Hyperparameters hyperparameters = request.Hyperparameters ?? new Hyperparameters();
         MonitoringOptions monitoring = request.Monitoring ?? new MonitoringOptions();
         SpecLimits limits = services.Limits.Value;

@@ -38,6 +38,9 @@ public sealed class DatasetRecord
     public required float[] Std { get; set; }
 
     public DateTime CreatedAt { get; set; }
+
+    /// <summary>The sizes a job's plan depends on, from the record alone (no pixels loaded).</summary>
+    public Training.Loop.DatasetShape Shape => new(Name, Channels, Height, Width, Classes, TrainCount, TestCount);
 }
 
 /// <summary>A named, validated model spec.</summary>

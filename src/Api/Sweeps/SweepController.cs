@@ -50,11 +50,13 @@ public sealed class SweepController(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         TimeSpan poll = TimeSpan.FromMilliseconds(options.Value.PollMilliseconds);
+        bool failing = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await PassAsync(stoppingToken);
+                failing = false;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -62,8 +64,10 @@ public sealed class SweepController(
             }
             catch (Exception ex)
             {
-                // A storage fault (or a lost race on the unique index): the next pass reads everything again.
-                logger.LogWarning(ex, "A pass over running sweeps failed; the next pass tries again");
+                // A storage fault (or a lost race on the unique index): the next pass reads everything again. Logged
+                // once as a warning, then quietly until a pass gets through, so a long fault does not flood the log.
+                logger.Log(failing ? LogLevel.Debug : LogLevel.Warning, ex, "A pass over running sweeps failed; the next pass tries again");
+                failing = true;
             }
 
             try
@@ -132,7 +136,7 @@ public sealed class SweepController(
                 int active = await db.Jobs.CountAsync(j => j.SweepId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken);
                 var settings = SweepViews.Params(sweep);
                 List<SearchField> fields = Fields(sweep.Settings, limits.Value);
-                var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+                var shape = dataset.Shape;
                 while (active < sweep.Parallelism && sweep.TrialsCreated < sweep.Trials)
                 {
                     if (await OwnerQuotas.RefuseJobAsync(db, sweep.Owner, jobs.Value.MaxActiveJobsPerOwner, cancellationToken) is not null)
@@ -241,7 +245,7 @@ public sealed class SweepController(
         Hyperparameters hp = s.LearningRateFromRangeTest ? s.Hyperparameters with { LearningRate = suggestion } : s.Hyperparameters;
         var trials = SearchSpace.Trials(s.SearchSpace, s.Strategy, s.Asha?.Sampler == "grid", s.Trials, s.Seed, suggestion);
         List<SearchField> fields = Fields(s, limits.Value);
-        var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+        var shape = dataset.Shape;
         for (int t = 0; t < trials.Count; t++)
         {
             if (SearchSpace.Plan(t, s.Model, hp, s.Monitoring, fields, trials[t], shape, limits.Value, jobs.Value.JobThreads).Error is { } error)
@@ -278,7 +282,7 @@ public sealed class SweepController(
             else
             {
                 SweepSettings s = sweep.Settings;
-                var shape = new DatasetShape(dataset.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+                var shape = dataset.Shape;
                 TrainingPlan plan = TrainingPlan.Require(SpecReader.ReadAndAnalyze(s.Model, limits.Value), shape, s.Hyperparameters, s.Monitoring, sanity, jobs.Value.JobThreads);
                 var job = new JobRecord
                 {

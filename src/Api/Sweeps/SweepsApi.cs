@@ -200,7 +200,7 @@ public static class SweepsApi
         using JsonDocument document = JsonDocument.Parse(specJson!);
         JsonElement model = document.RootElement;
         SpecAnalysis analysis = SpecReader.ReadAndAnalyze(model, limits);
-        var shape = new DatasetShape(dataset!.Name, dataset.Channels, dataset.Height, dataset.Width, dataset.Classes, dataset.TrainCount, dataset.TestCount);
+        var shape = dataset!.Shape;
         (TrainingPlan? basePlan, IReadOnlyList<SpecIssue> baseIssues) = TrainingPlan.Create(analysis, shape, hp, monitoring, null, jobs.JobThreads);
         if (basePlan is null)
         {
