@@ -37,9 +37,9 @@ export const api = {
   jobs: (state?: RunState | '', limit = 100) => request<Page<JobSummary>>('GET', `jobs?limit=${limit}${state ? `&state=${state}` : ''}`),
   job: (id: string) => request<JobView>('GET', `jobs/${id}`),
   compare: (ids: string[]) => request<JobComparison>('GET', `jobs/compare?ids=${ids.join(',')}`),
-  /** A job's values of some tags as CSV text (step,epoch,time,tag,value). */
-  historyCsv: async (id: string, tags: string[], signal?: AbortSignal) => {
-    const response = await authFetch(`jobs/${id}/history?format=csv&tags=${encodeURIComponent(tags.join(','))}`, { signal });
+  /** A job's values of some tags as history columns: JSON Lines of { tag, step: [], epoch: [], value: [] } (curves.ts reads them). */
+  historyColumns: async (id: string, tags: readonly string[], signal?: AbortSignal) => {
+    const response = await authFetch(`jobs/${id}/history?format=columns&tags=${encodeURIComponent(tags.join(','))}`, { signal });
     if (!response.ok) throw new ApiError(response.status, await problemOf(response));
     return response.text();
   },

@@ -11,6 +11,11 @@ export const probe = {
   historyMs: NaN,
   /** Where the time went: JSON parsing of responses, handling events (storing them), drawing charts (ms). */
   timings: { parseMs: 0, handleMs: 0, drawMs: 0, historyMs: 0 },
+  /**
+   * The compare page's last drawing, in ms since the page opened (views read, last history in, drawn) or spent (parsing
+   * the histories, summed; aligning them).
+   */
+  compare: {} as { viewsMs?: number; fetchedMs?: number; parseMs?: number; alignMs?: number; drawnMs?: number },
 };
 
 (window as unknown as { trainingDashboard: typeof probe }).trainingDashboard = probe;
