@@ -65,6 +65,11 @@ export interface JobSummary {
   createdAt: string;
   startedAt?: string | null;
   finishedAt?: string | null;
+  /** The sweep whose trial it is, and which trial. */
+  sweepId?: string | null;
+  sweepTrial?: number | null;
+  /** Why it stopped before its end, when something other than a person stopped it (asha-cut, diverged, sweep-cancelled). */
+  stopCode?: string | null;
 }
 
 /** GET /jobs/compare: the jobs' views and the settings in which they differ, each with every job's value. */
