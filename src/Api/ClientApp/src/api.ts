@@ -2,7 +2,7 @@ import { authFetch, problemOf } from './auth';
 import { probe } from './probe';
 import type {
   ApiKeyView, CreatedKey, DatasetView, JobComparison, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
-  StreamEvent, ValidationResult,
+  StreamEvent, SweepLeaderboard, SweepSummary, SweepView, ValidationResult,
 } from './types';
 
 /** A failed request, carrying the server's problem details. */
@@ -44,6 +44,13 @@ export const api = {
     return response.text();
   },
   createJob: (body: unknown) => request<JobView>('POST', 'jobs', body),
+  sweeps: (limit = 100) => request<Page<SweepSummary>>('GET', `sweeps?limit=${limit}`),
+  sweep: (id: string, signal?: AbortSignal) => request<SweepView>('GET', `sweeps/${encodeURIComponent(id)}`, undefined, signal),
+  leaderboard: (id: string, signal?: AbortSignal) => request<SweepLeaderboard>('GET', `sweeps/${encodeURIComponent(id)}/leaderboard`, undefined, signal),
+  cancelSweep: (id: string) => request<SweepView>('POST', `sweeps/${encodeURIComponent(id)}/cancel`),
+  /** The best trial's model spec (or a given trial's) saved as a model. */
+  saveBestModel: (id: string, name: string, trial?: number) =>
+    request<ModelSummary>('POST', `sweeps/${encodeURIComponent(id)}/best/model`, { name, trial }),
   control: (id: string, action: 'pause' | 'resume' | 'cancel' | 'finish') => request<JobView>('POST', `jobs/${id}/${action}`),
   steer: (id: string, change: { learningRate?: number; momentum?: number; weightDecay?: number; reason?: string }) =>
     request<JobView>('PATCH', `jobs/${id}/hyperparameters`, change),

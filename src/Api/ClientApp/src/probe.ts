@@ -15,6 +15,18 @@ export const probe = {
    * The compare page's last drawing, in ms since the page opened (views read, last history in, drawn) or spent (parsing
    * the histories, summed; aligning them).
    */
+  /**
+   * The sweep page: the state it shows, each drawn trial's points (loss per step, the metric per epoch) and whether the
+   * hub follows it, how many trials were left out of the curves, and the parallel plot's axes and where each line sits.
+   */
+  sweep: null as null | {
+    id: string;
+    state: string;
+    trials: { index: number; jobId: string; lossPoints: number; metricPoints: number; lastStep: number; state: string }[];
+    leftOut: number;
+    axes: string[];
+    lines: { trial: number; best: boolean; at: (number | null)[] }[];
+  },
   compare: {} as { viewsMs?: number; fetchedMs?: number; parseMs?: number; alignMs?: number; drawnMs?: number },
 };
 
