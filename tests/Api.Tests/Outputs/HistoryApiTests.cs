@@ -161,7 +161,7 @@ public sealed class HistoryApiTests
 
         HttpResponseMessage response = await client.GetAsync(new Uri($"/jobs/{id}/history?format=columns", UriKind.Relative));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("application/x-ndjson", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("application/jsonl", response.Content.Headers.ContentType?.MediaType);
         JsonElement[] blocks = [.. (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonSerializer.Deserialize<JsonElement>(l))];
         var columns = blocks.SelectMany(b => Enumerable.Range(0, b.GetProperty("value").GetArrayLength()).Select(i =>
             (Step: b.GetProperty("step")[i].GetInt64(), Epoch: b.GetProperty("epoch")[i].GetInt32(), Tag: b.GetProperty("tag").GetString()!, Value: b.GetProperty("value")[i])))
