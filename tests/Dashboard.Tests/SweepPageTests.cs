@@ -221,13 +221,15 @@ public sealed class SweepPageTests(Browser browser, ITestOutputHelper output)
         IPage page = await browser.NewPageAsync(service.BaseUrl);
         var errors = new List<string>();
         page.PageError += (_, error) => errors.Add(error);
-        await page.GotoAsync($"#/sweeps/{Guid.NewGuid()}");
-        await Expect(page.Locator("h1")).ToHaveTextAsync("Sweep not found");
-        await page.GotoAsync("#/sweeps/not-a-sweep");
-        await Expect(page.Locator("h1")).ToHaveTextAsync("Sweep not found");
-        await page.GotoAsync("#/sweeps");
-        await Expect(page.Locator("h1")).ToHaveTextAsync("Sweeps");
-        await Expect(page.Locator("main [role=status]")).ToHaveTextAsync("No sweeps yet.");
+        foreach (string id in new[] { Guid.NewGuid().ToString(), "not-a-sweep", "%E0%A4%A", "..%2F..%2Fjobs" })
+        {
+            await page.GotoAsync("#/sweeps");
+            await Expect(page.Locator("h1")).ToHaveTextAsync("Sweeps");
+            await Expect(page.Locator("main [role=status]")).ToHaveTextAsync("No sweeps yet.");
+            await page.GotoAsync($"#/sweeps/{id}");
+            await Expect(page.Locator("h1")).ToHaveTextAsync("Sweep not found");
+        }
+
         Assert.True(errors.Count == 0, string.Join('\n', errors));
     }
 

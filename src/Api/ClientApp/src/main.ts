@@ -63,7 +63,7 @@ async function route() {
   else if (path === '/keys') page = keysPage(main, me);
   else if (path === '/compare') page = comparePage(main, new URLSearchParams(query ?? ''));
   else if (path === '/sweeps' || path === '/sweeps/') page = sweepsPage(main);
-  else if (path.startsWith('/sweeps/')) page = sweepPage(main, decodeURIComponent(path.slice('/sweeps/'.length)), { readOnly: me.role === 'viewer' });
+  else if (path.startsWith('/sweeps/')) page = sweepPage(main, path.slice('/sweeps/'.length), { readOnly: me.role === 'viewer' });
   else page = jobsPage(main, new URLSearchParams(query ?? ''));
   finishRoute(path);
 }
