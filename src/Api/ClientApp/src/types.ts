@@ -322,6 +322,9 @@ export interface SweepSummary {
 
 /** GET /sweeps/{id}: the summary, the settings as accepted, and every trial. */
 export interface SweepView extends SweepSummary {
+  /** When its learning rate comes from a range test: that test's job (not a trial) and what it suggested. */
+  rangeTestJobId?: string | null;
+  suggestedLearningRate?: number | null;
   settings: {
     name?: string | null;
     datasetId: string;

@@ -316,7 +316,9 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
     summary.replaceChildren(
       `${s.strategy} · ${fmt.int(s.trials)} trials (${counts || 'none yet'}) · ${s.parallelism} at a time · ${metric.label.toLowerCase()}, `,
       `${s.goal === 'minimize' ? 'lower' : 'higher'} is better · ${fmt.int(s.steps)} steps · best: `,
-      s.best ? h('strong', { id: 'sweep-best' }, `trial ${s.best.index}, ${formatMetric(s.metric, s.best.value)}`) : 'none yet');
+      s.best ? h('strong', { id: 'sweep-best' }, `trial ${s.best.index}, ${formatMetric(s.metric, s.best.value)}`) : 'none yet',
+      ...nodes(s.rangeTestJobId && [' · learning rate from a ', h('a', { href: `#/jobs/${s.rangeTestJobId}` }, 'range test'),
+        typeof s.suggestedLearningRate === 'number' ? `: ${formatParam(s.suggestedLearningRate)}` : ' (running)']));
     const note = s.error ?? s.waiting;
     waiting.hidden = !note;
     waiting.textContent = note ?? '';
