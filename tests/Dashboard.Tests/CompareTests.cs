@@ -73,6 +73,7 @@ public sealed class CompareTests(Browser browser, ITestOutputHelper output)
         double wall = clock.Elapsed.TotalMilliseconds;
         double opened = await page.EvaluateAsync<double>("() => window.compareOpenedMs");
         output.WriteLine($"20 runs × 20,000 steps: drawn {opened:F0} ms after opening the page ({wall:F0} ms wall in the test)");
+        output.WriteLine($"in the page (ms): {await page.EvaluateAsync<string>("() => JSON.stringify({ ...window.trainingDashboard.compare, drawMs: window.trainingDashboard.timings.drawMs })")}");
         Assert.Equal(21, await page.Locator("#compare-chart .u-legend .u-series").CountAsync()); // x and one per run
         await Browser.ScreenshotAsync(page, "compare-twenty");
 

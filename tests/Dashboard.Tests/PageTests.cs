@@ -205,7 +205,7 @@ public sealed class PageTests(Browser browser)
         await Browser.ScreenshotAsync(page, "try-it");
     }
 
-    private static async Task AssertNoSeriousViolationsAsync(IPage page, string name)
+    internal static async Task AssertNoSeriousViolationsAsync(IPage page, string name)
     {
         AxeResult result = await page.RunAxe();
         await Browser.ScreenshotAsync(page, $"axe-{name}");

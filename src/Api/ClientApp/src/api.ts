@@ -2,7 +2,7 @@ import { authFetch, problemOf } from './auth';
 import { probe } from './probe';
 import type {
   ApiKeyView, CreatedKey, DatasetView, JobComparison, JobSummary, JobView, ModelPreset, ModelSpec, ModelSummary, Page, Problem, RunState, ShareCreated, ShareView,
-  StreamEvent, ValidationResult,
+  StreamEvent, SweepLeaderboard, SweepSummary, SweepView, ValidationResult,
 } from './types';
 
 /** A failed request, carrying the server's problem details. */
@@ -37,13 +37,20 @@ export const api = {
   jobs: (state?: RunState | '', limit = 100) => request<Page<JobSummary>>('GET', `jobs?limit=${limit}${state ? `&state=${state}` : ''}`),
   job: (id: string) => request<JobView>('GET', `jobs/${id}`),
   compare: (ids: string[]) => request<JobComparison>('GET', `jobs/compare?ids=${ids.join(',')}`),
-  /** A job's values of some tags as CSV text (step,epoch,time,tag,value). */
-  historyCsv: async (id: string, tags: string[], signal?: AbortSignal) => {
-    const response = await authFetch(`jobs/${id}/history?format=csv&tags=${encodeURIComponent(tags.join(','))}`, { signal });
+  /** A job's values of some tags as history columns: JSON Lines of { tag, step: [], epoch: [], value: [] } (curves.ts reads them). */
+  historyColumns: async (id: string, tags: readonly string[], signal?: AbortSignal) => {
+    const response = await authFetch(`jobs/${id}/history?format=columns&tags=${encodeURIComponent(tags.join(','))}`, { signal });
     if (!response.ok) throw new ApiError(response.status, await problemOf(response));
     return response.text();
   },
   createJob: (body: unknown) => request<JobView>('POST', 'jobs', body),
+  sweeps: (limit = 100) => request<Page<SweepSummary>>('GET', `sweeps?limit=${limit}`),
+  sweep: (id: string, signal?: AbortSignal) => request<SweepView>('GET', `sweeps/${encodeURIComponent(id)}`, undefined, signal),
+  leaderboard: (id: string, signal?: AbortSignal) => request<SweepLeaderboard>('GET', `sweeps/${encodeURIComponent(id)}/leaderboard`, undefined, signal),
+  cancelSweep: (id: string) => request<SweepView>('POST', `sweeps/${encodeURIComponent(id)}/cancel`),
+  /** The best trial's model spec (or a given trial's) saved as a model. */
+  saveBestModel: (id: string, name: string, trial?: number) =>
+    request<ModelSummary>('POST', `sweeps/${encodeURIComponent(id)}/best/model`, { name, trial }),
   control: (id: string, action: 'pause' | 'resume' | 'cancel' | 'finish') => request<JobView>('POST', `jobs/${id}/${action}`),
   steer: (id: string, change: { learningRate?: number; momentum?: number; weightDecay?: number; reason?: string }) =>
     request<JobView>('PATCH', `jobs/${id}/hyperparameters`, change),

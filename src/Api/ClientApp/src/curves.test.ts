@@ -1,25 +1,36 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { align, colorOf, parseCurve } from './curves';
+import { align, colorOf, limiter, parseColumns } from './curves';
 
-const csv = [
-  'step,epoch,time,tag,value',
-  '1,1,2026-11-28T13:08:08.3946760Z,step/loss,1.5',
-  '1,1,2026-11-28T13:08:08.3946760Z,step/learning_rate,0.01',
-  '2,1,2026-11-28T13:08:08.4097800Z,step/loss,1.25',
-  '2,1,2026-11-28T13:08:08.4097800Z,epoch/validation_accuracy,0.5',
-  '4,2,2026-11-28T13:08:08.5Z,step/loss,NaN',
+const columns = [
+  '{"tag":"step/loss","step":[1,2],"epoch":[1,1],"value":[1.5,1.25]}',
+  '{"tag":"epoch/validation_accuracy","step":[2],"epoch":[1],"value":[0.5]}',
+  '{"tag":"step/learning_rate","step":[1,2],"epoch":[1,1],"value":[0.01,0.01]}',
+  '{"tag":"step/loss","step":[4],"epoch":[2],"value":["NaN"]}',
   '',
 ].join('\n');
 
-test('a curve keeps its tag\'s rows; a step row sits at step ÷ steps per epoch on the epoch axis', () => {
-  const loss = parseCurve(csv, 'step/loss', 2);
+test('a tag\'s blocks join into one curve; a step row sits at step ÷ steps per epoch on the epoch axis', () => {
+  const curves = parseColumns(columns, ['step/loss', 'epoch/validation_accuracy'], 2);
+  const loss = curves.get('step/loss')!;
   assert.deepEqual([...loss.steps], [1, 2, 4]);
   assert.deepEqual([...loss.epochs], [0.5, 1, 2]);
-  assert.deepEqual([...loss.values], [1.5, 1.25, NaN]);
-  const accuracy = parseCurve(csv, 'epoch/validation_accuracy', 2);
+  assert.deepEqual([...loss.values], [1.5, 1.25, NaN]); // NaN arrives as a string
+  const accuracy = curves.get('epoch/validation_accuracy')!;
   assert.deepEqual([...accuracy.epochs], [1]); // an epoch row's own epoch
   assert.deepEqual([...accuracy.steps], [2]);
+  assert.equal(curves.has('step/learning_rate'), false); // not asked for
+});
+
+test('a tag with no rows is an empty curve; lines that are not blocks are skipped', () => {
+  const text = ['not json', '{"tag":"step/loss"}', '{"tag":"step/loss","step":[1,2],"epoch":[1],"value":[3,4]}', 'null', '[1,2]',
+    '{"tag":"step/loss","step":[7],"epoch":[1],"value":[{}]}'].join('\n');
+  const curves = parseColumns(text, ['step/loss', 'epoch/train_loss'], 0);
+  assert.deepEqual([...curves.get('step/loss')!.steps], [7]);
+  assert.ok(Number.isNaN(curves.get('step/loss')!.values[0]));
+  assert.deepEqual([...curves.get('step/loss')!.epochs], [1]); // no steps per epoch: the row's own epoch
+  assert.equal(curves.get('epoch/train_loss')!.values.length, 0);
+  assert.equal(parseColumns('', ['step/loss'], 10).get('step/loss')!.values.length, 0);
 });
 
 test('curves align on the union of their x values, NaN where a job has no point', () => {
@@ -33,4 +44,30 @@ test('curves align on the union of their x values, NaN where a job has no point'
 
 test('twenty jobs get twenty different colours', () => {
   assert.equal(new Set(Array.from({ length: 20 }, (_, i) => colorOf(i))).size, 20);
+});
+
+test('a limiter runs at most its limit at once, the rest in the order they came, and frees a place when a task fails', async () => {
+  const gate = limiter(2);
+  let running = 0;
+  let most = 0;
+  const started: number[] = [];
+  const releases: (() => void)[] = [];
+  const tasks = Array.from({ length: 5 }, (_, i) => gate(async () => {
+    started.push(i);
+    most = Math.max(most, ++running);
+    await new Promise<void>((resolve) => releases.push(resolve));
+    running--;
+    if (i === 1) throw new Error('failed');
+    return i;
+  }));
+  const settled = Promise.allSettled(tasks);
+  for (let n = 0; n < 5; n++) {
+    await new Promise((r) => setTimeout(r, 0));
+    releases.shift()!();
+  }
+  const results = await settled;
+  assert.equal(most, 2);
+  assert.deepEqual(started, [0, 1, 2, 3, 4]);
+  assert.deepEqual(results.map((r) => (r.status === 'fulfilled' ? r.value : 'failed')), [0, 'failed', 2, 3, 4]);
+  assert.equal(await gate(async () => 'free again'), 'free again');
 });

@@ -8,22 +8,50 @@ export function colorOf(i: number): string {
 /** One job's points of one tag: x by step, and by epoch (a step's epoch is fractional: step ÷ steps per epoch). */
 export interface Curve { steps: Float64Array; epochs: Float64Array; values: Float64Array }
 
-/** Parses history CSV rows (step,epoch,time,tag,value) of one tag; `stepsPerEpoch` places step rows on the epoch axis. */
-export function parseCurve(csv: string, tag: string, stepsPerEpoch: number): Curve {
-  const steps: number[] = [];
-  const epochs: number[] = [];
-  const values: number[] = [];
-  const perStep = tag.startsWith('step/');
-  for (const line of csv.split('\n').slice(1)) {
+const empty = (): Curve => ({ steps: new Float64Array(), epochs: new Float64Array(), values: new Float64Array() });
+
+/**
+ * Parses GET /jobs/{id}/history?format=columns — JSON Lines of { tag, step: [], epoch: [], value: [] }, a line per tag
+ * and run of events — into one curve per tag asked for (empty when the history has none). `stepsPerEpoch` places step
+ * rows on the epoch axis. A line that is not such a block is skipped, a value that is not a number is NaN.
+ */
+export function parseColumns(text: string, tags: readonly string[], stepsPerEpoch: number): Map<string, Curve> {
+  const blocks = new Map<string, { step: unknown[]; epoch: unknown[]; value: unknown[] }[]>(tags.map((t) => [t, []]));
+  for (const line of text.split('\n')) {
     if (!line) continue;
-    const f = line.split(',');
-    if (f[3] !== tag) continue;
-    const step = Number(f[0]);
-    steps.push(step);
-    epochs.push(perStep && stepsPerEpoch > 0 ? step / stepsPerEpoch : Number(f[1]));
-    values.push(Number(f[4]));
+    let block: unknown;
+    try {
+      block = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const b = block as { tag?: unknown; step?: unknown; epoch?: unknown; value?: unknown };
+    const list = typeof b?.tag === 'string' ? blocks.get(b.tag) : undefined;
+    if (!list || !Array.isArray(b.step) || !Array.isArray(b.epoch) || !Array.isArray(b.value)) continue;
+    if (b.step.length !== b.value.length || b.epoch.length !== b.value.length) continue;
+    list.push({ step: b.step, epoch: b.epoch, value: b.value });
   }
-  return { steps: Float64Array.from(steps), epochs: Float64Array.from(epochs), values: Float64Array.from(values) };
+  const curves = new Map<string, Curve>();
+  for (const [tag, list] of blocks) {
+    const n = list.reduce((sum, b) => sum + b.value.length, 0);
+    if (n === 0) {
+      curves.set(tag, empty());
+      continue;
+    }
+    const curve: Curve = { steps: new Float64Array(n), epochs: new Float64Array(n), values: new Float64Array(n) };
+    const perStep = tag.startsWith('step/') && stepsPerEpoch > 0;
+    let i = 0;
+    for (const b of list) {
+      for (let k = 0; k < b.value.length; k++, i++) {
+        const step = Number(b.step[k]);
+        curve.steps[i] = step;
+        curve.epochs[i] = perStep ? step / stepsPerEpoch : Number(b.epoch[k]);
+        curve.values[i] = Number(b.value[k]); // NaN and ±Infinity arrive as strings, which Number reads
+      }
+    }
+    curves.set(tag, curve);
+  }
+  return curves;
 }
 
 /** Curves on one ascending x column (the union of their x values), NaN where a job has no point: uPlot's aligned data. */
@@ -49,3 +77,22 @@ export function align(curves: Curve[], byEpoch: boolean): { x: Float64Array; ys:
   return { x, ys };
 }
 
+/**
+ * A gate letting at most `limit` tasks run at once, the others in the order they came: a page asking for many jobs'
+ * histories keeps a few requests in flight and parses each answer as it comes, rather than all arriving together.
+ */
+export function limiter(limit: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (running < limit) running++;
+    else await new Promise<void>((resolve) => waiting.push(resolve)); // a finishing task hands its place over
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}

@@ -3,13 +3,15 @@ import { h, type Page } from './dom';
 import { jobPage } from './pages/job';
 import { jobsPage } from './pages/jobs';
 import { comparePage } from './pages/compare';
+import { sweepPage } from './pages/sweep';
+import { sweepsPage } from './pages/sweeps';
 import { keysPage } from './pages/keys';
 import { newJobPage } from './pages/newjob';
 import { signInPage, type SignInPage, type SignInReason } from './pages/signin';
 import type { Me } from './types';
 import './probe';
 
-// Hash routes: #/ (jobs), #/new, #/keys, #/jobs/{id}. The page is served at / by the API itself, so every URL is
+// Hash routes: #/ (jobs), #/new, #/keys, #/jobs/{id}, #/compare?ids=, #/sweeps, #/sweeps/{id}. The page is served at / by the API itself, so every URL is
 // relative. A sign-in address (#key=…) or a share address (#/jobs/{id}?share=…) leaves its token in the tab's storage
 // and the rest in the address bar. Who is signed in comes from GET /me; any 401 brings the sign-in form.
 const main = document.getElementById('main')!;
@@ -60,6 +62,8 @@ async function route() {
   else if (path === '/new') page = newJobPage(main, (hash) => { location.hash = hash; });
   else if (path === '/keys') page = keysPage(main, me);
   else if (path === '/compare') page = comparePage(main, new URLSearchParams(query ?? ''));
+  else if (path === '/sweeps' || path === '/sweeps/') page = sweepsPage(main);
+  else if (path.startsWith('/sweeps/')) page = sweepPage(main, path.slice('/sweeps/'.length), { readOnly: me.role === 'viewer' });
   else page = jobsPage(main, new URLSearchParams(query ?? ''));
   finishRoute(path);
 }

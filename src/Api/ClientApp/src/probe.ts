@@ -11,6 +11,23 @@ export const probe = {
   historyMs: NaN,
   /** Where the time went: JSON parsing of responses, handling events (storing them), drawing charts (ms). */
   timings: { parseMs: 0, handleMs: 0, drawMs: 0, historyMs: 0 },
+  /**
+   * The compare page's last drawing, in ms since the page opened (views read, last history in, drawn) or spent (parsing
+   * the histories, summed; aligning them).
+   */
+  /**
+   * The sweep page: the state it shows, each drawn trial's points (loss per step, the metric per epoch) and whether the
+   * hub follows it, how many trials were left out of the curves, and the parallel plot's axes and where each line sits.
+   */
+  sweep: null as null | {
+    id: string;
+    state: string;
+    trials: { index: number; jobId: string; lossPoints: number; metricPoints: number; lastStep: number; state: string }[];
+    leftOut: number;
+    axes: string[];
+    lines: { trial: number; best: boolean; at: (number | null)[] }[];
+  },
+  compare: {} as { viewsMs?: number; fetchedMs?: number; parseMs?: number; alignMs?: number; drawnMs?: number },
 };
 
 (window as unknown as { trainingDashboard: typeof probe }).trainingDashboard = probe;

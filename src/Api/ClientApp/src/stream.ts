@@ -153,3 +153,106 @@ export class JobFollower {
     this.onEvents(fresh, live);
   }
 }
+
+/**
+ * Several jobs' live events over one hub connection — a sweep's active trials — each after the seq its caller already
+ * holds (the caller read what came before from the history). It reconnects by itself and subscribes every job again
+ * after its last seq. A job whose events cannot continue in order (a seq skipped, or a Rewind: a resumed run replaced
+ * some) is dropped and handed to `onStale`, for the caller to read again and follow anew.
+ */
+export class LiveJobs {
+  private connection?: HubConnection;
+  private connecting?: Promise<void>;
+  private readonly jobs = new Map<string, { seq: number; attempt: number }>();
+  private closed = false;
+
+  constructor(
+    private readonly onEvents: (jobId: string, events: StreamEvent[]) => void,
+    private readonly onStale: (jobId: string) => void,
+    private readonly onStatus: (status: LinkStatus) => void = () => undefined,
+  ) {}
+
+  get following(): ReadonlySet<string> {
+    return new Set(this.jobs.keys());
+  }
+
+  /** Follows a job after `afterSeq`, written by run `attempt` (GET /jobs/{id}'s lastSeq and attempt). */
+  follow(jobId: string, afterSeq: number, attempt: number) {
+    if (this.closed) return;
+    this.jobs.set(jobId, { seq: afterSeq, attempt });
+    void this.subscribe(jobId);
+  }
+
+  unfollow(jobId: string) {
+    if (!this.jobs.delete(jobId)) return;
+    if (this.connection?.state === HubConnectionState.Connected) void this.connection.invoke('Unsubscribe', jobId).catch(() => undefined);
+  }
+
+  close() {
+    this.closed = true;
+    this.jobs.clear();
+    void this.connection?.stop();
+  }
+
+  private async subscribe(jobId: string) {
+    try {
+      await this.connect();
+      const held = this.jobs.get(jobId);
+      if (held && !this.closed) await this.connection!.invoke('SubscribeAfter', jobId, held.seq, held.attempt);
+    } catch {
+      // Not connected now: the reconnection subscribes every job again.
+    }
+  }
+
+  private connect(): Promise<void> {
+    if (this.connection?.state === HubConnectionState.Connected) return Promise.resolve();
+    if (this.connecting) return this.connecting;
+    if (this.connection && this.connection.state !== HubConnectionState.Disconnected) {
+      return Promise.reject(new Error('reconnecting')); // reconnected, it subscribes every job again
+    }
+    if (!this.connection) {
+      const connection = new HubConnectionBuilder()
+        .withUrl('hubs/training', { accessTokenFactory: hubToken, transport: HttpTransportType.WebSockets, skipNegotiation: true })
+        .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (c) => Math.min(250 * 2 ** c.previousRetryCount, 3000) })
+        .configureLogging(LogLevel.Warning)
+        .build();
+      connection.on('Events', (jobId: string, events: StreamEvent[]) => this.receive(jobId, events));
+      connection.on('Rewind', (jobId: string) => this.stale(jobId));
+      connection.onreconnecting(() => this.onStatus('reconnecting'));
+      connection.onreconnected(() => {
+        this.onStatus('live');
+        for (const jobId of this.jobs.keys()) void this.subscribe(jobId);
+      });
+      connection.onclose(() => {
+        this.onStatus('offline');
+        if (!this.closed && this.jobs.size > 0) setTimeout(() => { for (const jobId of this.jobs.keys()) void this.subscribe(jobId); }, 3000);
+      });
+      this.connection = connection;
+    }
+    this.onStatus('connecting');
+    this.connecting = this.connection.start()
+      .then(() => this.onStatus('live'))
+      .catch((err) => { this.onStatus('offline'); throw err; })
+      .finally(() => { this.connecting = undefined; });
+    return this.connecting;
+  }
+
+  private receive(jobId: string, events: StreamEvent[]) {
+    const held = this.jobs.get(jobId);
+    if (!held) return;
+    let start = 0;
+    while (start < events.length && events[start].seq <= held.seq) start++;
+    if (start === events.length) return;
+    if (events[start].seq !== held.seq + 1) return this.stale(jobId);
+    const fresh = start === 0 ? events : events.slice(start);
+    held.seq = fresh[fresh.length - 1].seq;
+    for (const e of fresh) if (typeof e.attempt === 'number') held.attempt = e.attempt;
+    this.onEvents(jobId, fresh);
+  }
+
+  private stale(jobId: string) {
+    if (!this.jobs.has(jobId)) return;
+    this.unfollow(jobId);
+    this.onStale(jobId);
+  }
+}

@@ -65,6 +65,11 @@ export interface JobSummary {
   createdAt: string;
   startedAt?: string | null;
   finishedAt?: string | null;
+  /** The sweep whose trial it is, and which trial. */
+  sweepId?: string | null;
+  sweepTrial?: number | null;
+  /** Why it stopped before its end, when something other than a person stopped it (asha-cut, diverged, sweep-cancelled). */
+  stopCode?: string | null;
 }
 
 /** GET /jobs/compare: the jobs' views and the settings in which they differ, each with every job's value. */
@@ -254,4 +259,102 @@ export interface CreatedKey {
   userId: string;
   createdAt: string;
   secret: string;
+}
+
+// --- sweeps (POST/GET /sweeps): enums as the server writes them -------------------------------------------------------
+
+export type TrialStatus = 'Pending' | 'Active' | 'Completed' | 'Stopped' | 'Diverged' | 'Failed' | 'Cancelled';
+export const trialStatuses: TrialStatus[] = ['Pending', 'Active', 'Completed', 'Stopped', 'Diverged', 'Failed', 'Cancelled'];
+export type SweepMetricName = 'validationAccuracy' | 'validationLoss' | 'trainAccuracy' | 'trainLoss';
+export type MetricGoal = 'maximize' | 'minimize';
+
+/** A range to draw from; points: a grid's evenly spaced values, both ends included. */
+export interface SearchRange {
+  min?: number | null;
+  max?: number | null;
+  points?: number | null;
+}
+
+/** One setting a sweep varies: its path and exactly one of choice, uniform, logUniform, intUniform. */
+export interface SearchDimension {
+  path: string;
+  choice?: unknown[] | null;
+  uniform?: SearchRange | null;
+  logUniform?: SearchRange | null;
+  intUniform?: SearchRange | null;
+}
+
+/** One trial: its settings by search-space path, and where its job stands. */
+export interface SweepTrial {
+  index: number;
+  jobId?: string | null;
+  status: TrialStatus;
+  params: Record<string, unknown>;
+  /** Its best full-epoch value of the metric, and that epoch. */
+  value?: number | null;
+  valueEpoch?: number | null;
+  epoch: number;
+  step: number;
+  stopCode?: string | null;
+  stopReason?: string | null;
+}
+
+/** A sweep as GET /sweeps lists it. */
+export interface SweepSummary {
+  id: string;
+  name?: string | null;
+  /** Running, Succeeded (every trial ended and one has a value), Failed or Cancelled. */
+  state: RunState;
+  strategy: 'grid' | 'random' | 'asha';
+  metric: SweepMetricName;
+  goal: MetricGoal;
+  trials: number;
+  parallelism: number;
+  counts: Partial<Record<TrialStatus, number>>;
+  best?: { index: number; jobId?: string | null; value: number; params: Record<string, unknown> } | null;
+  steps: number;
+  /** Why no trial starts now (the owner's quota), or why the sweep failed. */
+  waiting?: string | null;
+  error?: string | null;
+  createdAt: string;
+  finishedAt?: string | null;
+}
+
+/** GET /sweeps/{id}: the summary, the settings as accepted, and every trial. */
+export interface SweepView extends SweepSummary {
+  /** When its learning rate comes from a range test: that test's job (not a trial) and what it suggested. */
+  rangeTestJobId?: string | null;
+  suggestedLearningRate?: number | null;
+  settings: {
+    name?: string | null;
+    datasetId: string;
+    modelId?: string | null;
+    model: ModelSpec;
+    hyperparameters: Hyperparameters;
+    searchSpace: SearchDimension[];
+    strategy: 'grid' | 'random' | 'asha';
+    trials: number;
+    parallelism: number;
+    seed: number;
+    metric: SweepMetricName;
+    goal: MetricGoal;
+    rungs?: number[] | null;
+  };
+  trialList: SweepTrial[];
+}
+
+/** GET /sweeps/{id}/leaderboard: the trials best first (those with no value last, by index), with asha's rung reports. */
+export interface SweepLeaderboard {
+  metric: SweepMetricName;
+  goal: MetricGoal;
+  ranked: { rank: number; trial: SweepTrial; rungs: RungReport[] }[];
+}
+
+/** A trial's value at an asha rung; the cut it was compared with (null: the first to report there) and whether it went on. */
+export interface RungReport {
+  epoch: number;
+  value: number;
+  cutoff?: number | null;
+  continued: boolean;
+  earlier: number;
 }

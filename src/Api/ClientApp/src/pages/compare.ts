@@ -1,7 +1,8 @@
 import { api, ApiError } from '../api';
 import { LineChart } from '../charts';
-import { align, colorOf, parseCurve } from '../curves';
+import { align, colorOf, limiter, parseColumns } from '../curves';
 import { fmt, h, type Page } from '../dom';
+import { probe } from '../probe';
 import type { JobView } from '../types';
 
 /** What can be overlaid: a history tag, and whether it is per step or per epoch. */
@@ -16,7 +17,8 @@ const metrics = [
 
 /**
  * #/compare?ids=…: 2 to 20 jobs side by side — one metric's curves overlaid (one colour per job), by step or by epoch,
- * and the table of the settings in which the jobs differ.
+ * and the table of the settings in which the jobs differ. The histories are asked for at once with the jobs' views,
+ * four at a time, as columns (one number array per field), and each is parsed as it arrives.
  */
 export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   const opened = performance.now();
@@ -32,18 +34,19 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   let jobs: JobView[] = [];
   let data: { x: Float64Array; ys: Float64Array[] } = { x: new Float64Array(), ys: [] };
   const cache = new Map<string, Promise<string>>();
+  const turns = limiter(4);
   let turn = 0;
 
-  /** A job's CSV of one tag, fetched once; a failed fetch is forgotten, so choosing the metric again retries it. */
-  function csvOf(id: string, tag: string) {
+  /** A job's columns of one tag, fetched once; a failed fetch is forgotten, so choosing the metric again retries it. */
+  function columnsOf(id: string, tag: string) {
     const key = `${id} ${tag}`;
-    let csv = cache.get(key);
-    if (!csv) {
-      csv = api.historyCsv(id, [tag], abort.signal);
-      cache.set(key, csv);
-      csv.catch(() => cache.delete(key));
+    let text = cache.get(key);
+    if (!text) {
+      text = turns(() => api.historyColumns(id, [tag], abort.signal));
+      cache.set(key, text);
+      text.catch(() => cache.delete(key));
     }
-    return csv;
+    return text;
   }
 
   async function draw() {
@@ -52,11 +55,20 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
     const byEpoch = axis.value === 'epoch';
     status.textContent = 'Loading…';
     const started = performance.now();
+    const timings = { fetchedMs: 0, parseMs: 0, alignMs: 0 };
     try {
-      const curves = await Promise.all(jobs.map(async (job) =>
-        parseCurve(await csvOf(job.id, tag), tag, job.totalSteps / Math.max(1, job.hyperparameters.epochs))));
+      const curves = await Promise.all(jobs.map(async (job) => {
+        const text = await columnsOf(job.id, tag);
+        timings.fetchedMs = performance.now() - opened;
+        const t = performance.now();
+        const curve = parseColumns(text, [tag], job.totalSteps / Math.max(1, job.hyperparameters.epochs)).get(tag)!;
+        timings.parseMs += performance.now() - t;
+        return curve;
+      }));
       if (mine !== turn) return;
+      const t = performance.now();
       data = align(curves, byEpoch);
+      timings.alignMs = performance.now() - t;
       chart?.destroy();
       chart = new LineChart(chartHost, {
         title: metrics.find((m) => m.tag === tag)!.label,
@@ -71,6 +83,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         const w = window as unknown as { compareOpenedMs?: number; compareDrawnMs?: number };
         w.compareOpenedMs ??= performance.now() - opened;
         w.compareDrawnMs = performance.now() - started;
+        probe.compare = { ...probe.compare, ...timings, drawnMs: performance.now() - opened };
       };
     } catch (e) {
       if (!abort.signal.aborted && mine === turn) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
@@ -78,8 +91,11 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   }
 
   async function load() {
+    // The histories need only the ids: asked for now, they arrive while the views are being read.
+    for (const id of ids) columnsOf(id, metric.value).catch(() => undefined);
     try {
       const comparison = await api.compare(ids);
+      probe.compare = { ...probe.compare, viewsMs: performance.now() - opened };
       jobs = comparison.jobs;
       table.replaceChildren(h('table', { class: 'compare' },
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Setting'),

@@ -55,6 +55,7 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
   const accText = h('span', { id: 'best-acc' }, '–');
   const progress = h('progress', { id: 'progress', max: 1, value: 0, 'aria-label': 'Progress' });
   const hpText = h('p', { id: 'hyperparameters', class: 'small muted' });
+  const sweepOf = h('p', { id: 'job-sweep', class: 'small', hidden: true });
   const pause = h('button', { type: 'button', id: 'pause', disabled: true }, 'Pause');
   const resume = h('button', { type: 'button', id: 'resume', disabled: true }, 'Resume');
   const cancel = h('button', { type: 'button', id: 'cancel', class: 'danger', disabled: true }, 'Cancel');
@@ -105,6 +106,7 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
       'Step ', stepText, totalText, ' · epoch ', epochText, ' · ETA ', etaText, ' · ', speedText, ' samples/s · loss ', lossText, ' · best val. acc. ', accText),
     progress,
     hpText,
+    sweepOf,
     !readOnly && [
       h('div', { class: 'controls', role: 'group', 'aria-label': 'Job controls' }, pause, resume, finish, cancel, weights, historyCsv, historyTensorBoard, shareToggle),
       controlStatus,
@@ -586,6 +588,11 @@ export function jobPage(main: HTMLElement, id: string, options: JobPageOptions):
     }
     if (disposed) return;
     title.textContent = `Job ${fmt.short(id)} · ${job.model.name ?? 'model'}${job.sanity ? ` · ${job.sanity.check}` : ''}`;
+    if (job.sweepId && !options.shared) {
+      sweepOf.hidden = false;
+      sweepOf.replaceChildren(`Trial ${job.sweepTrial ?? '?'} of `, h('a', { href: `#/sweeps/${job.sweepId}` }, `sweep ${fmt.short(job.sweepId)}`),
+        job.stopCode ? ` · stopped: ${job.stopCode}` : '');
+    }
     buildRangeTestChart();
     scheduleHeader();
     await follower.start(job.lastSeq, () => {

@@ -67,7 +67,9 @@ function row(job: JobSummary, picked: boolean): HTMLTableRowElement {
   const pct = Math.round(job.progress * 100);
   return h('tr', { 'data-job': job.id },
     h('td', {}, h('input', { type: 'checkbox', 'data-compare': job.id, checked: picked, 'aria-label': `Compare job ${fmt.short(job.id)}` })),
-    h('td', {}, h('a', { href: `#/jobs/${job.id}` }, fmt.short(job.id))),
+    h('td', {}, h('a', { href: `#/jobs/${job.id}` }, fmt.short(job.id)),
+      job.sweepId && h('div', { class: 'small' }, h('a', { href: `#/sweeps/${job.sweepId}`, class: 'sweep-of' },
+        `sweep ${fmt.short(job.sweepId)}${job.sweepTrial !== null && job.sweepTrial !== undefined ? ` · trial ${job.sweepTrial}` : ''}`))),
     h('td', {}, job.modelName ?? 'model'),
     h('td', {}, h('span', { class: `badge ${job.state.toLowerCase()}` }, job.state)),
     h('td', { class: 'progress-cell' },
