@@ -87,7 +87,7 @@ public sealed class SweepController(
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         var running = await db.Sweeps.AsNoTracking().Where(s => s.State == RunState.Running).OrderBy(s => s.CreatedAt)
-            .Select(s => new { s.Id, s.Trials, s.TrialsCreated, s.Parallelism, s.SuggestedLearningRate }).Take(1000).ToListAsync(cancellationToken);
+            .Select(s => new { s.Id, s.Owner, s.Trials, s.TrialsCreated, s.Parallelism, s.SuggestedLearningRate, s.Waiting }).Take(1000).ToListAsync(cancellationToken);
         if (running.Count == 0)
         {
             return;
@@ -106,7 +106,11 @@ public sealed class SweepController(
             int now = active.GetValueOrDefault(sweep.Id);
             if (sweep.TrialsCreated < sweep.Trials && now < sweep.Parallelism)
             {
-                await StartTrialsAsync(db, sweep.Id, cancellationToken);
+                // A sweep already waiting for its owner's quota takes the write lock again only once a slot may be free.
+                if (sweep.Waiting is null || await OwnerQuotas.RefuseJobAsync(db, sweep.Owner, jobs.Value.MaxActiveJobsPerOwner, cancellationToken) is null)
+                {
+                    await StartTrialsAsync(db, sweep.Id, cancellationToken);
+                }
             }
             else if (sweep.TrialsCreated >= sweep.Trials && now == 0)
             {
@@ -306,7 +310,6 @@ public sealed class SweepController(
     private JobRecord TrialJob(SweepRecord sweep, int index, IReadOnlyDictionary<string, System.Text.Json.Nodes.JsonNode?> values, List<SearchField> fields, DatasetShape shape)
     {
         SweepSettings s = sweep.Settings;
-        (System.Text.Json.JsonElement model, Hyperparameters hp, MonitoringOptions monitoring) = SearchSpace.Apply(s.Model, s.Hyperparameters, s.Monitoring, fields, values);
         (TrainingPlan? plan, string? error, _) = SearchSpace.Plan(index, s.Model, s.Hyperparameters, s.Monitoring, fields, values, shape, limits.Value, jobs.Value.JobThreads);
         DateTime now = DateTime.UtcNow;
         return new JobRecord
@@ -315,11 +318,11 @@ public sealed class SweepController(
             Owner = sweep.Owner,
             State = plan is null ? RunState.Failed : RunState.Queued,
             Error = error,
-            Spec = plan?.Model.Spec ?? SpecReader.Read(model).Spec ?? new ModelSpec(),
+            Spec = plan?.Model.Spec ?? SpecReader.Read(s.Model).Spec ?? new ModelSpec(), // a failed trial shows the base's spec
             ModelId = fields.Any(f => f.Root == "model") ? null : s.ModelId,
             DatasetId = sweep.DatasetId,
-            Hyperparameters = hp,
-            Monitoring = monitoring,
+            Hyperparameters = plan?.Hyperparameters ?? s.Hyperparameters, // a trial runs no sanity check: the plan's are its own
+            Monitoring = plan?.Monitoring ?? s.Monitoring,
             Threads = plan?.Threads ?? 1,
             TotalSteps = plan?.TotalSteps ?? 0,
             SweepId = sweep.Id,

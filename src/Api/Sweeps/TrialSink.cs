@@ -55,7 +55,6 @@ public sealed class SweepRungs(IServiceScopeFactory scopes)
         }
 
         List<double> earlier = [.. db.SweepRungs.AsNoTracking().Where(r => r.SweepId == sweepId && r.Epoch == epoch).Select(r => r.Value)];
-        double[] finite = [.. earlier.Where(double.IsFinite)];
         var report = new SweepRungRecord
         {
             SweepId = sweepId,
@@ -63,7 +62,7 @@ public sealed class SweepRungs(IServiceScopeFactory scopes)
             Trial = trial,
             Value = value,
             Earlier = earlier.Count,
-            Cutoff = finite.Length == 0 ? null : Asha.Quantile(finite, goal == MetricGoal.Maximize ? 1 - (1.0 / asha.ReductionFactor) : 1.0 / asha.ReductionFactor),
+            Cutoff = asha.Cut(earlier, goal),
             Continued = asha.Continues(value, earlier, goal),
             ReportedAt = DateTime.UtcNow,
         };

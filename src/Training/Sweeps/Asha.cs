@@ -41,23 +41,18 @@ public sealed class Asha
     /// Whether a trial that reports <paramref name="value"/> at a rung goes on, given the values earlier trials reported at
     /// that rung (in any order; non-finite ones are left out). A non-finite value never goes on.
     /// </summary>
-    public bool Continues(double value, IReadOnlyCollection<double> earlier, MetricGoal goal)
+    public bool Continues(double value, IReadOnlyCollection<double> earlier, MetricGoal goal) =>
+        double.IsFinite(value) && (Cut(earlier, goal) is not double cut || (goal == MetricGoal.Maximize ? value >= cut : value <= cut));
+
+    /// <summary>
+    /// The cut of a rung: the (1 − 1/η) quantile of the finite values reported there before (1/η when lower is better);
+    /// null when there are none, and the trial goes on.
+    /// </summary>
+    public double? Cut(IReadOnlyCollection<double> earlier, MetricGoal goal)
     {
-        if (!double.IsFinite(value))
-        {
-            return false;
-        }
-
         double[] finite = [.. earlier.Where(double.IsFinite)];
-        if (finite.Length == 0)
-        {
-            return true;
-        }
-
         double fraction = 1.0 / ReductionFactor;
-        return goal == MetricGoal.Maximize
-            ? value >= Quantile(finite, 1 - fraction)
-            : value <= Quantile(finite, fraction);
+        return finite.Length == 0 ? null : Quantile(finite, goal == MetricGoal.Maximize ? 1 - fraction : fraction);
     }
 
     /// <summary>The <paramref name="q"/> quantile with linear interpolation between the closest ranks (NumPy's default).</summary>

@@ -39,6 +39,9 @@ public static class SearchSpace
 
     private static readonly JsonSerializerOptions Json = JsonSerializerOptions.Web;
 
+    /// <summary>Settings a sweep does not vary: asha sets the epochs, every trial keeps the base's seed, statsEvery changes only what is recorded.</summary>
+    private static readonly HashSet<string> s_notSearched = ["hyperparameters.epochs", "hyperparameters.seed", "monitoring.statsEvery"];
+
     /// <summary>Every searchable path of this model's jobs, for messages.</summary>
     public static IReadOnlyList<string> Paths(SpecAnalysis model)
     {
@@ -74,7 +77,7 @@ public static class SearchSpace
                 {
                     if (Classify(propertyType) is { } fieldType)
                     {
-                        return parts is ["hyperparameters", "epochs" or "seed"] || parts is ["monitoring", "statsEvery"]
+                        return s_notSearched.Contains(path!)
                             ? Refused(parts[^1], out error, path!)
                             : new SearchField(path!, fieldType, parts[0], null, parts[1..]);
                     }
@@ -140,7 +143,7 @@ public static class SearchSpace
             string path = $"{prefix}.{property.Name}";
             if (Classify(propertyType) is not null)
             {
-                if (path is not ("hyperparameters.epochs" or "hyperparameters.seed" or "monitoring.statsEvery"))
+                if (!s_notSearched.Contains(path))
                 {
                     into.Add(path);
                 }
@@ -216,7 +219,6 @@ public static class SearchSpace
                 continue;
             }
 
-            int before = fields.Count;
             bool ok = true;
             void Fail(string key, string message)
             {
@@ -297,7 +299,7 @@ public static class SearchSpace
                 }
             }
 
-            if (ok && fields.Count == before)
+            if (ok)
             {
                 fields.Add(field);
             }
@@ -487,9 +489,4 @@ public static class SearchSpace
     /// <summary>"hyperparameters.learningRate 0.01, layers.conv1.filters 8".</summary>
     public static string Describe(IReadOnlyDictionary<string, JsonNode?> values) =>
         string.Join(", ", values.Select(p => $"{p.Key} {p.Value?.ToJsonString() ?? "null"}"));
-
-    /// <summary>A trial value as a number, for plots and messages; null for words and booleans.</summary>
-    public static double? Number(JsonNode? value) =>
-        value is JsonValue v && v.TryGetValue(out double d) ? d : value is JsonValue w && w.GetValueKind() == JsonValueKind.Number
-            ? double.Parse(w.ToJsonString(), CultureInfo.InvariantCulture) : null;
 }
