@@ -102,7 +102,7 @@ if (mode == "sweep")
     ImageDataset train = Subset(fashion, Option("--images", 12000));
     int test = Option("--test", 5000);
     await Sweep.RunAsync(train with { Test = new ImageSplit { Images = fashion.Test!.Images[..(test * fashion.SampleSize)], Labels = fashion.Test.Labels[..test] } },
-        ModelPresets.LeNet5(), Option("--epochs", 9), Option("--eta", 3));
+        ModelPresets.LeNet5(), Option("--epochs", 9), Option("--eta", 3), args.SkipWhile(a => a != "--asha-mode").Skip(1).FirstOrDefault() ?? "promotion");
     return 0;
 }
 

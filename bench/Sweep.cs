@@ -8,14 +8,15 @@ using TrainingService.Training.Data;
 
 /// <summary>
 /// Issue 16's sweep figure: 16 learning-rate × width trials of LeNet-5 on Fashion-MNIST, first as a full grid, then
-/// with asha (rungs at epochs 1·η^k below 9, η 3 unless --eta says, the grid shuffled by the seed) on the same service, two trials at
+/// with asha (rungs at epochs 1·η^k below 9, η 3 unless --eta says, the grid shuffled by the seed; --asha-mode promotion, the
+/// default, or stopping) on the same service, two trials at
 /// once, one thread each. asha's training steps ÷ the grid's, and asha's best validation accuracy against the grid's
 /// best. Every trial of a configuration trains the same run in both (same seed, one thread), so asha's epochs must
 /// equal the grid's for the same configuration, exactly: checked, so the comparison is of the search, not of noise.
 /// </summary>
 internal static class Sweep
 {
-    public static async Task RunAsync(ImageDataset data, ModelSpec model, int epochs, int eta)
+    public static async Task RunAsync(ImageDataset data, ModelSpec model, int epochs, int eta, string mode)
     {
         var clock = Stopwatch.StartNew();
         using ServiceUnderTest service = await ServiceUnderTest.StartAsync(data, model, warmUpJobs: 0, "--Jobs:Concurrency", "2", "--Jobs:ThreadsPerJob", "1");
@@ -28,11 +29,11 @@ internal static class Sweep
               "base": { "datasetId": "{{service.DatasetId}}", "hyperparameters": { "epochs": {{epochs}}, "batchSize": 64, "momentum": 0.9, "weightDecay": 5e-4, "schedule": "cosine", "seed": 1 },
                         "monitoring": { "statsEvery": 10 } },
               "searchSpace": {{space}}, "strategy": "{{strategy}}", "parallelism": 2, "seed": 1
-              {{(strategy == "asha" ? $$""", "asha": { "minEpochs": 1, "reductionFactor": {{eta}}, "maxEpochs": {{epochs}}, "sampler": "grid" }""" : "")}} }
+              {{(strategy == "asha" ? $$""", "asha": { "minEpochs": 1, "reductionFactor": {{eta}}, "maxEpochs": {{epochs}}, "sampler": "grid", "mode": "{{mode}}" }""" : "")}} }
             """;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"LeNet-5 on {data.Train.Count:N0} Fashion-MNIST training images, validation on {data.Test!.Count:N0} test images; learning rate × conv2 filters, 4 × 4; "
-            + $"SGD momentum 0.9, weight decay 5e-4, cosine, batch 64, {epochs} epochs, seed 1; asha η {eta} from epoch 1; 2 trials at once, 1 thread each; {Environment.ProcessorCount} cores"));
+            + $"SGD momentum 0.9, weight decay 5e-4, cosine, batch 64, {epochs} epochs, seed 1; asha ({mode}) η {eta} from epoch 1; 2 trials at once, 1 thread each; {Environment.ProcessorCount} cores"));
 
         (JsonElement grid, TimeSpan gridTime) = await RunSweepAsync(service, Body("grid"));
         (JsonElement asha, TimeSpan ashaTime) = await RunSweepAsync(service, Body("asha"));
@@ -63,7 +64,7 @@ internal static class Sweep
             $"grid: {gridSteps:N0} steps in {gridTime.TotalMinutes:F1} min, best {gridBest:P2} (trial {grid.GetProperty("best").GetProperty("index")}); "
             + $"asha: {ashaSteps:N0} steps in {ashaTime.TotalMinutes:F1} min, best {ashaBest:P2}; steps ratio {ratio:F3}, best − grid's best {gap:+0.00;-0.00} pp; "
             + $"asha's epochs equal the grid's: {(identical ? "yes" : "no")}; {clock.Elapsed.TotalMinutes:F1} min in all"));
-        Summary.Add($"sweep: asha's (η {eta}) training steps ÷ the full grid's (16 trials)", ratio, "F3", "≤ 0.40", ratio <= 0.40);
+        Summary.Add($"sweep: asha's ({mode}, η {eta}) training steps ÷ the full grid's (16 trials)", ratio, "F3", "≤ 0.40", ratio <= 0.40);
         Summary.Add("sweep: asha's best validation accuracy − the grid's best, pp", gap, "+0.00;-0.00", "≥ −0.5", gap >= -0.5);
         Summary.Add("sweep: every asha trial's epochs as the grid's (same seed, one thread)", identical ? "yes" : "no", "identical", identical);
     }

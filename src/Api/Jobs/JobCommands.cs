@@ -91,7 +91,7 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
             return new CommandOutcome.Conflict($"Job {id} is {job.State}; only a paused job can be resumed.");
         }
 
-        return await RequeuePausedAsync(job, cancellationToken) ?? await DoneAsync(id, cancellationToken);
+        return WaitingAtRung(job) ?? await RequeuePausedAsync(job, cancellationToken) ?? await DoneAsync(id, cancellationToken);
     }
 
     /// <summary>Early stop: finish now and keep the model (a paused job is run once more, to finish at once).</summary>
@@ -108,7 +108,7 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
             return new CommandOutcome.Conflict($"Job {id} is {job.State}; only a running or paused job can finish early.");
         }
 
-        if (job.State == RunState.Paused && await RequeuePausedAsync(job, cancellationToken) is { } refused)
+        if (job.State == RunState.Paused && (WaitingAtRung(job) ?? await RequeuePausedAsync(job, cancellationToken)) is { } refused)
         {
             return refused;
         }
@@ -253,6 +253,12 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
         await db.SaveChangesAsync(cancellationToken);
         dispatch.CommandsWritten();
     }
+
+    /// <summary>A sweep's trial waiting at asha's rung is resumed by its sweep, if it is promoted, not by a person.</summary>
+    private static CommandOutcome.Conflict? WaitingAtRung(JobRecord job) => job.StopCode == ActiveJobs.WaitingAtRung
+        ? new CommandOutcome.Conflict($"Job {job.Id} is trial {job.SweepTrial} of sweep {job.SweepId}, waiting at asha's rung: its sweep trains it on if it is promoted "
+            + "(it is cut if it is not when the sweep ends); cancel it or the sweep to stop it now.")
+        : null;
 
     /// <summary>A paused job back to Queued, if no worker still holds it; else why not.</summary>
     private async Task<CommandOutcome?> RequeuePausedAsync(JobRecord job, CancellationToken cancellationToken)

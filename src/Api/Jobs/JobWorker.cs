@@ -417,7 +417,7 @@ public sealed class JobWorker(
         Contracts.Sweeps.SweepSettings? settings = await scope.ServiceProvider.GetRequiredService<TrainingDb>().Sweeps.AsNoTracking()
             .Where(s => s.Id == sweepId).Select(s => s.Settings).FirstOrDefaultAsync(cancellationToken);
         return settings is null ? null : new Sweeps.TrialContext(sweepId, index, settings.Metric, settings.Goal,
-            settings.Asha is { MinEpochs: int min, ReductionFactor: int eta, MaxEpochs: int max } ? new Training.Sweeps.Asha(min, eta, max) : null);
+            Training.Sweeps.Asha.Of(settings.Asha));
     }
 
     /// <summary>Lets every event of the ended run reach the pump (those after a loss are dropped), then lets the job's next run write again.</summary>

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Training;
 
@@ -58,6 +59,19 @@ public sealed class ModelRecord
     public long Parameters { get; set; }
 
     public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>Which jobs hold a place: the ones a worker trains or will (what quotas and a sweep's parallelism count).</summary>
+public static class ActiveJobs
+{
+    /// <summary>The stop code of a sweep's trial paused at asha's rung to wait for promotion: it holds no worker and no place.</summary>
+    public const string WaitingAtRung = "asha-rung";
+
+    /// <summary>Queued, running or paused, except a trial waiting at a rung (its checkpoint is all it holds).</summary>
+    public static readonly Expression<Func<JobRecord, bool>> Holding =
+        j => j.State == RunState.Queued || j.State == RunState.Running || (j.State == RunState.Paused && j.StopCode != WaitingAtRung);
+
+    public static readonly Expression<Func<JobRecord, bool>> AtRung = j => j.State == RunState.Paused && j.StopCode == WaitingAtRung;
 }
 
 /// <summary>A training job: what to train and where it stands.</summary>
@@ -312,7 +326,11 @@ public sealed class SweepRungRecord
     /// <summary>How many trials had reported at this rung before it.</summary>
     public int Earlier { get; set; }
 
+    /// <summary>Went on (stopping form) or was promoted (promotion form).</summary>
     public bool Continued { get; set; }
+
+    /// <summary>Promotion form: waiting at the rung to be promoted or, at the sweep's end, cut.</summary>
+    public bool Waiting { get; set; }
 
     public DateTime ReportedAt { get; set; }
 }

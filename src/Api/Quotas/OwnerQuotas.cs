@@ -52,11 +52,10 @@ public static class OwnerQuotas
     /// <summary>The advisory lock key of quota writes on PostgreSQL ("TSquota" in ASCII).</summary>
     internal const long QuotaWriteLock = 0x54_53_71_75_6f_74_61;
 
-    /// <summary>429 when the owner already has <paramref name="max"/> queued, running or paused jobs; null otherwise.</summary>
+    /// <summary>429 when the owner already has <paramref name="max"/> queued, running or paused jobs (<see cref="ActiveJobs.Holding"/>); null otherwise.</summary>
     public static async Task<ProblemHttpResult?> RefuseJobAsync(TrainingDb db, string owner, int max, CancellationToken cancellationToken)
     {
-        int active = await db.Jobs.CountAsync(
-            j => j.Owner == owner && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken);
+        int active = await db.Jobs.Where(j => j.Owner == owner).CountAsync(ActiveJobs.Holding, cancellationToken); // a trial waiting at asha's rung holds no place
         return active < max ? null : Refusal(
             StatusCodes.Status429TooManyRequests,
             ActiveJobsKey,

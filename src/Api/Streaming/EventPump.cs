@@ -311,9 +311,9 @@ public sealed class EventPump(
                     job.FinishedAt = e.Time;
                 }
 
-                if (e.State == RunState.Failed || StorageFault.IsPauseReason(e.Reason) || (e.State == RunState.Cancelled && e.Code is not null))
+                if (e.State == RunState.Failed || StorageFault.IsPauseReason(e.Reason) || (e.State is RunState.Cancelled or RunState.Paused && e.Code is not null))
                 {
-                    job.Error = e.Reason; // a sweep's stop keeps its reason too (asha's cut, the divergence)
+                    job.Error = e.Reason; // a sweep's stop or wait keeps its reason too (asha's cut or rung, the divergence)
                 }
 
                 if (e.Code is not null)

@@ -1,9 +1,11 @@
+using System.Globalization;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using TrainingService.Api.Access;
 using TrainingService.Api.Jobs;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Quotas;
+using TrainingService.Api.Streaming;
 using TrainingService.Contracts.Specs;
 using TrainingService.Contracts.Sweeps;
 using TrainingService.Contracts.Training;
@@ -44,7 +46,7 @@ public sealed class SweepSignals : IDisposable
 /// divergence) is the workers' (<see cref="TrialSink"/>), so a dead node stops nothing but its own poll.
 /// </summary>
 public sealed class SweepController(
-    IServiceScopeFactory scopes, SweepSignals signals, JobDispatch dispatch, IOptions<SweepOptions> options, IOptions<JobOptions> jobs,
+    IServiceScopeFactory scopes, SweepSignals signals, JobDispatch dispatch, EventPump pump, IOptions<SweepOptions> options, IOptions<JobOptions> jobs,
     IOptions<SpecLimits> limits, ILogger<SweepController> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -87,15 +89,15 @@ public sealed class SweepController(
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         var running = await db.Sweeps.AsNoTracking().Where(s => s.State == RunState.Running).OrderBy(s => s.CreatedAt)
-            .Select(s => new { s.Id, s.Owner, s.Trials, s.TrialsCreated, s.Parallelism, s.SuggestedLearningRate, s.Waiting }).Take(1000).ToListAsync(cancellationToken);
+            .Select(s => new { s.Id, s.Owner, s.Trials, s.TrialsCreated, s.Parallelism, s.SuggestedLearningRate, s.Waiting, s.Settings }).Take(1000).ToListAsync(cancellationToken);
         if (running.Count == 0)
         {
             return;
         }
 
         Guid[] ids = [.. running.Select(s => s.Id)];
-        Dictionary<Guid, int> active = await db.Jobs.AsNoTracking().Where(j => j.SweepId != null && ids.Contains(j.SweepId.Value) && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused))
-            .GroupBy(j => j.SweepId!.Value).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+        Dictionary<Guid, int> active = await CountAsync(db, ids, ActiveJobs.Holding, cancellationToken);
+        Dictionary<Guid, int> atRung = await CountAsync(db, ids, ActiveJobs.AtRung, cancellationToken);
         foreach (var sweep in running)
         {
             if (sweep.TrialsCreated == 0 && sweep.SuggestedLearningRate is null && await InRangeTestAsync(db, sweep.Id, cancellationToken))
@@ -104,7 +106,12 @@ public sealed class SweepController(
             }
 
             int now = active.GetValueOrDefault(sweep.Id);
-            if (sweep.TrialsCreated < sweep.Trials && now < sweep.Parallelism)
+            bool more = sweep.TrialsCreated < sweep.Trials;
+            bool ending = !more && now == 0;
+            // A trial waiting at a rung is read for promotion without the write lock first: most passes promote nothing.
+            bool promote = atRung.GetValueOrDefault(sweep.Id) > 0 && now < sweep.Parallelism
+                && await NextPromotionAsync(db, sweep.Id, Asha.Of(sweep.Settings.Asha), sweep.Settings.Goal, ending, cancellationToken) is not null;
+            if ((more || promote) && now < sweep.Parallelism)
             {
                 // A sweep already waiting for its owner's quota takes the write lock again only once a slot may be free.
                 if (sweep.Waiting is null || await OwnerQuotas.RefuseJobAsync(db, sweep.Owner, jobs.Value.MaxActiveJobsPerOwner, cancellationToken) is null)
@@ -112,18 +119,52 @@ public sealed class SweepController(
                     await StartTrialsAsync(db, sweep.Id, cancellationToken);
                 }
             }
-            else if (sweep.TrialsCreated >= sweep.Trials && now == 0)
+            else if (ending)
             {
                 await FinishAsync(db, sweep.Id, cancellationToken);
             }
         }
     }
 
+    private static Task<Dictionary<Guid, int>> CountAsync(TrainingDb db, Guid[] ids, System.Linq.Expressions.Expression<Func<JobRecord, bool>> which, CancellationToken cancellationToken) =>
+        db.Jobs.AsNoTracking().Where(j => j.SweepId != null && ids.Contains(j.SweepId.Value)).Where(which)
+            .GroupBy(j => j.SweepId!.Value).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+
+    /// <summary>
+    /// asha's promotion form: the waiting trial to train on next and its job, or null. Only a trial whose job is paused at
+    /// its rung with no worker holding it may be promoted (one still writing its checkpoint is not yet).
+    /// </summary>
+    private static async Task<(Promotion Promotion, Guid JobId)?> NextPromotionAsync(TrainingDb db, Guid id, Asha? asha, MetricGoal goal, bool ending, CancellationToken cancellationToken)
+    {
+        if (asha is not { Promotes: true })
+        {
+            return null;
+        }
+
+        DateTime now = DateTime.UtcNow;
+        Dictionary<int, Guid> waiting = await db.Jobs.AsNoTracking().Where(j => j.SweepId == id && j.SweepTrial != null && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung)
+            .ToDictionaryAsync(j => j.SweepTrial!.Value, j => j.Id, cancellationToken);
+        if (waiting.Count == 0)
+        {
+            return null;
+        }
+
+        List<SweepRungRecord> reports = await db.SweepRungs.AsNoTracking().Where(r => r.SweepId == id).ToListAsync(cancellationToken);
+        Promotion? next = asha.Next([.. reports.Select(r => SweepRungs.Entry(r) with { Waiting = r.Waiting && waiting.ContainsKey(r.Trial) })], goal, ending);
+        return next is { } p ? (p, waiting[p.Trial]) : null;
+    }
+
+    /// <summary>
+    /// Under the write lock (and the sweep's, which rung reports take): while the sweep has a free slot and its owner is
+    /// under the quota, promotes the waiting trial asha picks (promotion form), or else starts the next trial.
+    /// </summary>
     private async Task StartTrialsAsync(TrainingDb db, Guid id, CancellationToken cancellationToken)
     {
         bool started = false;
+        List<StateNote> notes = [];
         await using (var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken))
         {
+            await SweepRungs.LockAsync(db, id, cancellationToken);
             SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
             if (sweep is not { State: RunState.Running })
             {
@@ -131,27 +172,44 @@ public sealed class SweepController(
             }
 
             DatasetRecord? dataset = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == sweep.DatasetId, cancellationToken);
+            Asha? asha = Asha.Of(sweep.Settings.Asha);
             if (dataset is null)
             {
+                notes = await CutWaitingAsync(db, sweep, asha, cancellationToken);
                 End(sweep, RunState.Failed, $"its dataset {sweep.DatasetId} no longer exists");
             }
             else
             {
-                int active = await db.Jobs.CountAsync(j => j.SweepId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken);
+                int active = await db.Jobs.Where(j => j.SweepId == id).CountAsync(ActiveJobs.Holding, cancellationToken);
                 var settings = SweepViews.Params(sweep);
                 List<SearchField> fields = Fields(sweep.Settings, limits.Value);
                 var shape = dataset.Shape;
-                while (active < sweep.Parallelism && sweep.TrialsCreated < sweep.Trials)
+                while (active < sweep.Parallelism)
                 {
+                    bool more = sweep.TrialsCreated < sweep.Trials;
+                    var promotion = await NextPromotionAsync(db, id, asha, sweep.Settings.Goal, ending: !more && active == 0, cancellationToken);
+                    if (!more && promotion is null)
+                    {
+                        break;
+                    }
+
                     if (await OwnerQuotas.RefuseJobAsync(db, sweep.Owner, jobs.Value.MaxActiveJobsPerOwner, cancellationToken) is not null)
                     {
                         sweep.Waiting = $"the owner has {jobs.Value.MaxActiveJobsPerOwner} active jobs, the limit ({OwnerQuotas.ActiveJobsKey}): the next trial starts when one ends";
                         break;
                     }
 
-                    int index = sweep.TrialsCreated;
-                    db.Jobs.Add(TrialJob(sweep, index, settings[index], fields, shape));
-                    sweep.TrialsCreated = index + 1;
+                    if (promotion is { } promote)
+                    {
+                        await PromoteAsync(db, id, promote.Promotion, promote.JobId, cancellationToken);
+                    }
+                    else
+                    {
+                        int index = sweep.TrialsCreated;
+                        db.Jobs.Add(TrialJob(sweep, index, settings[index], fields, shape));
+                        sweep.TrialsCreated = index + 1;
+                    }
+
                     sweep.Waiting = null;
                     active++;
                     started = true;
@@ -163,9 +221,82 @@ public sealed class SweepController(
             await write.CommitAsync(cancellationToken);
         }
 
+        await PublishAsync(notes);
         if (started)
         {
             dispatch.Wake();
+        }
+    }
+
+    /// <summary>A waiting trial trains on: its job queued again (whichever worker takes it resumes from the rung's checkpoint), its report marked promoted.</summary>
+    private static async Task PromoteAsync(TrainingDb db, Guid id, Promotion promotion, Guid jobId, CancellationToken cancellationToken)
+    {
+        DateTime now = DateTime.UtcNow;
+        int queued = await db.Jobs.Where(j => j.Id == jobId && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.State, RunState.Queued).SetProperty(j => j.StopCode, (string?)null).SetProperty(j => j.Error, (string?)null), cancellationToken);
+        if (queued == 0)
+        {
+            throw new InvalidOperationException($"trial {promotion.Trial}'s job {jobId} was no longer waiting at its rung"); // read under this lock: the pass retries
+        }
+
+        await db.SweepRungs.Where(r => r.SweepId == id && r.Epoch == promotion.Epoch && r.Trial == promotion.Trial)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Waiting, false).SetProperty(r => r.Continued, true)
+                .SetProperty(r => r.Cutoff, promotion.Cut).SetProperty(r => r.Earlier, promotion.Count - 1), cancellationToken);
+    }
+
+    /// <summary>
+    /// As a promotion-form sweep ends: every trial still waiting at a rung is cut (its job Cancelled, code asha-cut, its
+    /// report saying the cut it missed). Returns the state events to publish once the write lock is released.
+    /// </summary>
+    private static async Task<List<StateNote>> CutWaitingAsync(TrainingDb db, SweepRecord sweep, Asha? asha, CancellationToken cancellationToken)
+    {
+        DateTime now = DateTime.UtcNow;
+        List<JobRecord> waiting = await db.Jobs.AsNoTracking().Where(j => j.SweepId == sweep.Id && j.SweepTrial != null && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung).ToListAsync(cancellationToken);
+        if (asha is null || waiting.Count == 0)
+        {
+            return [];
+        }
+
+        List<SweepRungRecord> reports = await db.SweepRungs.Where(r => r.SweepId == sweep.Id).ToListAsync(cancellationToken);
+        List<RungEntry> entries = [.. reports.Select(SweepRungs.Entry)];
+        List<StateNote> notes = [];
+        foreach (JobRecord job in waiting)
+        {
+            SweepRungRecord? report = reports.Where(r => r.Trial == job.SweepTrial && r.Waiting).MaxBy(r => r.Epoch);
+            string reason = "asha: the sweep ended with it waiting at a rung";
+            if (report is not null)
+            {
+                (double? cut, int count) = asha.CutAt(entries, report.Epoch, sweep.Settings.Goal);
+                report.Waiting = false;
+                report.Cutoff = cut;
+                report.Earlier = count - 1;
+                reason = string.Create(CultureInfo.InvariantCulture,
+                    $"asha: at the rung of epoch {report.Epoch}, {SweepsApi.Name(sweep.Settings.Metric)} {report.Value:G4} was not among the best 1/{asha.ReductionFactor} of the {count} trials that reported there (the cut {cut:G4}) when the sweep ended");
+            }
+
+            await db.Jobs.Where(j => j.Id == job.Id && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung).ExecuteUpdateAsync(s => s
+                .SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.StopCode, TrialSink.AshaCut).SetProperty(j => j.Error, reason).SetProperty(j => j.FinishedAt, now), cancellationToken);
+            notes.Add(new StateNote(job.Id, job.LastSeq, job.Attempt, reason));
+        }
+
+        return notes;
+    }
+
+    /// <summary>A trial cut at the sweep's end, as its job's last state event says it.</summary>
+    private sealed record StateNote(Guid JobId, long LastSeq, int Attempt, string Reason);
+
+    /// <summary>The cut trials' state events, after the write lock (the pump writes them under its own).</summary>
+    private async Task PublishAsync(List<StateNote> notes)
+    {
+        foreach (StateNote note in notes)
+        {
+            var events = new JobEventWriter(pump, note.JobId, note.LastSeq, note.Attempt);
+            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = note.Reason, Code = TrialSink.AshaCut });
+        }
+
+        if (notes.Count > 0)
+        {
+            await pump.FlushAsync();
         }
     }
 
@@ -340,20 +471,31 @@ public sealed class SweepController(
             ?? throw new InvalidOperationException($"a stored sweep's path {d.Path} no longer resolves: {error}"))];
     }
 
-    private static async Task FinishAsync(TrainingDb db, Guid id, CancellationToken cancellationToken)
+    private async Task FinishAsync(TrainingDb db, Guid id, CancellationToken cancellationToken)
     {
-        await using var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken);
-        SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
-        if (sweep is not { State: RunState.Running } || sweep.TrialsCreated < sweep.Trials
-            || await db.Jobs.AnyAsync(j => j.SweepId == id && (j.State == RunState.Queued || j.State == RunState.Running || j.State == RunState.Paused), cancellationToken))
+        List<StateNote> notes;
+        await using (var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken))
         {
-            return;
+            await SweepRungs.LockAsync(db, id, cancellationToken);
+            SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+            Asha? asha = sweep is null ? null : Asha.Of(sweep.Settings.Asha);
+            DateTime now = DateTime.UtcNow;
+            if (sweep is not { State: RunState.Running } || sweep.TrialsCreated < sweep.Trials
+                || await db.Jobs.Where(j => j.SweepId == id).AnyAsync(ActiveJobs.Holding, cancellationToken)
+                || await db.Jobs.AnyAsync(j => j.SweepId == id && j.State == RunState.Paused && j.LeaseOwner != null && j.LeaseExpiresAt >= now, cancellationToken) // still writing a rung's checkpoint
+                || await NextPromotionAsync(db, id, asha, sweep.Settings.Goal, ending: true, cancellationToken) is not null)
+            {
+                return;
+            }
+
+            notes = await CutWaitingAsync(db, sweep, asha, cancellationToken);
+            bool anyValue = await db.Jobs.AnyAsync(j => j.SweepId == id && j.SweepValue != null, cancellationToken);
+            End(sweep, anyValue ? RunState.Succeeded : RunState.Failed, anyValue ? null : $"no trial reported {SweepsApi.Name(sweep.Settings.Metric)} for a whole epoch");
+            await db.SaveChangesAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
         }
 
-        bool anyValue = await db.Jobs.AnyAsync(j => j.SweepId == id && j.SweepValue != null, cancellationToken);
-        End(sweep, anyValue ? RunState.Succeeded : RunState.Failed, anyValue ? null : $"no trial reported {SweepsApi.Name(sweep.Settings.Metric)} for a whole epoch");
-        await db.SaveChangesAsync(cancellationToken);
-        await write.CommitAsync(cancellationToken);
+        await PublishAsync(notes);
     }
 
     private static void End(SweepRecord sweep, RunState state, string? error)

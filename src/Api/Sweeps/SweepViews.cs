@@ -41,7 +41,7 @@ internal static class SweepViews
                 Step = row?.Step ?? 0,
                 StopCode = status is TrialStatus.Stopped or TrialStatus.Diverged or TrialStatus.Cancelled ? row?.StopCode ?? (row is null ? "sweep-cancelled" : null) : null,
                 StopReason = deleted ? "its job was deleted after the sweep ended"
-                    : status is TrialStatus.Stopped or TrialStatus.Diverged or TrialStatus.Failed or TrialStatus.Cancelled ? row?.Error : null,
+                    : status is TrialStatus.Stopped or TrialStatus.Diverged or TrialStatus.Failed or TrialStatus.Cancelled or TrialStatus.Waiting ? row?.Error : null,
             };
         })];
     }
@@ -49,6 +49,7 @@ internal static class SweepViews
     private static TrialStatus Status(TrialRow? row, RunState sweep) => row switch
     {
         null => sweep == RunState.Running ? TrialStatus.Pending : TrialStatus.Cancelled,
+        { State: RunState.Paused, StopCode: ActiveJobs.WaitingAtRung } => TrialStatus.Waiting,
         { State: RunState.Queued or RunState.Running or RunState.Paused } => TrialStatus.Active,
         { State: RunState.Succeeded } => TrialStatus.Completed,
         { StopCode: "asha-cut" } => TrialStatus.Stopped,

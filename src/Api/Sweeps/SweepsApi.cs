@@ -170,6 +170,7 @@ public static class SweepsApi
             asha = new AshaOptions
             {
                 MinEpochs = given.MinEpochs ?? 1, ReductionFactor = given.ReductionFactor ?? 3, MaxEpochs = given.MaxEpochs ?? hp.Epochs, Sampler = given.Sampler ?? "random",
+                Mode = given.Mode ?? AshaModes.Promotion,
             };
             if (asha.MaxEpochs is < 1 or > 10_000)
             {
@@ -190,9 +191,14 @@ public static class SweepsApi
                 Error("asha.sampler", $"sampler is random or grid, got \"{asha.Sampler}\"");
             }
 
+            if (asha.Mode is not (AshaModes.Promotion or AshaModes.Stopping))
+            {
+                Error("asha.mode", $"mode is promotion or stopping, got \"{asha.Mode}\"");
+            }
+
             if (errors.Count == 0)
             {
-                rule = new Asha(asha.MinEpochs!.Value, asha.ReductionFactor!.Value, asha.MaxEpochs!.Value);
+                rule = Asha.Of(asha)!;
                 hp = hp with { Epochs = asha.MaxEpochs.Value }; // every trial is planned for the whole; rungs cut it short
             }
         }
@@ -417,7 +423,7 @@ public static class SweepsApi
         {
             Rank = i + 1,
             Trial = t,
-            Rungs = [.. byTrial[t.Index].Select(r => new RungReport(r.Epoch, r.Value, r.Cutoff, r.Continued, r.Earlier))],
+            Rungs = [.. byTrial[t.Index].Select(r => new RungReport(r.Epoch, r.Value, r.Cutoff, r.Continued, r.Earlier, r.Waiting && t.Status == TrialStatus.Waiting))],
         })];
         return TypedResults.Ok(new SweepLeaderboard(sweep.Settings.Metric, sweep.Settings.Goal, ranked));
     }

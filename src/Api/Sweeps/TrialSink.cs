@@ -31,18 +31,15 @@ public sealed class SweepRungs(IServiceScopeFactory scopes)
 
     /// <summary>
     /// asha's decision for the trial's report at a rung: the one already recorded, if this run replays a report (a run
-    /// resumed after a crash), otherwise judged against the reports before it and recorded.
+    /// resumed after a crash), otherwise judged and recorded. Stopping form: against the reports before it. Promotion
+    /// form: it goes on at once only if it is the trial asha would promote now (<see cref="Asha.Next"/>), else it waits.
     /// </summary>
     public SweepRungRecord Report(Guid sweepId, int trial, JobClaim claim, int epoch, double value, Asha asha, MetricGoal goal)
     {
         using IServiceScope scope = scopes.CreateScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
         using var transaction = db.Database.BeginTransaction(); // SQLite: BEGIN IMMEDIATE, the one writer
-        if (db.Database.IsNpgsql())
-        {
-            db.Database.ExecuteSql($"SELECT pg_advisory_xact_lock({SweepLockClass}, {LockOf(sweepId)})");
-        }
-
+        Lock(db, sweepId);
         if (!db.Jobs.Any(j => j.Id == claim.JobId && j.Attempt == claim.Attempt))
         {
             throw new LeaseLostException(claim.JobId, claim.Attempt);
@@ -54,27 +51,53 @@ public sealed class SweepRungs(IServiceScopeFactory scopes)
             return recorded;
         }
 
-        List<double> earlier = [.. db.SweepRungs.AsNoTracking().Where(r => r.SweepId == sweepId && r.Epoch == epoch).Select(r => r.Value)];
-        var report = new SweepRungRecord
+        List<SweepRungRecord> reports = [.. db.SweepRungs.AsNoTracking().Where(r => r.SweepId == sweepId && (asha.Promotes || r.Epoch == epoch))];
+        List<double> earlier = [.. reports.Where(r => r.Epoch == epoch).Select(r => r.Value)];
+        var report = new SweepRungRecord { SweepId = sweepId, Epoch = epoch, Trial = trial, Value = value, Earlier = earlier.Count, ReportedAt = DateTime.UtcNow };
+        if (asha.Promotes)
         {
-            SweepId = sweepId,
-            Epoch = epoch,
-            Trial = trial,
-            Value = value,
-            Earlier = earlier.Count,
-            Cutoff = asha.Cut(earlier, goal),
-            Continued = asha.Continues(value, earlier, goal),
-            ReportedAt = DateTime.UtcNow,
-        };
-        db.SweepRungs.Add(report);
-        if (!report.Continued)
+            Promotion? next = asha.Next([.. reports.Select(Entry), new RungEntry(trial, epoch, value, Waiting: true, Promoted: false)], goal, ending: false);
+            report.Continued = next is { } p && p.Trial == trial && p.Epoch == epoch;
+            report.Waiting = !report.Continued;
+            report.Cutoff = report.Continued ? next!.Value.Cut : null;
+        }
+        else
         {
-            db.Jobs.Where(j => j.Id == claim.JobId && j.Attempt == claim.Attempt).ExecuteUpdate(s => s.SetProperty(j => j.StopCode, TrialSink.AshaCut));
+            report.Cutoff = asha.Cut(earlier, goal);
+            report.Continued = asha.Continues(value, earlier, goal);
+            if (!report.Continued)
+            {
+                db.Jobs.Where(j => j.Id == claim.JobId && j.Attempt == claim.Attempt).ExecuteUpdate(s => s.SetProperty(j => j.StopCode, TrialSink.AshaCut));
+            }
         }
 
+        db.SweepRungs.Add(report);
         db.SaveChanges();
         transaction.Commit();
         return report;
+    }
+
+    /// <summary>A stored report as asha's promotion rule reads it.</summary>
+    internal static RungEntry Entry(SweepRungRecord r) => new(r.Trial, r.Epoch, r.Value, r.Waiting, r.Continued);
+
+    /// <summary>
+    /// On PostgreSQL, the sweep's advisory lock for the transaction: rung reports and promotions of one sweep are decided
+    /// one at a time (on SQLite the write transaction already is the one writer).
+    /// </summary>
+    internal static void Lock(TrainingDb db, Guid sweepId)
+    {
+        if (db.Database.IsNpgsql())
+        {
+            db.Database.ExecuteSql($"SELECT pg_advisory_xact_lock({SweepLockClass}, {LockOf(sweepId)})");
+        }
+    }
+
+    internal static async Task LockAsync(TrainingDb db, Guid sweepId, CancellationToken cancellationToken)
+    {
+        if (db.Database.IsNpgsql())
+        {
+            await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({SweepLockClass}, {LockOf(sweepId)})", cancellationToken);
+        }
     }
 
     /// <summary>The trial's job is marked diverged (its run is stopped by the sink, or fails by itself on NaN).</summary>
@@ -95,9 +118,9 @@ public sealed class SweepRungs(IServiceScopeFactory scopes)
 public sealed record TrialContext(Guid SweepId, int Trial, SweepMetricName Metric, MetricGoal Goal, Asha? Asha);
 
 /// <summary>
-/// Wraps a trial's event writer: every event goes on as it would; a full epoch's metric is recorded, a rung asks asha,
-/// and a divergence alert (loss-explosion, non-finite) stops the run before its next step. The decision is made as the
-/// epoch's event is published, so no step runs past the rung.
+/// Wraps a trial's event writer: every event goes on as it would; a full epoch's metric is recorded, a rung asks asha
+/// (go on, stop, or — promotion form — pause there to wait), and a divergence alert (loss-explosion, non-finite) stops
+/// the run before its next step. The decision is made as the epoch's event is published, so no step runs past the rung.
 /// </summary>
 public sealed class TrialSink(ITrainingSink inner, TrialContext trial, JobClaim claim, TrainingControl control, SweepRungs rungs, long stepsPerEpoch) : ITrainingSink
 {
@@ -119,7 +142,11 @@ public sealed class TrialSink(ITrainingSink inner, TrialContext trial, JobClaim 
                 if (trial.Asha is { } asha && asha.Rungs.Contains(epoch.Epoch))
                 {
                     SweepRungRecord decision = rungs.Report(trial.SweepId, trial.Trial, claim, epoch.Epoch, value, asha, trial.Goal);
-                    if (!decision.Continued)
+                    if (decision.Waiting)
+                    {
+                        control.Pause(WaitReason(decision, asha), ActiveJobs.WaitingAtRung); // checkpointed before the next step; the run ends, freeing its worker
+                    }
+                    else if (!decision.Continued)
                     {
                         control.Cancel(Reason(decision, asha), AshaCut);
                     }
@@ -144,6 +171,10 @@ public sealed class TrialSink(ITrainingSink inner, TrialContext trial, JobClaim 
         SweepMetricName.TrainAccuracy => epoch.TrainAccuracy,
         _ => epoch.TrainLoss,
     };
+
+    private string WaitReason(SweepRungRecord decision, Asha asha) => string.Create(CultureInfo.InvariantCulture,
+        $"asha: waiting at the rung of epoch {decision.Epoch} with {SweepsApi.Name(trial.Metric)} {decision.Value:G4}, {decision.Earlier} trials having reported there before it; "
+        + $"it trains on once it is among the best 1/{asha.ReductionFactor} of the trials there, and is cut if it is not when the sweep ends");
 
     private string Reason(SweepRungRecord decision, Asha asha) => string.Create(CultureInfo.InvariantCulture,
         $"asha: at the rung of epoch {decision.Epoch}, {SweepsApi.Name(trial.Metric)} {decision.Value:G4} is {(trial.Goal == MetricGoal.Maximize ? "below" : "above")} the cut {decision.Cutoff:G4}, "

@@ -143,6 +143,20 @@ public sealed record AshaOptions
 
     /// <summary>random (default): draws; grid: the dimensions' product, shuffled by the seed.</summary>
     public string? Sampler { get; init; }
+
+    /// <summary>
+    /// promotion (default, the paper's): a trial waits at each rung, its slot given to the next trial, and trains on once it
+    /// is among the best 1/η of the trials that reported there; stopping: a trial goes on at once unless it is worse than
+    /// the cut of the reports before it, so nothing waits, but early trials pass easily and more steps are spent.
+    /// </summary>
+    public string? Mode { get; init; }
+}
+
+/// <summary>asha's forms (<see cref="AshaOptions.Mode"/>).</summary>
+public static class AshaModes
+{
+    public const string Promotion = "promotion";
+    public const string Stopping = "stopping";
 }
 
 /// <summary>A sweep as it was accepted: every default filled in, the base's spec resolved (a modelId's spec copied).</summary>
@@ -196,6 +210,9 @@ public enum TrialStatus
     /// <summary>Its job is queued, running or paused.</summary>
     Active,
 
+    /// <summary>asha's promotion form: checkpointed at a rung, waiting to be promoted (its job Paused, code asha-rung; it holds no slot).</summary>
+    Waiting,
+
     /// <summary>Trained to the end.</summary>
     Completed,
 
@@ -231,7 +248,10 @@ public sealed record SweepTrial
 
     public long Step { get; init; }
 
-    /// <summary>Why it stopped before its end (asha-cut, diverged, sweep-cancelled), with the reason its job's state event gave.</summary>
+    /// <summary>
+    /// Why it stopped before its end (asha-cut, diverged, sweep-cancelled), with the reason its job's state event gave; a
+    /// waiting trial has the reason it waits (its code is its status).
+    /// </summary>
     public string? StopCode { get; init; }
 
     public string? StopReason { get; init; }
@@ -317,8 +337,13 @@ public sealed record RankedTrial
     public required IReadOnlyList<RungReport> Rungs { get; init; }
 }
 
-/// <summary>A trial's value at a rung; the cut it was compared with (null: it was the first to report there).</summary>
-public sealed record RungReport(int Epoch, double Value, double? Cutoff, bool Continued, int Earlier);
+/// <summary>
+/// A trial's value at a rung and asha's decision: <paramref name="Continued"/> (went on, or was promoted), or not (stopped,
+/// cut), or <paramref name="Waiting"/> for promotion. The cut is the value it was compared with: stopping, the quantile
+/// of the <paramref name="Earlier"/> reports before it (null: it was the first); promotion, the worst of the best ⌊n/η⌋
+/// when it was promoted or cut, <paramref name="Earlier"/> being the n − 1 others then (null: fewer than η reported).
+/// </summary>
+public sealed record RungReport(int Epoch, double Value, double? Cutoff, bool Continued, int Earlier, bool Waiting = false);
 
 /// <summary>POST /sweeps/{id}/best/model: save the best trial's (or a given trial's) spec as a model.</summary>
 public sealed record SaveTrialModelRequest

@@ -179,7 +179,7 @@ public sealed class Trainer : IDisposable
 
                 if (control.PauseRequested && !control.CancelRequested)
                 {
-                    CheckpointThen(new StateEvent { State = RunState.Paused });
+                    CheckpointThen(new StateEvent { State = RunState.Paused, Reason = control.PauseReason, Code = control.PauseCode });
                     if (control.PauseEndsRun)
                     {
                         return TrainingOutcome.Paused; // the checkpoint holds everything; a later run continues from it

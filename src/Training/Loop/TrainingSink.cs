@@ -68,9 +68,29 @@ public sealed class TrainingControl : IDisposable
 
     internal bool TryTakeChange(out HyperparameterChange change) => _changes.TryDequeue(out change!);
 
-    public void Pause() => _running.Reset();
+    /// <summary>Pause before the next step; a sweep gives why (<paramref name="reason"/>) and a code (asha-rung). The first pause's words win.</summary>
+    public void Pause(string? reason = null, string? code = null)
+    {
+        if (_running.IsSet)
+        {
+            PauseReason = reason;
+            PauseCode = code;
+        }
 
-    public void Resume() => _running.Set();
+        _running.Reset();
+    }
+
+    public void Resume()
+    {
+        PauseReason = null;
+        PauseCode = null;
+        _running.Set();
+    }
+
+    /// <summary>Why the run is paused, when the pauser said.</summary>
+    public string? PauseReason { get; private set; }
+
+    public string? PauseCode { get; private set; }
 
     /// <summary>Stop for good after the current step; a sweep gives why (<paramref name="reason"/>) and a code (asha-cut, diverged, sweep-cancelled).</summary>
     public void Cancel(string? reason = null, string? code = null)

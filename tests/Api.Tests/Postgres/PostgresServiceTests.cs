@@ -350,6 +350,15 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
         await Sweeps.SweepTests.RunConcurrentAshaAsync(client);
     }
 
+    /// <summary>asha's promotion form on PostgreSQL: promotions under the sweep's advisory lock, waiting trials holding no place.</summary>
+    [Fact]
+    public async Task AnAshaSweepPromotesWaitingTrials()
+    {
+        await using TrainingServiceFactory factory = await StartAsync(new() { ["Jobs:MaxActiveJobsPerOwner"] = "1", ["Sweeps:PollMilliseconds"] = "50" });
+        using HttpClient client = factory.CreateClient();
+        await Sweeps.SweepTests.RunAshaPromotionAsync(client);
+    }
+
     private async Task<TrainingServiceFactory> StartAsync(Dictionary<string, string?>? settings = null)
     {
         _connectionString = await server.NewDatabaseAsync();

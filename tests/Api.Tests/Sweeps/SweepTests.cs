@@ -91,7 +91,7 @@ public sealed class SweepTests
         (HttpResponseMessage response, JsonElement created) = await PostAsync(client, $$"""
             { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "batchSize": 32, "momentum": 0 } },
               "searchSpace": [ {{space[0]}} ], "strategy": "asha", "seed": {{seed}}, "parallelism": 1,
-              "metric": { "name": "trainLoss" }, "asha": { "minEpochs": 1, "reductionFactor": 2, "maxEpochs": 3, "sampler": "grid" } }
+              "metric": { "name": "trainLoss" }, "asha": { "minEpochs": 1, "reductionFactor": 2, "maxEpochs": 3, "sampler": "grid", "mode": "stopping" } }
             """);
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Assert.Equal("minimize", created.GetProperty("goal").GetString());
@@ -140,6 +140,103 @@ public sealed class SweepTests
     }
 
     [Fact]
+    public async Task AshaPromotionWaitsAtRungsHoldingNoPlaceAndTrainsOnTheBestAsIfNeverPaused()
+    {
+        // One active job per owner and one trial at a time: a trial waiting at a rung must hold neither, or nothing else
+        // could start.
+        await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Jobs:MaxActiveJobsPerOwner"] = "1", ["Sweeps:PollMilliseconds"] = "50" });
+        using HttpClient client = factory.CreateClient();
+        await RunAshaPromotionAsync(client);
+    }
+
+    /// <summary>
+    /// Four trials, one at a time, η 2, rungs at epochs 2 and 4 of 8, ranked by train loss: first in the grid's order the
+    /// one that learns (lr 0.02), then three whose rates are too small to move a float32 weight, so they keep the initial
+    /// loss. The learner waits at rung 2 (the first report there: ⌊1/2⌋ = 0 may go on), is promoted once a second report
+    /// comes, waits again at rung 4 and is promoted again when a second trial reaches it; the best non-learner goes on to
+    /// rung 4 at the fourth report; the rest are cut as the sweep ends. (8 + 4 + 2 + 2) × 8 = 128 steps; the grid 256.
+    /// </summary>
+    internal static async Task RunAshaPromotionAsync(HttpClient client)
+    {
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 256);
+        string[] space = ["""{ "path": "hyperparameters.learningRate", "choice": [0.02, 1e-12, 2e-12, 3e-12] }"""];
+        List<SearchDimension> dimensions = [.. space.Select(s => JsonSerializer.Deserialize<SearchDimension>(s, JsonSerializerOptions.Web)!)];
+        int seed = Enumerable.Range(1, 100).First(s => SearchSpace.Trials(dimensions, SweepStrategy.Asha, true, 4, s)[0]["hyperparameters.learningRate"]!.GetValue<double>() == 0.02);
+        (HttpResponseMessage response, JsonElement created) = await PostAsync(client, $$"""
+            { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "batchSize": 32, "momentum": 0 } },
+              "searchSpace": [ {{space[0]}} ], "strategy": "asha", "seed": {{seed}}, "parallelism": 1,
+              "metric": { "name": "trainLoss" }, "asha": { "minEpochs": 2, "reductionFactor": 2, "maxEpochs": 8, "sampler": "grid" } }
+            """);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal("promotion", created.GetProperty("settings").GetProperty("asha").GetProperty("mode").GetString());
+        Guid sweepId = created.GetProperty("id").GetGuid();
+
+        // Caught waiting: its job paused with code asha-rung and the reason, and a person's resume refused (a trial
+        // promoted between the two reads is no longer paused: then another try).
+        string? refusal = null;
+        for (int attempt = 0; refusal is null || !refusal.Contains("waiting at asha's rung", StringComparison.Ordinal); attempt++)
+        {
+            Assert.True(attempt < 20, $"no trial refused a resume as waiting at a rung: {refusal}");
+            JsonElement waiting = await WaitAsync(client, sweepId, s => s.GetProperty("trialList").EnumerateArray().Any(t => t.GetProperty("status").GetString() == "Waiting"));
+            JsonElement trial = waiting.GetProperty("trialList").EnumerateArray().Last(t => t.GetProperty("status").GetString() == "Waiting");
+            Assert.Contains("asha: waiting at the rung of epoch", trial.GetProperty("stopReason").GetString(), StringComparison.Ordinal);
+            HttpResponseMessage resume = await ServiceHarness.PostAsync(client, $"/jobs/{trial.GetProperty("jobId").GetGuid()}/resume");
+            Assert.Equal(HttpStatusCode.Conflict, resume.StatusCode);
+            refusal = (await resume.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString();
+        }
+
+        JsonElement sweep = await WaitForSweepAsync(client, sweepId, "Succeeded");
+        JsonElement[] trials = [.. sweep.GetProperty("trialList").EnumerateArray()];
+        Assert.True(trials[0].GetProperty("status").GetString() == "Completed", (await client.GetFromJsonAsync<JsonElement>($"/sweeps/{sweepId}/leaderboard")).ToString());
+        Assert.All(trials[1..], t => Assert.Equal("Stopped", t.GetProperty("status").GetString()));
+        const long StepsPerEpoch = 8; // 256 samples, batch 32
+        Assert.Equal((8 + 4 + 2 + 2) * StepsPerEpoch, sweep.GetProperty("steps").GetInt64()); // the grid: 4 × 8 epochs
+
+        foreach (JsonElement t in trials[1..])
+        {
+            List<StreamEvent> history = await JobHarness.HistoryAsync(client, t.GetProperty("jobId").GetGuid());
+            JobHarness.AssertConsecutive(history);
+            int rung = history.Where(e => e.Kind == "epoch").Max(e => e.Epoch!.Value);
+            Assert.Equal(rung * StepsPerEpoch, history.Where(e => e.Kind == "step").Max(e => e.Step)); // not one step past its last rung
+            StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
+            Assert.Equal("asha-rung", states[^2].Code); // it waited there, then was cut
+            Assert.Equal(TrainingService.Contracts.Training.RunState.Paused, states[^2].State);
+            Assert.Equal("asha-cut", states[^1].Code);
+            Assert.Contains($"asha: at the rung of epoch {rung}, trainLoss", states[^1].Reason, StringComparison.Ordinal);
+            Assert.Contains("was not among the best 1/2 of the", states[^1].Reason, StringComparison.Ordinal);
+        }
+
+        // The learner paused twice and trained on each time from its checkpoint: its losses are those of the same
+        // job run straight through.
+        Guid bestJob = trials[0].GetProperty("jobId").GetGuid();
+        List<StreamEvent> best = await JobHarness.HistoryAsync(client, bestJob);
+        JobHarness.AssertConsecutive(best);
+        Assert.Equal(2, best.Count(e => e.Kind == "state" && e.Code == "asha-rung"));
+        JsonElement bestView = await client.GetFromJsonAsync<JsonElement>($"/jobs/{bestJob}");
+        (HttpResponseMessage straightResponse, JsonElement straight) = await JobHarness.PostJobAsync(client, $$"""
+            { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": {{bestView.GetProperty("hyperparameters").GetRawText()}} }
+            """);
+        Assert.Equal(HttpStatusCode.Accepted, straightResponse.StatusCode);
+        Guid straightId = straight.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, straightId, "Succeeded");
+        double?[] Losses(List<StreamEvent> events) => [.. events.Where(e => e.Kind == "step").OrderBy(e => e.Step).Select(e => e.Loss)];
+        Assert.Equal(Losses(await JobHarness.HistoryAsync(client, straightId)), Losses(best));
+
+        // The leaderboard: at each rung, promoted reports carry the cut they beat; the rest the cut they missed.
+        JsonElement board = await client.GetFromJsonAsync<JsonElement>($"/sweeps/{sweepId}/leaderboard");
+        var reports = board.GetProperty("ranked").EnumerateArray().SelectMany(r => r.GetProperty("rungs").EnumerateArray()
+            .Select(g => (Trial: r.GetProperty("trial").GetProperty("index").GetInt32(), Epoch: g.GetProperty("epoch").GetInt32(), Value: g.GetProperty("value").GetDouble(),
+                Cut: g.GetProperty("cutoff").GetDouble(), Continued: g.GetProperty("continued").GetBoolean(), Waiting: g.GetProperty("waiting").GetBoolean()))).ToList();
+        Assert.Equal(4, reports.Count(r => r.Epoch == 2));
+        Assert.Equal(2, reports.Count(r => r.Epoch == 2 && r.Continued));
+        Assert.Equal(2, reports.Count(r => r.Epoch == 4));
+        Assert.Equal(1, reports.Count(r => r.Epoch == 4 && r.Continued));
+        Assert.All(reports, r => Assert.False(r.Waiting));
+        Assert.All(reports, r => Assert.True(r.Continued ? r.Value <= r.Cut : r.Value >= r.Cut, r.ToString())); // a loss: the best, at or under the cut, go on
+        Assert.Contains(reports, r => r.Trial == 0 && r.Epoch == 4 && r.Continued);
+    }
+
+    [Fact]
     public async Task ConcurrentRungReportsAreJudgedOneAtATimeInTheOrderTheyCame()
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Jobs:Concurrency"] = "3" });
@@ -157,7 +254,7 @@ public sealed class SweepTests
         (HttpResponseMessage response, JsonElement created) = await PostAsync(client, $$"""
             { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "batchSize": 32 } },
               "searchSpace": [ { "path": "hyperparameters.learningRate", "logUniform": { "min": 1e-4, "max": 0.2 } } ],
-              "strategy": "asha", "trials": 6, "parallelism": 3, "asha": { "minEpochs": 1, "reductionFactor": 2, "maxEpochs": 4 } }
+              "strategy": "asha", "trials": 6, "parallelism": 3, "asha": { "minEpochs": 1, "reductionFactor": 2, "maxEpochs": 4, "mode": "stopping" } }
             """);
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid sweepId = created.GetProperty("id").GetGuid();

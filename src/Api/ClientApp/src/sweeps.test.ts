@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatMetric, formatParam, shortPath, stopNote, trialColor, trialsToDraw } from './sweeps';
+import { formatMetric, formatParam, isOpen, shortPath, stopNote, trialColor, trialsToDraw } from './sweeps';
 import type { SweepTrial } from './types';
 
 const trial = (index: number, status: SweepTrial['status'], value: number | null, jobId: string | null = `job-${index}`): SweepTrial =>
@@ -16,6 +16,13 @@ test('the best trials are drawn up to the cap, every active one besides, and the
   assert.deepEqual(trialsToDraw(ranked, 20).shown.map((t) => t.index), [0, 1, 2, 3, 4, 6]);
   assert.equal(trialsToDraw(ranked, 20).leftOut, 0);
   assert.deepEqual(trialsToDraw([], 20), { shown: [], leftOut: 0 });
+});
+
+test('a trial waiting at an asha rung is drawn and followed like an active one: it may train on', () => {
+  const ranked = [trial(0, 'Completed', 0.9), trial(1, 'Stopped', 0.8), trial(2, 'Waiting', 0.7), trial(3, 'Cancelled', 0.6)];
+  assert.deepEqual(trialsToDraw(ranked, 1).shown.map((t) => t.index), [0, 2]);
+  assert.equal(trialsToDraw(ranked, 1).leftOut, 2);
+  assert.deepEqual((['Pending', 'Active', 'Waiting', 'Completed', 'Stopped', 'Diverged', 'Failed', 'Cancelled'] as const).filter(isOpen), ['Active', 'Waiting']);
 });
 
 test('a trial keeps its colour by index; twenty trials get twenty colours', () => {

@@ -1,6 +1,6 @@
 import { colorOf } from './curves';
 import { fmt } from './dom';
-import type { SweepMetricName, SweepTrial } from './types';
+import type { SweepMetricName, SweepTrial, TrialStatus } from './types';
 
 /** A sweep's metric: its history tag (the epoch event's figure), its name on the page, and how its values read. */
 export const sweepMetrics: Record<SweepMetricName, { tag: string; label: string; accuracy: boolean }> = {
@@ -41,6 +41,11 @@ export function stopNote(t: Pick<SweepTrial, 'stopCode' | 'stopReason'>): string
   return reason ? `${code}: ${reason}` : code;
 }
 
+/** A trial whose curves may still grow: training, or waiting at an asha rung to be promoted. */
+export function isOpen(status: TrialStatus): boolean {
+  return status === 'Active' || status === 'Waiting';
+}
+
 /**
  * Which trials' curves to draw, by index: the first `cap` of the ranked trials that have a job (the best, then those
  * with no value yet, by index), and every active trial besides; `leftOut` counts the trials with a job not drawn.
@@ -49,6 +54,6 @@ export function trialsToDraw(ranked: readonly SweepTrial[], cap: number): { show
   const withJob = ranked.filter((t) => typeof t.jobId === 'string' && t.jobId !== '');
   const shown = new Map<number, SweepTrial>();
   for (const t of withJob.slice(0, Math.max(0, cap))) shown.set(t.index, t);
-  for (const t of withJob) if (t.status === 'Active') shown.set(t.index, t);
+  for (const t of withJob) if (isOpen(t.status)) shown.set(t.index, t);
   return { shown: [...shown.values()].sort((a, b) => a.index - b.index), leftOut: withJob.length - shown.size };
 }

@@ -263,8 +263,8 @@ export interface CreatedKey {
 
 // --- sweeps (POST/GET /sweeps): enums as the server writes them -------------------------------------------------------
 
-export type TrialStatus = 'Pending' | 'Active' | 'Completed' | 'Stopped' | 'Diverged' | 'Failed' | 'Cancelled';
-export const trialStatuses: TrialStatus[] = ['Pending', 'Active', 'Completed', 'Stopped', 'Diverged', 'Failed', 'Cancelled'];
+export type TrialStatus = 'Pending' | 'Active' | 'Waiting' | 'Completed' | 'Stopped' | 'Diverged' | 'Failed' | 'Cancelled';
+export const trialStatuses: TrialStatus[] = ['Pending', 'Active', 'Waiting', 'Completed', 'Stopped', 'Diverged', 'Failed', 'Cancelled'];
 export type SweepMetricName = 'validationAccuracy' | 'validationLoss' | 'trainAccuracy' | 'trainLoss';
 export type MetricGoal = 'maximize' | 'minimize';
 
@@ -350,11 +350,15 @@ export interface SweepLeaderboard {
   ranked: { rank: number; trial: SweepTrial; rungs: RungReport[] }[];
 }
 
-/** A trial's value at an asha rung; the cut it was compared with (null: the first to report there) and whether it went on. */
+/**
+ * A trial's value at an asha rung and the decision: continued (went on, or was promoted), waiting (promotion form: for
+ * promotion), or neither (stopped, cut); the cut it was compared with (null: the first to report there, or still waiting).
+ */
 export interface RungReport {
   epoch: number;
   value: number;
   cutoff?: number | null;
   continued: boolean;
   earlier: number;
+  waiting?: boolean;
 }

@@ -6,7 +6,7 @@ import { dimensionAxis, goodness, ParallelPlot, ramp, valueAxis, type ParallelLi
 import { probe } from '../probe';
 import { Column } from '../series';
 import { LiveJobs, type LinkStatus } from '../stream';
-import { formatMetric, formatParam, shortPath, stopNote, sweepMetrics, trialColor, trialsToDraw } from '../sweeps';
+import { formatMetric, isOpen, formatParam, shortPath, stopNote, sweepMetrics, trialColor, trialsToDraw } from '../sweeps';
 import { finished, num, trialStatuses, type StreamEvent, type SweepLeaderboard, type SweepMetricName, type SweepTrial, type SweepView } from '../types';
 
 /** The most trials whose curves are drawn, besides the active ones: each drawn trial's history is fetched. */
@@ -207,7 +207,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
     const metric = sweepMetrics[sweep!.metric] ?? sweepMetrics.validationAccuracy;
     try {
       // The job's last seq is read before its history, so following from there misses nothing (a step read twice is dropped).
-      const job = t.status === 'Active' ? await api.job(c.jobId) : undefined;
+      const job = isOpen(t.status) ? await api.job(c.jobId) : undefined;
       const text = await turns(() => api.historyColumns(c.jobId, ['step/loss', metric.tag], abort.signal));
       if (disposed || curves.get(t.index) !== c) return;
       c.fill(text, 'step/loss', metric.tag);
@@ -253,7 +253,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
         c = new TrialCurves(t.index, t.jobId!);
         curves.set(t.index, c);
         void load(t, c);
-      } else if (c.state === 'failed' || (c.state === 'live' && t.status !== 'Active')) {
+      } else if (c.state === 'failed' || (c.state === 'live' && !isOpen(t.status))) {
         live.unfollow(c.jobId); // ended: its whole history once more, in case the stream missed its last events
         void load(t, c);
       }
@@ -361,7 +361,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
           h('td', {}, h('span', { class: `badge trial ${status.toLowerCase()}` }, status)),
           h('td', { class: 'small why', title: why }, why ?? ''),
           asha && h('td', { class: 'small' }, (rungs ?? []).map((r) =>
-            `epoch ${r.epoch}: ${formatMetric(s.metric, r.value)}${r.cutoff === null || r.cutoff === undefined ? ' (first)' : ` vs cut ${formatMetric(s.metric, r.cutoff)}`} → ${r.continued ? 'went on' : 'stopped'}`).join('; ')));
+            `epoch ${r.epoch}: ${formatMetric(s.metric, r.value)}${r.waiting ? '' : r.cutoff === null || r.cutoff === undefined ? ' (first)' : ` vs cut ${formatMetric(s.metric, r.cutoff)}`} → ${r.waiting ? 'waiting' : r.continued ? 'went on' : 'stopped'}`).join('; ')));
       }))));
   }
 
@@ -447,7 +447,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
     if (disposed) return;
     // Every two seconds while trials may still change (every five in a hidden tab); a drawn trial that failed to load is
     // read again at the next one.
-    const settled = sweep && sweep.state !== 'Running' && !sweep.trialList.some((t) => t.status === 'Active' || t.status === 'Pending');
+    const settled = sweep && sweep.state !== 'Running' && !sweep.trialList.some((t) => isOpen(t.status) || t.status === 'Pending');
     const loading = [...curves.values()].some((c) => c.state === 'failed');
     if (!settled || loading) timer = window.setTimeout(() => void refresh(), document.hidden ? 5000 : 2000);
   }

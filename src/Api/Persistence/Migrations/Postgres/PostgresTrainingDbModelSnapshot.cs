@@ -460,6 +460,9 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<double>("Value")
                         .HasColumnType("double precision");
 
+                    b.Property<bool>("Waiting")
+                        .HasColumnType("boolean");
+
                     b.HasKey("SweepId", "Epoch", "Trial");
 
                     b.ToTable("SweepRungs");

@@ -453,6 +453,9 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<double>("Value")
                         .HasColumnType("REAL");
 
+                    b.Property<bool>("Waiting")
+                        .HasColumnType("INTEGER");
+
                     b.HasKey("SweepId", "Epoch", "Trial");
 
                     b.ToTable("SweepRungs");
