@@ -215,6 +215,50 @@ public sealed class SweepPageTests(Browser browser, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ASweepOfMoreTrialsThanTheCapDrawsTheBestAndSaysHowManyItLeftOutUntilAskedForAll()
+    {
+        await using LiveService service = LiveService.Start();
+        HttpClient client = service.Client;
+        Guid dataset = await ShapesAsync(client);
+        // 2 × 11 = 22 one-epoch trials: two more than the page draws unless asked.
+        Guid sweepId = await CreateSweepAsync(client, $$"""
+            { "base": { "datasetId": "{{dataset}}", "model": {{TinySpec}}, "hyperparameters": { "epochs": 1, "batchSize": 32 } },
+              "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.05, 0.1] },
+                               { "path": "layers.conv1.filters", "intUniform": { "min": 1, "max": 11 } } ],
+              "parallelism": 4 }
+            """);
+        JsonElement sweep = await WaitForSweepAsync(client, sweepId, s => s.GetProperty("state").GetString() != "Running");
+        Assert.Equal("Succeeded", sweep.GetProperty("state").GetString());
+        Assert.Equal(22, sweep.GetProperty("trialList").GetArrayLength());
+
+        IPage page = await browser.NewPageAsync(service.BaseUrl);
+        var errors = new List<string>();
+        page.PageError += (_, error) => errors.Add(error);
+        await page.GotoAsync($"#/sweeps/{sweepId}");
+        await Dashboard.WaitAsync(page, "p.sweep && p.sweep.trials.length === 20 && p.sweep.trials.every(t => t.state === 'done')");
+        SweepProbe probe = await ProbeAsync(page);
+        Assert.Equal(2, probe.LeftOut);
+        await Expect(page.Locator("#drawn-note")).ToHaveTextAsync(
+            "Curves of 20 of the 22 trials that have started: the best 20 and those training now (2 left out; the leaderboard has them all).");
+        JsonElement board = await client.GetFromJsonAsync<JsonElement>($"sweeps/{sweepId}/leaderboard");
+        int[] best20 = [.. board.GetProperty("ranked").EnumerateArray().Take(20).Select(r => r.GetProperty("trial").GetProperty("index").GetInt32()).Order()];
+        Assert.Equal(best20, probe.Trials.Select(t => t.Index).Order());
+        Assert.Equal(21, await page.Locator("#sweep-loss-chart .u-legend .u-series").CountAsync()); // x and 20 trials
+        await Expect(page.Locator("#leaderboard tbody tr")).ToHaveCountAsync(22);
+
+        await page.ClickAsync("#draw-all");
+        await Dashboard.WaitAsync(page, "p.sweep.trials.length === 22 && p.sweep.trials.every(t => t.state === 'done')");
+        Assert.Equal(0, (await ProbeAsync(page)).LeftOut);
+        await Expect(page.Locator("#drawn-note")).ToHaveTextAsync("Curves of all 22 trials that have started.");
+        Assert.Equal(23, await page.Locator("#sweep-loss-chart .u-legend .u-series").CountAsync());
+        await Expect(page.Locator("#draw-all")).ToHaveTextAsync("Draw only the best 20 and those training");
+        await page.ClickAsync("#draw-all");
+        await Dashboard.WaitAsync(page, "p.sweep.trials.length === 20");
+        await Expect(page.Locator("#draw-all")).ToHaveTextAsync("Draw all 22");
+        Assert.True(errors.Count == 0, string.Join('\n', errors));
+    }
+
+    [Fact]
     public async Task ASweepThatDoesNotExistSaysSo()
     {
         await using LiveService service = LiveService.Start();

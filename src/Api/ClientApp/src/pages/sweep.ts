@@ -104,7 +104,9 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
   const saveForm = h('form', { id: 'save-best-form', class: 'save-best' },
     h('label', { for: 'best-model-name', class: 'visually-hidden' }, 'Name of the model'), modelName, saveBest);
   const controlStatus = h('p', { id: 'sweep-status', class: 'small', role: 'status' });
-  const drawnNote = h('p', { id: 'drawn-note', class: 'small muted' });
+  const drawnNote = h('span', { id: 'drawn-note' });
+  const drawAll = h('button', { type: 'button', id: 'draw-all', hidden: true }, 'Draw all');
+  let drawEvery = false; // a person's choice: every started trial's curves, not only the best and the active
   const lossHost = h('div', { id: 'sweep-loss-chart', class: 'chart' });
   const metricHost = h('div', { id: 'sweep-metric-chart', class: 'chart' });
   const parallelHost = h('div', { id: 'sweep-parallel', class: 'parallel' });
@@ -120,7 +122,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
     message,
     h('section', { 'aria-labelledby': 'curves-h' },
       h('h2', { id: 'curves-h' }, 'Curves'),
-      drawnNote,
+      h('p', { class: 'small muted' }, drawnNote, ' ', drawAll),
       h('p', { class: 'small muted' }, 'One colour per trial (as in the leaderboard); the best trial is drawn thickest. Drag to zoom, double-click to see everything.'),
       h('div', { class: 'charts' }, lossHost, metricHost)),
     h('section', { 'aria-labelledby': 'parallel-h' },
@@ -238,7 +240,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
 
   /** The drawn trials follow the leaderboard: new ones read, ended ones read once more, the others forgotten. */
   function syncCurves() {
-    const picked = trialsToDraw(board!.ranked.map((r) => r.trial), maxDrawn);
+    const picked = trialsToDraw(board!.ranked.map((r) => r.trial), drawEvery ? Number.MAX_SAFE_INTEGER : maxDrawn);
     shown = picked.shown;
     leftOut = picked.leftOut;
     const keep = new Set(shown.map((t) => t.index));
@@ -264,6 +266,8 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
       : leftOut > 0
         ? `Curves of ${shown.length} of the ${started} trials that have started: the best ${maxDrawn} and those training now (${leftOut} left out; the leaderboard has them all).`
         : `Curves of all ${started} trials that have started.`;
+    drawAll.hidden = !drawEvery && leftOut === 0;
+    drawAll.textContent = drawEvery ? `Draw only the best ${maxDrawn} and those training` : `Draw all ${started}`;
   }
 
   // --- the parallel-coordinates plot ---------------------------------------------------------------------------
@@ -379,6 +383,14 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
       lines: plot.placed,
     };
   }
+
+  drawAll.addEventListener('click', () => {
+    drawEvery = !drawEvery;
+    if (!board) return;
+    syncCurves();
+    buildCharts();
+    publishProbe();
+  });
 
   cancel.addEventListener('click', async () => {
     if (!confirm('Cancel this sweep? No more trials start, and those training stop; what they trained is kept.')) return;
