@@ -74,7 +74,37 @@ public sealed class SweepScaleOutTests
         }
     }
 
-    private static Task<ServiceProcess> WorkerAsync(string folder, string node) =>
-        ServiceProcess.StartAsync(folder, "--Role", "worker", "--Telemetry:Node", node, "--Sweeps:PollMilliseconds", "100",
-            "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    /// <summary>
+    /// asha's promotion form on the same three nodes: trials pause at rungs on one worker and are promoted by whichever
+    /// node's controller gets there first, then resumed by either worker from the shared checkpoint; the outcome is the
+    /// single-process one, step for step (<see cref="SweepTests.RunAshaPromotionAsync"/>).
+    /// </summary>
+    [Fact]
+    public async Task AshaPromotesAcrossNodesAsInOneProcess()
+    {
+        string folder = Directory.CreateTempSubdirectory("trainingservice-sweep-scale-").FullName;
+        try
+        {
+            using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1", "--Sweeps:PollMilliseconds", "100", "--Jobs:MaxActiveJobsPerOwner", "1");
+            Task<ServiceProcess> starting = WorkerAsync(folder, "worker-2", "--Jobs:MaxActiveJobsPerOwner", "1");
+            using ServiceProcess first = await WorkerAsync(folder, "worker-1", "--Jobs:MaxActiveJobsPerOwner", "1");
+            using ServiceProcess second = await starting;
+            try
+            {
+                await SweepTests.RunAshaPromotionAsync(api.Client);
+            }
+            catch (Exception ex)
+            {
+                throw new InvalidOperationException($"api:\n{api.RecentLog}\nworker-1:\n{first.RecentLog}\nworker-2:\n{second.RecentLog}", ex);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static Task<ServiceProcess> WorkerAsync(string folder, string node, params string[] more) =>
+        ServiceProcess.StartAsync(folder, ["--Role", "worker", "--Telemetry:Node", node, "--Sweeps:PollMilliseconds", "100",
+            "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. more]);
 }
