@@ -31,6 +31,25 @@ internal static class Memory
         await dump.WaitForExitAsync();
     }
 
+    /// <summary>
+    /// With BENCH_MALLOC_INFO=&lt;folder&gt;: glibc's malloc_info (every arena: in use, free, mapped) of the service before and
+    /// after part two, written by the service itself through gdb (attached for a moment, after the readings).
+    /// </summary>
+    private static async Task MallocInfoAsync(int pid, string name)
+    {
+        if (Environment.GetEnvironmentVariable("BENCH_MALLOC_INFO") is not { Length: > 0 } folder)
+        {
+            return;
+        }
+
+        string path = Path.GetFullPath(Path.Combine(folder, $"malloc-{name}.xml"));
+        using var gdb = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("gdb",
+            ["-p", pid.ToString(CultureInfo.InvariantCulture), "-batch", "-ex", $"call (void*)fopen(\"{path}\", \"w\")", "-ex", "call (int)malloc_info(0, $1)", "-ex", "call (int)fclose($1)"])
+            { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        await gdb.StandardOutput.ReadToEndAsync();
+        await gdb.WaitForExitAsync();
+    }
+
     public static async Task RunAsync(ImageDataset data, ModelSpec model, int epochs, int datasets, int jobs, int smallImages, int warmUpJobs)
     {
         // Creation rate and per-owner limits off: the bench's waves of jobs and back-to-back uploads are not what they guard against.
@@ -77,6 +96,7 @@ internal static class Memory
         Status settled = Status.Read(pid);
         ManagedHeap heapBefore = await ManagedHeap.ReadAsync(service.Client);
         await GcDumpAsync(pid, "before");
+        await MallocInfoAsync(pid, "before");
         var small = new List<Guid>();
         for (int i = 0; i < datasets; i++)
         {
@@ -108,6 +128,7 @@ internal static class Memory
         Status after = Status.Read(pid);
         ManagedHeap heapAfter = await ManagedHeap.ReadAsync(service.Client);
         await GcDumpAsync(pid, "after");
+        await MallocInfoAsync(pid, "after");
         if (Environment.GetEnvironmentVariable("BENCH_GCDUMP") is not null)
         {
             await Task.Delay(TimeSpan.FromSeconds(3)); // the finalizers the dump's full collection queued have run

@@ -46,6 +46,12 @@ public sealed class JobOptions
     public int MaxActiveJobsPerOwner { get; set; } = 20;
 
     /// <summary>
+    /// Seconds a node waits, once it trains nothing, before giving back the memory its runs left (a compacting
+    /// collection and a malloc_trim); 0: never.
+    /// </summary>
+    public int ReleaseMemoryWhenIdleSeconds { get; set; } = 5;
+
+    /// <summary>
     /// A worker's hold on a job lasts this long unless renewed (every third of it): a worker that dies loses its jobs
     /// within this time, and another worker resumes them from their checkpoints.
     /// </summary>

@@ -61,7 +61,7 @@ public sealed class JobWorker(
 
         using var keeperStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         Task keeper = KeepLeasesAsync(keeperStop.Token);
-        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Value.Concurrency)).Select(_ => ClaimLoopAsync(stoppingToken)));
+        await Task.WhenAll(Enumerable.Range(1, Math.Max(1, options.Value.Concurrency)).Select(slot => ClaimLoopAsync(slot, stoppingToken)));
         await keeperStop.CancelAsync(); // after the runs: each renews and obeys commands until it has handed its job back
         await keeper;
     }
@@ -79,9 +79,10 @@ public sealed class JobWorker(
         }
     }
 
-    /// <summary>One slot: claim the oldest claimable job, run it, again; idle, wait for a wake-up or the next poll.</summary>
-    private async Task ClaimLoopAsync(CancellationToken stoppingToken)
+    /// <summary>One slot: claim the oldest claimable job, run it on the slot's thread, again; idle, wait for a wake-up or the next poll.</summary>
+    private async Task ClaimLoopAsync(int slot, CancellationToken stoppingToken)
     {
+        using var thread = new TrainingThread($"training slot {slot}");
         var backoff = new Backoff(options.Value.StorageRetryMaxSeconds);
         TimeSpan poll = TimeSpan.FromMilliseconds(options.Value.ClaimPollMilliseconds);
         while (!stoppingToken.IsCancellationRequested)
@@ -128,7 +129,7 @@ public sealed class JobWorker(
             {
                 try
                 {
-                    await RunJobAsync(claim, stoppingToken);
+                    await RunJobAsync(claim, thread, stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
@@ -230,7 +231,7 @@ public sealed class JobWorker(
     }
 
     /// <summary>Runs the claimed job until it ends, pauses or is handed back; a storage fault pauses it until storage answers, then it runs again from its checkpoint.</summary>
-    private async Task RunJobAsync(JobClaim claim, CancellationToken stoppingToken)
+    private async Task RunJobAsync(JobClaim claim, TrainingThread thread, CancellationToken stoppingToken)
     {
         Guid jobId = claim.JobId;
         using IDisposable _ = Serilog.Context.LogContext.PushProperty("JobId", jobId); // on every line logged for the job, its thread's too
@@ -268,7 +269,7 @@ public sealed class JobWorker(
                     }
 
                     faults.Clear(part);
-                    await RunOnceAsync(job, claim, control, dataset, stoppingToken);
+                    await RunOnceAsync(job, claim, control, dataset, thread, stoppingToken);
                     release = true;
                     return;
                 }
@@ -341,7 +342,40 @@ public sealed class JobWorker(
 
             faults.Clear(part);
             controls.Finished(jobId);
+            ReleaseMemoryOnceIdle();
         }
+    }
+
+    private long _runsEnded;
+
+    /// <summary>
+    /// Once this node has trained nothing for Jobs:ReleaseMemoryWhenIdleSeconds after a run ended: a full compacting
+    /// collection that decommits what the managed heap no longer needs (GCCollectionMode.Aggressive) and a malloc_trim.
+    /// A node between jobs then holds what it keeps (caches, records), not the garbage and free pages of the runs before;
+    /// the pause (tens of milliseconds) falls where no step waits for it.
+    /// </summary>
+    private void ReleaseMemoryOnceIdle()
+    {
+        int seconds = options.Value.ReleaseMemoryWhenIdleSeconds;
+        if (seconds <= 0 || controls.Running > 0)
+        {
+            return;
+        }
+
+        long ended = Interlocked.Increment(ref _runsEnded);
+        _ = Task.Delay(TimeSpan.FromSeconds(seconds)).ContinueWith(_ =>
+        {
+            if (ended != Interlocked.Read(ref _runsEnded) || controls.Running > 0)
+            {
+                return; // another run started (and ended) since: its end decides
+            }
+
+            long before = GC.GetGCMemoryInfo().TotalCommittedBytes;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers(); // what the collection's finalizers free natively (tensors, connections), before the trim
+            NativeTuning.ReleaseFreed();
+            logger.LogDebug("Idle: the managed heap's committed memory {Before} -> {After} bytes", before, GC.GetGCMemoryInfo().TotalCommittedBytes);
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
     }
 
     private async Task<(JobRecord? Job, DatasetRecord? Dataset)> LoadAsync(Guid jobId, CancellationToken cancellationToken)
@@ -354,7 +388,7 @@ public sealed class JobWorker(
     }
 
     /// <summary>One run on the job's own thread; a failure that is not a storage fault ends the job Failed.</summary>
-    private async Task RunOnceAsync(JobRecord job, JobClaim claim, TrainingControl control, DatasetRecord? datasetRecord, CancellationToken stoppingToken)
+    private async Task RunOnceAsync(JobRecord job, JobClaim claim, TrainingControl control, DatasetRecord? datasetRecord, TrainingThread thread, CancellationToken stoppingToken)
     {
         // The worker that starts a job from scratch sets its threads (its own Jobs:ThreadsPerJob, or its cores ÷ its
         // concurrency), not the node that created it; a run resumed from a checkpoint keeps them, so it trains on as the
@@ -371,31 +405,21 @@ public sealed class JobWorker(
         var events = new JobEventWriter(pump, job.Id, job.LastSeq, claim.Attempt,
             () => dispatch.HoldsAsync(claim, CancellationToken.None).GetAwaiter().GetResult());
         Sweeps.TrialContext? trial = await TrialOfAsync(job, stoppingToken);
-        var done = new TaskCompletionSource<TrainingOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(() =>
+        logger.LogInformation("Job {JobId} starting (attempt {Attempt})", job.Id, claim.Attempt);
+        Task<TrainingOutcome> run = thread.RunAsync(() =>
         {
             try
             {
-                done.SetResult(Train(job, claim, trial, control, datasetRecord, events, stoppingToken));
-            }
-            catch (Exception ex)
-            {
-                done.SetException(ex);
+                return Train(job, claim, trial, control, datasetRecord, events, stoppingToken);
             }
             finally
             {
                 NativeTuning.ReleaseFreed(); // what the run freed, back to the system: a finished job holds no memory
             }
-        })
-        {
-            IsBackground = true,
-            Name = $"job {job.Id:N}",
-        };
-        logger.LogInformation("Job {JobId} starting (attempt {Attempt})", job.Id, claim.Attempt);
-        thread.Start();
+        });
         try
         {
-            TrainingOutcome outcome = await done.Task;
+            TrainingOutcome outcome = await run;
             logger.LogInformation("Job {JobId} ended: {Outcome}", job.Id, outcome);
         }
         catch (Exception ex) when (StorageFault.Describe(ex) is null && !LeaseLostException.In(ex))

@@ -24,8 +24,10 @@ public static partial class NativeTuning
 
         try
         {
-            // One arena per core, not glibc's eight: every job trains on a thread of its own, and each new thread took
-            // an arena that kept tens of MB resident after its job ended (100 short jobs: +179 MB; docs/benchmarks.md).
+            // At most one arena per core from here on, not glibc's eight per core. The threads the runtime started
+            // before this line have made theirs already (seven arenas on a 2-core machine: docs/benchmarks.md), so
+            // what keeps jobs' freed memory from spreading over them is that each worker slot trains its jobs on one
+            // long-lived thread (the service's TrainingThread), which keeps its arena.
             return mallopt(MallocMmapThreshold, 32 * 1024 * 1024) == 1 & mallopt(MallocTrimThreshold, 256 * 1024 * 1024) == 1
                 & mallopt(MallocArenaMax, Math.Max(2, Environment.ProcessorCount)) == 1;
         }
