@@ -20,7 +20,7 @@ namespace TrainingService.Api.Outputs;
 /// CSV or JSON Lines (one row per value: step, epoch, time, tag, value), as columns (the rows without their time, a
 /// number array per field: what the dashboard draws from) or as a TensorBoard event file, which also holds each layer's
 /// activation histograms. Streamed from the stored history a chunk at a time, so a long run costs
-/// the server no more memory than a short one. Columns of step scalars alone (what the compare and sweep pages ask for)
+/// the server no more memory than a short one. Columns of step scalars alone (the compare page's step metrics)
 /// are read by the database out of the stored events (<see cref="StepScalars"/>); everything else from the events.
 /// </summary>
 public static class HistoryApi

@@ -10,7 +10,7 @@ namespace TrainingService.Api.Outputs;
 /// <summary>
 /// A job's step scalars (step/loss, step/learning_rate, step/samples_per_second) as history rows, read by the database
 /// out of the stored step events (<see cref="EventSql.ReadStepFields"/>), so no event is parsed in .NET: /history's
-/// columns of step tags alone (the compare and sweep pages) read them this way. The rows, their order and their chunks
+/// columns of step tags alone (the compare page's step metrics) read them this way. The rows, their order and their chunks
 /// are those of reading the events (HistoryChunk's bounds: up to 1,000 events within the byte budget), without times.
 /// </summary>
 internal static class StepScalars
