@@ -20,7 +20,8 @@ namespace TrainingService.Api.Outputs;
 /// CSV or JSON Lines (one row per value: step, epoch, time, tag, value), as columns (the rows without their time, a
 /// number array per field: what the dashboard draws from) or as a TensorBoard event file, which also holds each layer's
 /// activation histograms. Streamed from the stored history a chunk at a time, so a long run costs
-/// the server no more memory than a short one.
+/// the server no more memory than a short one. Columns of step scalars alone (the compare page's step metrics)
+/// are read by the database out of the stored events (<see cref="StepScalars"/>); everything else from the events.
 /// </summary>
 public static class HistoryApi
 {
@@ -71,7 +72,9 @@ public static class HistoryApi
         Func<Stream, Task> write = format switch
         {
             "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, job.CreatedAt, cancellationToken),
-            "columns" => body => WriteColumnsAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, cancellationToken),
+            "columns" when filter?.StepScalars is { } scalars => // the database reads the figures: no event parsed here
+                body => WriteColumnsAsync(body, StepScalars.ReadAsync(db, id, chunkBytes, scalars, cancellationToken), cancellationToken),
+            "columns" => body => WriteColumnsAsync(body, Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter), cancellationToken),
             _ => body => WriteRowsAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, format == "csv", cancellationToken),
         };
         string unix = new DateTimeOffset(DateTime.SpecifyKind(job.CreatedAt, DateTimeKind.Utc)).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
@@ -92,6 +95,17 @@ public static class HistoryApi
         await foreach (HistoryChunk chunk in HistoryChunk.ReadAllAsync(db, id, 0, int.MaxValue, chunkBytes, kinds, cancellationToken))
         {
             yield return [.. chunk.Json.Select(json => ReadStep(json) ?? JsonSerializer.Deserialize<StreamEvent>(json, StreamJson.Options)!)];
+        }
+    }
+
+    /// <summary>Each chunk's rows of the tags asked for.</summary>
+    private static async IAsyncEnumerable<List<HistoryRow>> Rows(IAsyncEnumerable<List<StreamEvent>> chunks, TagFilter? filter,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var scalars = new HistoryScalars();
+        await foreach (List<StreamEvent> events in chunks.WithCancellation(cancellationToken))
+        {
+            yield return [.. events.SelectMany(scalars.Rows).Where(row => filter?.Includes(row.Tag) != false)];
         }
     }
 
@@ -245,30 +259,21 @@ public static class HistoryApi
     /// their time, one number array per field, so a reader parses a few arrays where CSV has a line per value. NaN and
     /// ±Infinity are strings, as in the stream. A chunk at a time, so memory stays bounded as for CSV.
     /// </summary>
-    private static async Task WriteColumnsAsync(Stream body, IAsyncEnumerable<List<StreamEvent>> chunks, TagFilter? filter, CancellationToken cancellationToken)
+    private static async Task WriteColumnsAsync(Stream body, IAsyncEnumerable<List<HistoryRow>> chunks, CancellationToken cancellationToken)
     {
-        var scalars = new HistoryScalars();
         var columns = new Dictionary<string, List<HistoryRow>>(StringComparer.Ordinal);
         var buffer = new ArrayBufferWriter<byte>(64 * 1024);
         await using var json = new Utf8JsonWriter(buffer);
-        await foreach (List<StreamEvent> events in chunks.WithCancellation(cancellationToken))
+        await foreach (List<HistoryRow> chunk in chunks.WithCancellation(cancellationToken))
         {
-            foreach (StreamEvent e in events)
+            foreach (HistoryRow row in chunk)
             {
-                foreach (HistoryRow row in scalars.Rows(e))
+                if (!columns.TryGetValue(row.Tag, out List<HistoryRow>? rows))
                 {
-                    if (filter?.Includes(row.Tag) == false)
-                    {
-                        continue;
-                    }
-
-                    if (!columns.TryGetValue(row.Tag, out List<HistoryRow>? rows))
-                    {
-                        columns[row.Tag] = rows = [];
-                    }
-
-                    rows.Add(row);
+                    columns[row.Tag] = rows = [];
                 }
+
+                rows.Add(row);
             }
 
             foreach ((string tag, List<HistoryRow> rows) in columns)
@@ -387,6 +392,13 @@ public static class HistoryApi
             .. entries.Any(e => Overlaps(e, "epoch/")) ? ["epoch"] : Array.Empty<string>(),
             .. entries.Any(e => Overlaps(e, "activations/") || Overlaps(e, "parameters/")) ? ["layers"] : Array.Empty<string>(),
         ];
+
+        /// <summary>
+        /// The step scalars asked for, when the tags can name nothing else (only step events are read): the database can
+        /// then read their figures (<see cref="Outputs.StepScalars"/>); otherwise null.
+        /// </summary>
+        public IReadOnlyList<(string Tag, string Field)>? StepScalars =>
+            Kinds is ["step"] ? [.. Outputs.StepScalars.All.Where(s => Includes(s.Tag))] : null;
 
         private static bool Overlaps(string entry, string group) =>
             entry.StartsWith(group, StringComparison.Ordinal) || group.StartsWith(entry, StringComparison.Ordinal);

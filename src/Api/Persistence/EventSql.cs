@@ -36,6 +36,16 @@ public abstract class EventSql
     /// </summary>
     public abstract DbCommand ReadChunk(DbConnection connection, Guid jobId, long afterSeq, long upTo, int limit, IReadOnlyList<string>? kinds = null);
 
+    /// <summary>The fields of a step event that <see cref="ReadStepFields"/> reads, by their names in the stored JSON.</summary>
+    public static readonly IReadOnlyList<string> StepFields = ["loss", "learningRate", "samplesPerSecond"];
+
+    /// <summary>
+    /// A query of (Seq, the JSON's length, step, epoch, then each of <paramref name="fields"/> as its JSON text) of the job's
+    /// step events with Seq &gt; afterSeq, in seq order, at most <paramref name="limit"/> rows: the database reads the
+    /// figures out of the stored JSON, so no event is parsed in .NET. A missing field is null (or the JSON null).
+    /// </summary>
+    public abstract DbCommand ReadStepFields(DbConnection connection, Guid jobId, long afterSeq, int limit, IReadOnlyList<string> fields);
+
     /// <summary>
     /// A query of (Seq, Bytes) of the job's full layers events with after &lt; Seq ≤ upTo, in seq order: answered from the
     /// partial index IX_JobEvents_FullLayers alone (the query repeats its filter).
@@ -53,6 +63,12 @@ public abstract class EventSql
     /// database's fault otherwise. Runs on a fresh connection (the job worker's wait for storage).
     /// </summary>
     public abstract Task ProbeAsync(string connectionString, TimeSpan wait, CancellationToken cancellationToken);
+
+    /// <summary>The fields, each one of <see cref="StepFields"/> (their names are written into the SQL).</summary>
+    protected static IReadOnlyList<string> Checked(IReadOnlyList<string> fields) =>
+        fields.FirstOrDefault(f => !StepFields.Contains(f)) is { } unknown
+            ? throw new ArgumentException($"\"{unknown}\" is not a step field", nameof(fields))
+            : fields;
 
     protected static TCommand WithParameters<TCommand>(TCommand command, params (string Name, object Value)[] parameters)
         where TCommand : DbCommand
@@ -120,6 +136,16 @@ public sealed class SqliteEventSql : EventSql
         query.CommandText = $"SELECT Seq, Json FROM JobEvents WHERE JobId = $job AND Seq > $after AND Seq <= $upTo{ofKinds} ORDER BY Seq LIMIT $limit";
         WithParameters(query, [.. (kinds ?? []).Select((kind, i) => ($"$kind{i}", (object)kind))]);
         return WithParameters(query, ("$job", Id(jobId)), ("$after", afterSeq), ("$upTo", upTo), ("$limit", limit));
+    }
+
+    /// <summary>-> gives a field's JSON text as stored (a number as written, a string with its quotes); ->> gives SQL values.</summary>
+    public override DbCommand ReadStepFields(DbConnection connection, Guid jobId, long afterSeq, int limit, IReadOnlyList<string> fields)
+    {
+        DbCommand query = connection.CreateCommand();
+        query.CommandText = "SELECT Seq, length(Json), Json ->> '$.step', Json ->> '$.epoch'"
+            + string.Concat(Checked(fields).Select(f => $", Json -> '$.{f}'"))
+            + " FROM JobEvents WHERE JobId = $job AND Seq > $after AND Kind = 'step' ORDER BY Seq LIMIT $limit";
+        return WithParameters(query, ("$job", Id(jobId)), ("$after", afterSeq), ("$limit", limit));
     }
 
     public override DbCommand FullLayers(DbTransaction transaction, Guid jobId, long after, long upTo, int limit) =>
@@ -224,6 +250,22 @@ public sealed class PostgresEventSql : EventSql
         }
 
         return WithParameters(query, ("job", jobId), ("after", afterSeq), ("upTo", upTo), ("limit", limit));
+    }
+
+    /// <summary>
+    /// json_to_record parses each event once (each -> on json would parse it again); a json column keeps the field's text
+    /// as stored, which ::text gives back (a JSON null is SQL NULL).
+    /// </summary>
+    public override DbCommand ReadStepFields(DbConnection connection, Guid jobId, long afterSeq, int limit, IReadOnlyList<string> fields)
+    {
+        Checked(fields);
+        var query = new NpgsqlCommand(
+            "SELECT e.\"Seq\", length(e.\"Json\"), r.step, r.epoch" + string.Concat(fields.Select(f => $", r.\"{f}\"::text"))
+            + " FROM \"JobEvents\" e CROSS JOIN LATERAL json_to_record(e.\"Json\"::json) AS r(step bigint, epoch integer"
+            + string.Concat(fields.Select(f => $", \"{f}\" json")) + ")"
+            + " WHERE e.\"JobId\" = @job AND e.\"Seq\" > @after AND e.\"Kind\" = 'step' ORDER BY e.\"Seq\" LIMIT @limit",
+            (NpgsqlConnection)connection);
+        return WithParameters(query, ("job", jobId), ("after", afterSeq), ("limit", limit));
     }
 
     public override DbCommand FullLayers(DbTransaction transaction, Guid jobId, long after, long upTo, int limit) =>

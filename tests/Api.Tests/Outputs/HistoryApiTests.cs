@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using TrainingService.Api.Persistence;
@@ -182,6 +183,108 @@ public sealed class HistoryApiTests
         string filtered = await client.GetStringAsync(new Uri($"/jobs/{id}/history?format=columns&tags=step/loss,epoch/", UriKind.Relative));
         Assert.Equal(csv.Select(r => r.Tag).Where(t => t == "step/loss" || t.StartsWith("epoch/", StringComparison.Ordinal)).Distinct().Order(),
             filtered.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonSerializer.Deserialize<JsonElement>(l).GetProperty("tag").GetString()).Distinct().Order());
+    }
+
+    [Fact]
+    public async Task StepColumnsReadByTheDatabaseAreTheCsvRowsInTheSameChunks()
+    {
+        // A small byte budget, so the chunks (a line per tag each) end by bytes rather than at 1,000 events.
+        await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Streaming:MaxFrameBytes"] = "1024" });
+        using HttpClient client = factory.CreateClient();
+        Guid id = await FinishedJobAsync(client);
+        await AssertStepColumnsAreTheCsvRowsAsync(factory.Services, client, id);
+    }
+
+    /// <summary>A finished two-epoch job of 6 steps an epoch.</summary>
+    internal static async Task<Guid> FinishedJobAsync(HttpClient client)
+    {
+        Guid dataset = await JobHarness.CreateShapesAsync(client);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client, $$"""
+            { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}},
+              "hyperparameters": { "epochs": 2, "batchSize": 32, "validationFraction": 0.25 }, "monitoring": { "statsEvery": 2 } }
+            """);
+        Guid id = job.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, id, "Succeeded");
+        return id;
+    }
+
+    /// <summary>
+    /// Edits the job's first step events into what a stored history may also hold (non-finite figures as the stream writes
+    /// them, a JSON null, a field missing, an unknown one, -0, an exponent, a step without its epoch) and drops its layers
+    /// events; then format=columns of step tags alone, whose figures the database reads, holds exactly the CSV's rows of
+    /// those tags (bit for bit), and is byte for byte what reading every event gives (tags that also name a layer make
+    /// /history read the events; with no layers events left, it reads the same events in the same chunks).
+    /// </summary>
+    internal static async Task AssertStepColumnsAreTheCsvRowsAsync(IServiceProvider services, HttpClient client, Guid id)
+    {
+        long[] edited;
+        int stepEvents;
+        using (IServiceScope scope = services.CreateScope())
+        {
+            TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+            await db.JobEvents.Where(e => e.JobId == id && e.Kind == "layers").ExecuteDeleteAsync();
+            List<JobEventRecord> steps = await db.JobEvents.Where(e => e.JobId == id && e.Kind == "step").OrderBy(e => e.Seq).Take(9).ToListAsync();
+            Action<JsonObject>[] edits =
+            [
+                e => e["loss"] = "NaN",
+                e => e["loss"] = "-Infinity",
+                e => e["learningRate"] = "Infinity",
+                e => e["loss"] = null,
+                e => { e.Remove("loss"); e["later"] = new JsonObject { ["field"] = new JsonArray(1) }; },
+                e => e["loss"] = -0.0,
+                e => e.Remove("epoch"), // the first step of epoch 2: it keeps epoch 1
+                e => e["loss"] = 1e-5,
+                e => e["samplesPerSecond"] = 1e300,
+            ];
+            Assert.Equal(edits.Length, steps.Count);
+            for (int i = 0; i < edits.Length; i++)
+            {
+                JsonObject e = JsonNode.Parse(steps[i].Json)!.AsObject();
+                edits[i](e);
+                steps[i].Json = e.ToJsonString();
+            }
+
+            await db.SaveChangesAsync();
+            edited = [.. steps.Select(e => JsonNode.Parse(e.Json)!["step"]!.GetValue<long>())];
+            stepEvents = await db.JobEvents.CountAsync(e => e.JobId == id && e.Kind == "step");
+        }
+
+        foreach (string tags in new[] { "step/loss", "step/", "step/learning_rate,step/samples_per_second,epoch/none" })
+        {
+            string[] lines = (await client.GetStringAsync(new Uri($"/jobs/{id}/history?tags={tags}", UriKind.Relative))).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            (long Step, int Epoch, string Tag, long Bits)[] csv = [.. lines.Skip(1).Select(line => line.Split(',')).Select(f =>
+                (long.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture), f[3], Bits(double.Parse(f[4], CultureInfo.InvariantCulture))))];
+            string text = await client.GetStringAsync(new Uri($"/jobs/{id}/history?format=columns&tags={tags}", UriKind.Relative));
+            JsonElement[] blocks = [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonSerializer.Deserialize<JsonElement>(l))];
+            var columns = blocks.SelectMany(b => Enumerable.Range(0, b.GetProperty("value").GetArrayLength()).Select(i =>
+                (Step: b.GetProperty("step")[i].GetInt64(), Epoch: b.GetProperty("epoch")[i].GetInt32(), Tag: b.GetProperty("tag").GetString()!, Value: b.GetProperty("value")[i])))
+                .ToList();
+            Assert.NotEmpty(csv);
+            Assert.Equal(csv.Length, columns.Count);
+            foreach (IGrouping<string, (long, int, string, long)> tag in csv.GroupBy(r => r.Tag))
+            {
+                Assert.Equal(tag, columns.Where(c => c.Tag == tag.Key).Select(c => (c.Step, c.Epoch, c.Tag, Bits(Value(c.Value)))));
+            }
+
+            Assert.All(columns.Where(c => !double.IsFinite(Value(c.Value))), c => Assert.Equal(JsonValueKind.String, c.Value.ValueKind));
+            if (tags == "step/")
+            {
+                var loss = columns.Where(c => c.Tag == "step/loss").ToList();
+                Assert.Equal(stepEvents - 2, loss.Count); // the null and the missing loss
+                Assert.Equal(["NaN", "-Infinity"], loss.Take(2).Select(c => c.Value.GetString()));
+                Assert.DoesNotContain(loss, c => c.Step == edited[3] || c.Step == edited[4]);
+                Assert.Equal("-0", loss.Single(c => c.Step == edited[5]).Value.GetRawText());
+                Assert.Equal(1, loss.Single(c => c.Step == edited[6]).Epoch);
+                Assert.Equal("Infinity", columns.Single(c => c.Tag == "step/learning_rate" && c.Step == edited[2]).Value.GetString());
+            }
+
+            Assert.True(blocks.Length > csv.Select(r => r.Tag).Distinct().Count(), "the rows come in more than one chunk");
+            string read = await client.GetStringAsync(new Uri($"/jobs/{id}/history?format=columns&tags={tags},activations/none/", UriKind.Relative));
+            Assert.Equal(read, text);
+        }
+
+        static long Bits(double value) => BitConverter.DoubleToInt64Bits(value);
+        static double Value(JsonElement v) => v.ValueKind == JsonValueKind.String ? double.Parse(v.GetString()!, CultureInfo.InvariantCulture) : v.GetDouble();
     }
 
     [Fact]

@@ -11,6 +11,7 @@ using Npgsql;
 using TrainingService.Api.Persistence;
 using TrainingService.Api.Quotas;
 using TrainingService.Api.Tests.Jobs;
+using TrainingService.Api.Tests.Outputs;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 using TrainingService.Training.Loop;
@@ -119,6 +120,15 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
         }
 
         async Task<JsonElement> Get(string path) => await client.GetFromJsonAsync<JsonElement>(path);
+    }
+
+    [Fact]
+    public async Task StepColumnsReadByPostgresAreTheCsvRowsInTheSameChunks()
+    {
+        await using TrainingServiceFactory factory = await StartAsync(new() { ["Streaming:MaxFrameBytes"] = "1024" });
+        using HttpClient client = factory.CreateClient();
+        Guid id = await HistoryApiTests.FinishedJobAsync(client);
+        await HistoryApiTests.AssertStepColumnsAreTheCsvRowsAsync(factory.Services, client, id);
     }
 
     [Fact]
