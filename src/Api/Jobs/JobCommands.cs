@@ -141,6 +141,7 @@ public sealed class JobCommands(TrainingDb db, JobDispatch dispatch, EventPump p
                 .SetProperty(j => j.StopCode, j => note == null ? j.StopCode : note.Code), cancellationToken);
         if (cancelled == 1)
         {
+            pump.Forgive(id); // an older run of it on this node may have lost its lease; this event is at the job's current attempt
             var events = new JobEventWriter(pump, id, job.LastSeq, job.Attempt);
             string reason = job.State == RunState.Paused ? "cancelled while paused" : "cancelled before it started";
             events.Publish(new StateEvent { State = RunState.Cancelled, Reason = note is null ? reason : $"{note.Reason} ({reason})", Code = note?.Code });

@@ -285,13 +285,18 @@ public sealed class SweepController(
     /// <summary>A trial cut at the sweep's end, as its job's last state event says it.</summary>
     private sealed record StateNote(Guid JobId, long LastSeq, int Attempt, string Reason);
 
-    /// <summary>The cut trials' state events, after the write lock (the pump writes them under its own).</summary>
+    /// <summary>
+    /// The cut trials' state events, after the write lock (the pump writes them under its own). Each is written at its
+    /// job's current attempt, so an older run of the job on this node that lost its lease (and left this node's pump
+    /// refusing the job's events) is forgiven first; the pump's fence still checks the attempt.
+    /// </summary>
     private async Task PublishAsync(List<StateNote> notes)
     {
         foreach (StateNote note in notes)
         {
-            var events = new JobEventWriter(pump, note.JobId, note.LastSeq, note.Attempt);
-            events.Publish(new StateEvent { State = RunState.Cancelled, Reason = note.Reason, Code = TrialSink.AshaCut });
+            pump.Forgive(note.JobId);
+            new JobEventWriter(pump, note.JobId, note.LastSeq, note.Attempt)
+                .Publish(new StateEvent { State = RunState.Cancelled, Reason = note.Reason, Code = TrialSink.AshaCut });
         }
 
         if (notes.Count > 0)

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Api.Jobs;
 using TrainingService.Contracts.Streaming;
 using TrainingService.Contracts.Training;
 
@@ -146,5 +148,34 @@ public sealed class JobFlowTests
         List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
         JobHarness.AssertConsecutive(history);
         Assert.Equal([RunState.Running, RunState.Paused, RunState.Running, RunState.Cancelled], history.Where(e => e.Kind == "state").Select(e => e.State!.Value));
+    }
+
+    /// <summary>
+    /// A paused job whose earlier run on this node lost its lease (so this node's pump refuses that run's events) is
+    /// still cancelled with its state event: the cancel writes at the job's current attempt, not as the old run.
+    /// </summary>
+    [Fact]
+    public async Task APausedJobWhoseEarlierRunHereLostItsLeaseIsCancelledWithItsEvent()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 2000);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client,
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 200, "batchSize": 16 } }""");
+        Guid jobId = job.GetProperty("id").GetGuid();
+        await JobHarness.WaitForStateAsync(client, jobId, "Running");
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync(new Uri($"/jobs/{jobId}/pause", UriKind.Relative), null)).StatusCode);
+        JsonElement paused = await JobHarness.WaitForStateAsync(client, jobId, "Paused");
+        await Task.Delay(300); // the run has handed the job back
+
+        int attempt = paused.GetProperty("attempt").GetInt32();
+        factory.Services.GetRequiredService<TrainingService.Api.Streaming.EventPump>().Fence(jobId, new LeaseLostException(jobId, attempt - 1, attempt));
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync(new Uri($"/jobs/{jobId}/cancel", UriKind.Relative), null)).StatusCode);
+        await JobHarness.WaitForStateAsync(client, jobId, "Cancelled");
+        List<StreamEvent> history = await JobHarness.HistoryAsync(client, jobId);
+        JobHarness.AssertConsecutive(history);
+        StreamEvent last = history.Last(e => e.Kind == "state");
+        Assert.Equal(RunState.Cancelled, last.State);
+        Assert.Equal("cancelled while paused", last.Reason);
     }
 }
