@@ -36,7 +36,10 @@ public static class HistoryApi
             .WithSummary("A job's scalars for other tools: format=csv (default) or jsonl, one row per value (step, epoch, time, tag, value); "
                 + "columns, JSON Lines of { tag, step: [], epoch: [], value: [] } (a line per tag and run of up to 1,000 events; no times); "
                 + "or tensorboard, an event file (scalars and activation histograms) to open with `tensorboard --logdir`; "
-                + "tags=step/loss,epoch/ keeps only those tags (a tag ending in / is a group)")
+                + "tags=step/loss,epoch/ keeps only those tags (a tag ending in / is a group); "
+                + "fromStep and toStep keep the rows of those steps; points=N (10..50,000) downsamples what a chart needs: the range "
+                + "(to the job's step so far when toStep is not given) in ⌈N/2⌉ buckets of equal width, each keeping per tag its lowest "
+                + "and highest value and its first NaN or infinity, at their own steps")
             .WithDescription("Tags: step/loss, step/learning_rate, step/samples_per_second; epoch/train_loss, epoch/train_accuracy, "
                 + "epoch/validation_loss, epoch/validation_accuracy (at the epoch's last step); activations/<layer>/mean, std, zero_fraction, "
                 + "inactive_units, saturated; parameters/<name>/norm, grad_norm, update_ratio; and in the event file, activations/<layer> histograms. "
@@ -49,11 +52,23 @@ public static class HistoryApi
 
     public static async Task<Results<PushStreamHttpResult, ProblemHttpResult>> History(
         Guid id, TrainingDb db, Caller caller, IOptions<StreamingOptions> streaming, string format = "csv", string? tags = null,
-        CancellationToken cancellationToken = default)
+        long? fromStep = null, long? toStep = null, int? points = null, CancellationToken cancellationToken = default)
     {
         if (!s_formats.Contains(format))
         {
             return Problems.Invalid("format", $"format must be csv, jsonl, columns or tensorboard, got \"{format}\"");
+        }
+
+        if (HistoryRange.Check(fromStep, toStep, points) is var (field, reason))
+        {
+            return Problems.Invalid(field, reason);
+        }
+
+        bool ranged = fromStep is not null || toStep is not null || points is not null;
+        if (ranged && format == "tensorboard")
+        {
+            return Problems.Invalid(points is not null ? "points" : fromStep is not null ? "fromStep" : "toStep",
+                "fromStep, toStep and points apply to csv, jsonl and columns; a TensorBoard file holds the whole run");
         }
 
         (TagFilter? filter, string? tagError) = TagFilter.Parse(tags);
@@ -62,7 +77,7 @@ public static class HistoryApi
             return Problems.Invalid("tags", tagError);
         }
 
-        var job = await db.Jobs.AsNoTracking().VisibleTo(caller).Where(j => j.Id == id).Select(j => new { j.CreatedAt }).FirstOrDefaultAsync(cancellationToken);
+        var job = await db.Jobs.AsNoTracking().VisibleTo(caller).Where(j => j.Id == id).Select(j => new { j.CreatedAt, j.Step }).FirstOrDefaultAsync(cancellationToken);
         if (job is null)
         {
             return Problems.NoSuchJob(id);
@@ -73,10 +88,13 @@ public static class HistoryApi
         {
             "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, job.CreatedAt, cancellationToken),
             "columns" when filter?.StepScalars is { } scalars => // the database reads the figures: no event parsed here
-                body => WriteColumnsAsync(body, StepScalars.ReadAsync(db, id, chunkBytes, scalars, cancellationToken), cancellationToken),
-            "columns" => body => WriteColumnsAsync(body, Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter), cancellationToken),
-            _ => body => WriteRowsAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, format == "csv", cancellationToken),
+                body => WriteColumnsAsync(body, InRange(StepScalars.ReadAsync(db, id, chunkBytes, scalars, cancellationToken)), cancellationToken),
+            "columns" => body => WriteColumnsAsync(body, InRange(Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter)), cancellationToken),
+            _ => body => WriteRowsAsync(body, InRange(Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter)), format == "csv", cancellationToken),
         };
+        IAsyncEnumerable<List<HistoryRow>> InRange(IAsyncEnumerable<List<HistoryRow>> rows) =>
+            HistoryRange.Apply(rows, fromStep, toStep, points, job.Step, cancellationToken);
+
         string unix = new DateTimeOffset(DateTime.SpecifyKind(job.CreatedAt, DateTimeKind.Utc)).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
         return format switch
         {
@@ -216,7 +234,7 @@ public static class HistoryApi
         return value is not null;
     }
 
-    private static async Task WriteRowsAsync(Stream body, IAsyncEnumerable<List<StreamEvent>> chunks, TagFilter? filter, bool csv, CancellationToken cancellationToken)
+    private static async Task WriteRowsAsync(Stream body, IAsyncEnumerable<List<HistoryRow>> chunks, bool csv, CancellationToken cancellationToken)
     {
         await using var writer = new StreamWriter(body, new UTF8Encoding(false), bufferSize: 16 * 1024);
         if (csv)
@@ -224,32 +242,23 @@ public static class HistoryApi
             await writer.WriteAsync("step,epoch,time,tag,value\n");
         }
 
-        var scalars = new HistoryScalars();
         var line = new StringBuilder();
-        await foreach (List<StreamEvent> events in chunks.WithCancellation(cancellationToken))
+        await foreach (List<HistoryRow> rows in chunks.WithCancellation(cancellationToken))
         {
-            foreach (StreamEvent e in events)
+            foreach (HistoryRow row in rows)
             {
-                foreach (HistoryRow row in scalars.Rows(e))
+                line.Clear();
+                if (csv)
                 {
-                    if (filter?.Includes(row.Tag) == false)
-                    {
-                        continue;
-                    }
-
-                    line.Clear();
-                    if (csv)
-                    {
-                        line.Append(CultureInfo.InvariantCulture, $"{row.Step},{row.Epoch},{row.Time:yyyy-MM-ddTHH:mm:ss.fffffffZ},").Append(CsvField(row.Tag))
-                            .Append(',').Append(row.Value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
-                    }
-                    else
-                    {
-                        line.Append(JsonSerializer.Serialize(row, StreamJson.Options)).Append('\n');
-                    }
-
-                    await writer.WriteAsync(line, cancellationToken);
+                    line.Append(CultureInfo.InvariantCulture, $"{row.Step},{row.Epoch},{row.Time:yyyy-MM-ddTHH:mm:ss.fffffffZ},").Append(CsvField(row.Tag))
+                        .Append(',').Append(row.Value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
                 }
+                else
+                {
+                    line.Append(JsonSerializer.Serialize(row, StreamJson.Options)).Append('\n');
+                }
+
+                await writer.WriteAsync(line, cancellationToken);
             }
         }
     }

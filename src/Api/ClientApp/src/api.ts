@@ -38,8 +38,10 @@ export const api = {
   job: (id: string) => request<JobView>('GET', `jobs/${id}`),
   compare: (ids: string[]) => request<JobComparison>('GET', `jobs/compare?ids=${ids.join(',')}`),
   /** A job's values of some tags as history columns: JSON Lines of { tag, step: [], epoch: [], value: [] } (curves.ts reads them). */
-  historyColumns: async (id: string, tags: readonly string[], signal?: AbortSignal) => {
-    const response = await authFetch(`jobs/${id}/history?format=columns&tags=${encodeURIComponent(tags.join(','))}`, { signal });
+  /** A job's history as columns; `range` asks for a range of steps and at most about `points` rows per tag (downsampled). */
+  historyColumns: async (id: string, tags: readonly string[], signal?: AbortSignal, range: { fromStep?: number; toStep?: number; points?: number } = {}) => {
+    const extra = Object.entries(range).filter(([, v]) => v !== undefined).map(([k, v]) => `&${k}=${Math.round(v)}`).join('');
+    const response = await authFetch(`jobs/${id}/history?format=columns&tags=${encodeURIComponent(tags.join(','))}${extra}`, { signal });
     if (!response.ok) throw new ApiError(response.status, await problemOf(response));
     return response.text();
   },

@@ -48,6 +48,8 @@ export class LineChart {
   private readonly seen: IntersectionObserver;
   /** Called after each draw that showed new data (the dashboard measures latency with it). */
   onDrawn?: () => void;
+  /** Called when a person zooms (the x range) or goes back to the whole run (null): a page can fetch that range's detail. */
+  onZoom?: (range: [number, number] | null) => void;
 
   constructor(private readonly host: HTMLElement, private options: ChartOptions, private readonly source: Source) {
     // The canvas is a picture; its legend (a table of the values under the cursor) is the text.
@@ -119,6 +121,7 @@ export class LineChart {
           dblclick: () => () => {
             this.zoom = null;
             this.draw();
+            this.onZoom?.(null);
             return null;
           },
         },
@@ -165,6 +168,7 @@ export class LineChart {
             u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
             this.zoom = [min, max];
             this.draw();
+            this.onZoom?.([min, max]);
           },
         ],
         drawClear: band

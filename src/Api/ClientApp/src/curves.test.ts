@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { align, colorOf, limiter, parseColumns } from './curves';
+import { align, colorOf, limiter, parseColumns, splice } from './curves';
 
 const columns = [
   '{"tag":"step/loss","step":[1,2],"epoch":[1,1],"value":[1.5,1.25]}',
@@ -40,6 +40,18 @@ test('curves align on the union of their x values, NaN where a job has no point'
   assert.deepEqual([...x], [1, 2, 3, 4]);
   assert.deepEqual([...ys[0]], [10, 20, 30, NaN]);
   assert.deepEqual([...ys[1]], [NaN, 200, NaN, 400]);
+});
+
+test('a zoom\'s detail replaces the overview\'s points in its range, and the points outside it stay', () => {
+  const curve = { steps: Float64Array.of(0, 10, 20, 30, 40), epochs: Float64Array.of(0, 1, 2, 3, 4), values: Float64Array.of(5, 4, 3, 2, 1) };
+  const detail = { steps: Float64Array.of(10, 11, 12, 29), epochs: Float64Array.of(1, 1.1, 1.2, 2.9), values: Float64Array.of(4, 9, 3.5, 2.5) };
+  const out = splice(curve, detail, 10, 30);
+  assert.deepEqual([...out.steps], [0, 10, 11, 12, 29, 40]); // 10, 20 and 30 were the overview's: 30 had no row in the detail
+  assert.deepEqual([...out.values], [5, 4, 9, 3.5, 2.5, 1]);
+  assert.deepEqual([...out.epochs], [0, 1, 1.1, 1.2, 2.9, 4]);
+  const empty = { steps: new Float64Array(), epochs: new Float64Array(), values: new Float64Array() };
+  assert.deepEqual([...splice(curve, empty, 100, 200).steps], [0, 10, 20, 30, 40]); // a range past the end changes nothing
+  assert.deepEqual([...splice(curve, empty, 0, 40).steps], []); // nothing in the range, nothing left
 });
 
 test('twenty jobs get twenty different colours', () => {

@@ -54,6 +54,25 @@ export function parseColumns(text: string, tags: readonly string[], stepsPerEpoc
   return curves;
 }
 
+/**
+ * A curve with the steps from..to (inclusive) replaced by `detail`, that range's rows fetched again at full or finer
+ * resolution (a zoom): the overview's points outside the range stay, so the curve still reaches both ends.
+ */
+export function splice(curve: Curve, detail: Curve, from: number, to: number): Curve {
+  let before = 0;
+  while (before < curve.steps.length && curve.steps[before] < from) before++;
+  let after = before;
+  while (after < curve.steps.length && curve.steps[after] <= to) after++;
+  const n = before + detail.steps.length + (curve.steps.length - after);
+  const out: Curve = { steps: new Float64Array(n), epochs: new Float64Array(n), values: new Float64Array(n) };
+  for (const key of ['steps', 'epochs', 'values'] as const) {
+    out[key].set(curve[key].subarray(0, before), 0);
+    out[key].set(detail[key], before);
+    out[key].set(curve[key].subarray(after), before + detail.steps.length);
+  }
+  return out;
+}
+
 /** Curves on one ascending x column (the union of their x values), NaN where a job has no point: uPlot's aligned data. */
 export function align(curves: Curve[], byEpoch: boolean): { x: Float64Array; ys: Float64Array[] } {
   const xsOf = (c: Curve) => (byEpoch ? c.epochs : c.steps);

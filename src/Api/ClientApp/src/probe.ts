@@ -12,10 +12,6 @@ export const probe = {
   /** Where the time went: JSON parsing of responses, handling events (storing them), drawing charts (ms). */
   timings: { parseMs: 0, handleMs: 0, drawMs: 0, historyMs: 0 },
   /**
-   * The compare page's last drawing, in ms since the page opened (views read, last history in, drawn) or spent (parsing
-   * the histories, summed; aligning them).
-   */
-  /**
    * The sweep page: the state it shows, each drawn trial's points (loss per step, the metric per epoch) and whether the
    * hub follows it, how many trials were left out of the curves, and the parallel plot's axes and where each line sits.
    */
@@ -27,7 +23,12 @@ export const probe = {
     axes: string[];
     lines: { trial: number; best: boolean; at: (number | null)[] }[];
   },
-  compare: {} as { viewsMs?: number; fetchedMs?: number; parseMs?: number; alignMs?: number; drawnMs?: number },
+  /**
+   * The compare page's last drawing, in ms since the page opened (views read, last history in, drawn) or spent (parsing
+   * the histories, summed; aligning them), a zoom's detail (ms from the zoom to its rows in hand), and the x values
+   * drawn from (the points of all jobs, aligned) before any zoom and now.
+   */
+  compare: {} as { viewsMs?: number; fetchedMs?: number; parseMs?: number; alignMs?: number; drawnMs?: number; zoomDetailMs?: number; points?: number; overviewPoints?: number },
 };
 
 (window as unknown as { trainingDashboard: typeof probe }).trainingDashboard = probe;

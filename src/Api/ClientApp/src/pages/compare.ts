@@ -1,6 +1,6 @@
 import { api, ApiError } from '../api';
 import { LineChart } from '../charts';
-import { align, colorOf, limiter, parseColumns } from '../curves';
+import { align, colorOf, limiter, parseColumns, splice, type Curve } from '../curves';
 import { fmt, h, type Page } from '../dom';
 import { probe } from '../probe';
 import type { JobView } from '../types';
@@ -18,7 +18,10 @@ const metrics = [
 /**
  * #/compare?ids=…: 2 to 20 jobs side by side — one metric's curves overlaid (one colour per job), by step or by epoch,
  * and the table of the settings in which the jobs differ. The histories are asked for at once with the jobs' views,
- * four at a time, as columns (one number array per field), and each is parsed as it arrives.
+ * four at a time, as columns (one number array per field), and each is parsed as it arrives. Each is downsampled by
+ * the server to what the chart can draw (`points`: about two per pixel column, each bucket's lowest and highest value,
+ * so a spike survives); a zoom draws the overview's points of its range at once and then asks for that range again
+ * at the same resolution, so each zoom shows finer detail, down to every step.
  */
 export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   const opened = performance.now();
@@ -33,16 +36,21 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   let chart: LineChart | undefined;
   let jobs: JobView[] = [];
   let data: { x: Float64Array; ys: Float64Array[] } = { x: new Float64Array(), ys: [] };
+  let overview: Curve[] = [];
   const cache = new Map<string, Promise<string>>();
   const turns = limiter(4);
   let turn = 0;
+  let zoomTurn = 0;
+  // About two rows per pixel column of the chart, as it draws them (LineChart keeps each column's lowest and highest).
+  const points = Math.min(8000, Math.max(1000, 2 * Math.round(chartHost.clientWidth)));
+  const stepsPerEpoch = (job: JobView) => job.totalSteps / Math.max(1, job.hyperparameters.epochs);
 
   /** A job's columns of one tag, fetched once; a failed fetch is forgotten, so choosing the metric again retries it. */
   function columnsOf(id: string, tag: string) {
     const key = `${id} ${tag}`;
     let text = cache.get(key);
     if (!text) {
-      text = turns(() => api.historyColumns(id, [tag], abort.signal));
+      text = turns(() => api.historyColumns(id, [tag], abort.signal, { points }));
       cache.set(key, text);
       text.catch(() => cache.delete(key));
     }
@@ -51,6 +59,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
 
   async function draw() {
     const mine = ++turn; // a later choice wins, whichever answer arrives last
+    zoomTurn++; // and a zoom's detail of the last choice is not wanted any more
     const tag = metric.value;
     const byEpoch = axis.value === 'epoch';
     status.textContent = 'Loading…';
@@ -61,14 +70,16 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         const text = await columnsOf(job.id, tag);
         timings.fetchedMs = performance.now() - opened;
         const t = performance.now();
-        const curve = parseColumns(text, [tag], job.totalSteps / Math.max(1, job.hyperparameters.epochs)).get(tag)!;
+        const curve = parseColumns(text, [tag], stepsPerEpoch(job)).get(tag)!;
         timings.parseMs += performance.now() - t;
         return curve;
       }));
       if (mine !== turn) return;
       const t = performance.now();
+      overview = curves;
       data = align(curves, byEpoch);
       timings.alignMs = performance.now() - t;
+      probe.compare = { ...probe.compare, points: data.x.length, overviewPoints: data.x.length, zoomDetailMs: undefined };
       chart?.destroy();
       chart = new LineChart(chartHost, {
         title: metrics.find((m) => m.tag === tag)!.label,
@@ -77,6 +88,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         log: tag === 'step/loss' || tag === 'step/learning_rate',
         height: 320,
       }, () => data);
+      chart.onZoom = (range) => void refine(range, tag, byEpoch);
       // For the browser test: ms from opening the page to the first drawing, and from the last choice to its drawing.
       chart.onDrawn = () => {
         status.textContent = '';
@@ -87,6 +99,41 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
       };
     } catch (e) {
       if (!abort.signal.aborted && mine === turn) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
+    }
+  }
+
+  /**
+   * A zoom to x0..x1 (steps, or epochs): each job's rows of those steps fetched again at the chart's resolution and
+   * spliced into its overview; back to the whole run (null), the overview alone. Per-epoch metrics are whole already.
+   */
+  async function refine(range: [number, number] | null, tag: string, byEpoch: boolean) {
+    const mine = ++zoomTurn;
+    if (!range || !tag.startsWith('step/')) {
+      if (!range) {
+        data = align(overview, byEpoch);
+        chart?.invalidate();
+      }
+      return;
+    }
+    const started = performance.now();
+    const spans = jobs.map((job) => {
+      const scale = byEpoch ? stepsPerEpoch(job) : 1;
+      return [Math.max(0, Math.floor(range[0] * scale)), Math.max(0, Math.ceil(range[1] * scale))] as const;
+    });
+    try {
+      const curves = await Promise.all(jobs.map(async (job, i) => {
+        const [fromStep, toStep] = spans[i];
+        // Downsampled with every step in it already (a bucket a step wide): nothing finer to fetch.
+        if (job.step <= Math.floor((points + 1) / 2)) return overview[i];
+        const text = await turns(() => api.historyColumns(job.id, [tag], abort.signal, { fromStep, toStep, points }));
+        return splice(overview[i], parseColumns(text, [tag], stepsPerEpoch(job)).get(tag)!, fromStep, toStep);
+      }));
+      if (mine !== zoomTurn) return;
+      data = align(curves, byEpoch);
+      chart?.invalidate();
+      probe.compare = { ...probe.compare, points: data.x.length, zoomDetailMs: performance.now() - started };
+    } catch (e) {
+      if (!abort.signal.aborted && mine === zoomTurn) status.textContent = e instanceof ApiError ? e.describe().join('; ') : String(e);
     }
   }
 

@@ -210,7 +210,10 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
     try {
       // The job's last seq is read before its history, so following from there misses nothing (a step read twice is dropped).
       const job = isOpen(t.status) ? await api.job(c.jobId) : undefined;
-      const text = await turns(() => api.historyColumns(c.jobId, ['step/loss', metric.tag], abort.signal));
+      // An ended trial's history downsampled to what the chart draws (about two rows per pixel column, spikes kept);
+      // a trial still open comes whole, so the steps the hub then adds join it without a gap.
+      const range = job ? {} : { points: Math.min(8000, Math.max(1000, 2 * Math.round(main.clientWidth))) };
+      const text = await turns(() => api.historyColumns(c.jobId, ['step/loss', metric.tag], abort.signal, range));
       if (disposed || curves.get(t.index) !== c) return;
       c.fill(text, 'step/loss', metric.tag);
       if (job && !finished(job.state)) {
