@@ -34,7 +34,8 @@ public sealed class HistoryThinning(long maxBytes)
     private long Low => maxBytes / 4 * 3;
 
     /// <summary>The bytes a stored event counts for: its JSON and its row.</summary>
-    public static long Cost(int jsonBytes) => jsonBytes + HistoryEstimate.RowBytes;
+    public static long Cost(string kind, int jsonBytes) =>
+        jsonBytes + HistoryEstimate.RowBytes + (kind == "step" ? HistoryEstimate.StepFiguresBytes : 0);
 
     /// <summary>
     /// Thin <paramref name="job"/>'s history if it is over the limit's high mark (or a pass is under way), updating its
@@ -132,7 +133,7 @@ public sealed class HistoryThinning(long maxBytes)
         {
             while (await deleted.ReadAsync())
             {
-                job.HistoryBytes -= Cost(deleted.GetInt32(0));
+                job.HistoryBytes -= Cost(deleted.GetString(1), deleted.GetInt32(0));
             }
         }
 

@@ -128,6 +128,20 @@ public abstract class TrainingDb(DbContextOptions options) : DbContext(options)
         modelBuilder.Entity<ShareLinkRecord>().HasIndex(s => s.JobId);
     }
 
+    /// <summary>
+    /// A step event's figures as generated columns (<see cref="JobEventRecord.Step"/> and the rest): each provider's SQL
+    /// for a field of the stored JSON, as a number (step, epoch) or as its JSON text (the figures); stored, or virtual.
+    /// </summary>
+    protected static void StepColumns(ModelBuilder modelBuilder, Func<string, bool, string> sql, bool stored) =>
+        modelBuilder.Entity<JobEventRecord>(e =>
+        {
+            e.Property(r => r.Step).HasComputedColumnSql(sql("step", false), stored);
+            e.Property(r => r.Epoch).HasComputedColumnSql(sql("epoch", false), stored);
+            e.Property(r => r.Loss).HasComputedColumnSql(sql("loss", true), stored);
+            e.Property(r => r.LearningRate).HasComputedColumnSql(sql("learningRate", true), stored);
+            e.Property(r => r.SamplesPerSecond).HasComputedColumnSql(sql("samplesPerSecond", true), stored);
+        });
+
     /// <summary>A Contracts record in a TEXT column as the API's JSON (docs/architecture.md says why not owned types).</summary>
     /// <remarks>
     /// The records are immutable and replaced whole (<c>with</c>), so a reference comparison detects a change: the event

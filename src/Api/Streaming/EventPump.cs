@@ -210,7 +210,7 @@ public sealed class EventPump(
                     pending.JsonBytes.RemoveRange(keep, pending.JsonBytes.Count - keep);
                 }
 
-                job.HistoryBytes -= rows.Where(r => r.JobId == item.JobId && r.Seq > after).Sum(r => HistoryThinning.Cost(r.Bytes)); // never inserted
+                job.HistoryBytes -= rows.Where(r => r.JobId == item.JobId && r.Seq > after).Sum(r => HistoryThinning.Cost(r.Kind, r.Bytes)); // never inserted
                 rows.RemoveAll(r => r.JobId == item.JobId && r.Seq > after);
                 await _thinning.TruncateAsync(sql, dbTransaction, job, after);
                 job.LastSeq = Math.Min(job.LastSeq, after);
@@ -232,7 +232,7 @@ public sealed class EventPump(
             string json = JsonSerializer.Serialize(e, StreamJson.Options);
             int bytes = Encoding.UTF8.GetByteCount(json);
             rows.Add(new EventRow(item.JobId, e.Seq, e.Kind, json, bytes));
-            job.HistoryBytes += HistoryThinning.Cost(bytes);
+            job.HistoryBytes += HistoryThinning.Cost(e.Kind, bytes);
             Summarise(job, e);
             if (!delivered.TryGetValue(item.JobId, out var sent))
             {

@@ -17,6 +17,12 @@ public sealed record HistoryEstimate
     /// <summary>A stored event's bytes besides its JSON: job id (36 characters), seq and kind in the row, again in the key's index, SQLite's headers.</summary>
     public const int RowBytes = 110;
     internal const int StepJson = 165; // epoch, loss, learningRate (a scheduled rate is ~16 characters longer), samplesPerSecond
+
+    /// <summary>
+    /// A step event's figures again, as the database keeps them for charts: SQLite's index of step events (job id, seq,
+    /// bytes, step, epoch and the three figures' text: ~100 bytes an entry), PostgreSQL's generated columns (~60).
+    /// </summary>
+    public const int StepFiguresBytes = 100;
     internal const int LayersJson = 115; // "layers":[], "parameters":[]
     internal const int LayerJson = 255; // mean, std, min, max, zeroFraction, 32 histogram counts of ≤ 4,096 values, ReLU's or tanh's figure
     internal const int ParameterJson = 103; // norm, gradNorm, updateRatio
@@ -107,7 +113,7 @@ public sealed record HistoryEstimate
             Epochs = epochs,
             Layers = plan.Model.Plan.Count,
             ParameterTensors = tensors,
-            StepBytes = RowBytes + StepJson + (2 * digits),
+            StepBytes = RowBytes + StepJson + StepFiguresBytes + (2 * digits),
             MeasurementBytes = RowBytes + LayersJson + (2 * digits) + layers + parameters,
             ThinnedMeasurementBytes = RowBytes + ThinnedJson + (2 * digits),
             EpochBytes = RowBytes + EpochJson + (plan.Sanity is null ? RowBytes + SnapshotJson : 0), // a sanity check takes no snapshots

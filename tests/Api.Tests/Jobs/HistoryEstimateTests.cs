@@ -196,6 +196,7 @@ public sealed class HistoryEstimateTests(ITestOutputHelper output)
 
     /// <summary>
     /// What the job's events take as the database stores them: each row's JSON, job id, kind and seq (8 bytes at most),
+    /// a step's figures again in the index of step events (job id, four integers of 8 bytes at most, the figures' text),
     /// and, where SQLite has its dbstat table, the pages of JobEvents and its key's index (this host's only job).
     /// </summary>
     private static async Task<Stored> StoredAsync(TrainingServiceFactory factory, Guid jobId)
@@ -208,7 +209,8 @@ public sealed class HistoryEstimateTests(ITestOutputHelper output)
         await using (SqliteCommand totals = connection.CreateCommand())
         {
             totals.CommandText = """
-                SELECT COUNT(*), SUM(LENGTH(CAST(Json AS BLOB))), SUM(LENGTH(CAST(Json AS BLOB)) + LENGTH(JobId) + LENGTH(Kind) + 8)
+                SELECT COUNT(*), SUM(LENGTH(CAST(Json AS BLOB))), SUM(LENGTH(CAST(Json AS BLOB)) + LENGTH(JobId) + LENGTH(Kind) + 8
+                    + CASE WHEN Kind = 'step' THEN LENGTH(JobId) + 4 * 8 + LENGTH(Loss) + LENGTH(LearningRate) + LENGTH(SamplesPerSecond) ELSE 0 END)
                 FROM JobEvents WHERE JobId = $job
                 """;
             totals.Parameters.AddWithValue("$job", job);

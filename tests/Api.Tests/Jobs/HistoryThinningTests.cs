@@ -22,10 +22,10 @@ public sealed class HistoryThinningTests(ITestOutputHelper output)
         await using var factory = new TrainingServiceFactory(new() { ["Jobs:MaxHistoryBytesPerJob"] = Limit.ToString(CultureInfo.InvariantCulture) });
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client);
-        // 16 steps an epoch, statistics every step: ~1,900 bytes a layers event, 960 steps: ~2 MB if nothing were thinned. Thinned
-        // in full, it would keep ~500 kB: under half the limit, so it is admitted.
+        // 16 steps an epoch, statistics every step: ~1,900 bytes a layers event, 800 steps: ~1.8 MB if nothing were thinned. Thinned
+        // in full, it would keep ~480 kB: under half the limit, so it is admitted.
         (HttpResponseMessage response, JsonElement posted) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 60, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 50, "batchSize": 16 }, "monitoring": { "statsEvery": 1 } }""");
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid jobId = posted.GetProperty("id").GetGuid();
         JsonElement job = await JobHarness.WaitForStateAsync(client, jobId, "Succeeded", TimeSpan.FromMinutes(4));

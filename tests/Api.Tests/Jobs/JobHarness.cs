@@ -91,7 +91,8 @@ internal static class JobHarness
                 return bytes;
             }
 
-            bytes += page.Sum(e => System.Text.Encoding.UTF8.GetByteCount(e.GetRawText()) + (long)HistoryEstimate.RowBytes);
+            bytes += page.Sum(e => System.Text.Encoding.UTF8.GetByteCount(e.GetRawText()) + (long)HistoryEstimate.RowBytes
+                + (e.GetProperty("kind").GetString() == "step" ? HistoryEstimate.StepFiguresBytes : 0));
             after = page[^1].GetProperty("seq").GetInt64();
         }
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
@@ -242,6 +243,7 @@ public sealed class HistoryApiTests
                 JsonObject e = JsonNode.Parse(steps[i].Json)!.AsObject();
                 edits[i](e);
                 steps[i].Json = e.ToJsonString();
+                steps[i].Bytes = Encoding.UTF8.GetByteCount(steps[i].Json); // as the pump stores it
             }
 
             await db.SaveChangesAsync();

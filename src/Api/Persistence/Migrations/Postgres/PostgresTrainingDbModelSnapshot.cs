@@ -163,6 +163,11 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<int>("Bytes")
                         .HasColumnType("integer");
 
+                    b.Property<int?>("Epoch")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("integer")
+                        .HasComputedColumnSql("CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) ->> 'epoch')::integer END", true);
+
                     b.Property<string>("Json")
                         .IsRequired()
                         .HasColumnType("text");
@@ -170,6 +175,26 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasColumnType("text");
+
+                    b.Property<string>("LearningRate")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("text")
+                        .HasComputedColumnSql("CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'learningRate')::text END", true);
+
+                    b.Property<string>("Loss")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("text")
+                        .HasComputedColumnSql("CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'loss')::text END", true);
+
+                    b.Property<string>("SamplesPerSecond")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("text")
+                        .HasComputedColumnSql("CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'samplesPerSecond')::text END", true);
+
+                    b.Property<long?>("Step")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("bigint")
+                        .HasComputedColumnSql("CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) ->> 'step')::bigint END", true);
 
                     b.HasKey("JobId", "Seq");
 

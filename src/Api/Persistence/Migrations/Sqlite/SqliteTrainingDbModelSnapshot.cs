@@ -156,6 +156,11 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<int>("Bytes")
                         .HasColumnType("INTEGER");
 
+                    b.Property<int?>("Epoch")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("INTEGER")
+                        .HasComputedColumnSql("CASE WHEN Kind = 'step' THEN Json ->> '$.epoch' END", false);
+
                     b.Property<string>("Json")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -163,6 +168,26 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("LearningRate")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("TEXT")
+                        .HasComputedColumnSql("CASE WHEN Kind = 'step' THEN Json -> '$.learningRate' END", false);
+
+                    b.Property<string>("Loss")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("TEXT")
+                        .HasComputedColumnSql("CASE WHEN Kind = 'step' THEN Json -> '$.loss' END", false);
+
+                    b.Property<string>("SamplesPerSecond")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("TEXT")
+                        .HasComputedColumnSql("CASE WHEN Kind = 'step' THEN Json -> '$.samplesPerSecond' END", false);
+
+                    b.Property<long?>("Step")
+                        .ValueGeneratedOnAddOrUpdate()
+                        .HasColumnType("INTEGER")
+                        .HasComputedColumnSql("CASE WHEN Kind = 'step' THEN Json ->> '$.step' END", false);
 
                     b.HasKey("JobId", "Seq");
 
@@ -173,6 +198,10 @@ namespace TrainingService.Api.Persistence.Migrations.Sqlite
                     b.HasIndex("JobId", "Seq", "Bytes")
                         .HasDatabaseName("IX_JobEvents_FullLayers")
                         .HasFilter("\"Kind\" = 'layers' AND \"Bytes\" > 160");
+
+                    b.HasIndex("JobId", "Seq", "Bytes", "Step", "Epoch", "Loss", "LearningRate", "SamplesPerSecond")
+                        .HasDatabaseName("IX_JobEvents_Steps")
+                        .HasFilter("\"Kind\" = 'step'");
 
                     b.ToTable("JobEvents");
                 });
