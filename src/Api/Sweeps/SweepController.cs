@@ -88,6 +88,7 @@ public sealed class SweepController(
     {
         await using AsyncServiceScope scope = scopes.CreateAsyncScope();
         TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+        await CutLeftWaitingAsync(db, cancellationToken);
         var running = await db.Sweeps.AsNoTracking().Where(s => s.State == RunState.Running).OrderBy(s => s.CreatedAt)
             .Select(s => new { s.Id, s.Owner, s.Trials, s.TrialsCreated, s.Parallelism, s.SuggestedLearningRate, s.Waiting, s.Settings }).Take(1000).ToListAsync(cancellationToken);
         if (running.Count == 0)
@@ -123,6 +124,38 @@ public sealed class SweepController(
             {
                 await FinishAsync(db, sweep.Id, cancellationToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// Trials still waiting at a rung of a sweep that has ended: a sweep that fails (its dataset deleted) cuts the trials
+    /// waiting then, but not one whose worker still held its lease as it paused there; once no lease holds it, it is cut
+    /// here, as at the sweep's end, rather than left paused for good (a person may not resume a trial at a rung).
+    /// </summary>
+    private async Task CutLeftWaitingAsync(TrainingDb db, CancellationToken cancellationToken)
+    {
+        DateTime now = DateTime.UtcNow;
+        List<Guid> ended = await db.Jobs.AsNoTracking().Where(j => j.SweepId != null && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung)
+            .Where(j => db.Sweeps.Any(s => s.Id == j.SweepId && s.State != RunState.Running)).Select(j => j.SweepId!.Value).Distinct().Take(100).ToListAsync(cancellationToken);
+        foreach (Guid id in ended)
+        {
+            List<StateNote> notes;
+            await using (var write = await OwnerQuotas.BeginWriteAsync(db, cancellationToken))
+            {
+                await SweepRungs.LockAsync(db, id, cancellationToken);
+                SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
+                if (sweep is null or { State: RunState.Running })
+                {
+                    continue;
+                }
+
+                notes = await CutWaitingAsync(db, sweep, Asha.Of(sweep.Settings.Asha), cancellationToken);
+                await db.SaveChangesAsync(cancellationToken);
+                await write.CommitAsync(cancellationToken);
+            }
+
+            logger.LogInformation("Sweep {SweepId} had ended with {Count} trials waiting at a rung: cut", id, notes.Count);
+            await PublishAsync(notes);
         }
     }
 

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Api.Persistence;
 using TrainingService.Api.Tests.Jobs;
 using TrainingService.Api.Tests.Service;
 using TrainingService.Contracts.Streaming;
@@ -147,6 +150,58 @@ public sealed class SweepTests
         await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Jobs:MaxActiveJobsPerOwner"] = "1", ["Sweeps:PollMilliseconds"] = "50" });
         using HttpClient client = factory.CreateClient();
         await RunAshaPromotionAsync(client);
+    }
+
+    /// <summary>
+    /// A sweep that fails (its dataset deleted) cuts the trials waiting at a rung, but not one whose worker still held its
+    /// lease as it paused: that state is made here by ending the sweep under a waiting trial. Every trial left waiting at
+    /// a rung (and any that pauses there afterwards) is then cut as at a sweep's end, its last state event saying so.
+    /// </summary>
+    [Fact]
+    public async Task TrialsLeftWaitingAtARungOfASweepThatEndedAreCut()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory(new() { ["Sweeps:PollMilliseconds"] = "50" });
+        using HttpClient client = factory.CreateClient();
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 256);
+        (HttpResponseMessage response, JsonElement created) = await PostAsync(client, $$"""
+            { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "batchSize": 32 } },
+              "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.02, 0.01, 0.005, 0.001] } ], "strategy": "asha", "parallelism": 1,
+              "metric": { "name": "trainLoss" }, "asha": { "minEpochs": 2, "reductionFactor": 2, "maxEpochs": 8, "sampler": "grid" } }
+            """);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Guid sweepId = created.GetProperty("id").GetGuid();
+        await WaitAsync(client, sweepId, s => s.GetProperty("trialList").EnumerateArray().Any(t => t.GetProperty("status").GetString() == "Waiting"));
+        using (IServiceScope scope = factory.Services.CreateScope())
+        {
+            TrainingDb db = scope.ServiceProvider.GetRequiredService<TrainingDb>();
+            Assert.Equal(1, await db.Sweeps.Where(s => s.Id == sweepId).ExecuteUpdateAsync(u => u
+                .SetProperty(s => s.State, TrainingService.Contracts.Training.RunState.Failed).SetProperty(s => s.Error, "ended under a waiting trial")
+                .SetProperty(s => s.FinishedAt, DateTime.UtcNow)));
+        }
+
+        // No trial stays waiting; the one cut (at least the one caught waiting) says why, in its job and its last event.
+        JsonElement sweep = await WaitAsync(client, sweepId, s => s.GetProperty("trialList").EnumerateArray()
+            .All(t => t.GetProperty("status").GetString() is not ("Waiting" or "Running" or "Pending")));
+        JsonElement[] cut = [.. sweep.GetProperty("trialList").EnumerateArray().Where(t => t.GetProperty("stopCode").GetString() == "asha-cut")];
+        Assert.NotEmpty(cut);
+        foreach (JsonElement t in cut)
+        {
+            Assert.Contains("when the sweep ended", t.GetProperty("stopReason").GetString(), StringComparison.Ordinal);
+            // Written by the event pump after the cut's transaction: read until it is there.
+            StreamEvent last;
+            for (DateTime deadline = DateTime.UtcNow.AddSeconds(30); ; await Task.Delay(100))
+            {
+                last = (await JobHarness.HistoryAsync(client, t.GetProperty("jobId").GetGuid())).Last(e => e.Kind == "state");
+                if (last.Code == "asha-cut" || DateTime.UtcNow > deadline)
+                {
+                    break;
+                }
+            }
+
+            Assert.Equal(("asha-cut", TrainingService.Contracts.Training.RunState.Cancelled), (last.Code, last.State));
+        }
+
+        Assert.Equal("Failed", sweep.GetProperty("state").GetString());
     }
 
     /// <summary>
