@@ -38,6 +38,14 @@ if (mode == "all")
 }
 
 Summary.PrintAtExit();
+// The figures are ratios to PyTorch: without it, say so and stop rather than print a table without the peer.
+if ((mode == "cifar" || args.Contains("--peers")) && !PyTorchPeer.Available())
+{
+    Console.Error.WriteLine("The PyTorch peer is missing: /usr/bin/python3 cannot import torch and numpy. "
+        + "Install Debian's: apt-get install -y python3-torch libopenblas0-pthread");
+    return 2;
+}
+
 if (mode == "viewers")
 {
     await FanOut.ViewersAsync(args); // the fan-out's viewers, in their own process
