@@ -95,7 +95,7 @@ public sealed class CompareTests(Browser browser, ITestOutputHelper output)
         int[] points = await page.EvaluateAsync<int[]>("() => [window.trainingDashboard.compare.points, window.trainingDashboard.compare.overviewPoints]");
         output.WriteLine($"zoom's detail in {await page.EvaluateAsync<double>("() => window.trainingDashboard.compare.zoomDetailMs"):F0} ms; "
             + $"{points[1]:N0} x values drawn from before the zoom, {points[0]:N0} after");
-        Assert.InRange(points[1], 1000, 20 * 8001); // downsampled: not the 20,000 steps of each run
+        Assert.InRange(points[1], 1000, 10_000); // downsampled: not the 20,000 steps of each run (measured 2,224)
         Assert.True(points[0] > points[1], $"the zoom's detail added no point ({points[1]} before, {points[0]} after)");
         Assert.True(opened < 10_000, $"drawn {opened:F0} ms after opening");
     }

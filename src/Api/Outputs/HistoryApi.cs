@@ -88,7 +88,7 @@ public static class HistoryApi
         {
             "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, job.CreatedAt, cancellationToken),
             "columns" when filter?.StepScalars is { } scalars => // the database reads the figures: no event parsed here
-                body => WriteColumnsAsync(body, InRange(StepScalars.ReadAsync(db, id, chunkBytes, scalars, cancellationToken)), cancellationToken),
+                body => WriteColumnsAsync(body, InRange(StepScalars.ReadAsync(db, id, chunkBytes, scalars, toStep, cancellationToken)), cancellationToken),
             "columns" => body => WriteColumnsAsync(body, InRange(Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter)), cancellationToken),
             _ => body => WriteRowsAsync(body, InRange(Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter)), format == "csv", cancellationToken),
         };

@@ -7,7 +7,8 @@ namespace TrainingService.Api.Outputs;
 /// tag, so a chart of a long run (or of 20 long runs) asks for what it can draw rather than every step, and asks again
 /// for a zoomed range. The steps from..to are split into ⌈points ÷ 2⌉ buckets of equal width; each bucket keeps, per
 /// tag, its row with the lowest value and its row with the highest (the spike survives: what TensorBoard's and W&amp;B's
-/// reservoir samples can lose), and its first NaN or infinity, if any (a divergence is never sampled away). The rows
+/// reservoir samples can lose), and its first NaN or infinity, if any (a divergence is never sampled away); the last
+/// bucket also keeps the tag's last row, so a curve reaches its end even where its values are equal. The rows
 /// kept are real rows, at their own steps, in step order per tag. A row past <c>to</c> (a running job's newer steps)
 /// falls in buckets of the same width. Memory: the open bucket of each tag, whatever the history's length.
 /// </summary>
@@ -104,7 +105,7 @@ public sealed class HistoryRange
         var rest = new List<HistoryApi.HistoryRow>();
         foreach (Bucket bucket in _open.Values)
         {
-            bucket.Close(rest);
+            bucket.Close(rest, last: true);
         }
 
         if (rest.Count > 0)
@@ -113,15 +114,16 @@ public sealed class HistoryRange
         }
     }
 
-    /// <summary>One tag's open bucket: its lowest and highest finite rows and its first non-finite row.</summary>
+    /// <summary>One tag's open bucket: its lowest and highest finite rows, its first non-finite row and its latest.</summary>
     private sealed class Bucket(long index)
     {
-        private HistoryApi.HistoryRow? _low, _high, _odd;
+        private HistoryApi.HistoryRow? _low, _high, _odd, _latest;
 
         public long Index { get; private set; } = index;
 
         public void Add(HistoryApi.HistoryRow row)
         {
+            _latest = row;
             if (!double.IsFinite(row.Value))
             {
                 _odd ??= row;
@@ -140,11 +142,14 @@ public sealed class HistoryRange
             }
         }
 
-        /// <summary>Adds the bucket's rows to <paramref name="rows"/> in step order (each once) and empties it.</summary>
-        public void Close(List<HistoryApi.HistoryRow> rows)
+        /// <summary>
+        /// Adds the bucket's rows to <paramref name="rows"/> in step order (each once) and empties it; the
+        /// <paramref name="last"/> bucket of a tag adds its latest row too.
+        /// </summary>
+        public void Close(List<HistoryApi.HistoryRow> rows, bool last = false)
         {
             int start = rows.Count;
-            foreach (HistoryApi.HistoryRow? row in (ReadOnlySpan<HistoryApi.HistoryRow?>)[_low, _high, _odd])
+            foreach (HistoryApi.HistoryRow? row in (ReadOnlySpan<HistoryApi.HistoryRow?>)[_low, _high, _odd, last ? _latest : null])
             {
                 if (row is { } r && !rows.Skip(start).Contains(r))
                 {
@@ -153,7 +158,7 @@ public sealed class HistoryRange
             }
 
             rows.Sort(start, rows.Count - start, StepOrder.Instance);
-            _low = _high = _odd = null;
+            _low = _high = _odd = _latest = null;
         }
 
         public void Open(long index) => Index = index;

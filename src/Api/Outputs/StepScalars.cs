@@ -19,9 +19,13 @@ internal static class StepScalars
     public static readonly IReadOnlyList<(string Tag, string Field)> All =
         [("step/loss", "loss"), ("step/learning_rate", "learningRate"), ("step/samples_per_second", "samplesPerSecond")];
 
-    /// <summary>The rows of <paramref name="scalars"/>, a chunk of step events at a time, each read in one short statement.</summary>
+    /// <summary>
+    /// The rows of <paramref name="scalars"/>, a chunk of step events at a time, each read in one short statement; none
+    /// past <paramref name="toStep"/> (a stored history's steps rise with its seqs: a run resumed from a checkpoint
+    /// deletes the events after it first), so a zoom into a long run stops reading there.
+    /// </summary>
     public static async IAsyncEnumerable<List<HistoryApi.HistoryRow>> ReadAsync(
-        TrainingDb db, Guid jobId, long maxBytes, IReadOnlyList<(string Tag, string Field)> scalars,
+        TrainingDb db, Guid jobId, long maxBytes, IReadOnlyList<(string Tag, string Field)> scalars, long? toStep,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string[] fields = [.. scalars.Select(s => s.Field)];
@@ -30,6 +34,7 @@ internal static class StepScalars
         {
             var rows = new List<HistoryApi.HistoryRow>();
             int events = 0;
+            bool past = false;
             await db.Database.OpenConnectionAsync(cancellationToken);
             try
             {
@@ -52,6 +57,12 @@ internal static class StepScalars
                     }
 
                     long step = reader.GetInt64(2);
+                    if (step > toStep)
+                    {
+                        past = true;
+                        break;
+                    }
+
                     epoch = reader.IsDBNull(3) ? epoch : reader.GetInt32(3);
                     for (int i = 0; i < scalars.Count; i++)
                     {
@@ -73,6 +84,10 @@ internal static class StepScalars
             }
 
             yield return rows;
+            if (past)
+            {
+                yield break;
+            }
         }
     }
 

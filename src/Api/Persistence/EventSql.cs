@@ -64,10 +64,10 @@ public abstract class EventSql
     /// </summary>
     public abstract Task ProbeAsync(string connectionString, TimeSpan wait, CancellationToken cancellationToken);
 
-    /// <summary>The fields, each one of <see cref="StepFields"/> (their names are written into the SQL).</summary>
     /// <summary>A step field's generated column: its name, capitalised.</summary>
     protected static string Column(string field) => char.ToUpperInvariant(field[0]) + field[1..];
 
+    /// <summary>The fields, each one of <see cref="StepFields"/> (their names are written into the SQL).</summary>
     protected static IReadOnlyList<string> Checked(IReadOnlyList<string> fields) =>
         fields.FirstOrDefault(f => !StepFields.Contains(f)) is { } unknown
             ? throw new ArgumentException($"\"{unknown}\" is not a step field", nameof(fields))

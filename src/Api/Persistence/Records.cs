@@ -115,7 +115,10 @@ public sealed class JobRecord
     /// <summary>The last event's seq persisted.</summary>
     public long LastSeq { get; set; }
 
-    /// <summary>Bytes of the job's stored events: each one's JSON and <see cref="Training.Loop.HistoryEstimate.RowBytes"/>.</summary>
+    /// <summary>
+    /// Bytes of the job's stored events: each one's JSON and <see cref="Training.Loop.HistoryEstimate.RowBytes"/>, and a
+    /// step event's figures (<see cref="Training.Loop.HistoryEstimate.StepFiguresBytes"/>): HistoryThinning.Cost.
+    /// </summary>
     public long HistoryBytes { get; set; }
 
     /// <summary>

@@ -128,15 +128,16 @@ public sealed class SweepController(
     }
 
     /// <summary>
-    /// Trials still waiting at a rung of a sweep that has ended: a sweep that fails (its dataset deleted) cuts the trials
+    /// Trials still waiting at a rung of a sweep that failed: a sweep that fails (its dataset deleted) cuts the trials
     /// waiting then, but not one whose worker still held its lease as it paused there; once no lease holds it, it is cut
-    /// here, as at the sweep's end, rather than left paused for good (a person may not resume a trial at a rung).
+    /// here, as at the sweep's end, rather than left paused for good (a person may not resume a trial at a rung). A
+    /// sweep that succeeded left none; a cancelled one cancels its own (sweep-cancelled).
     /// </summary>
     private async Task CutLeftWaitingAsync(TrainingDb db, CancellationToken cancellationToken)
     {
         DateTime now = DateTime.UtcNow;
         List<Guid> ended = await db.Jobs.AsNoTracking().Where(j => j.SweepId != null && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung)
-            .Where(j => db.Sweeps.Any(s => s.Id == j.SweepId && s.State != RunState.Running)).Select(j => j.SweepId!.Value).Distinct().Take(100).ToListAsync(cancellationToken);
+            .Where(j => db.Sweeps.Any(s => s.Id == j.SweepId && s.State == RunState.Failed)).Select(j => j.SweepId!.Value).Distinct().Take(100).ToListAsync(cancellationToken);
         foreach (Guid id in ended)
         {
             List<StateNote> notes;
@@ -144,9 +145,9 @@ public sealed class SweepController(
             {
                 await SweepRungs.LockAsync(db, id, cancellationToken);
                 SweepRecord? sweep = await db.Sweeps.FirstOrDefaultAsync(s => s.Id == id, cancellationToken);
-                if (sweep is null or { State: RunState.Running })
+                if (sweep is not { State: RunState.Failed })
                 {
-                    continue;
+                    continue; // a cancelled sweep cancels its trials itself (sweep-cancelled), after its own commit
                 }
 
                 notes = await CutWaitingAsync(db, sweep, Asha.Of(sweep.Settings.Asha), cancellationToken);
@@ -307,9 +308,12 @@ public sealed class SweepController(
                     $"asha: at the rung of epoch {report.Epoch}, {SweepsApi.Name(sweep.Settings.Metric)} {report.Value:G4} was not among the best 1/{asha.ReductionFactor} of the {count} trials that reported there (the cut {cut:G4}) when the sweep ended");
             }
 
-            await db.Jobs.Where(j => j.Id == job.Id && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung).ExecuteUpdateAsync(s => s
+            int changed = await db.Jobs.Where(j => j.Id == job.Id && (j.LeaseOwner == null || j.LeaseExpiresAt < now)).Where(ActiveJobs.AtRung).ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.State, RunState.Cancelled).SetProperty(j => j.StopCode, TrialSink.AshaCut).SetProperty(j => j.Error, reason).SetProperty(j => j.FinishedAt, now), cancellationToken);
-            notes.Add(new StateNote(job.Id, job.LastSeq, job.Attempt, reason));
+            if (changed == 1)
+            {
+                notes.Add(new StateNote(job.Id, job.LastSeq, job.Attempt, reason)); // not when a person's cancel came first
+            }
         }
 
         return notes;

@@ -63,7 +63,7 @@ public record JobSummary
     public long LastSeq { get; init; }
 
     /// <summary>
-    /// Bytes of event history stored for the job (each event's JSON and its row); kept under Jobs:MaxHistoryBytesPerJob
+    /// Bytes of event history stored for the job (each event's JSON and its row, and a step's figures kept for charts); kept under Jobs:MaxHistoryBytesPerJob
     /// by thinning old layer statistics (docs/reliability.md).
     /// </summary>
     public long HistoryBytes { get; init; }

@@ -67,7 +67,8 @@ public sealed class HistoryRangeTests
                 Row[] finite = [.. bucket.Where(r => double.IsFinite(r.Value))];
                 Assert.Contains(finite.MinBy(r => r.Value), mine);
                 Assert.Contains(finite.MaxBy(r => r.Value), mine);
-                Assert.True(mine.Count(r => r.Step / width == bucket.Key) <= 3);
+                Assert.True(mine.Count(r => r.Step / width == bucket.Key) <= 4); // lowest, highest, first non-finite; the last bucket its last
+
             }
         }
 
@@ -84,8 +85,10 @@ public sealed class HistoryRangeTests
         Assert.Equal(rows.Where(r => r.Step >= 19_990), await ApplyAsync(rows, 19_990, null, points: null));
         Assert.Equal(rows.Where(r => r.Step <= 10), await ApplyAsync(rows, null, 10, points: null));
 
-        // A zoom to 1,001 steps at 2,000 points: buckets one step wide, so every row comes back.
-        List<Row> zoomed = await ApplyAsync(rows, 8000, 9000, points: 2000);
+        // A zoom to 1,001 steps at 2,002 points: 1,001 buckets one step wide, so every row comes back.
+        Assert.Equal(1, HistoryRange.BucketWidth(8000, 9000, 2002));
+        Assert.Equal(2, HistoryRange.BucketWidth(8000, 9000, 2000));
+        List<Row> zoomed = await ApplyAsync(rows, 8000, 9000, points: 2002);
         Assert.Equal(rows.Where(r => r.Step is >= 8000 and <= 9000).OrderBy(r => r.Tag, StringComparer.Ordinal).ThenBy(r => r.Step),
             zoomed.OrderBy(r => r.Tag, StringComparer.Ordinal).ThenBy(r => r.Step));
 
@@ -95,6 +98,18 @@ public sealed class HistoryRangeTests
         Assert.InRange(running.Count(r => r.Tag == "step/learning_rate"), 150, 202);
         IAsyncEnumerable<List<Row>> chunks = Chunks(rows, 100);
         Assert.Same(chunks, HistoryRange.Apply(chunks, null, null, null, 20_000, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task EqualValuesKeepTheirBucketsFirstRowAndTheCurveStillReachesItsLastStep()
+    {
+        // A constant learning rate: each bucket's lowest and highest are its first row; the last bucket adds its last.
+        List<Row> rows = [.. Enumerable.Range(1, 20_000).Select(s => new Row(s, 1, default, "step/learning_rate", 0.01))];
+        List<Row> kept = await ApplyAsync(rows, null, null, points: 2000);
+        Assert.Equal(20_000, kept[^1].Step);
+        Assert.Equal(1, kept[0].Step);
+        long width = HistoryRange.BucketWidth(0, 20_000, 2000);
+        Assert.Equal(rows.GroupBy(r => r.Step / width).Count() + 1, kept.Count); // the first of each bucket, and the very last
     }
 
     [Fact]

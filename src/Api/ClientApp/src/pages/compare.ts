@@ -75,6 +75,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         return curve;
       }));
       if (mine !== turn) return;
+      zoomTurn++; // a zoom of the chart this one replaces is not wanted, even if its rows arrive later
       const t = performance.now();
       overview = curves;
       data = align(curves, byEpoch);
@@ -108,6 +109,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
    */
   async function refine(range: [number, number] | null, tag: string, byEpoch: boolean) {
     const mine = ++zoomTurn;
+    const base = overview; // the overview this zoom refines, whatever is drawn by the time its rows arrive
     if (!range || !tag.startsWith('step/')) {
       if (!range) {
         data = align(overview, byEpoch);
@@ -124,9 +126,9 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
       const curves = await Promise.all(jobs.map(async (job, i) => {
         const [fromStep, toStep] = spans[i];
         // Downsampled with every step in it already (a bucket a step wide): nothing finer to fetch.
-        if (job.step <= Math.floor((points + 1) / 2)) return overview[i];
+        if (job.step < Math.floor((points + 1) / 2)) return base[i];
         const text = await turns(() => api.historyColumns(job.id, [tag], abort.signal, { fromStep, toStep, points }));
-        return splice(overview[i], parseColumns(text, [tag], stepsPerEpoch(job)).get(tag)!, fromStep, toStep);
+        return splice(base[i], parseColumns(text, [tag], stepsPerEpoch(job)).get(tag)!, fromStep, toStep);
       }));
       if (mine !== zoomTurn) return;
       data = align(curves, byEpoch);

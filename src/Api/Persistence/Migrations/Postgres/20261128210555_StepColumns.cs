@@ -10,45 +10,13 @@ namespace TrainingService.Api.Persistence.Migrations.Postgres
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
-            migrationBuilder.AddColumn<int>(
-                name: "Epoch",
-                table: "JobEvents",
-                type: "integer",
-                nullable: true,
-                computedColumnSql: "CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) ->> 'epoch')::integer END",
-                stored: true);
-
-            migrationBuilder.AddColumn<string>(
-                name: "LearningRate",
-                table: "JobEvents",
-                type: "text",
-                nullable: true,
-                computedColumnSql: "CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'learningRate')::text END",
-                stored: true);
-
-            migrationBuilder.AddColumn<string>(
-                name: "Loss",
-                table: "JobEvents",
-                type: "text",
-                nullable: true,
-                computedColumnSql: "CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'loss')::text END",
-                stored: true);
-
-            migrationBuilder.AddColumn<string>(
-                name: "SamplesPerSecond",
-                table: "JobEvents",
-                type: "text",
-                nullable: true,
-                computedColumnSql: "CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'samplesPerSecond')::text END",
-                stored: true);
-
-            migrationBuilder.AddColumn<long>(
-                name: "Step",
-                table: "JobEvents",
-                type: "bigint",
-                nullable: true,
-                computedColumnSql: "CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) ->> 'step')::bigint END",
-                stored: true);
+            // One statement: each ADD of a stored generated column rewrites the table, and this is the largest one.
+            migrationBuilder.Sql("ALTER TABLE \"JobEvents\" "
+                + "ADD COLUMN \"Epoch\" integer GENERATED ALWAYS AS (CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) ->> 'epoch')::integer END) STORED, "
+                + "ADD COLUMN \"LearningRate\" text GENERATED ALWAYS AS (CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'learningRate')::text END) STORED, "
+                + "ADD COLUMN \"Loss\" text GENERATED ALWAYS AS (CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'loss')::text END) STORED, "
+                + "ADD COLUMN \"SamplesPerSecond\" text GENERATED ALWAYS AS (CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) -> 'samplesPerSecond')::text END) STORED, "
+                + "ADD COLUMN \"Step\" bigint GENERATED ALWAYS AS (CASE WHEN \"Kind\" = 'step' THEN ((\"Json\"::json) ->> 'step')::bigint END) STORED;");
 
             // A job's history count takes in its step events' figures as kept here: HistoryEstimate.StepFiguresBytes (100) each.
             migrationBuilder.Sql("UPDATE \"Jobs\" j SET \"HistoryBytes\" = j.\"HistoryBytes\" + (SELECT COUNT(*) FROM \"JobEvents\" e WHERE e.\"JobId\" = j.\"Id\" AND e.\"Kind\" = 'step') * 100;");
