@@ -76,12 +76,13 @@ public sealed class CrashTests
         {
             Guid jobId;
             // Checkpoints at epoch ends only (an epoch is 200+ steps): when the viewer holds step 300, the last is ~100 steps back.
+            // 12 epochs, so the first run cannot end before its kill (4 once did, CI at b5d4363: this machine trains fast).
             string[] epochCheckpoints = ["--Jobs:CheckpointEverySteps", "100000"];
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder, epochCheckpoints))
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 2048);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
-                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 4, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 12, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
                 jobId = job.GetProperty("id").GetGuid();
                 await using HubConnection before = viewer.Connect(first.Client.BaseAddress!);
                 await before.StartAsync();
@@ -229,9 +230,10 @@ public sealed class CrashTests
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
-                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 200, "batchSize": 16 } }""");
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1000, "batchSize": 16 } }""");
                 jobId = job.GetProperty("id").GetGuid();
-                // Past its first checkpoint (every 25 steps): killed before it, the job would start again from nothing, its
+                // Long enough not to end before either kill (200 epochs once did, CI at 97f5e32: ~6,400 steps take seconds
+                // here); it never trains to the end. Past its first checkpoint (every 25 steps): killed before it, the job would start again from nothing, its
                 // history (the first Running event too) replaced by the new run's.
                 await WaitForRunningStatesAsync(first.Client, jobId, 1, minStep: 30);
                 first.Kill();

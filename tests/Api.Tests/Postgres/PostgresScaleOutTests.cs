@@ -80,17 +80,19 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
                 }
             });
 
-            // A viewer on the other api node follows the job whose worker will be killed. It keeps what it is sent and drops
-            // what it is told a later run replaced (Rewind): the events the dead worker wrote after its last checkpoint.
+            // The first three jobs run at once, one on each worker (each trains one job at a time). Watched as soon as they
+            // are posted: a job trains for ~10 s, and connecting the viewer below first once took longer (CI, 97f5e32).
+            string[] first = await Task.WhenAll(jobs.Take(3).Select(async j =>
+                (await JobHarness.WaitForStateAsync(api.Client, j, "Running", TimeSpan.FromSeconds(60))).GetProperty("worker").GetString()!));
+            Assert.Equal(s_workers, first.Order());
+
+            // A viewer on the other api node follows the job whose worker will be killed (from seq 0: all of it, before the
+            // kill at step 300). It keeps what it is sent and drops what it is told a later run replaced (Rewind): the
+            // events the dead worker wrote after its last checkpoint.
             var held = new HeldEvents();
             await using HubConnection viewer = held.Connect(viewerApi.Client.BaseAddress!);
             await viewer.StartAsync();
             await viewer.InvokeAsync("Subscribe", killed, 0L);
-
-            // The first three jobs run at once, one on each worker (each trains one job at a time).
-            string[] first = await Task.WhenAll(jobs.Take(3).Select(async j =>
-                (await JobHarness.WaitForStateAsync(api.Client, j, "Running", TimeSpan.FromSeconds(60))).GetProperty("worker").GetString()!));
-            Assert.Equal(s_workers, first.Order());
 
             // Steering given to api-2 reaches the worker that runs the job.
             await StepAsync(api, steered, 100);
