@@ -47,13 +47,13 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
             (ServiceProcess api, ServiceProcess viewerApi, ServiceProcess[] workers) = (nodes[0], nodes[1], nodes[2..]);
 
             Guid datasetId = await JobHarness.CreateShapesAsync(api.Client, samples: 512);
-            string body = $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 45, "batchSize": 16, "seed": 11 }, "monitoring": { "statsEvery": 5 } }""";
+            string body = $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 120, "batchSize": 16, "seed": 11 }, "monitoring": { "statsEvery": 5 } }""";
             var jobs = new Guid[6];
             for (int i = 0; i < jobs.Length; i++)
             {
                 // The fourth is cancelled once it runs; it may start as soon as the paused job frees its worker, so it is
                 // made too long to end before then (its losses are not compared).
-                (HttpResponseMessage posted, JsonElement job) = await JobHarness.PostJobAsync(api.Client, i == 3 ? body.Replace("\"epochs\": 45", "\"epochs\": 500", StringComparison.Ordinal) : body);
+                (HttpResponseMessage posted, JsonElement job) = await JobHarness.PostJobAsync(api.Client, i == 3 ? body.Replace("\"epochs\": 120", "\"epochs\": 500", StringComparison.Ordinal) : body);
                 Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
                 jobs[i] = job.GetProperty("id").GetGuid();
             }
@@ -81,7 +81,8 @@ public sealed class PostgresScaleOutTests(PostgresServer server, ITestOutputHelp
             });
 
             // The first three jobs run at once, one on each worker (each trains one job at a time). Watched as soon as they
-            // are posted: a job trains for ~10 s, and connecting the viewer below first once took longer (CI, 97f5e32).
+            // are posted: connecting the viewer below first once took longer than a job of 45 epochs (CI, 97f5e32). Jobs of
+            // 120 epochs (3,840 steps): at 45 one also ended before a steering command given at step 100 reached it (b5d4363).
             string[] first = await Task.WhenAll(jobs.Take(3).Select(async j =>
                 (await JobHarness.WaitForStateAsync(api.Client, j, "Running", TimeSpan.FromSeconds(60))).GetProperty("worker").GetString()!));
             Assert.Equal(s_workers, first.Order());
