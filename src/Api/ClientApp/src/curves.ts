@@ -55,6 +55,14 @@ export function parseColumns(text: string, tags: readonly string[], stepsPerEpoc
 }
 
 /**
+ * The rows to ask /history for (its points=) to fill a chart `width` CSS pixels wide: two per pixel column, as
+ * LineChart draws them (each column's lowest and highest), within 1,000..8,000.
+ */
+export function chartPoints(width: number): number {
+  return Math.min(8000, Math.max(1000, 2 * Math.round(width)));
+}
+
+/**
  * A curve with the steps from..to (inclusive) replaced by `detail`, that range's rows fetched again at full or finer
  * resolution (a zoom): the overview's points outside the range stay, so the curve still reaches both ends.
  */

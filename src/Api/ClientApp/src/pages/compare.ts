@@ -1,6 +1,6 @@
 import { api, ApiError } from '../api';
 import { LineChart } from '../charts';
-import { align, colorOf, limiter, parseColumns, splice, type Curve } from '../curves';
+import { align, chartPoints, colorOf, limiter, parseColumns, splice, type Curve } from '../curves';
 import { fmt, h, type Page } from '../dom';
 import { probe } from '../probe';
 import type { JobView } from '../types';
@@ -41,8 +41,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   const turns = limiter(4);
   let turn = 0;
   let zoomTurn = 0;
-  // About two rows per pixel column of the chart, as it draws them (LineChart keeps each column's lowest and highest).
-  const points = Math.min(8000, Math.max(1000, 2 * Math.round(chartHost.clientWidth)));
+  const points = chartPoints(chartHost.clientWidth);
   const stepsPerEpoch = (job: JobView) => job.totalSteps / Math.max(1, job.hyperparameters.epochs);
 
   /** A job's columns of one tag, fetched once; a failed fetch is forgotten, so choosing the metric again retries it. */

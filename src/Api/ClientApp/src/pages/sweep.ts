@@ -1,6 +1,6 @@
 import { api, ApiError } from '../api';
 import { LineChart, type LineSpec } from '../charts';
-import { align, limiter, parseColumns, type Curve } from '../curves';
+import { align, chartPoints, limiter, parseColumns, type Curve } from '../curves';
 import { fmt, h, nodes, type Page } from '../dom';
 import { dimensionAxis, goodness, ParallelPlot, ramp, valueAxis, type ParallelLine } from '../parallel';
 import { probe } from '../probe';
@@ -212,7 +212,7 @@ export function sweepPage(main: HTMLElement, id: string, options: { readOnly: bo
       const job = isOpen(t.status) ? await api.job(c.jobId) : undefined;
       // An ended trial's history downsampled to what the chart draws (about two rows per pixel column, spikes kept);
       // a trial still open comes whole, so the steps the hub then adds join it without a gap.
-      const range = job ? {} : { points: Math.min(8000, Math.max(1000, 2 * Math.round(main.clientWidth))) };
+      const range = job ? {} : { points: chartPoints(main.clientWidth) };
       const text = await turns(() => api.historyColumns(c.jobId, ['step/loss', metric.tag], abort.signal, range));
       if (disposed || curves.get(t.index) !== c) return;
       c.fill(text, 'step/loss', metric.tag);
