@@ -133,8 +133,8 @@ public sealed class CrashTests
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
-                // ~8.4 million parameters and as many momentum values: each checkpoint is ~67 MB, written and synced to
-                // disk for tens of milliseconds: long enough to be killed in the middle of.
+                // ~8.4 million parameters and as many momentum values: each checkpoint is ~67 MB, and 25 steps of this
+                // model (the window between two checkpoints) take most of a second.
                 const string Wide = """
                     { "input": { "channels": 1, "height": 16, "width": 16 },
                       "layers": [ { "kind": "flatten" }, { "kind": "linear", "units": 32768 }, { "kind": "relu" }, { "kind": "linear", "units": 2 } ] }
@@ -144,22 +144,39 @@ public sealed class CrashTests
                 Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
                 jobId = job.GetProperty("id").GetGuid();
                 string jobFolder = Path.Combine(folder, "jobs", jobId.ToString("N"));
-                Directory.CreateDirectory(jobFolder);
-                using var watcher = new FileSystemWatcher(jobFolder, "checkpoint.bin.tmp");
-                int written = 0;
-                using var second = new ManualResetEventSlim();
-                watcher.Created += (_, _) =>
+                string checkpoint = Path.Combine(jobFolder, "checkpoint.bin");
+                for (DateTime deadline = DateTime.UtcNow.AddMinutes(2); !File.Exists(checkpoint); await Task.Delay(2))
                 {
-                    if (Interlocked.Increment(ref written) == 2)
+                    Assert.True(DateTime.UtcNow < deadline, "no first checkpoint in 2 minutes");
+                }
+
+                // The second checkpoint's temporary file is made a named pipe: its writer blocks once the pipe is full and
+                // this test stops reading, so the kill lands in the middle of the write, whatever the machine's speed.
+                MakeFifo(checkpoint + ".tmp");
+                // cat opens the pipe's reading end (that waits for the writer: the second checkpoint) and copies it to
+                // this test, which reads 1 MiB and then stops: cat, then the writer, block with the pipes full.
+                // (Not a FileStream here: .NET takes a shared flock on what it opens, refused under the writer's.)
+                using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+                using Process cat = Process.Start(new ProcessStartInfo("cat", [checkpoint + ".tmp"]) { RedirectStandardOutput = true })!;
+                try
+                {
+                    Stream pipe = cat.StandardOutput.BaseStream;
+                    byte[] buffer = new byte[1 << 16];
+                    for (tmpBytes = 0; tmpBytes < 1 << 20;)
                     {
-                        first.Kill(); // in the middle of the second checkpoint: the first is on disk
-                        second.Set();
+                        int read = await pipe.ReadAsync(buffer, cancel.Token);
+                        Assert.True(read > 0, $"the checkpoint writer closed the pipe after {tmpBytes} bytes");
+                        tmpBytes += read;
                     }
-                };
-                watcher.EnableRaisingEvents = true;
-                Assert.True(second.Wait(TimeSpan.FromMinutes(2)), "no second checkpoint was written");
-                tmpBytes = new FileInfo(Path.Combine(jobFolder, "checkpoint.bin.tmp")).Length;
-                Assert.True(File.Exists(Path.Combine(jobFolder, "checkpoint.bin")), "the first checkpoint is not there");
+
+                    first.Kill(); // while the pipe is open: the writer dies blocked in its write, not on a broken pipe
+                }
+                finally
+                {
+                    cat.Kill();
+                }
+
+                Assert.True(File.Exists(checkpoint), "the first checkpoint is not there");
             }
 
             using ServiceProcess again = await ServiceProcess.StartAsync(folder);
@@ -172,12 +189,19 @@ public sealed class CrashTests
             StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
             Assert.Equal([RunState.Running, RunState.Running, RunState.Succeeded], states.Select(e => e.State!.Value));
             Assert.Equal("resumed at step 25", states[1].Reason); // the first checkpoint; the second (step 50) was cut short
-            Assert.InRange(tmpBytes, 0, (long)6e7); // under the ~67 MB a whole one takes
+            Assert.InRange(tmpBytes, 1 << 20, (long)6e7); // under the ~67 MB a whole one takes
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    private static void MakeFifo(string path)
+    {
+        using Process mkfifo = Process.Start("mkfifo", [path])!;
+        mkfifo.WaitForExit();
+        Assert.True(mkfifo.ExitCode == 0, $"mkfifo {path} exited with {mkfifo.ExitCode} (the second checkpoint began before it?)");
     }
 
     [Fact]
