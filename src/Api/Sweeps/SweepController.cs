@@ -530,9 +530,15 @@ public sealed class SweepController(
                 return;
             }
 
+            // Trials left waiting at a rung are cut first; the sweep ends at the next pass, once their last state events
+            // are written: a sweep read as ended has every trial's history complete.
             notes = await CutWaitingAsync(db, sweep, asha, cancellationToken);
-            bool anyValue = await db.Jobs.AnyAsync(j => j.SweepId == id && j.SweepValue != null, cancellationToken);
-            End(sweep, anyValue ? RunState.Succeeded : RunState.Failed, anyValue ? null : $"no trial reported {SweepsApi.Name(sweep.Settings.Metric)} for a whole epoch");
+            if (notes.Count == 0)
+            {
+                bool anyValue = await db.Jobs.AnyAsync(j => j.SweepId == id && j.SweepValue != null, cancellationToken);
+                End(sweep, anyValue ? RunState.Succeeded : RunState.Failed, anyValue ? null : $"no trial reported {SweepsApi.Name(sweep.Settings.Metric)} for a whole epoch");
+            }
+
             await db.SaveChangesAsync(cancellationToken);
             await write.CommitAsync(cancellationToken);
         }

@@ -162,17 +162,24 @@ internal sealed class MaxPool2d(long kernelHeight, long kernelWidth, long stride
         which = Avx.BlendVariable(which.AsSingle(), Vector256.Create(position).AsSingle(), take).AsInt32();
     }
 
-    /// <summary>Each output's gradient added to its input's, in output order (as libtorch's backward adds them).</summary>
+    /// <summary>
+    /// The input's gradient, written densely: 2×2 windows with stride 2 do not overlap, so each input is in at most one
+    /// window and gets that window's gradient (if it was the one chosen) or zero. libtorch's backward zeroes the gradient
+    /// and adds each output's to its input's; 0 + g is g except for −0, which becomes +0: adding +0 here does the same.
+    /// Eight windows at a time with AVX2 (four for rows of 4–7, the last block overlapping as in <see cref="Forward"/>),
+    /// one at a time otherwise; inputs in no window (an odd last row or column) stay zero.
+    /// </summary>
     internal static unsafe Tensor Backward(Tensor gradOutput, Tensor indices, long[] inputShape)
     {
-        Tensor gradInput = zeros(inputShape, ScalarType.Float32);
+        int h = (int)inputShape[2], wd = (int)inputShape[3], oh = h / 2, ow = wd / 2;
+        bool covered = h % 2 == 0 && wd % 2 == 0;
+        Tensor gradInput = covered ? empty(inputShape, ScalarType.Float32) : zeros(inputShape, ScalarType.Float32);
         using Tensor g = gradOutput.contiguous();
         ReadOnlySpan<float> dy = TensorMemory.Floats(g);
         ReadOnlySpan<int> at = TensorMemory.Ints(indices);
         Span<float> dx = TensorMemory.WritableFloats(gradInput);
-        int planes = (int)(inputShape[0] * inputShape[1]), inPlane = (int)(inputShape[2] * inputShape[3]);
-        int outPlane = dy.Length / Math.Max(1, planes);
-        if (at.Length != dy.Length || (long)planes * inPlane != dx.Length)
+        int planes = (int)(inputShape[0] * inputShape[1]), inPlane = h * wd, outPlane = oh * ow;
+        if (at.Length != dy.Length || (long)planes * outPlane != dy.Length || (long)planes * inPlane != dx.Length)
         {
             throw new InvalidOperationException($"max pool backward: {dy.Length} gradients for {at.Length} indices and {dx.Length} inputs");
         }
@@ -180,17 +187,69 @@ internal sealed class MaxPool2d(long kernelHeight, long kernelWidth, long stride
         fixed (float* dys = dy, dxs = dx)
         fixed (int* ats = at)
         {
+            Vector256<int> lane2 = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+            Vector256<int> right = Vector256.Create(1), below = Vector256.Create(wd), belowRight = Vector256.Create(wd + 1);
             for (int p = 0; p < planes; p++)
             {
                 float* plane = dxs + ((long)p * inPlane);
-                for (long o = (long)p * outPlane, end = o + outPlane; o < end; o++)
+                for (int i = 0; i < oh; i++)
                 {
-                    plane[ats[o]] += dys[o]; // each index is inside its plane: Forward wrote it
+                    float* top = plane + (2 * i * wd), bottom = top + wd;
+                    float* dyRow = dys + ((long)p * outPlane) + (i * ow);
+                    int* atRow = ats + ((long)p * outPlane) + (i * ow);
+                    int j = 0;
+                    for (; j < ow && ow >= 8; j += 8)
+                    {
+                        j = Math.Min(j, ow - 8);
+                        Vector256<float> gradient = Avx.LoadVector256(dyRow + j) + Vector256<float>.Zero;
+                        // Where in its window each output's input was: 0, 1, width or width + 1 past the top left.
+                        Vector256<int> offset = Avx.LoadVector256(atRow + j) - (Vector256.Create((2 * i * wd) + (2 * j)) + lane2);
+                        Vector256<float> topLeft = gradient & Vector256.Equals(offset, Vector256<int>.Zero).AsSingle();
+                        Vector256<float> topRight = gradient & Vector256.Equals(offset, right).AsSingle();
+                        Vector256<float> bottomLeft = gradient & Vector256.Equals(offset, below).AsSingle();
+                        Vector256<float> bottomRight = gradient & Vector256.Equals(offset, belowRight).AsSingle();
+                        Interleave(top + (2 * j), topLeft, topRight);
+                        Interleave(bottom + (2 * j), bottomLeft, bottomRight);
+                    }
+
+                    for (; j < ow && ow is >= 4 and < 8; j += 4)
+                    {
+                        j = Math.Min(j, ow - 4);
+                        Vector128<float> gradient = Sse.LoadVector128(dyRow + j) + Vector128<float>.Zero;
+                        Vector128<int> offset = Sse2.LoadVector128(atRow + j) - (Vector128.Create((2 * i * wd) + (2 * j)) + lane2.GetLower());
+                        Vector128<float> topLeft = gradient & Vector128.Equals(offset, Vector128<int>.Zero).AsSingle();
+                        Vector128<float> topRight = gradient & Vector128.Equals(offset, right.GetLower()).AsSingle();
+                        Vector128<float> bottomLeft = gradient & Vector128.Equals(offset, below.GetLower()).AsSingle();
+                        Vector128<float> bottomRight = gradient & Vector128.Equals(offset, belowRight.GetLower()).AsSingle();
+                        Sse.Store(top + (2 * j), Sse.UnpackLow(topLeft, topRight));
+                        Sse.Store(top + (2 * j) + 4, Sse.UnpackHigh(topLeft, topRight));
+                        Sse.Store(bottom + (2 * j), Sse.UnpackLow(bottomLeft, bottomRight));
+                        Sse.Store(bottom + (2 * j) + 4, Sse.UnpackHigh(bottomLeft, bottomRight));
+                    }
+
+                    for (; j < ow; j++)
+                    {
+                        int left = 2 * j, offset = atRow[j] - (2 * i * wd) - left;
+                        float gradient = dyRow[j] + 0f;
+                        top[left] = offset == 0 ? gradient : 0f;
+                        top[left + 1] = offset == 1 ? gradient : 0f;
+                        bottom[left] = offset == wd ? gradient : 0f;
+                        bottom[left + 1] = offset == wd + 1 ? gradient : 0f;
+                    }
                 }
             }
         }
 
         return gradInput;
+    }
+
+    /// <summary>Writes a0 b0 a1 b1 … a7 b7: sixteen values, one window row's pair after another.</summary>
+    private static unsafe void Interleave(float* at, Vector256<float> a, Vector256<float> b)
+    {
+        // Within each 128-bit lane: a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7; then the lanes put in order.
+        Vector256<float> low = Avx.UnpackLow(a, b), high = Avx.UnpackHigh(a, b);
+        Avx.Store(at, Avx.Permute2x128(low, high, 0x20));
+        Avx.Store(at + 8, Avx.Permute2x128(low, high, 0x31));
     }
 
     private sealed class MaxPoolFunction : autograd.SingleTensorFunction<MaxPoolFunction>

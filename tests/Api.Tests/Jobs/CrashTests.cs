@@ -75,21 +75,24 @@ public sealed class CrashTests
         try
         {
             Guid jobId;
-            // Checkpoints at epoch ends only (an epoch is 200+ steps): when the viewer holds step 300, the last is ~100 steps back.
-            // 12 epochs, so the first run cannot end before its kill (4 once did, CI at b5d4363: this machine trains fast).
+            // Checkpoints at epoch ends only, and epochs of 1,024 steps: the viewer waits for 50 steps past the first
+            // epoch's end, so the next checkpoint is ~970 steps after what it holds when the kill lands. (Epochs of ~200
+            // steps and a wait for step 300 once let the run reach the second epoch's end before the kill: CI at f78fe11.)
             string[] epochCheckpoints = ["--Jobs:CheckpointEverySteps", "100000"];
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder, epochCheckpoints))
             {
-                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 2048);
+                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 8192);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
-                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 12, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 3, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
                 jobId = job.GetProperty("id").GetGuid();
+                long epochSteps = job.GetProperty("totalSteps").GetInt64() / 3;
+                Assert.Equal(1024, epochSteps);
                 await using HubConnection before = viewer.Connect(first.Client.BaseAddress!);
                 await before.StartAsync();
                 await before.InvokeAsync("Subscribe", jobId, 0L);
-                for (var waited = Stopwatch.StartNew(); !viewer.Events.Any(e => e.Step >= 300); await Task.Delay(10))
+                for (var waited = Stopwatch.StartNew(); !viewer.Events.Any(e => e.Step >= epochSteps + 50); await Task.Delay(10))
                 {
-                    Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "the viewer did not reach step 300 in a minute");
+                    Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), $"the viewer did not reach step {epochSteps + 50} in a minute");
                 }
 
                 first.Kill(); // past the first epoch's checkpoint: the viewer holds events the next run will replace

@@ -18,7 +18,8 @@ public sealed class MaxPoolTests
     {
         // height, width, kernel height, kernel width, stride height, stride width
         { 28, 28, 2, 2, 2, 2 },   // LeNet's first pool: rows of 14 outputs, the second block of 8 overlaps the first
-        { 10, 10, 2, 2, 2, 2 },   // rows of 5: one window at a time
+        { 10, 10, 2, 2, 2, 2 },   // rows of 5: four at a time, the second block of 4 overlaps the first
+        { 6, 6, 2, 2, 2, 2 },     // rows of 3: one window at a time
         { 7, 9, 2, 2, 2, 2 },     // odd sides: the last row and column are dropped
         { 6, 32, 2, 2, 2, 2 },    // rows of exactly 16
         { 5, 37, 2, 2, 2, 2 },    // rows of 18, odd width
@@ -37,8 +38,8 @@ public sealed class MaxPoolTests
         {
             using var scope = NewDisposeScope();
             Tensor input = Input(values, [3, 4, height, width]);
-            (Tensor ours, Tensor oursGrad) = RunWithGradient(input, x => MaxPool2d.Apply(x, kh, kw, sh, sw, 0, 0));
-            (Tensor theirs, Tensor theirsGrad) = RunWithGradient(input, x => F.max_pool2d(x, [kh, kw], [sh, sw], [0, 0], [1, 1], false));
+            (Tensor ours, Tensor oursGrad) = RunWithGradient(input, x => MaxPool2d.Apply(x, kh, kw, sh, sw, 0, 0), values == "special");
+            (Tensor theirs, Tensor theirsGrad) = RunWithGradient(input, x => F.max_pool2d(x, [kh, kw], [sh, sw], [0, 0], [1, 1], false), values == "special");
             Assert.Equal(theirs.shape, ours.shape);
             Assert.Equal(Bits(theirs), Bits(ours));
             Assert.Equal(Bits(theirsGrad), Bits(oursGrad));
@@ -74,34 +75,46 @@ public sealed class MaxPoolTests
         };
         if (values == "special")
         {
-            float[] data = x.data<float>().ToArray();
-            var random = new Random(7);
-            for (int i = 0; i < data.Length; i++)
-            {
-                data[i] = random.Next(20) switch
-                {
-                    0 => float.NaN,
-                    1 => float.PositiveInfinity,
-                    2 => float.NegativeInfinity,
-                    3 => -0f,
-                    _ => data[i],
-                };
-            }
-
-            x = tensor(data, shape);
+            x = Sprinkle(x, seed: 7);
         }
 
         return x;
     }
 
-    private static (Tensor Output, Tensor Gradient) RunWithGradient(Tensor input, Func<Tensor, Tensor> pool)
+    /// <param name="special">The gradient arriving at the output has NaN, ±∞ and −0 among its values (−0 comes back +0 from libtorch's).</param>
+    private static (Tensor Output, Tensor Gradient) RunWithGradient(Tensor input, Func<Tensor, Tensor> pool, bool special)
     {
         Tensor x = input.detach().clone().requires_grad_();
         Tensor output = pool(x);
-        // A distinct weight per output, so a gradient sent to the wrong input shows.
+        // A distinct weight per output, so a gradient sent to the wrong input shows: the output's gradient.
         Tensor weights = arange(output.numel(), ScalarType.Float32).reshape(output.shape).add(1).div(7);
+        if (special)
+        {
+            weights = Sprinkle(weights, seed: 11);
+        }
+
         output.mul(weights).sum().backward();
         return (output.detach(), x.grad!);
+    }
+
+    /// <summary>One value in five replaced by NaN, +∞, −∞ or −0.</summary>
+    private static Tensor Sprinkle(Tensor x, int seed)
+    {
+        float[] data = x.data<float>().ToArray();
+        var random = new Random(seed);
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = random.Next(20) switch
+            {
+                0 => float.NaN,
+                1 => float.PositiveInfinity,
+                2 => float.NegativeInfinity,
+                3 => -0f,
+                _ => data[i],
+            };
+        }
+
+        return tensor(data, x.shape);
     }
 
     private static byte[] Bits(Tensor t) => t.contiguous().bytes.ToArray();
