@@ -66,6 +66,18 @@ internal static class Profile
 
                         Console.WriteLine($"{string.Join('x', shape)} {name}: no grad {plain:F0} µs, with grad {forward / 200:F0} µs, sum+backward {backward / 200:F0} µs");
                     }
+
+                    // Our backward's own work, without autograd around it: the gradient of a contiguous output.
+                    using Tensor indices = empty([shape[0], shape[1], shape[2] / 2, shape[3] / 2], ScalarType.Int32);
+                    using Tensor pooled = TrainingService.Training.Models.MaxPool2d.Forward(input, indices);
+                    using Tensor gradient = randn_like(pooled);
+                    long s1 = Stopwatch.GetTimestamp();
+                    for (int i = 0; i < 200; i++)
+                    {
+                        TrainingService.Training.Models.MaxPool2d.Backward(gradient, indices, shape).Dispose();
+                    }
+
+                    Console.WriteLine($"{string.Join('x', shape)} ours: backward alone {Stopwatch.GetElapsedTime(s1).TotalMicroseconds / 200:F0} µs");
                 }
             }
 
