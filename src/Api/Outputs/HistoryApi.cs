@@ -77,20 +77,21 @@ public static class HistoryApi
             return Problems.Invalid("tags", tagError);
         }
 
-        var job = await db.Jobs.AsNoTracking().VisibleTo(caller).Where(j => j.Id == id).Select(j => new { j.CreatedAt, j.Step }).FirstOrDefaultAsync(cancellationToken);
+        var job = await db.Jobs.AsNoTracking().VisibleTo(caller).Where(j => j.Id == id).Select(j => new { j.CreatedAt, j.Step, j.LastSeq }).FirstOrDefaultAsync(cancellationToken);
         if (job is null)
         {
             return Problems.NoSuchJob(id);
         }
 
         int chunkBytes = streaming.Value.MaxFrameBytes;
+        long after = await StepScalars.StartAsync(db, id, fromStep, job.LastSeq, cancellationToken); // 0 without fromStep
         Func<Stream, Task> write = format switch
         {
-            "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter, job.CreatedAt, cancellationToken),
+            "tensorboard" => body => WriteEventFileAsync(body, Chunks(db, id, 0, chunkBytes, filter?.Kinds, cancellationToken), filter, job.CreatedAt, cancellationToken),
             "columns" when filter?.StepScalars is { } scalars => // the database reads the figures: no event parsed here
-                body => WriteColumnsAsync(body, InRange(StepScalars.ReadAsync(db, id, chunkBytes, scalars, toStep, cancellationToken)), cancellationToken),
-            "columns" => body => WriteColumnsAsync(body, InRange(Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter)), cancellationToken),
-            _ => body => WriteRowsAsync(body, InRange(Rows(Chunks(db, id, chunkBytes, filter?.Kinds, cancellationToken), filter)), format == "csv", cancellationToken),
+                body => WriteColumnsAsync(body, InRange(StepScalars.ReadAsync(db, id, chunkBytes, scalars, after, toStep, cancellationToken)), cancellationToken),
+            "columns" => body => WriteColumnsAsync(body, InRange(Rows(Chunks(db, id, after, chunkBytes, filter?.Kinds, cancellationToken), filter)), cancellationToken),
+            _ => body => WriteRowsAsync(body, InRange(Rows(Chunks(db, id, after, chunkBytes, filter?.Kinds, cancellationToken), filter)), format == "csv", cancellationToken),
         };
         IAsyncEnumerable<List<HistoryRow>> InRange(IAsyncEnumerable<List<HistoryRow>> rows) =>
             HistoryRange.Apply(rows, fromStep, toStep, points, job.Step, cancellationToken);
@@ -106,11 +107,11 @@ public static class HistoryApi
         };
     }
 
-    /// <summary>The stored events in seq order, a bounded chunk at a time (no transaction is held while the client reads).</summary>
+    /// <summary>The stored events after <paramref name="after"/> in seq order, a bounded chunk at a time (no transaction is held while the client reads).</summary>
     private static async IAsyncEnumerable<List<StreamEvent>> Chunks(
-        TrainingDb db, Guid id, int chunkBytes, IReadOnlyList<string>? kinds, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        TrainingDb db, Guid id, long after, int chunkBytes, IReadOnlyList<string>? kinds, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await foreach (HistoryChunk chunk in HistoryChunk.ReadAllAsync(db, id, 0, int.MaxValue, chunkBytes, kinds, cancellationToken))
+        await foreach (HistoryChunk chunk in HistoryChunk.ReadAllAsync(db, id, after, int.MaxValue, chunkBytes, kinds, cancellationToken))
         {
             yield return [.. chunk.Json.Select(json => ReadStep(json) ?? JsonSerializer.Deserialize<StreamEvent>(json, StreamJson.Options)!)];
         }

@@ -25,12 +25,12 @@ internal static class StepScalars
     /// deletes the events after it first), so a zoom into a long run stops reading there.
     /// </summary>
     public static async IAsyncEnumerable<List<HistoryApi.HistoryRow>> ReadAsync(
-        TrainingDb db, Guid jobId, long maxBytes, IReadOnlyList<(string Tag, string Field)> scalars, long? toStep,
+        TrainingDb db, Guid jobId, long maxBytes, IReadOnlyList<(string Tag, string Field)> scalars, long afterSeq, long? toStep,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string[] fields = [.. scalars.Select(s => s.Field)];
         int epoch = 0; // a step event without one keeps the last (as HistoryApi's reading of events does)
-        for (long after = 0; ;)
+        for (long after = afterSeq; ;)
         {
             var rows = new List<HistoryApi.HistoryRow>();
             int events = 0;
@@ -88,6 +88,64 @@ internal static class StepScalars
             {
                 yield break;
             }
+        }
+    }
+
+    /// <summary>
+    /// The seq to read a stored history after for the steps from <paramref name="fromStep"/> on: just before the last
+    /// step event under it (whose row the range then drops, but which gives the rows after it their epoch), or 0. A
+    /// stored history's steps rise with its seqs, so this is a bisection over seqs, each probe one step event read
+    /// through the step events' index: about log₂(seqs) one-row reads, so a zoom near the end of a long run does not
+    /// read the run from its first step.
+    /// </summary>
+    public static async Task<long> StartAsync(TrainingDb db, Guid jobId, long? fromStep, long lastSeq, CancellationToken cancellationToken)
+    {
+        if (fromStep is not long from || from <= 0)
+        {
+            return 0;
+        }
+
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            // The step of the first step event after a seq; none: past every step.
+            async Task<long> FirstStepAfter(long seq)
+            {
+                await using DbCommand query = db.Sql.ReadStepFields(db.Database.GetDbConnection(), jobId, seq, 1, []);
+                await using DbDataReader reader = await query.ExecuteReaderAsync(cancellationToken);
+                return !await reader.ReadAsync(cancellationToken) ? long.MaxValue : reader.IsDBNull(2) ? long.MinValue : reader.GetInt64(2);
+            }
+
+            if (await FirstStepAfter(0) >= from)
+            {
+                return 0;
+            }
+
+            // FirstStepAfter(lo) < from ≤ FirstStepAfter(hi), until hi = lo + 1: then the event at hi is the last step under from.
+            long lo = 0, hi = Math.Max(lastSeq, 1);
+            if (await FirstStepAfter(hi) < from)
+            {
+                return hi - 1; // steps stored after the job's row was read: every one so far is under from
+            }
+
+            while (hi - lo > 1)
+            {
+                long mid = lo + ((hi - lo) / 2);
+                if (await FirstStepAfter(mid) >= from)
+                {
+                    hi = mid;
+                }
+                else
+                {
+                    lo = mid;
+                }
+            }
+
+            return hi - 1;
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
         }
     }
 

@@ -156,6 +156,30 @@ public sealed class HistoryRangeTests
         }
     }
 
+    /// <summary>
+    /// fromStep starts the read at the last step event under it (a bisection over seqs), not at the first event: from
+    /// every starting step, the answer is the whole history's rows from there, each with its epoch, in every tag group.
+    /// </summary>
+    [Fact]
+    public async Task FromEveryStepTheAnswerIsTheWholeHistorysRowsFromThere()
+    {
+        await using TrainingServiceFactory factory = ServiceHarness.Factory();
+        using HttpClient client = factory.CreateClient();
+        Guid id = await HistoryApiTests.FinishedJobAsync(client); // 2 epochs of 6 steps, statistics every 2 steps
+
+        string[] full = (await client.GetStringAsync(new Uri($"/jobs/{id}/history", UriKind.Relative))).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(full, l => l.Contains("epoch/validation_accuracy", StringComparison.Ordinal));
+        Assert.Contains(full, l => l.Contains("activations/", StringComparison.Ordinal));
+        (long Step, double Value)[] losses = await ReadAsync(client, $"/jobs/{id}/history?format=columns&tags=step/loss");
+        long Step(string line) => long.Parse(line.Split(',')[0], CultureInfo.InvariantCulture);
+        for (long from = 0; from <= 13; from++)
+        {
+            string[] ranged = (await client.GetStringAsync(new Uri($"/jobs/{id}/history?fromStep={from}", UriKind.Relative))).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal([full[0], .. full.Skip(1).Where(l => Step(l) >= from)], ranged);
+            Assert.Equal(losses.Where(r => r.Step >= from), await ReadAsync(client, $"/jobs/{id}/history?format=columns&tags=step/loss&fromStep={from}"));
+        }
+    }
+
     /// <summary>The (step, value) rows of a CSV or columns answer, in order within their tag.</summary>
     private static async Task<(long Step, double Value)[]> ReadAsync(HttpClient client, string uri)
     {
