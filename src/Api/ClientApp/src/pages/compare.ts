@@ -41,6 +41,15 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
   const turns = limiter(4);
   let turn = 0;
   let zoomTurn = 0;
+  let zoomAbort = new AbortController(); // the latest zoom's requests: a newer zoom or choice cancels them, freeing their places
+  abort.signal.addEventListener('abort', () => zoomAbort.abort());
+  /** A new zoom turn: the last one's requests, queued or in flight, are cancelled (the limiter's places go to this one). */
+  function nextZoom() {
+    zoomAbort.abort();
+    zoomAbort = new AbortController();
+    if (abort.signal.aborted) zoomAbort.abort();
+    return { mine: ++zoomTurn, signal: zoomAbort.signal };
+  }
   const points = chartPoints(chartHost.clientWidth);
   const stepsPerEpoch = (job: JobView) => job.totalSteps / Math.max(1, job.hyperparameters.epochs);
 
@@ -58,7 +67,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
 
   async function draw() {
     const mine = ++turn; // a later choice wins, whichever answer arrives last
-    zoomTurn++; // and a zoom's detail of the last choice is not wanted any more
+    nextZoom(); // and a zoom's detail of the last choice is not wanted any more
     const tag = metric.value;
     const byEpoch = axis.value === 'epoch';
     status.textContent = 'Loading…';
@@ -74,7 +83,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         return curve;
       }));
       if (mine !== turn) return;
-      zoomTurn++; // a zoom of the chart this one replaces is not wanted, even if its rows arrive later
+      nextZoom(); // a zoom of the chart this one replaces is not wanted, even if its rows arrive later
       const t = performance.now();
       overview = curves;
       data = align(curves, byEpoch);
@@ -107,7 +116,7 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
    * spliced into its overview; back to the whole run (null), the overview alone. Per-epoch metrics are whole already.
    */
   async function refine(range: [number, number] | null, tag: string, byEpoch: boolean) {
-    const mine = ++zoomTurn;
+    const { mine, signal } = nextZoom();
     const base = overview; // the overview this zoom refines, whatever is drawn by the time its rows arrive
     if (!range || !tag.startsWith('step/')) {
       if (!range) {
@@ -126,7 +135,8 @@ export function comparePage(main: HTMLElement, query: URLSearchParams): Page {
         const [fromStep, toStep] = spans[i];
         // Downsampled with every step in it already (a bucket a step wide): nothing finer to fetch.
         if (job.step < Math.floor((points + 1) / 2)) return base[i];
-        const text = await turns(() => api.historyColumns(job.id, [tag], abort.signal, { fromStep, toStep, points }));
+        // A zoom overtaken while this waited for a place gives it up at once (fetch rejects an aborted signal).
+        const text = await turns(() => api.historyColumns(job.id, [tag], signal, { fromStep, toStep, points }));
         return splice(base[i], parseColumns(text, [tag], stepsPerEpoch(job)).get(tag)!, fromStep, toStep);
       }));
       if (mine !== zoomTurn) return;
