@@ -23,9 +23,10 @@ public sealed class CleanupTests(ITestOutputHelper output)
         StorageOptions storage = factory.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
         Guid dataset = await JobHarness.CreateShapesAsync(client);
 
-        // A long job: 409 while it has not ended; paused (a checkpoint) then cancelled, it keeps its checkpoint.
+        // A long job (8,000 steps, still running when the pause comes even on a fast machine): 409 while it has not
+        // ended; paused (a checkpoint) then cancelled, it keeps its checkpoint.
         (_, JsonElement longJob) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{dataset}}", "hyperparameters": { "epochs": 200 } }""");
+            $$"""{ "datasetId": "{{dataset}}", "hyperparameters": { "epochs": 2000 } }""");
         Guid stopped = longJob.GetProperty("id").GetGuid();
         using (HttpResponseMessage early = await client.DeleteAsync(new Uri($"/jobs/{stopped}", UriKind.Relative)))
         {

@@ -14,7 +14,7 @@ public sealed class ConcurrentJobTests
                       { "kind": "flatten" }, { "kind": "dropout", "p": 0.3 }, { "kind": "linear", "units": 3 } ] }
         """;
 
-    private const int Epochs = 8;
+    private const int Epochs = 16;
 
     [Fact]
     public async Task TwoJobsTrainedAtOnceHaveTheStepLossesOfEachTrainedAlone()
@@ -24,12 +24,16 @@ public sealed class ConcurrentJobTests
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client, classes: 3, samples: 512);
 
-        double?[] alone3 = await LossesAsync(client, await StartAsync(client, datasetId, seed: 3));
-        double?[] alone4 = await LossesAsync(client, await StartAsync(client, datasetId, seed: 4));
-        // The second starts once the first is running, and each runs a few seconds: the two overlap even on a slow
-        // machine (with 3 epochs, about a second each, one CI run saw the second claimed only after the first had ended).
+        Guid first = await StartAsync(client, datasetId, seed: 3);
+        double?[] alone3 = await LossesAsync(client, first);
+        Guid second = await StartAsync(client, datasetId, seed: 4);
+        double?[] alone4 = await LossesAsync(client, second);
+        // Once both slots are free, the two are created back to back: each slot claims one at once, milliseconds apart,
+        // and each trains 512 steps, so they overlap even on a machine that trains thousands of steps a second. (Waiting
+        // for the first to be Running, a state written about every 100 ms, before creating the second let a fast machine
+        // finish the first, then 256 steps, before the second was claimed.)
+        await LetGoAsync(client, first, second);
         Guid together3 = await StartAsync(client, datasetId, seed: 3);
-        await JobHarness.WaitForStateAsync(client, together3, "Running");
         Guid together4 = await StartAsync(client, datasetId, seed: 4);
         double?[] losses3 = await LossesAsync(client, together3);
         double?[] losses4 = await LossesAsync(client, together4);
@@ -58,6 +62,18 @@ public sealed class ConcurrentJobTests
     {
         await JobHarness.WaitForStateAsync(client, jobId, "Succeeded");
         return [.. (await JobHarness.HistoryAsync(client, jobId)).Where(e => e.Kind == "step").Select(e => e.Loss)];
+    }
+
+    /// <summary>Waits until no worker holds the jobs: a run lets its job go just after its last events are stored.</summary>
+    private static async Task LetGoAsync(HttpClient client, params Guid[] jobIds)
+    {
+        foreach (Guid jobId in jobIds)
+        {
+            for (int i = 0; i < 100 && (await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("worker").ValueKind != JsonValueKind.Null; i++)
+            {
+                await Task.Delay(20);
+            }
+        }
     }
 
     private static async Task<(DateTime First, DateTime Last)> StepSpanAsync(HttpClient client, Guid jobId)

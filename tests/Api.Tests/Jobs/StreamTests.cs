@@ -17,8 +17,10 @@ public sealed class StreamTests
         await using var factory = new TrainingServiceFactory();
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 1024);
+        // 64,000 steps, finished by the test once the resubscribed client has had live events: it runs through every
+        // subscription however fast the machine trains.
         (_, JsonElement job) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 6, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1000, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
         Guid jobId = job.GetProperty("id").GetGuid();
         while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64() < 30)
         {
@@ -44,6 +46,8 @@ public sealed class StreamTests
         var afterDrop = new StreamRecorder(again);
         await again.StartAsync();
         await again.InvokeAsync("Subscribe", jobId, lastSeen);
+        await afterDrop.WaitForAsync(events => events.Count > 0 && events[^1].Seq > 150);
+        await client.PostAsync(new Uri($"/jobs/{jobId}/finish", UriKind.Relative), null);
         await lateEvents.WaitForAsync(events => events.Any(e => e.State == RunState.Succeeded));
         await afterDrop.WaitForAsync(events => events.Any(e => e.State == RunState.Succeeded));
 
@@ -67,8 +71,10 @@ public sealed class StreamTests
         using HttpClient client = factory.CreateClient();
         LiveEvents live = factory.Services.GetRequiredService<LiveEvents>();
         Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 1024);
+        // 64,000 steps, finished by the test once every viewer has followed it live for a while: it is still running when
+        // they join however fast the machine trains.
         (_, JsonElement job) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 6, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1000, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
         Guid jobId = job.GetProperty("id").GetGuid();
         while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64() < 20)
         {
@@ -87,6 +93,12 @@ public sealed class StreamTests
         }
 
         long framesBefore = live.FramesMade;
+        foreach ((_, StreamRecorder recorder, _) in viewers)
+        {
+            await recorder.WaitForAsync(_ => recorder.Messages >= 10); // about a second of live events
+        }
+
+        await client.PostAsync(new Uri($"/jobs/{jobId}/finish", UriKind.Relative), null);
         foreach ((_, StreamRecorder recorder, _) in viewers)
         {
             await recorder.WaitForAsync(events => events.Any(e => e.State == RunState.Succeeded));

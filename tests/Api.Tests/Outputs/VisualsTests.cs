@@ -62,7 +62,9 @@ public sealed class VisualsTests
     {
         await using TrainingServiceFactory factory = ServiceHarness.Factory();
         using HttpClient client = factory.CreateClient();
-        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 4096);
+        // 5,120 steps an epoch: the first lasts a second or more even at thousands of steps a second, so neither the
+        // check for no pictures yet nor the snapshot meets the end of epoch 1 (the job is cancelled once it has its snapshot).
+        Guid dataset = await JobHarness.CreateShapesAsync(client, samples: 40960);
         (_, JsonElement job) = await JobHarness.PostJobAsync(client,
             $$"""{ "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 5, "batchSize": 8 } }""");
         Guid id = job.GetProperty("id").GetGuid();
@@ -78,7 +80,7 @@ public sealed class VisualsTests
         }
 
         Assert.NotNull(snapshot);
-        Assert.True(snapshot.Step < 512, $"taken mid-epoch 1 (512 steps an epoch), at step {snapshot.Step}");
+        Assert.True(snapshot.Step < 5120, $"taken mid-epoch 1 (5,120 steps an epoch), at step {snapshot.Step}");
         JsonElement visuals = await client.GetFromJsonAsync<JsonElement>($"/jobs/{id}/visuals");
         Assert.Equal(snapshot.Step, visuals.GetProperty("step").GetInt64());
         using SKBitmap filters = await PngAsync(client, $"/jobs/{id}/filters/conv1.png");

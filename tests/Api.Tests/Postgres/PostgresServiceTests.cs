@@ -209,8 +209,10 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
         await using TrainingServiceFactory factory = await StartAsync(new() { ["Jobs:CheckpointEverySteps"] = "25" });
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 512);
+        // 2,560 steps: the step read below is up to ~150 ms old, and a machine training 5,000 steps a second still has
+        // half a second of them left when the server stops.
         (HttpResponseMessage response, JsonElement posted) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 10, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 80, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid jobId = posted.GetProperty("id").GetGuid();
         while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64() < 50)
@@ -269,8 +271,10 @@ public sealed class PostgresServiceTests(PostgresServer server, ITestOutputHelpe
         await using TrainingServiceFactory factory = await StartAsync(new() { ["Jobs:CheckpointEverySteps"] = "25" });
         using HttpClient client = factory.CreateClient();
         Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 512);
+        // 2,560 steps: the step read below is up to ~150 ms old, and a machine training 5,000 steps a second still has
+        // half a second of them left when the lock is taken.
         (HttpResponseMessage response, JsonElement posted) = await JobHarness.PostJobAsync(client,
-            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 10, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 80, "batchSize": 16 }, "monitoring": { "statsEvery": 5 } }""");
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Guid jobId = posted.GetProperty("id").GetGuid();
         while ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("step").GetInt64() < 50)

@@ -33,7 +33,9 @@ public sealed class CrossNodeTests(ITestOutputHelper output)
         await using TrainingServiceFactory a = nodes.A, b = nodes.B;
         using HttpClient clientA = a.CreateClient();
         using HttpClient clientB = b.CreateClient();
-        Guid jobId = await PostJobAsync(clientA, epochs: 40); // a few seconds: long enough to be followed live
+        // 32,000 steps, finished by the test once node B has followed it for a second: however fast the machine trains,
+        // the job runs on while the viewers connect, and most of its steps come before the finish.
+        Guid jobId = await PostJobAsync(clientA, epochs: 1000);
 
         await using HubConnection local = JobHarness.Hub(a);
         await using HubConnection remote = JobHarness.Hub(b);
@@ -41,6 +43,8 @@ public sealed class CrossNodeTests(ITestOutputHelper output)
         var onB = new TimedRecorder(remote);
         await Task.WhenAll(local.StartAsync(), remote.StartAsync());
         await Task.WhenAll(local.InvokeAsync("Subscribe", jobId, 0L), remote.InvokeAsync("Subscribe", jobId, 0L));
+        await onB.WaitForArrivalAsync(DateTime.UtcNow + TimeSpan.FromSeconds(1));
+        await ServiceHarness.PostAsync(clientA, $"/jobs/{jobId}/finish");
         await onB.WaitForEndAsync();
         await onA.WaitForEndAsync();
 

@@ -26,23 +26,30 @@ public sealed class SweepScaleOutTests
             using ServiceProcess second = await starting;
             Guid dataset = await JobHarness.CreateShapesAsync(api.Client, samples: 256);
             (HttpResponseMessage response, JsonElement created) = await SweepTests.PostAsync(api.Client, $$"""
-                { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 20, "batchSize": 16 } },
+                { "base": { "datasetId": "{{dataset}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 30, "batchSize": 16 } },
                   "searchSpace": [ { "path": "hyperparameters.learningRate", "choice": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06] } ], "parallelism": 2 }
                 """);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
             Guid sweepId = created.GetProperty("id").GetGuid();
 
-            // Kill the worker training the first trial once it is well under way.
-            JsonElement sweep = await SweepTests.WaitAsync(api.Client, sweepId, s => s.GetProperty("trialList")[0].GetProperty("jobId").ValueKind == JsonValueKind.String, TimeSpan.FromSeconds(60));
-            Guid firstTrial = sweep.GetProperty("trialList")[0].GetProperty("jobId").GetGuid();
-            JsonElement running;
-            do
+            // Kill the worker training the first trial as soon as the trial has written its first checkpoint (at the end of
+            // its first epoch, step 16), which it resumes from. The file appears as the trainer takes that step, whereas the
+            // job's step as the api reads it is up to ~150 ms old: about what a fast worker takes for a whole trial (480
+            // steps, 30 epochs of 16). Hence the short polls too.
+            Guid firstTrial = Guid.Empty;
+            string checkpoint = "";
+            for (DateTime deadline = DateTime.UtcNow.AddSeconds(60); checkpoint.Length == 0 || !File.Exists(checkpoint); await Task.Delay(5))
             {
-                await Task.Delay(50);
-                running = await api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{firstTrial}");
+                Assert.True(DateTime.UtcNow < deadline, $"the first trial ({firstTrial}) has written no checkpoint");
+                if (checkpoint.Length == 0
+                    && (await api.Client.GetFromJsonAsync<JsonElement>($"/sweeps/{sweepId}")).GetProperty("trialList")[0].GetProperty("jobId") is { ValueKind: JsonValueKind.String } jobId)
+                {
+                    firstTrial = jobId.GetGuid();
+                    checkpoint = Path.Combine(folder, "jobs", firstTrial.ToString("N"), "checkpoint.bin");
+                }
             }
-            while (running.GetProperty("worker").ValueKind != JsonValueKind.String || running.GetProperty("step").GetInt64() < 40);
 
+            JsonElement running = await api.Client.GetFromJsonAsync<JsonElement>($"/jobs/{firstTrial}");
             (running.GetProperty("worker").GetString() == "worker-1" ? first : second).Kill();
             JsonElement done;
             try
