@@ -13,6 +13,7 @@ using static TorchSharp.torch;
 // Benchmarks, measured side by side in one process and reported as ratios (docs/benchmarks.md).
 //   all        issue 15's table: the modes below one after another (each in its own process), then their headline figures against the targets
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--peers: only the bare loop, the service and PyTorch]
+//              (BENCH_GAPS=1: the time between each service job's step events, to stderr; =2: its slow steps listed too)
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers] [--tail] [--vgg]  a step's time by phase, beside PyTorch's

@@ -230,17 +230,19 @@ internal sealed class ServiceUnderTest : IDisposable
         // job's set-up and its epoch-end work (checkpoint, weights, pictures) are not counted; the steps between are.
         DateTime[] steps = [.. _client.GetFromJsonAsync<JsonElement[]>($"/jobs/{jobId}/events?limit=10000").GetAwaiter().GetResult()!
             .Where(e => e.GetProperty("kind").GetString() == "step").Select(e => e.GetProperty("time").GetDateTime())];
-        if (Environment.GetEnvironmentVariable("BENCH_GAPS") is not null)
+        // BENCH_GAPS=1: the time between the job's step events (its stalled steps); =2: also each step over twice the median.
+        if (Environment.GetEnvironmentVariable("BENCH_GAPS") is { } gapsMode)
         {
             double[] gaps = [.. steps.Zip(steps.Skip(1), (a, b) => (b - a).TotalMilliseconds)];
             double[] sorted = [.. gaps.Order()];
-            if (Environment.GetEnvironmentVariable("BENCH_GAPS") == "2")
+            double median = sorted[sorted.Length / 2];
+            if (gapsMode == "2")
             {
-                double med = sorted[sorted.Length / 2];
-                Console.Error.WriteLine("slow: " + string.Join(' ', gaps.Select((g, i) => (g, i)).Where(p => p.g > 2 * med).Select(p => $"{p.i + 1}:{p.g:F0}@{steps[p.i]:ss.fff}")));
+                Console.Error.WriteLine("slow: " + string.Join(' ', gaps.Select((g, i) => (g, i)).Where(p => p.g > 2 * median).Select(p => $"{p.i + 1}:{p.g:F0}@{steps[p.i]:ss.fff}")));
             }
 
-            Console.Error.WriteLine($"gaps: first20 {gaps.Take(20).Sum():F1} ms, rest mean {gaps.Skip(20).Average():F2} median {sorted[sorted.Length / 2]:F2} p90 {sorted[(int)(sorted.Length * 0.9)]:F2} p99 {sorted[(int)(sorted.Length * 0.99)]:F2} max {sorted[^1]:F1}; sum of gaps over 1.5× median {gaps.Where(g => g > 1.5 * sorted[sorted.Length / 2]).Sum(g => g - sorted[sorted.Length / 2]):F0} ms of {gaps.Sum():F0}; first 10: {string.Join(' ', gaps.Take(10).Select(g => g.ToString("F1")))}");
+            Console.Error.WriteLine($"gaps: first20 {gaps.Take(20).Sum():F1} ms, rest mean {gaps.Skip(20).DefaultIfEmpty().Average():F2} median {median:F2} p90 {sorted[(int)(sorted.Length * 0.9)]:F2} "
+                + $"p99 {sorted[(int)(sorted.Length * 0.99)]:F2} max {sorted[^1]:F1}; sum of gaps over 1.5× median {gaps.Where(g => g > 1.5 * median).Sum(g => g - median):F0} ms of {gaps.Sum():F0}");
         }
 
         return (steps.Length - 1) * batch / (steps[^1] - steps[0]).TotalSeconds;

@@ -260,8 +260,8 @@ public sealed class CrashTests
                     $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1000, "batchSize": 16 } }""");
                 jobId = job.GetProperty("id").GetGuid();
                 // Long enough not to end before either kill (200 epochs once did, CI at 97f5e32: ~6,400 steps take seconds
-                // here); it never trains to the end. Past its first checkpoint (every 25 steps): killed before it, the job would start again from nothing, its
-                // history (the first Running event too) replaced by the new run's.
+                // here); it never trains to the end. Past its first checkpoint (every 25 steps): killed before it, the job
+                // would start again from nothing, its history (the first Running event too) replaced by the new run's.
                 await WaitForRunningStatesAsync(first.Client, jobId, 1, minStep: 30);
                 first.Kill();
             }
