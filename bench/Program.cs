@@ -14,6 +14,7 @@ using static TorchSharp.torch;
 //   all        issue 15's table: the modes below one after another (each in its own process), then their headline figures against the targets
 //   throughput [--rounds N] [--steps N] [--batch N] [--threads N] [--peers: only the bare loop, the service and PyTorch]
 //              (BENCH_GAPS=1: the time between each service job's step events, to stderr; =2: its slow steps listed too)
+//              --halves: only the bare loop and the same loop with each batch in two halves at once, a thread each (as the Trainer trains with 2+ threads)
 //   accuracy   [--epochs N] [--model lenet5|vgg|…]  a preset on Fashion-MNIST, SGD with a cosine schedule
 //   predict    [--requests N]  one-image prediction latency through the service (HTTP, JSON pixels)
 //   profile    [--steps N] [--batch N] [--threads N] [--rounds N] [--pool] [--layers] [--tail] [--vgg]  a step's time by phase, beside PyTorch's
@@ -173,6 +174,11 @@ if (args.Contains("--peers"))
     configurations = configurations[..1];
 }
 
+if (args.Contains("--halves"))
+{
+    configurations = [configurations[0], ("bare loop, two half-batches at once, one thread each", () => BareLoopHalves(lenet, subset, batch))];
+}
+
 using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
 if (service is not null)
 {
@@ -253,6 +259,76 @@ static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
     }
 
     return order.Length / clock.Elapsed.TotalSeconds;
+}
+
+// The bare loop with each batch split in two halves, forward and backward on a thread each (one intra-op thread
+// each), their gradients summed by autograd into the shared parameters, then one optimizer step.
+static double BareLoopHalves(SpecAnalysis spec, ImageDataset data, int batch)
+{
+    using var model = new SpecModel(spec, seed: 1);
+    using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
+    using Tensor images = tensor(data.Train.Images, [data.Train.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
+    using Tensor labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);
+    using Tensor scale = tensor(data.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, data.Channels, 1, 1);
+    using Tensor shift = tensor(data.Mean.Zip(data.Std, (m, s) => -m / s).ToArray()).reshape(1, data.Channels, 1, 1);
+    int[] order = [.. Enumerable.Range(0, data.Train.Count)];
+    new Random(1).Shuffle(order);
+    model.train();
+    using var go = new SemaphoreSlim(0);
+    using var done = new SemaphoreSlim(0);
+    Tensor? x2 = null, y2 = null;
+    float loss2 = 0;
+    int n = 0;
+    bool stop = false;
+    var helper = new Thread(() =>
+    {
+        set_num_threads(1);
+        while (true)
+        {
+            go.Wait();
+            if (stop)
+            {
+                return;
+            }
+
+            using (var scope = NewDisposeScope())
+            {
+                Tensor l = nn.functional.cross_entropy(model.call(x2!), y2!, reduction: nn.Reduction.Sum).div_(n);
+                l.backward();
+                loss2 = l.item<float>();
+            }
+
+            done.Release();
+        }
+    });
+    helper.Start();
+    set_num_threads(1);
+    var clock = Stopwatch.StartNew();
+    for (int start = 0; start < order.Length; start += batch)
+    {
+        using var scope = NewDisposeScope();
+        using Tensor index = tensor(order[start..Math.Min(start + batch, order.Length)], ScalarType.Int32).to(ScalarType.Int64);
+        Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(scale).add_(shift);
+        Tensor y = labels.index_select(0, index);
+        n = (int)x.shape[0];
+        int h = n / 2;
+        optimizer.zero_grad();
+        x2 = x.narrow(0, h, n - h);
+        y2 = y.narrow(0, h, n - h);
+        go.Release();
+        Tensor loss = nn.functional.cross_entropy(model.call(x.narrow(0, 0, h)), y.narrow(0, 0, h), reduction: nn.Reduction.Sum).div_(n);
+        loss.backward();
+        done.Wait();
+        optimizer.step();
+        _ = loss.item<float>() + loss2;
+    }
+
+    double rate = order.Length / clock.Elapsed.TotalSeconds;
+    stop = true;
+    go.Release();
+    helper.Join();
+    set_num_threads(2);
+    return rate;
 }
 
 // Without defaults: no diagnostics and no pictures (the figures of the earlier runs). With them: the babysitting rules

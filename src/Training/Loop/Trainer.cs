@@ -53,6 +53,7 @@ public sealed class Trainer : IDisposable
     private readonly Diagnostics? _diagnostics;
     private readonly SanityOptions? _sanity;
     private readonly RangeTest? _rangeTest;
+    private readonly HalfBatches? _halves; // with 2+ threads and a model whose layers split by batch: each step in two halves at once
     private readonly Tensor _images;
     private readonly Tensor _labels;
     private readonly Tensor _scale;
@@ -104,7 +105,11 @@ public sealed class Trainer : IDisposable
 
         _augmentation = _hp.Augmentation is { IsOn: true } augmentation ? augmentation : null;
         _rangeTest = _sanity?.Check == SanityCheck.LearningRateRangeTest ? new RangeTest(_sanity) : null;
+        _halves = plan.Threads >= 2 && _model.Plan.All(layer => layer.Kind.SplitsByBatch) ? new HalfBatches(plan.Threads / 2) : null;
     }
+
+    /// <summary>The job's thread's intra-op threads while it trains: all the job's, or what the other half leaves.</summary>
+    private int StepThreads => _halves is null ? _plan.Threads : _plan.Threads - (_plan.Threads / 2);
 
     /// <summary>
     /// The split's pixels as an N×C×H×W uint8 tensor over the dataset's own array, pinned while the tensor lives and
@@ -148,6 +153,9 @@ public sealed class Trainer : IDisposable
 
     public TrainingPlan Plan => _plan;
 
+    /// <summary>Whether each step's batch trains as two halves at once (<see cref="HalfBatches"/>).</summary>
+    internal bool TrainsInHalves => _halves is not null;
+
     /// <summary>Continue from a checkpoint written by a trainer of the same spec, data and hyperparameters.</summary>
     public void RestoreFrom(string checkpointPath)
     {
@@ -161,7 +169,7 @@ public sealed class Trainer : IDisposable
         // libtorch's intra-op thread count belongs to the calling thread once that thread has read it (a first read
         // would otherwise reset it to the last count set by any thread): read, then set this job's own.
         _ = get_num_threads();
-        set_num_threads(_plan.Threads);
+        set_num_threads(StepThreads);
         Checkpoint.Restore(_model.Generator, _position.GeneratorState);
         Emit(new StateEvent { State = RunState.Running, Reason = _position.Step == 0 ? null : $"resumed at step {_position.Step}" });
         long lastTick = Stopwatch.GetTimestamp();
@@ -373,6 +381,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        _halves?.Dispose();
         _model.Dispose();
         _optimizer.Dispose();
         _images.Dispose();
@@ -405,9 +414,19 @@ public sealed class Trainer : IDisposable
                 _stats!.BeginForward();
             }
 
-            Tensor logits = _model.call(x);
-            Tensor lossTensor = nn.functional.cross_entropy(logits, y);
-            lossTensor.backward();
+            if (_halves is not null && batch.Length >= 2)
+            {
+                (loss, correct) = ForwardBackwardInHalves(x, y, batch, _model.LayerOutputObserver);
+            }
+            else
+            {
+                Tensor logits = _model.call(x);
+                Tensor lossTensor = nn.functional.cross_entropy(logits, y);
+                lossTensor.backward();
+                loss = lossTensor.item<float>();
+                correct = CountCorrect(logits, _data.Train.Labels, batch);
+            }
+
             if (collect)
             {
                 _stats!.BeforeUpdate();
@@ -418,9 +437,6 @@ public sealed class Trainer : IDisposable
             {
                 layers = _stats!.AfterUpdate(step);
             }
-
-            loss = lossTensor.item<float>();
-            correct = CountCorrect(logits, _data.Train.Labels, batch);
         }
 
         long now = Stopwatch.GetTimestamp();
@@ -456,6 +472,45 @@ public sealed class Trainer : IDisposable
                 EmitAll(_diagnostics.OnLayers(layers, _stats!.ActiveUnits, learningRate));
             }
         }
+    }
+
+    /// <summary>
+    /// The step's forward and backward passes as two halves at once (<see cref="HalfBatches"/>), the second on the other
+    /// thread. Each half's loss is its cross-entropy summed and divided by the whole batch's size, so the two add up to
+    /// the batch's mean and autograd's sum of their gradients is the batch's gradient. The layer outputs that
+    /// <paramref name="observe"/> is to see are each half's joined back into the batch's, in order, once both are done.
+    /// </summary>
+    private (float Loss, long Correct) ForwardBackwardInHalves(Tensor x, Tensor y, int[] batch, Action<int, Tensor>? observe)
+    {
+        int n = batch.Length, half = n / 2;
+        Tensor[]? first = observe is null ? null : new Tensor[_model.Plan.Count];
+        Tensor[]? second = observe is null ? null : new Tensor[_model.Plan.Count];
+        Tensor x2 = x.narrow(0, half, n - half), y2 = y.narrow(0, half, n - half);
+        float loss2 = 0;
+        long correct2 = 0;
+        _halves!.Start(() =>
+        {
+            (loss2, correct2) = HalfPass(x2, y2, n, batch.AsSpan(half), second);
+        });
+        (float loss1, long correct1) = HalfPass(x.narrow(0, 0, half), y.narrow(0, 0, half), n, batch.AsSpan(0, half), first);
+        _halves.Wait();
+        if (observe is not null)
+        {
+            for (int i = 0; i < first!.Length; i++)
+            {
+                observe(i, cat([first[i], second![i]], 0));
+            }
+        }
+
+        return (loss1 + loss2, correct1 + correct2);
+    }
+
+    private (float Loss, long Correct) HalfPass(Tensor x, Tensor y, int batchSize, ReadOnlySpan<int> samples, Tensor[]? outputs)
+    {
+        Tensor logits = _model.Observed(x, outputs is null ? null : (i, output) => outputs[i] = output);
+        Tensor loss = nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).div_(batchSize);
+        loss.backward();
+        return (loss.item<float>(), CountCorrect(logits, _data.Train.Labels, samples));
     }
 
     private void EmitAll(List<AlertEvent> alerts)
@@ -536,6 +591,7 @@ public sealed class Trainer : IDisposable
         _model.eval();
         double lossSum = 0;
         long correct = 0;
+        set_num_threads(_plan.Threads); // all the job's threads: while it trains in halves, this thread has only its half
         using (no_grad())
         {
             for (int start = 0; start < indices.Length; start += EvaluationBatch)
@@ -549,12 +605,13 @@ public sealed class Trainer : IDisposable
             }
         }
 
+        set_num_threads(StepThreads);
         _model.train();
         return (lossSum / indices.Length, (double)correct / indices.Length);
     }
 
     /// <summary>Top-1 hits, read from the logits' memory: four torch ops a step fewer than argmax/eq/sum/item.</summary>
-    private long CountCorrect(Tensor logits, byte[] labels, int[] batch)
+    private long CountCorrect(Tensor logits, byte[] labels, ReadOnlySpan<int> batch)
     {
         ReadOnlySpan<float> scores = TensorMemory.Floats(logits);
         int classes = _data.Classes;

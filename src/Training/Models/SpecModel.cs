@@ -43,11 +43,13 @@ public sealed class SpecModel : nn.Module<Tensor, Tensor>
     /// <summary>Called with each layer's index and output during forward while set; the tensor lives until the step's dispose scope ends.</summary>
     public Action<int, Tensor>? LayerOutputObserver { get; set; }
 
-    public override Tensor forward(Tensor input)
+    public override Tensor forward(Tensor input) => Observed(input, LayerOutputObserver);
+
+    /// <summary>The forward pass with <paramref name="observer"/> in place of <see cref="LayerOutputObserver"/>: two halves of a batch running at once each record their own.</summary>
+    public Tensor Observed(Tensor input, Action<int, Tensor>? observer)
     {
         var outputs = new Tensor[_layers.Length];
         Tensor Input(int j) => j == LayerPlan.ModelInput ? input : outputs[j];
-        Action<int, Tensor>? observer = LayerOutputObserver;
         for (int i = 0; i < _layers.Length; i++)
         {
             int[] inputs = Plan[i].Inputs;

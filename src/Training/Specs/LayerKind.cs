@@ -30,6 +30,13 @@ public abstract class LayerKind
 
     public bool IsMerge => MergeVerb is not null;
 
+    /// <summary>
+    /// Whether a training batch keeps its meaning split into two halves that run at once (the Trainer's
+    /// <see cref="Loop.HalfBatches"/>): false for batch norm, whose statistics are the whole batch's, and dropout, whose
+    /// masks come in order from the model's one generator.
+    /// </summary>
+    internal virtual bool SplitsByBatch => true;
+
     public override string ToString() => Name;
 
     /// <summary>The plan with the layer's fields checked and every default filled in.</summary>

@@ -12,6 +12,8 @@ public sealed class BatchNorm2dKind : LayerKind
 {
     public override string Name => "batchnorm2d";
 
+    internal override bool SplitsByBatch => false;
+
     public override string AutoNamePrefix => "batchnorm";
 
     public override IReadOnlyList<string> Fields => ["eps", "momentum"];

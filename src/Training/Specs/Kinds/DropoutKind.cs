@@ -11,6 +11,8 @@ public sealed class DropoutKind : LayerKind
 {
     public override string Name => "dropout";
 
+    internal override bool SplitsByBatch => false;
+
     public override IReadOnlyList<string> Fields => ["p"];
 
     internal override LayerPlan Resolve(LayerPlan plan, LayerSpec layer, LayerCheck check)
