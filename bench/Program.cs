@@ -124,7 +124,7 @@ if (mode == "concurrent")
 
 if (mode == "cifar")
 {
-    await Cifar.RunAsync(fashion, Option("--rounds", 3), Option("--steps", 50), args.Contains("--channels-last"), BareLoop);
+    await Cifar.RunAsync(fashion, Option("--rounds", 3), Option("--steps", 50), args.Contains("--channels-last"), (spec, data, batch) => BareLoop(spec, data, batch));
     return 0;
 }
 
@@ -176,7 +176,7 @@ if (args.Contains("--peers"))
 
 if (args.Contains("--halves"))
 {
-    configurations = [configurations[0], ("bare loop, two half-batches at once, one thread each", () => BareLoopHalves(lenet, subset, batch))];
+    configurations = [configurations[0], ("bare loop, two half-batches at once, one thread each", () => BareLoop(lenet, subset, batch, halves: true))];
 }
 
 using ServiceUnderTest? service = args.Contains("--no-service") ? null : await ServiceUnderTest.StartAsync(subset, ModelPresets.LeNet5());
@@ -232,8 +232,10 @@ static ImageDataset Subset(ImageDataset data, int count) => data with
 };
 
 // The same model, data path (uint8 images gathered per batch, normalised per channel), optimiser and threads
-// as the Trainer, with nothing else: no events, statistics, accuracy or bookkeeping.
-static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
+// as the Trainer, with nothing else: no events, statistics, accuracy or bookkeeping. One pass per batch, every op on
+// the intra-op threads; or (halves) as the Trainer trains with 2+ threads: each batch split in two halves, forward and
+// backward on a thread each with one intra-op thread, autograd adding their gradients, then one optimizer step.
+static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch, bool halves = false)
 {
     using var model = new SpecModel(spec, seed: 1);
     using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
@@ -244,65 +246,20 @@ static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch)
     int[] order = [.. Enumerable.Range(0, data.Train.Count)];
     new Random(1).Shuffle(order);
     model.train();
-    var clock = Stopwatch.StartNew();
-    for (int start = 0; start < order.Length; start += batch)
-    {
-        using var scope = NewDisposeScope();
-        using Tensor index = tensor(order[start..Math.Min(start + batch, order.Length)], ScalarType.Int32).to(ScalarType.Int64);
-        Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(scale).add_(shift);
-        Tensor y = labels.index_select(0, index);
-        optimizer.zero_grad();
-        Tensor loss = nn.functional.cross_entropy(model.call(x), y);
-        loss.backward();
-        optimizer.step();
-        _ = loss.item<float>();
-    }
-
-    return order.Length / clock.Elapsed.TotalSeconds;
-}
-
-// The bare loop with each batch split in two halves, forward and backward on a thread each (one intra-op thread
-// each), their gradients summed by autograd into the shared parameters, then one optimizer step.
-static double BareLoopHalves(SpecAnalysis spec, ImageDataset data, int batch)
-{
-    using var model = new SpecModel(spec, seed: 1);
-    using var optimizer = optim.SGD(model.parameters(), 0.01, 0.9);
-    using Tensor images = tensor(data.Train.Images, [data.Train.Count, data.Channels, data.Height, data.Width], ScalarType.Byte);
-    using Tensor labels = tensor(data.Train.Labels, ScalarType.Byte).to(ScalarType.Int64);
-    using Tensor scale = tensor(data.Std.Select(s => 1f / (255f * s)).ToArray()).reshape(1, data.Channels, 1, 1);
-    using Tensor shift = tensor(data.Mean.Zip(data.Std, (m, s) => -m / s).ToArray()).reshape(1, data.Channels, 1, 1);
-    int[] order = [.. Enumerable.Range(0, data.Train.Count)];
-    new Random(1).Shuffle(order);
-    model.train();
-    using var go = new SemaphoreSlim(0);
-    using var done = new SemaphoreSlim(0);
-    Tensor? x2 = null, y2 = null;
-    float loss2 = 0;
-    int n = 0;
-    bool stop = false;
-    var helper = new Thread(() =>
+    int threads = get_num_threads();
+    using HalfBatches? other = halves ? new HalfBatches(threads: 1) : null;
+    if (halves)
     {
         set_num_threads(1);
-        while (true)
-        {
-            go.Wait();
-            if (stop)
-            {
-                return;
-            }
+    }
 
-            using (var scope = NewDisposeScope())
-            {
-                Tensor l = nn.functional.cross_entropy(model.call(x2!), y2!, reduction: nn.Reduction.Sum).div_(n);
-                l.backward();
-                loss2 = l.item<float>();
-            }
+    Tensor HalfLoss(Tensor x, Tensor y, long n)
+    {
+        Tensor loss = nn.functional.cross_entropy(model.call(x), y, reduction: nn.Reduction.Sum).div_(n);
+        loss.backward();
+        return loss;
+    }
 
-            done.Release();
-        }
-    });
-    helper.Start();
-    set_num_threads(1);
     var clock = Stopwatch.StartNew();
     for (int start = 0; start < order.Length; start += batch)
     {
@@ -310,24 +267,29 @@ static double BareLoopHalves(SpecAnalysis spec, ImageDataset data, int batch)
         using Tensor index = tensor(order[start..Math.Min(start + batch, order.Length)], ScalarType.Int32).to(ScalarType.Int64);
         Tensor x = images.index_select(0, index).to(ScalarType.Float32).mul_(scale).add_(shift);
         Tensor y = labels.index_select(0, index);
-        n = (int)x.shape[0];
-        int h = n / 2;
         optimizer.zero_grad();
-        x2 = x.narrow(0, h, n - h);
-        y2 = y.narrow(0, h, n - h);
-        go.Release();
-        Tensor loss = nn.functional.cross_entropy(model.call(x.narrow(0, 0, h)), y.narrow(0, 0, h), reduction: nn.Reduction.Sum).div_(n);
-        loss.backward();
-        done.Wait();
-        optimizer.step();
-        _ = loss.item<float>() + loss2;
+        if (other is null)
+        {
+            Tensor loss = nn.functional.cross_entropy(model.call(x), y);
+            loss.backward();
+            optimizer.step();
+            _ = loss.item<float>();
+        }
+        else
+        {
+            long n = x.shape[0], h = n / 2;
+            Tensor x2 = x.narrow(0, h, n - h), y2 = y.narrow(0, h, n - h);
+            float loss2 = 0;
+            other.Start(() => loss2 = HalfLoss(x2, y2, n).item<float>());
+            float loss1 = HalfLoss(x.narrow(0, 0, h), y.narrow(0, 0, h), n).item<float>();
+            other.Wait();
+            optimizer.step();
+            _ = loss1 + loss2;
+        }
     }
 
     double rate = order.Length / clock.Elapsed.TotalSeconds;
-    stop = true;
-    go.Release();
-    helper.Join();
-    set_num_threads(2);
+    set_num_threads(threads);
     return rate;
 }
 

@@ -40,13 +40,14 @@ internal sealed class HalfBatches : IDisposable
         _go.Release();
     }
 
-    /// <summary>Waits for the work started last; an exception it threw is thrown here.</summary>
-    public void Wait()
+    /// <summary>Waits for the work started last; an exception it threw is thrown here (or dropped: the caller has its own).</summary>
+    public void Wait(bool rethrow = true)
     {
         _done.Wait();
-        if (_fault is { } fault)
+        Exception? fault = _fault;
+        _fault = null;
+        if (fault is not null && rethrow)
         {
-            _fault = null;
             ExceptionDispatchInfo.Throw(fault);
         }
     }

@@ -492,7 +492,18 @@ public sealed class Trainer : IDisposable
         {
             (loss2, correct2) = HalfPass(x2, y2, n, batch.AsSpan(half), second);
         });
-        (float loss1, long correct1) = HalfPass(x.narrow(0, 0, half), y.narrow(0, 0, half), n, batch.AsSpan(0, half), first);
+        float loss1;
+        long correct1;
+        try
+        {
+            (loss1, correct1) = HalfPass(x.narrow(0, 0, half), y.narrow(0, 0, half), n, batch.AsSpan(0, half), first);
+        }
+        catch
+        {
+            _halves.Wait(rethrow: false); // never leave the other half running on tensors about to be freed
+            throw;
+        }
+
         _halves.Wait();
         if (observe is not null)
         {

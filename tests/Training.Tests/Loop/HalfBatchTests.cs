@@ -80,6 +80,21 @@ public sealed class HalfBatchTests
         Assert.False(Train(ModelPresets.SmallVgg(classes: 4), threads: 2, epochs: 0).InHalves);
     }
 
+    [Fact]
+    public void AnExceptionInTheOtherHalfIsThrownOnTheJobsThreadAndTheThreadGoesOn()
+    {
+        using var halves = new HalfBatches(threads: 1);
+        halves.Start(() => throw new InvalidOperationException("second half"));
+        Assert.Equal("second half", Assert.Throws<InvalidOperationException>(() => halves.Wait()).Message);
+
+        halves.Start(() => throw new InvalidOperationException("dropped"));
+        halves.Wait(rethrow: false); // the job's own half failed too: its exception is the one thrown
+        int ran = 0;
+        halves.Start(() => ran++);
+        halves.Wait();
+        Assert.Equal(1, ran);
+    }
+
     private static (RecordingSink Sink, bool InHalves) Train(ModelSpec spec, int threads, int epochs = 1)
     {
         var sink = new RecordingSink();
