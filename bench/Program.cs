@@ -247,7 +247,7 @@ static double BareLoop(SpecAnalysis spec, ImageDataset data, int batch, bool hal
     new Random(1).Shuffle(order);
     model.train();
     int threads = get_num_threads();
-    using HalfBatches? other = halves ? new HalfBatches(threads: 1) : null;
+    using HalfBatches? other = halves ? new HalfBatches() : null;
     if (halves)
     {
         set_num_threads(1);

@@ -410,7 +410,7 @@ public sealed class JobWorker(
         {
             try
             {
-                return Train(job, claim, trial, control, datasetRecord, events, stoppingToken);
+                return Train(job, claim, trial, control, datasetRecord, events, thread.Halves, stoppingToken);
             }
             finally
             {
@@ -554,7 +554,8 @@ public sealed class JobWorker(
 
     /// <summary>On the job's own thread: build the trainer, resume from the checkpoint if there is one, train.</summary>
     private TrainingOutcome Train(
-        JobRecord job, JobClaim claim, Sweeps.TrialContext? trial, TrainingControl control, DatasetRecord? datasetRecord, JobEventWriter events, CancellationToken stoppingToken)
+        JobRecord job, JobClaim claim, Sweeps.TrialContext? trial, TrainingControl control, DatasetRecord? datasetRecord, JobEventWriter events, HalfBatches halves,
+        CancellationToken stoppingToken)
     {
         if (datasetRecord is null)
         {
@@ -570,6 +571,7 @@ public sealed class JobWorker(
             WeightsPath = storage.Value.ModelFile(job.Id),
             VisualsPath = storage.Value.VisualsFile(job.Id),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
+            Halves = halves, // the slot's second thread (TrainingThread), used only if the job trains in halves
         };
         logger.LogInformation("Job {JobId} needs about {MemoryBytes} bytes per training step", job.Id, plan.EstimatedMemoryBytes);
         ITrainingSink sink = trial is null ? events : new Sweeps.TrialSink(events, trial, claim, control, rungs, plan.StepsPerEpoch);

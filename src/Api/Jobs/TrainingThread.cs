@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using TrainingService.Training.Loop;
 
 namespace TrainingService.Api.Jobs;
 
@@ -7,11 +8,13 @@ namespace TrainingService.Api.Jobs;
 /// for the thread's life, and an arena keeps the top of its heap (what a run freed last) resident, since the trim
 /// threshold is kept high for speed and <c>malloc_trim</c> does not shrink other arenas' tops: with a new thread for each
 /// job, jobs took the arenas in turn and each kept a job's worth of freed memory (100 short jobs: +40–55 MiB,
-/// docs/benchmarks.md); on one thread per slot the next job reuses what the last one freed.
+/// docs/benchmarks.md); on one thread per slot the next job reuses what the last one freed. A job that trains in halves
+/// (two or more threads) uses the slot's second long-lived thread, <see cref="Halves"/>, for the same reason.
 /// </summary>
 internal sealed class TrainingThread : IDisposable
 {
     private readonly BlockingCollection<Action> _work = [];
+    private HalfBatches? _halves;
 
     public TrainingThread(string name)
     {
@@ -21,6 +24,8 @@ internal sealed class TrainingThread : IDisposable
             {
                 work();
             }
+
+            _halves?.Dispose();
         })
         {
             IsBackground = true,
@@ -62,6 +67,9 @@ internal sealed class TrainingThread : IDisposable
         });
         return done.Task;
     }
+
+    /// <summary>The slot's second thread for jobs trained in halves, started with the slot's first job; only the slot's work uses it.</summary>
+    public HalfBatches Halves => _halves ??= new HalfBatches();
 
     /// <summary>No more work: the thread ends once what it was given is done.</summary>
     public void Dispose() => _work.CompleteAdding();

@@ -10,24 +10,43 @@ namespace TrainingService.Training.Loop;
 /// autograd adds the two halves' gradients into the shared parameters (a + b: the same sum whichever half ends first),
 /// then the job's thread steps the optimiser. Two single-threaded passes that meet once a step keep two cores busier
 /// than one pass whose every operation splits its work between two threads and waits for both (docs/benchmarks.md,
-/// "Two half-batches at once").
+/// "Two half-batches at once"). A caller that trains job after job on one thread (the service's worker slots) keeps
+/// one of these beside it and hands it to each Trainer (<see cref="TrainerOptions.Halves"/>): glibc gives a thread a
+/// malloc arena for life, and a new thread per job would take the arenas in turn, each keeping a job's freed memory.
 /// </summary>
-internal sealed class HalfBatches : IDisposable
+public sealed class HalfBatches : IDisposable
 {
     private readonly Thread _thread;
-    private readonly int _threads;
+    private int _threads = 1;
+    private int _applied;
     private readonly SemaphoreSlim _go = new(0);
     private readonly SemaphoreSlim _done = new(0);
     private Action? _work;
     private Exception? _fault;
     private volatile bool _stopping;
 
-    /// <param name="threads">This thread's libtorch intra-op threads.</param>
-    public HalfBatches(int threads)
+    public HalfBatches()
     {
-        _threads = threads;
         _thread = new Thread(Loop) { IsBackground = true, Name = "training half" };
         _thread.Start();
+    }
+
+    /// <summary>This thread's libtorch intra-op threads, from the next work on (1 unless set).</summary>
+    public int Threads
+    {
+        get => _threads;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _threads = value;
+        }
+    }
+
+    /// <summary>Frees the last work's tensors now rather than at the next work's start (a job is over).</summary>
+    public void Release()
+    {
+        Start(() => { });
+        Wait();
     }
 
     /// <summary>
@@ -64,7 +83,6 @@ internal sealed class HalfBatches : IDisposable
     private void Loop()
     {
         _ = get_num_threads(); // as Trainer.Run: read before setting, so this thread's count is its own
-        set_num_threads(_threads);
         DisposeScope? scope = null;
         while (true)
         {
@@ -78,6 +96,12 @@ internal sealed class HalfBatches : IDisposable
 
             try
             {
+                if (_threads != _applied)
+                {
+                    set_num_threads(_threads);
+                    _applied = _threads;
+                }
+
                 scope = NewDisposeScope();
                 _work!();
             }

@@ -31,6 +31,12 @@ public sealed record TrainerOptions
 
     /// <summary>Where to keep the latest <see cref="VisualSnapshot"/> (epoch ends and on request); null: none.</summary>
     public string? VisualsPath { get; init; }
+
+    /// <summary>
+    /// The second thread for training in halves, kept by a caller that trains job after job (not disposed by the
+    /// Trainer); null: the Trainer starts its own when it trains in halves, and ends it when disposed.
+    /// </summary>
+    public HalfBatches? Halves { get; init; }
 }
 
 /// <summary>
@@ -105,7 +111,11 @@ public sealed class Trainer : IDisposable
 
         _augmentation = _hp.Augmentation is { IsOn: true } augmentation ? augmentation : null;
         _rangeTest = _sanity?.Check == SanityCheck.LearningRateRangeTest ? new RangeTest(_sanity) : null;
-        _halves = plan.Threads >= 2 && _model.Plan.All(layer => layer.Kind.SplitsByBatch) ? new HalfBatches(plan.Threads / 2) : null;
+        if (plan.Threads >= 2 && _model.Plan.All(layer => layer.Kind.SplitsByBatch))
+        {
+            _halves = _options.Halves ?? new HalfBatches();
+            _halves.Threads = plan.Threads / 2;
+        }
     }
 
     /// <summary>The job's thread's intra-op threads while it trains: all the job's, or what the other half leaves.</summary>
@@ -381,7 +391,15 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        _halves?.Dispose();
+        if (_halves is not null && _halves != _options.Halves)
+        {
+            _halves.Dispose();
+        }
+        else
+        {
+            _halves?.Release(); // the caller's thread lives on: the last step's tensors go now, before the model
+        }
+
         _model.Dispose();
         _optimizer.Dispose();
         _images.Dispose();

@@ -83,7 +83,7 @@ public sealed class HalfBatchTests
     [Fact]
     public void AnExceptionInTheOtherHalfIsThrownOnTheJobsThreadAndTheThreadGoesOn()
     {
-        using var halves = new HalfBatches(threads: 1);
+        using var halves = new HalfBatches();
         halves.Start(() => throw new InvalidOperationException("second half"));
         Assert.Equal("second half", Assert.Throws<InvalidOperationException>(() => halves.Wait()).Message);
 
@@ -95,11 +95,30 @@ public sealed class HalfBatchTests
         Assert.Equal(1, ran);
     }
 
-    private static (RecordingSink Sink, bool InHalves) Train(ModelSpec spec, int threads, int epochs = 1)
+    [Fact]
+    public void JobsOneAfterAnotherOnTheCallersSecondThreadTrainAsOnTheirOwnAndLeaveItRunning()
+    {
+        ModelSpec lenet = ModelPresets.LeNet5(classes: 4);
+        (RecordingSink own, _) = Train(lenet, threads: 2);
+        using var halves = new HalfBatches();
+        (RecordingSink first, bool inHalves) = Train(lenet, threads: 2, halves: halves);
+        (RecordingSink second, _) = Train(lenet, threads: 2, halves: halves);
+
+        Assert.True(inHalves);
+        Assert.Equal(own.Steps.Select(s => s.Loss), first.Steps.Select(s => s.Loss));
+        Assert.Equal(own.Steps.Select(s => s.Loss), second.Steps.Select(s => s.Loss));
+        int ran = 0;
+        halves.Start(() => ran++); // not disposed by the trainers
+        halves.Wait();
+        Assert.Equal(1, ran);
+    }
+
+    private static (RecordingSink Sink, bool InHalves) Train(ModelSpec spec, int threads, int epochs = 1, HalfBatches? halves = null)
     {
         var sink = new RecordingSink();
         using Trainer trainer = new(
-            Harness.Plan(spec, s_data, s_hp with { Epochs = Math.Max(epochs, 1) }, new MonitoringOptions { StatsEvery = 1 }, threads: threads), s_data, sink);
+            Harness.Plan(spec, s_data, s_hp with { Epochs = Math.Max(epochs, 1) }, new MonitoringOptions { StatsEvery = 1 }, threads: threads), s_data, sink,
+            new TrainerOptions { Halves = halves });
         if (epochs > 0)
         {
             using var control = new TrainingControl();
