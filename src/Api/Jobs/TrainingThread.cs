@@ -68,7 +68,7 @@ internal sealed class TrainingThread : IDisposable
         return done.Task;
     }
 
-    /// <summary>The slot's second thread for jobs trained in halves, started with the slot's first job; only the slot's work uses it.</summary>
+    /// <summary>The slot's second thread for jobs trained in halves (its thread starts with the first such job); only the slot's work uses it.</summary>
     public HalfBatches Halves => _halves ??= new HalfBatches();
 
     /// <summary>No more work: the thread ends once what it was given is done.</summary>

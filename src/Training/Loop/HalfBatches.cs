@@ -16,7 +16,7 @@ namespace TrainingService.Training.Loop;
 /// </summary>
 public sealed class HalfBatches : IDisposable
 {
-    private readonly Thread _thread;
+    private Thread? _thread; // started by the first work: a worker slot whose jobs never split has none
     private int _threads = 1;
     private int _applied;
     private readonly SemaphoreSlim _go = new(0);
@@ -24,12 +24,6 @@ public sealed class HalfBatches : IDisposable
     private Action? _work;
     private Exception? _fault;
     private volatile bool _stopping;
-
-    public HalfBatches()
-    {
-        _thread = new Thread(Loop) { IsBackground = true, Name = "training half" };
-        _thread.Start();
-    }
 
     /// <summary>This thread's libtorch intra-op threads, from the next work on (1 unless set).</summary>
     public int Threads
@@ -45,8 +39,11 @@ public sealed class HalfBatches : IDisposable
     /// <summary>Frees the last work's tensors now rather than at the next work's start (a job is over).</summary>
     public void Release()
     {
-        Start(() => { });
-        Wait();
+        if (_thread is not null)
+        {
+            Start(() => { });
+            Wait();
+        }
     }
 
     /// <summary>
@@ -55,6 +52,13 @@ public sealed class HalfBatches : IDisposable
     /// </summary>
     public void Start(Action work)
     {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        if (_thread is null)
+        {
+            _thread = new Thread(Loop) { IsBackground = true, Name = "training half" };
+            _thread.Start();
+        }
+
         _work = work;
         _go.Release();
     }
@@ -73,9 +77,14 @@ public sealed class HalfBatches : IDisposable
 
     public void Dispose()
     {
+        if (_stopping)
+        {
+            return;
+        }
+
         _stopping = true;
         _go.Release();
-        _thread.Join();
+        _thread?.Join();
         _go.Dispose();
         _done.Dispose();
     }

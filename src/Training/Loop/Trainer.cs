@@ -620,21 +620,37 @@ public sealed class Trainer : IDisposable
         _model.eval();
         double lossSum = 0;
         long correct = 0;
-        set_num_threads(_plan.Threads); // all the job's threads: while it trains in halves, this thread has only its half
-        using (no_grad())
+        // While the job trains in halves its thread has half the job's threads; evaluation, on this thread alone, takes
+        // them all, and gives the caller's thread back its own count.
+        int threads = get_num_threads();
+        if (_halves is not null)
         {
-            for (int start = 0; start < indices.Length; start += EvaluationBatch)
+            set_num_threads(_plan.Threads);
+        }
+
+        try
+        {
+            using (no_grad())
             {
-                using var scope = NewDisposeScope();
-                int[] batch = indices[start..Math.Min(start + EvaluationBatch, indices.Length)];
-                (Tensor x, Tensor y) = Batch(images, labels, batch);
-                Tensor logits = _model.call(x);
-                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
-                correct += logits.argmax(1).eq(y).sum().item<long>();
+                for (int start = 0; start < indices.Length; start += EvaluationBatch)
+                {
+                    using var scope = NewDisposeScope();
+                    int[] batch = indices[start..Math.Min(start + EvaluationBatch, indices.Length)];
+                    (Tensor x, Tensor y) = Batch(images, labels, batch);
+                    Tensor logits = _model.call(x);
+                    lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                    correct += logits.argmax(1).eq(y).sum().item<long>();
+                }
+            }
+        }
+        finally
+        {
+            if (_halves is not null)
+            {
+                set_num_threads(threads);
             }
         }
 
-        set_num_threads(StepThreads);
         _model.train();
         return (lossSum / indices.Length, (double)correct / indices.Length);
     }

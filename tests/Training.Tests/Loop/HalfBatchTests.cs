@@ -113,6 +113,25 @@ public sealed class HalfBatchTests
         Assert.Equal(1, ran);
     }
 
+    [Fact]
+    public void EvaluatingAJobThatTrainsInHalvesLeavesTheCallersThreadCountAsItWas()
+    {
+        int after = 0;
+        var caller = new Thread(() =>
+        {
+            _ = TorchSharp.torch.get_num_threads();
+            TorchSharp.torch.set_num_threads(3);
+            using Trainer trainer = new(Harness.Plan(ModelPresets.LeNet5(classes: 4), s_data, s_hp with { ValidationFraction = 0.2 }, threads: 2), s_data, new RecordingSink());
+            Assert.True(trainer.TrainsInHalves);
+            Assert.NotNull(trainer.Evaluate().Loss);
+            after = TorchSharp.torch.get_num_threads();
+        });
+        caller.Start();
+        caller.Join();
+
+        Assert.Equal(3, after);
+    }
+
     private static (RecordingSink Sink, bool InHalves) Train(ModelSpec spec, int threads, int epochs = 1, HalfBatches? halves = null)
     {
         var sink = new RecordingSink();
