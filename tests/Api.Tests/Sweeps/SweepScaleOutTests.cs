@@ -93,8 +93,11 @@ public sealed class SweepScaleOutTests
         try
         {
             using ServiceProcess api = await ServiceProcess.StartAsync(folder, "--Role", "api", "--Telemetry:Node", "api-1", "--Sweeps:PollMilliseconds", "100", "--Jobs:MaxActiveJobsPerOwner", "1");
-            Task<ServiceProcess> starting = WorkerAsync(folder, "worker-2", "--Jobs:MaxActiveJobsPerOwner", "1");
-            using ServiceProcess first = await WorkerAsync(folder, "worker-1", "--Jobs:MaxActiveJobsPerOwner", "1");
+            // Nothing here is killed, so the service's own lease (30 s), not the kill test's 6 s: in one CI run (2 cores,
+            // three service processes beside the tests) a worker went 6 s without renewing its lease, the other worker
+            // took its trial over, as it should, and that trial's states then differed from the single-process run's.
+            Task<ServiceProcess> starting = WorkerAsync(folder, "worker-2", "--Jobs:MaxActiveJobsPerOwner", "1", "--Jobs:LeaseSeconds", "30");
+            using ServiceProcess first = await WorkerAsync(folder, "worker-1", "--Jobs:MaxActiveJobsPerOwner", "1", "--Jobs:LeaseSeconds", "30");
             using ServiceProcess second = await starting;
             try
             {
