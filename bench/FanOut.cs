@@ -238,11 +238,9 @@ internal static class FanOut
                 cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
                 measuredFrom = DateTime.UtcNow;
                 Viewer.Window = (measuredFrom, DateTime.MaxValue);
-                Viewer.Measuring = true;
             }
             else if (command == "stop")
             {
-                Viewer.Measuring = false;
                 cpuAtEnd = Process.GetCurrentProcess().TotalProcessorTime;
                 measuredTo = DateTime.UtcNow;
                 Viewer.Window = (measuredFrom, measuredTo);
@@ -281,10 +279,9 @@ internal static class FanOut
         private const byte Separator = 0x1e;
         private static readonly byte[] s_ping = Encoding.UTF8.GetBytes("{\"type\":6}\u001e");
 
-        public static volatile bool Measuring;
-
-        // The steps whose latency counts: those the server stamped within the window, whenever they arrive, so a viewer
-        // that falls behind has its late steps counted, not left out. Read and written under its lock (two values).
+        // The measuring window: the steps whose latency counts are those the server stamped within it, whenever they
+        // arrive, so a viewer that falls behind has its late steps counted, not left out; the bytes counted are those
+        // received within it. Read and written under its lock (two values).
         private static readonly Lock s_windowLock = new();
         private static (DateTime From, DateTime To) s_window = (DateTime.MaxValue, DateTime.MaxValue);
 
@@ -316,7 +313,7 @@ internal static class FanOut
 
         public long Events { get; private set; }
 
-        /// <summary>Bytes of messages received while measuring.</summary>
+        /// <summary>Bytes of messages received within the window.</summary>
         public long MeasuredBytes { get; private set; }
 
         public long Lost { get; private set; }
@@ -392,7 +389,7 @@ internal static class FanOut
 
                     DateTime now = DateTime.UtcNow;
                     ReadOnlySpan<byte> received = buffer.WrittenSpan;
-                    if (Measuring)
+                    if (Window is var (from, to) && now >= from && now < to)
                     {
                         MeasuredBytes += received.Length;
                     }
