@@ -164,8 +164,16 @@ public sealed class JobWorker(
             {
                 IReadOnlyList<JobClaim> claims = controls.Claims;
                 await ObeyCommandsAsync(claims, cancellationToken);
-                if (System.Diagnostics.Stopwatch.GetElapsedTime(lastRenewal) >= renewEvery)
+                TimeSpan sinceRenewal = System.Diagnostics.Stopwatch.GetElapsedTime(lastRenewal);
+                if (sinceRenewal >= renewEvery)
                 {
+                    if (sinceRenewal >= 2 * renewEvery && claims.Count > 0)
+                    {
+                        // Two thirds of the lease gone: one more such delay and other workers may take these jobs over.
+                        logger.LogWarning("Lease renewal came {Seconds:F1} s after the last one (due every {Every:F1} s, leases of {Lease} s): "
+                            + "this node or its database is slow", sinceRenewal.TotalSeconds, renewEvery.TotalSeconds, options.Value.LeaseSeconds);
+                    }
+
                     lastRenewal = System.Diagnostics.Stopwatch.GetTimestamp();
                     foreach (JobClaim claim in claims)
                     {
