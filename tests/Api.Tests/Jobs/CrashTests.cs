@@ -23,8 +23,11 @@ public sealed class CrashTests
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 512);
+                // Far more steps than the test needs (~29,000; a step of this model takes well under a millisecond), so
+                // that no lag in reading its step lets it end before the kill (40 epochs once did, in CI); once resumed
+                // it is told to finish.
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
-                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 40, "batchSize": 16 }, "monitoring": { "statsEvery": 3 } }""");
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1000, "batchSize": 16 }, "monitoring": { "statsEvery": 3 } }""");
                 jobId = job.GetProperty("id").GetGuid();
                 do
                 {
@@ -49,12 +52,13 @@ public sealed class CrashTests
             }
 
             using ServiceProcess second = await ServiceProcess.StartAsync(folder);
+            await FinishOnceResumedAsync(second, jobId);
             JsonElement done = await JobHarness.WaitForStateAsync(second.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
 
             List<StreamEvent> history = await JobHarness.HistoryAsync(second.Client, jobId);
             JobHarness.AssertConsecutive(history);
-            long total = done.GetProperty("totalSteps").GetInt64();
-            Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
+            long last = done.GetProperty("step").GetInt64();
+            Assert.Equal(Enumerable.Range(1, (int)last).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
             StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
             Assert.Equal([RunState.Running, RunState.Running, RunState.Succeeded], states.Select(e => e.State!.Value));
             Assert.Equal(await JobHarness.StoredHistoryBytesAsync(second.Client, jobId), done.GetProperty("historyBytes").GetInt64()); // exact after the truncation
@@ -78,14 +82,16 @@ public sealed class CrashTests
             // Checkpoints at epoch ends only, and epochs of 1,024 steps: the viewer waits for 50 steps past the first
             // epoch's end, so the next checkpoint is ~970 steps after what it holds when the kill lands. (Epochs of ~200
             // steps and a wait for step 300 once let the run reach the second epoch's end before the kill: CI at f78fe11.)
+            // 30 epochs, so that a viewer lagging behind cannot let the job end before the kill (3 once did, in CI);
+            // once resumed it is told to finish.
             string[] epochCheckpoints = ["--Jobs:CheckpointEverySteps", "100000"];
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder, epochCheckpoints))
             {
                 Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 8192);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
-                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 3, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
+                    $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 30, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
                 jobId = job.GetProperty("id").GetGuid();
-                long epochSteps = job.GetProperty("totalSteps").GetInt64() / 3;
+                long epochSteps = job.GetProperty("totalSteps").GetInt64() / 30;
                 Assert.Equal(1024, epochSteps);
                 await using HubConnection before = viewer.Connect(first.Client.BaseAddress!);
                 await before.StartAsync();
@@ -106,6 +112,7 @@ public sealed class CrashTests
             await using HubConnection after = viewer.Connect(second.Client.BaseAddress!);
             await after.StartAsync();
             await after.InvokeAsync("SubscribeAfter", jobId, beforeCrash[^1].Seq, attempt);
+            await FinishOnceResumedAsync(second, jobId);
             JsonElement done = await JobHarness.WaitForStateAsync(second.Client, jobId, "Succeeded", TimeSpan.FromMinutes(3));
             long lastSeq = done.GetProperty("lastSeq").GetInt64();
             await viewer.WaitForSeqAsync(lastSeq, TimeSpan.FromSeconds(15));
@@ -207,6 +214,25 @@ public sealed class CrashTests
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    /// <summary>Once the restarted service runs the job again (its attempt 2), asks it to finish: it ends Succeeded at its next step.</summary>
+    private static async Task FinishOnceResumedAsync(ServiceProcess service, Guid jobId)
+    {
+        for (var waited = Stopwatch.StartNew(); ; await Task.Delay(20))
+        {
+            JsonElement job = await service.Client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}");
+            Assert.True(job.GetProperty("state").GetString() is "Queued" or "Running", $"the job is {job.GetProperty("state")} after the restart, not resumed");
+            if (job.GetProperty("state").GetString() == "Running" && job.GetProperty("attempt").GetInt32() == 2)
+            {
+                break;
+            }
+
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "the job was not resumed in a minute");
+        }
+
+        using HttpResponseMessage finish = await Service.ServiceHarness.PostAsync(service.Client, $"/jobs/{jobId}/finish");
+        Assert.Equal(HttpStatusCode.Accepted, finish.StatusCode);
     }
 
     private static void MakeFifo(string path)
