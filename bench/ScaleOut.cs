@@ -168,7 +168,7 @@ internal static class ScaleOut
     private static async Task KillAsync(Cluster cluster, int lease, int samples)
     {
         Console.WriteLine();
-        Console.WriteLine($"### Resume after SIGKILL: Jobs:LeaseSeconds {lease} (renewed every {lease / 3.0:F0} s), 2 workers, Jobs:CheckpointEverySteps 500 (default; epoch ends checkpoint too: 200 steps an epoch here; after a run's first, none closer than Jobs:CheckpointMinSeconds, 10 s)");
+        Console.WriteLine($"### Resume after SIGKILL: Jobs:LeaseSeconds {lease} (renewed every {lease / 3.0:F0} s), 2 workers, Jobs:CheckpointEverySteps 500 (default; epoch ends checkpoint too: 200 steps an epoch here)");
         Console.WriteLine("Killed at step ≥ 230 (after the epoch-1 checkpoint at step 200). Takeover: GET /jobs/{id} on the api node polled every 50 ms until another worker holds the job. First step: the earliest step event in the history, after the kill, by its own time (the new worker's clock). Viewer: the first event with a seq beyond the job's lastSeq read on the api node just after the kill (what the dead worker had stored) (the resumed run re-trains the steps after the checkpoint under the same seqs; the viewer gets each seq once).");
         Console.WriteLine("| sample | killed | taken over by | kill → taken over, s | kill → first step of the new attempt, s | kill → viewer's next new seq, s | steps re-trained |");
         Console.WriteLine("|---:|---|---|---:|---:|---:|---:|");

@@ -27,7 +27,6 @@ public sealed class TrainingServiceFactory(Dictionary<string, string?>? settings
         builder.UseSetting("Storage:DataFolder", DataFolder);
         builder.UseSetting("Auth:AdminKey", AdminKey);
         builder.UseSetting("Jobs:ThreadsPerJob", "1"); // tiny test models; two intra-op threads only fight over a busy CI machine
-        builder.UseSetting("Jobs:CheckpointMinSeconds", "0"); // tests resume from checkpoints at the steps they name
         foreach (string limit in new[] { "RequestsPerMinute", "Burst", "CreationsPerMinute", "CreationBurst", "HubCallsPerMinute", "HubBurst" })
         {
             builder.UseSetting($"RateLimits:{limit}", "1000000"); // tests poll freely; RateLimitTests sets its own

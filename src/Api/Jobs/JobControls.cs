@@ -18,13 +18,6 @@ public sealed class JobOptions
     /// <summary>A checkpoint every this many steps (besides epoch ends, pauses and shutdown), so a crash loses little.</summary>
     public int CheckpointEverySteps { get; set; } = 500;
 
-    /// <summary>
-    /// Those periodic checkpoints (every <see cref="CheckpointEverySteps"/>, epoch ends) no closer than this many seconds
-    /// to a run's last one, which bounds a fast job's fsyncs; a run's first one, pauses and shutdown always write one.
-    /// A crash re-trains at most this long, or up to the next of those points after it. 0: every one.
-    /// </summary>
-    public int CheckpointMinSeconds { get; set; } = 10;
-
     /// <summary>Admission: a job whose training step needs more (TrainingPlan.EstimatedMemoryBytes) is refused.</summary>
     public long MemoryBudgetBytes { get; set; } = 4L << 30;
 

@@ -579,7 +579,6 @@ public sealed class JobWorker(
             WeightsPath = storage.Value.ModelFile(job.Id),
             VisualsPath = storage.Value.VisualsFile(job.Id),
             CheckpointEverySteps = options.Value.CheckpointEverySteps,
-            CheckpointMinInterval = TimeSpan.FromSeconds(options.Value.CheckpointMinSeconds),
             Halves = halves, // the slot's second thread (TrainingThread), used only if the job trains in halves
         };
         logger.LogInformation("Job {JobId} needs about {MemoryBytes} bytes per training step", job.Id, plan.EstimatedMemoryBytes);

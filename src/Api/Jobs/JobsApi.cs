@@ -29,8 +29,8 @@ public static class JobsApi
     public static IServiceCollection AddJobs(this IServiceCollection services, NodeRole role)
     {
         services.AddOptions<JobOptions>().BindConfiguration("Jobs")
-            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.CheckpointMinSeconds >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0 && o.MaxPendingCommands > 0,
-                "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, CheckpointMinSeconds ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0, MaxPendingCommands > 0")
+            .Validate(o => o.Concurrency >= 1 && o.CheckpointEverySteps >= 0 && o.ThreadsPerJob is null or >= 1 && o.MemoryBudgetBytes > 0 && o.MaxReasonLength > 0 && o.MaxPendingCommands > 0,
+                "Jobs: Concurrency ≥ 1, CheckpointEverySteps ≥ 0, ThreadsPerJob ≥ 1, MemoryBudgetBytes > 0, MaxReasonLength > 0, MaxPendingCommands > 0")
             .Validate(o => o.MaxActiveJobsPerOwner > 0, "Jobs:MaxActiveJobsPerOwner must be positive")
             .Validate(o => o.MaxCrashes >= 1 && o.StorageRetryMaxSeconds >= 1, "Jobs: MaxCrashes ≥ 1, StorageRetryMaxSeconds ≥ 1")
             .Validate(o => o.MaxHistoryBytesPerJob > 0, HistoryLimit.Key + " must be positive")

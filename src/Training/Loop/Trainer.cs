@@ -21,13 +21,6 @@ public sealed record TrainerOptions
     public int CheckpointEverySteps { get; init; }
 
     /// <summary>
-    /// The periodic checkpoints (every <see cref="CheckpointEverySteps"/>, epoch ends) come no closer than this to the
-    /// last one: a fast job's short epochs would otherwise write and fsync one several times a second. The run's first
-    /// periodic checkpoint, pauses and shutdown always write one. Zero: every one is written.
-    /// </summary>
-    public TimeSpan CheckpointMinInterval { get; init; }
-
-    /// <summary>
     /// Where to save the trained weights (TorchSharp's format) before the run reports Succeeded; null: not saved. When
     /// set, a run that succeeds deletes its checkpoint once Succeeded is durable.
     /// </summary>
@@ -77,7 +70,6 @@ public sealed class Trainer : IDisposable
     private readonly Tensor? _testLabels;
     private readonly AugmentationOptions? _augmentation;
     private TrainingPosition _position = new();
-    private long _lastCheckpoint; // when this run last wrote its checkpoint (a Stopwatch timestamp); 0: not yet
     private StepEvent? _lastStep;
 
     public Trainer(TrainingPlan plan, ImageDataset data, ITrainingSink sink, TrainerOptions? options = null)
@@ -269,7 +261,7 @@ public sealed class Trainer : IDisposable
 
                 if (_options.CheckpointEverySteps > 0 && _position.Step % _options.CheckpointEverySteps == 0)
                 {
-                    PeriodicCheckpoint();
+                    SaveCheckpoint();
                 }
             }
 
@@ -589,7 +581,7 @@ public sealed class Trainer : IDisposable
         };
         if (_sanity is null)
         {
-            PeriodicCheckpoint();
+            SaveCheckpoint();
             Snapshot();
         }
     }
@@ -717,16 +709,6 @@ public sealed class Trainer : IDisposable
             {
                 Seq = _sink.Flush() + eventsAfter, GeneratorState = Checkpoint.StateOf(_model.Generator),
             }, _model, _optimizer, _sink.BeforeReplacingFiles));
-            _lastCheckpoint = Stopwatch.GetTimestamp();
-        }
-    }
-
-    /// <summary>An every-N-steps or epoch-end checkpoint, unless this run wrote one less than <see cref="TrainerOptions.CheckpointMinInterval"/> ago.</summary>
-    private void PeriodicCheckpoint()
-    {
-        if (_lastCheckpoint == 0 || Stopwatch.GetElapsedTime(_lastCheckpoint) >= _options.CheckpointMinInterval)
-        {
-            SaveCheckpoint();
         }
     }
 

@@ -109,62 +109,6 @@ public sealed class ResumeTests(ITestOutputHelper output) : IDisposable
         Harness.AssertConsecutiveSeq(before.Seqs.Concat(after.Seqs));
     }
 
-    /// <summary>
-    /// Every 5 steps and at epoch ends (12 steps an epoch), a pause at step 30 and a stop after 40: with no minimum
-    /// interval each of those writes a checkpoint; with an hour's, only the run's first periodic one (step 5), the
-    /// pause's and the stop's.
-    /// </summary>
-    [Theory]
-    [InlineData(0, new long[] { 5, 10, 12, 15, 20, 24, 25, 30, 30, 35, 36, 40, 40 })]
-    [InlineData(3600, new long[] { 5, 30, 40 })]
-    public void PeriodicCheckpointsComeNoCloserThanTheMinimumIntervalButPausesAndStopsAlwaysWriteOne(int minSeconds, long[] expected)
-    {
-        (ModelSpec spec, Hyperparameters hp) = Config("lenet5, sgd with momentum");
-        hp = hp with { Epochs = 4 };
-        using var stop = new CancellationTokenSource();
-        using var control = new TrainingControl();
-        var sink = new CheckpointSteps(new RecordingSink(e =>
-        {
-            if (e is StepEvent { Step: 30 })
-            {
-                control.Pause();
-            }
-            else if (e is StateEvent { State: RunState.Paused })
-            {
-                control.Resume(); // before the trainer waits: it trains on at once
-            }
-            else if (e is StepEvent { Step: 40 })
-            {
-                stop.Cancel();
-            }
-        }));
-        var options = new TrainerOptions
-        {
-            CheckpointPath = _folder.File($"{minSeconds}.checkpoint"), CheckpointEverySteps = 5, CheckpointMinInterval = TimeSpan.FromSeconds(minSeconds),
-        };
-        using (var trainer = new Trainer(Harness.Plan(spec, s_data, hp), s_data, sink, options))
-        {
-            Assert.Equal(TrainingOutcome.Interrupted, trainer.Run(control, stop.Token));
-        }
-
-        Assert.Equal(expected, sink.Checkpoints);
-        Assert.Equal(40, TrainingService.Training.Export.StateDict.ReadCheckpoint(options.CheckpointPath).Step);
-    }
-
-    /// <summary>The step of each checkpoint: the trainer flushes its sink to write one, and at no other time before it ends.</summary>
-    private sealed class CheckpointSteps(RecordingSink inner) : ITrainingSink
-    {
-        public List<long> Checkpoints { get; } = [];
-
-        public void Publish(TrainingEvent trainingEvent) => inner.Publish(trainingEvent);
-
-        public long Flush()
-        {
-            Checkpoints.Add(inner.Steps.Count == 0 ? 0 : inner.Steps[^1].Step);
-            return inner.Flush();
-        }
-    }
-
     public void Dispose() => _folder.Dispose();
 
     private static (ModelSpec Spec, Hyperparameters Hp) Config(string model) => model switch
