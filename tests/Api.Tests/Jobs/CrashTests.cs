@@ -79,20 +79,20 @@ public sealed class CrashTests
         try
         {
             Guid jobId;
-            // Checkpoints at epoch ends only, and epochs of 1,024 steps: the viewer waits for 50 steps past the first
-            // epoch's end, so the next checkpoint is ~970 steps after what it holds when the kill lands. (Epochs of ~200
-            // steps and a wait for step 300 once let the run reach the second epoch's end before the kill: CI at f78fe11.)
-            // 30 epochs, so that a viewer lagging behind cannot let the job end before the kill (3 once did, in CI);
-            // once resumed it is told to finish.
+            // Checkpoints at epoch ends only, and epochs of 4,096 steps: the viewer waits for 50 steps past the first
+            // epoch's end, so the next checkpoint is ~4,000 steps after what it holds when the kill lands, whatever its
+            // lag behind the run. (Epochs of ~200 steps and a wait for step 300, then epochs of 1,024 steps, each once let
+            // the run reach the next epoch's end before the kill: CI at f78fe11 and b37511f.) 30 epochs, so that the job
+            // cannot end before the kill either (3 once did, in CI); once resumed it is told to finish.
             string[] epochCheckpoints = ["--Jobs:CheckpointEverySteps", "100000"];
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder, epochCheckpoints))
             {
-                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 8192);
+                Guid datasetId = await JobHarness.CreateShapesAsync(first.Client, samples: 32768);
                 (_, JsonElement job) = await JobHarness.PostJobAsync(first.Client,
                     $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 30, "batchSize": 8 }, "monitoring": { "statsEvery": 3 } }""");
                 jobId = job.GetProperty("id").GetGuid();
                 long epochSteps = job.GetProperty("totalSteps").GetInt64() / 30;
-                Assert.Equal(1024, epochSteps);
+                Assert.Equal(4096, epochSteps);
                 await using HubConnection before = viewer.Connect(first.Client.BaseAddress!);
                 await before.StartAsync();
                 await before.InvokeAsync("Subscribe", jobId, 0L);
