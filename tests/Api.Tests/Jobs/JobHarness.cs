@@ -46,6 +46,25 @@ internal static class JobHarness
         return (response, body);
     }
 
+    /// <summary>
+    /// The worker holding the job, one of <paramref name="workers"/>: read until the job shows one, for at most
+    /// <paramref name="timeout"/> (it shows none for a moment when a renewal comes late on a loaded machine; a
+    /// multi-process test once chose the worker to kill at such a moment, in CI).
+    /// </summary>
+    public static async Task<string> HolderAsync(HttpClient client, Guid jobId, string[] workers, TimeSpan timeout)
+    {
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); ; await Task.Delay(50))
+        {
+            if ((await client.GetFromJsonAsync<JsonElement>($"/jobs/{jobId}")).GetProperty("worker").GetString() is { } holder)
+            {
+                Assert.Contains(holder, workers);
+                return holder;
+            }
+
+            Assert.True(waited.Elapsed < timeout, $"job {jobId} showed no worker for {timeout.TotalSeconds} s");
+        }
+    }
+
     public static async Task<JsonElement> WaitForStateAsync(HttpClient client, Guid jobId, string state, TimeSpan? timeout = null)
     {
         DateTime deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));

@@ -153,6 +153,9 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
         }
     }
 
+    private static Task<string> HolderAsync(ServiceProcess node, Guid jobId) =>
+        JobHarness.HolderAsync(node.Client, jobId, ["worker-1", "worker-2"], TimeSpan.FromSeconds(LeaseSeconds * 2));
+
     private static Task<ServiceProcess> WorkerAsync(string folder, string node) =>
         ServiceProcess.StartAsync(folder, "--Role", "worker", "--Telemetry:Node", node, "--Serilog:MinimumLevel:Default", "Information", "--Jobs:LeaseSeconds", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
@@ -167,24 +170,6 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
 
         Assert.Equal(JsonValueKind.Null, job.GetProperty("worker").ValueKind);
         return job;
-    }
-
-    /// <summary>
-    /// The worker holding the running job: the job shows none for a moment when a renewal comes late on a loaded machine
-    /// (the Postgres kill test once chose its victim at such a moment, in CI).
-    /// </summary>
-    private static async Task<string> HolderAsync(ServiceProcess node, Guid jobId)
-    {
-        for (var waited = Stopwatch.StartNew(); ; await Task.Delay(50))
-        {
-            if ((await JobAsync(node, jobId)).GetProperty("worker").GetString() is { } holder)
-            {
-                Assert.True(holder is "worker-1" or "worker-2", holder);
-                return holder;
-            }
-
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(LeaseSeconds * 2), $"job {jobId} showed no worker for {LeaseSeconds * 2} s");
-        }
     }
 
     private static async Task<JsonElement> JobAsync(ServiceProcess node, Guid jobId) =>
