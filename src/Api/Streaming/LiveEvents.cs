@@ -47,11 +47,14 @@ public sealed class LiveEvents(
     /// <summary>
     /// Streams the job's events after <paramref name="afterSeq"/> to the connection; <paramref name="persistedSeq"/> is
     /// the job's last persisted seq as the caller read it (with its visibility check), <paramref name="attempt"/> the
-    /// job's run then, and <paramref name="rewindTo"/> where the connection's events were replaced by a later run, if
-    /// they were (<see cref="StreamRewinds"/>): it is told so first. A connection subscribes to at most
-    /// Streaming:MaxSubscriptionsPerConnection jobs at once.
+    /// job's run then. <paramref name="replacedAfter"/>, for a connection that already holds events, reads where a later
+    /// run replaced them, if one did (<see cref="StreamRewinds"/>): it is told so first. It is read once the subscription
+    /// is in place, so a run that resumes meanwhile is either in what it reads or truncates with the subscription there
+    /// to be told (read before, a truncation between the read and the subscription would go unsaid). A connection
+    /// subscribes to at most Streaming:MaxSubscriptionsPerConnection jobs at once.
     /// </summary>
-    public async Task SubscribeAsync(string connectionId, Guid jobId, long afterSeq, long persistedSeq, int attempt = 0, long? rewindTo = null)
+    public async Task SubscribeAsync(string connectionId, Guid jobId, long afterSeq, long persistedSeq, int attempt = 0,
+        Func<Task<long?>>? replacedAfter = null)
     {
         if (_subscriptions.TryRemove((connectionId, jobId), out Subscription? previous))
         {
@@ -67,15 +70,27 @@ public sealed class LiveEvents(
         feed.Advance(persistedSeq);
         feed.SawAttempt(attempt);
         var subscription = new Subscription(this, connectionId, jobId, Math.Max(0, afterSeq), feed);
-        if (rewindTo is { } point)
-        {
-            subscription.RewindTo(point);
-        }
-
         if (!_subscriptions.TryAdd((connectionId, jobId), subscription))
         {
             Release(jobId, feed); // the same connection subscribed again meanwhile: that one stands
             return;
+        }
+
+        try
+        {
+            if (replacedAfter is not null && await replacedAfter() is { } point)
+            {
+                subscription.RewindTo(point);
+            }
+        }
+        catch
+        {
+            if (_subscriptions.TryRemove(KeyValuePair.Create((connectionId, jobId), subscription)))
+            {
+                await EndAsync(subscription);
+            }
+
+            throw;
         }
 
         subscription.Start();

@@ -22,8 +22,16 @@ public static class StreamRewinds
     /// The seq after which a viewer holding events up to <paramref name="heldSeq"/>, the last of its state events
     /// written by run <paramref name="attempt"/>, must drop what it holds; null if nothing it holds was replaced.
     /// </summary>
+    /// <remarks>
+    /// A history shorter than what the viewer holds was truncated too: the resumed run's truncation is committed before
+    /// its first event (CI at df750d0: a viewer reconnecting between the two held events no run had replaced yet, and
+    /// was never told). The history's end is read before its states, so a run that truncates and writes between the
+    /// two reads is in the states read.
+    /// </remarks>
     public static async Task<long?> PointAsync(TrainingDb db, Guid jobId, long heldSeq, int attempt, CancellationToken cancellationToken)
     {
+        long persisted = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => j.LastSeq).FirstOrDefaultAsync(cancellationToken);
+        long? shorter = persisted < heldSeq ? persisted : null;
         List<string> states = await db.JobEvents.AsNoTracking()
             .Where(e => e.JobId == jobId && e.Kind == "state" && e.Seq <= heldSeq)
             .OrderBy(e => e.Seq).Select(e => e.Json).ToListAsync(cancellationToken);
@@ -32,10 +40,10 @@ public static class StreamRewinds
             StreamEvent state = JsonSerializer.Deserialize<StreamEvent>(json, StreamJson.Options)!;
             if (state is { State: RunState.Running, Attempt: { } run } && run > attempt)
             {
-                return state.Seq - 1; // this run's first event replaced everything from its seq on
+                return Math.Min(state.Seq - 1, shorter ?? long.MaxValue); // this run's first event replaced everything from its seq on
             }
         }
 
-        return null;
+        return shorter;
     }
 }

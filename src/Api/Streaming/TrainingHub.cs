@@ -34,10 +34,10 @@ public sealed class TrainingHub(LiveEvents live, JobCommands commands, TrainingD
     public async Task SubscribeAfter(Guid jobId, long afterSeq, int attempt)
     {
         (long persisted, int current) = await JobAsync(jobId);
-        long? rewindTo = attempt < current && afterSeq > 0
-            ? await StreamRewinds.PointAsync(db, jobId, afterSeq, attempt, Context.ConnectionAborted)
-            : null;
-        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq, persisted, current, rewindTo);
+        // Every time, not only when the job's attempt read here is past the viewer's: the job may be claimed again
+        // between that read and the subscription.
+        await live.SubscribeAsync(Context.ConnectionId, jobId, afterSeq, persisted, current,
+            afterSeq > 0 ? () => StreamRewinds.PointAsync(db, jobId, afterSeq, attempt, Context.ConnectionAborted) : null);
     }
 
     private async Task<(long LastSeq, int Attempt)> JobAsync(Guid jobId)

@@ -121,7 +121,8 @@ public sealed class CrashTests
             StreamEvent resumed = history.Where(e => e.State == RunState.Running).Last();
             Assert.Equal(2, resumed.Attempt);
             Assert.True(resumed.Seq <= beforeCrash[^1].Seq, $"the resumed run began at seq {resumed.Seq}, after the {beforeCrash[^1].Seq} held");
-            Assert.Equal([resumed.Seq - 1], viewer.Rewinds.Select(r => r.AfterSeq));
+            Assert.True(viewer.Rewinds.Select(r => r.AfterSeq).SequenceEqual([resumed.Seq - 1]),
+                $"the viewer holding up to seq {beforeCrash[^1].Seq} got rewinds [{string.Join(", ", viewer.Rewinds)}]; the resumed run began at seq {resumed.Seq}");
             List<StreamEvent> final = viewer.Events;
             JobHarness.AssertConsecutive(final);
             Assert.Equal(history.Select(e => (e.Seq, e.Kind, e.Step, e.State, e.Loss)), final.Select(e => (e.Seq, e.Kind, e.Step, e.State, e.Loss)));
@@ -140,6 +141,7 @@ public sealed class CrashTests
         {
             Guid jobId;
             long tmpBytes;
+            long intactStep;
             using (ServiceProcess first = await ServiceProcess.StartAsync(folder))
             {
                 // 128 steps an epoch (2,048 images of batch 16): the first two checkpoints are the every-25-steps ones,
@@ -162,7 +164,7 @@ public sealed class CrashTests
                     Assert.True(DateTime.UtcNow < deadline, "no first checkpoint in 2 minutes");
                 }
 
-                // The second checkpoint's temporary file is made a named pipe: its writer blocks once the pipe is full and
+                // The next checkpoint's temporary file is made a named pipe: its writer blocks once the pipe is full and
                 // this test stops reading, so the kill lands in the middle of the write, whatever the machine's speed.
                 MakeFifo(checkpoint + ".tmp");
                 // cat opens the pipe's reading end (that waits for the writer: the second checkpoint) and copies it to
@@ -189,6 +191,9 @@ public sealed class CrashTests
                 }
 
                 Assert.True(File.Exists(checkpoint), "the first checkpoint is not there");
+                // The complete checkpoint the kill left: the first (step 25) unless this test saw it late, after the
+                // second was already in place (CI once): then the cut write is the third's, and the job resumes at 50.
+                intactStep = CheckpointStep(checkpoint);
             }
 
             // The sweep's own log line, not the file's absence: the resumed job writes a checkpoint.bin.tmp of its own
@@ -207,7 +212,8 @@ public sealed class CrashTests
             Assert.Equal(Enumerable.Range(1, (int)total).Select(i => (long)i), history.Where(e => e.Kind == "step").Select(e => e.Step!.Value));
             StreamEvent[] states = [.. history.Where(e => e.Kind == "state")];
             Assert.Equal([RunState.Running, RunState.Running, RunState.Succeeded], states.Select(e => e.State!.Value));
-            Assert.Equal("resumed at step 25", states[1].Reason); // the first checkpoint; the second (step 50) was cut short
+            Assert.True(intactStep is > 0 and < 128 && intactStep % 25 == 0, $"the checkpoint left on disk is at step {intactStep}, not an every-25-steps one of the epoch's 128");
+            Assert.Equal($"resumed at step {intactStep}", states[1].Reason); // the complete checkpoint, not the one cut short
             Assert.InRange(tmpBytes, 1 << 20, (long)6e7); // under the ~67 MB a whole one takes
         }
         finally
@@ -233,6 +239,15 @@ public sealed class CrashTests
 
         using HttpResponseMessage finish = await Service.ServiceHarness.PostAsync(service.Client, $"/jobs/{jobId}/finish");
         Assert.Equal(HttpStatusCode.Accepted, finish.StatusCode);
+    }
+
+    /// <summary>The step a checkpoint file covers, read from its header (the format's magic string, then the position as JSON).</summary>
+    private static long CheckpointStep(string path)
+    {
+        using var reader = new BinaryReader(File.OpenRead(path));
+        Assert.Equal("TrainingService.Checkpoint/1", reader.ReadString());
+        using JsonDocument position = JsonDocument.Parse(reader.ReadString());
+        return position.RootElement.GetProperty("Step").GetInt64();
     }
 
     private static void MakeFifo(string path)

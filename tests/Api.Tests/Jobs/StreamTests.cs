@@ -120,6 +120,62 @@ public sealed class StreamTests
         Assert.True(made * 3 < total, $"{made} frames made for 6 viewers who got {total} messages in all ({most} at most)");
     }
 
+    // CI at df750d0: a viewer reconnecting to a resumed run was never told (no Rewind) that its events were replaced.
+    // The resumed run's truncation is committed before its first event; a viewer arriving between the two, or while its
+    // subscription is set up, must still be told.
+    [Fact]
+    public async Task AReconnectingViewerIsToldOfATruncationBeforeTheNewRunsFirstEventOrDuringItsSubscription()
+    {
+        await using var factory = new TrainingServiceFactory();
+        using HttpClient client = factory.CreateClient();
+        LiveEvents live = factory.Services.GetRequiredService<LiveEvents>();
+        Guid datasetId = await JobHarness.CreateShapesAsync(client, samples: 512);
+        (_, JsonElement job) = await JobHarness.PostJobAsync(client,
+            $$"""{ "datasetId": "{{datasetId}}", "model": {{JobHarness.TinySpec}}, "hyperparameters": { "epochs": 1, "batchSize": 16 } }""");
+        Guid jobId = job.GetProperty("id").GetGuid();
+        long lastSeq = (await JobHarness.WaitForStateAsync(client, jobId, "Succeeded", TimeSpan.FromMinutes(1))).GetProperty("lastSeq").GetInt64();
+        Assert.True(lastSeq > 20, $"the job has {lastSeq} events");
+
+        // Between the two: the history ends at lastSeq, the viewer holds 50 events more of the run it replaced.
+        await using HubConnection between = JobHarness.Hub(factory);
+        Func<List<string>> betweenGot = Record(between);
+        await between.StartAsync();
+        await between.InvokeAsync("SubscribeAfter", jobId, lastSeq + 50, 1);
+        await WaitAsync(betweenGot, 1);
+        Assert.Equal($"rewind {lastSeq}", betweenGot()[0]);
+
+        // During: the viewer holds every event, and the "resumed run" replaces those after seq 10 while the subscription
+        // is set up (inside the read of where its events were replaced; read before the subscription, that went unsaid).
+        await using HubConnection during = JobHarness.Hub(factory);
+        Func<List<string>> duringGot = Record(during);
+        await during.StartAsync();
+        await live.SubscribeAsync(during.ConnectionId!, jobId, afterSeq: lastSeq, persistedSeq: lastSeq, attempt: 1, replacedAfter: () =>
+        {
+            live.Truncate(jobId, 10);
+            return Task.FromResult<long?>(null); // what the history said just before the truncation's commit
+        });
+        live.Advance(jobId, lastSeq); // the new run's events, here the same seqs over again
+        await WaitAsync(duringGot, 2);
+        Assert.Equal("rewind 10", duringGot()[0]);
+        Assert.Equal("events 11", duringGot()[1].Split('-')[0]);
+
+        static Func<List<string>> Record(HubConnection viewer)
+        {
+            var received = new List<string>(); // in order: "rewind N", "events A-B"
+            viewer.On<Guid, long>(nameof(ITrainingClient.Rewind), (_, afterSeq) => { lock (received) { received.Add($"rewind {afterSeq}"); } });
+            viewer.On<Guid, List<StreamEvent>>(nameof(ITrainingClient.Events), (_, events) => { lock (received) { received.Add($"events {events[0].Seq}-{events[^1].Seq}"); } });
+            return () => { lock (received) { return [.. received]; } };
+        }
+
+        static async Task WaitAsync(Func<List<string>> received, int count)
+        {
+            for (DateTime deadline = DateTime.UtcNow.AddSeconds(30); received().Count < count; await Task.Delay(20))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the viewer got [{string.Join(", ", received())}]");
+            }
+        }
+    }
+
     [Fact]
     public async Task SubscribingToAnUnknownJobIsAHubError()
     {
