@@ -2,6 +2,7 @@ using System.Text.Json;
 using TorchSharp.Modules;
 using TrainingService.Training.Models;
 using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
 
 namespace TrainingService.Training.Loop;
 
@@ -73,7 +74,12 @@ public static class Checkpoint
         File.Move(temp, path, overwrite: true);
     }
 
-    public static TrainingPosition Load(string path, SpecModel model, OptimizerHelper optimizer)
+    /// <param name="optimizer">The optimizer over the model's <see cref="FlatParameters"/>.</param>
+    /// <param name="perParameter">
+    /// Makes an optimizer of the same kind over the model's parameter tensors one by one: the layout of checkpoints
+    /// written before the parameters were flat (one optimizer state per tensor), read into it and then joined.
+    /// </param>
+    public static TrainingPosition Load(string path, SpecModel model, OptimizerHelper optimizer, Func<OptimizerHelper> perParameter)
     {
         using var stream = File.OpenRead(path);
         using var reader = new BinaryReader(stream);
@@ -86,8 +92,82 @@ public static class Checkpoint
         TrainingPosition position = JsonSerializer.Deserialize<TrainingPosition>(reader.ReadString())
             ?? throw new InvalidDataException($"{path}: empty position");
         model.load(reader);
-        optimizer.load_state_dict(reader);
+        long optimizerAt = stream.Position;
+        OptimizerState flat = optimizer.state_dict().State.Single();
+        int tensors = model.parameters().Count();
+        if (tensors == 1)
+        {
+            optimizer.load_state_dict(reader); // one tensor: both layouts hold the same values, perhaps in its shape
+            Join(flat, [flat]);
+            return position;
+        }
+
+        try
+        {
+            optimizer.load_state_dict(reader);
+        }
+        catch (ArgumentException) // "different number of states", read before any state: the per-tensor layout
+        {
+            stream.Position = optimizerAt;
+            using OptimizerHelper old = perParameter();
+            old.load_state_dict(reader);
+            Join(flat, old.state_dict().State);
+        }
+
         return position;
+    }
+
+    /// <summary>Sets <paramref name="flat"/>'s state to the states of the parameter tensors it joins, each flattened, in order.</summary>
+    private static void Join(OptimizerState flat, List<OptimizerState> parts)
+    {
+        static Tensor? Cat(IEnumerable<Tensor?> tensors)
+        {
+            Tensor?[] all = [.. tensors];
+            if (all.Any(t => t is null))
+            {
+                return null; // not made yet (SGD's momentum before the first step)
+            }
+
+            using (no_grad())
+            {
+                return cat([.. all.Select(t => t!.reshape(-1))], 0).DetachFromDisposeScope();
+            }
+        }
+
+        switch (flat)
+        {
+            case SGD.State sgd:
+                Tensor? momentum = Cat(parts.Cast<SGD.State>().Select(p => p.momentum_buffer));
+                Replace(ref sgd.momentum_buffer, momentum);
+                break;
+            case Adam.State adam:
+                Adam.State[] adams = [.. parts.Cast<Adam.State>()];
+                adam.step = adams[0].step;
+                Replace(ref adam.exp_avg, Cat(adams.Select(p => p.exp_avg)));
+                Replace(ref adam.exp_avg_sq, Cat(adams.Select(p => p.exp_avg_sq)));
+                Replace(ref adam.max_exp_avg_sq, Cat(adams.Select(p => p.max_exp_avg_sq)));
+                break;
+            case AdamW.State adamW:
+                AdamW.State[] adamWs = [.. parts.Cast<AdamW.State>()];
+                adamW.step = adamWs[0].step;
+                Replace(ref adamW.exp_avg, Cat(adamWs.Select(p => p.exp_avg)));
+                Replace(ref adamW.exp_avg_sq, Cat(adamWs.Select(p => p.exp_avg_sq)));
+                Replace(ref adamW.max_exp_avg_sq, Cat(adamWs.Select(p => p.max_exp_avg_sq)));
+                break;
+            default:
+                throw new InvalidDataException($"no layout known for the state of {flat.GetType()}");
+        }
+    }
+
+    private static void Replace(ref Tensor field, Tensor? value)
+    {
+        if (ReferenceEquals(field, value))
+        {
+            return;
+        }
+
+        field?.Dispose();
+        field = value!;
     }
 
     /// <summary>A generator's state as bytes.</summary>

@@ -54,6 +54,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingSink _sink;
     private readonly TrainerOptions _options;
     private readonly SpecModel _model;
+    private readonly FlatParameters _flat;
     private readonly OptimizerHelper _optimizer;
     private readonly StatsCollector? _stats;
     private readonly Diagnostics? _diagnostics;
@@ -88,7 +89,8 @@ public sealed class Trainer : IDisposable
         _monitoring = plan.Monitoring;
         _sink = sink;
         _model = new SpecModel(plan.Model, (ulong)_hp.Seed); // its own generator: seeded from the job's seed, saved in checkpoints
-        _optimizer = CreateOptimizer(_model, _hp);
+        _flat = FlatParameters.Of(_model);
+        _optimizer = CreateOptimizer([_flat.All], _hp);
         _stats = _monitoring.StatsEvery > 0 ? new StatsCollector(_model, _options.StatsSampleSize, _hp.Seed) : null;
         _diagnostics = _sanity is null && _monitoring.Diagnostics is { Enabled: true } diagnostics ? new Diagnostics(diagnostics, data.Classes, _hp.LearningRate) : null;
 
@@ -169,7 +171,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Continue from a checkpoint written by a trainer of the same spec, data and hyperparameters.</summary>
     public void RestoreFrom(string checkpointPath)
     {
-        _position = Checkpoint.Load(checkpointPath, _model, _optimizer);
+        _position = Checkpoint.Load(checkpointPath, _model, _optimizer, () => CreateOptimizer(_model.parameters(), _hp));
         SetHyperparameters(_position.LearningRate ?? _hp.LearningRate, _position.Momentum ?? _hp.Momentum, _position.WeightDecay ?? _hp.WeightDecay);
     }
 
@@ -402,6 +404,7 @@ public sealed class Trainer : IDisposable
 
         _model.Dispose();
         _optimizer.Dispose();
+        _flat.Dispose();
         _images.Dispose();
         _labels.Dispose();
         _scale.Dispose();
@@ -726,10 +729,10 @@ public sealed class Trainer : IDisposable
 
     private void Emit(TrainingEvent trainingEvent) => _sink.Publish(trainingEvent);
 
-    private static OptimizerHelper CreateOptimizer(SpecModel model, Hyperparameters hp) => hp.Optimizer switch
+    private static OptimizerHelper CreateOptimizer(IEnumerable<Parameter> parameters, Hyperparameters hp) => hp.Optimizer switch
     {
-        OptimizerKind.Adam => optim.Adam(model.parameters(), hp.LearningRate, weight_decay: hp.WeightDecay),
-        OptimizerKind.AdamW => optim.AdamW(model.parameters(), hp.LearningRate, weight_decay: hp.WeightDecay),
-        _ => optim.SGD(model.parameters(), hp.LearningRate, hp.Momentum, weight_decay: hp.WeightDecay, nesterov: hp.Nesterov),
+        OptimizerKind.Adam => optim.Adam(parameters, hp.LearningRate, weight_decay: hp.WeightDecay),
+        OptimizerKind.AdamW => optim.AdamW(parameters, hp.LearningRate, weight_decay: hp.WeightDecay),
+        _ => optim.SGD(parameters, hp.LearningRate, hp.Momentum, weight_decay: hp.WeightDecay, nesterov: hp.Nesterov),
     };
 }
