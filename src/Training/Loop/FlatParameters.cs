@@ -7,9 +7,9 @@ namespace TrainingService.Training.Loop;
 /// A model's parameters as views of one contiguous tensor, their gradients as views of another, and one parameter over
 /// the whole (<see cref="All"/>) for the optimizer. An optimizer's step is then a handful of libtorch calls on one tensor
 /// rather than a handful per parameter tensor, and zeroing the gradients one call. Each call costs microseconds whatever
-/// its size, and the step and the zeroing run on one thread between the halves' passes (LeNet-5: 10 parameter tensors;
-/// about 0.1–0.3 ms a step of 4, measured). SGD, Adam and AdamW are elementwise: the flat update is the per-tensor
-/// update's arithmetic on every value.
+/// its size, and the step and the zeroing run on one thread between the halves' passes (LeNet-5, 10 parameter tensors:
+/// they took 0.13–0.32 ms of each step before; the service +6%, docs/benchmarks.md). SGD, Adam and AdamW are
+/// elementwise: the flat update is the per-tensor update's arithmetic on every value.
 /// </summary>
 /// <remarks>
 /// The model keeps the parameters it registered: their storage is pointed at the flat tensor (set_), so the statistics,
