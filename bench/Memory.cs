@@ -65,11 +65,12 @@ internal static class Memory
 
         using var sampler = new Sampler(pid);
         Guid job = await service.StartJobAsync(epochs, batch: 64, validationFraction: 0.1);
-        var ends = new List<(int Epoch, Status At, string Losses)>();
-        string state = await FollowAsync(service, job, (epoch, e) =>
+        var ends = new List<(int Epoch, Status At, ManagedHeap Heap, string Losses)>();
+        string state = await FollowAsync(service, job, async (epoch, e) =>
         {
-            ends.Add((epoch, Status.Read(pid), $"{e.GetProperty("trainLoss").GetRawText()} / {(e.TryGetProperty("validationLoss", out JsonElement v) ? v.GetRawText() : "–")}"));
+            Status at = Status.Read(pid);
             sampler.Enter(epoch + 1);
+            ends.Add((epoch, at, await ManagedHeap.ReadAsync(service.Client), $"{e.GetProperty("trainLoss").GetRawText()} / {(e.TryGetProperty("validationLoss", out JsonElement v) ? v.GetRawText() : "–")}"));
         });
         Status ended = Status.Read(pid); // the weights saved, the run's objects let go of
         if (state != "Succeeded")
@@ -78,11 +79,11 @@ internal static class Memory
         }
 
         Console.WriteLine();
-        Console.WriteLine("| epoch | resident at its end MiB | anonymous MiB | file-backed MiB | peak so far (VmHWM) MiB | highest 1 s sample in the epoch MiB | train / validation loss (as stored) |");
-        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---|");
-        foreach ((int epoch, Status at, string losses) in ends)
+        Console.WriteLine("| epoch | resident at its end MiB | anonymous MiB | of which the managed heap, committed MiB | file-backed MiB | peak so far (VmHWM) MiB | highest 1 s sample in the epoch MiB | train / validation loss (as stored) |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach ((int epoch, Status at, ManagedHeap heap, string losses) in ends)
         {
-            Console.WriteLine(F($"| {epoch} | {at.Rss / MiB:F0} | {at.Anon / MiB:F0} | {at.File / MiB:F0} | {at.Peak / MiB:F0} | {sampler.HighestIn(epoch) / MiB:F0} | {losses} |"));
+            Console.WriteLine(F($"| {epoch} | {at.Rss / MiB:F0} | {at.Anon / MiB:F0} | {ManagedHeap.Text(heap.Committed)} | {at.File / MiB:F0} | {at.Peak / MiB:F0} | {sampler.HighestIn(epoch) / MiB:F0} | {losses} |"));
         }
 
         var second = ends.First(e => e.Epoch == Math.Min(2, epochs));
@@ -114,7 +115,7 @@ internal static class Memory
 
             foreach (Guid id in started)
             {
-                string outcome = await FollowAsync(service, id, (_, _) => { });
+                string outcome = await FollowAsync(service, id, (_, _) => Task.CompletedTask);
                 if (outcome != "Succeeded")
                 {
                     throw new InvalidOperationException($"short job {id} ended {outcome}: {await service.Client.GetStringAsync(new Uri($"/jobs/{id}", UriKind.Relative))}");
@@ -174,7 +175,7 @@ internal static class Memory
     /// Follows a job's history once a second until it ends, calling <paramref name="onEpoch"/> as each epoch event
     /// arrives (at most a second after the epoch's end); returns the final state.
     /// </summary>
-    private static async Task<string> FollowAsync(ServiceUnderTest service, Guid job, Action<int, JsonElement> onEpoch)
+    private static async Task<string> FollowAsync(ServiceUnderTest service, Guid job, Func<int, JsonElement, Task> onEpoch)
     {
         for (long seq = 0; ;)
         {
@@ -186,7 +187,7 @@ internal static class Memory
                 switch (e.GetProperty("kind").GetString())
                 {
                     case "epoch":
-                        onEpoch(e.GetProperty("epoch").GetInt32(), e);
+                        await onEpoch(e.GetProperty("epoch").GetInt32(), e);
                         break;
                     case "state" when e.GetProperty("state").GetString() is { } ended && ended is "Succeeded" or "Failed" or "Cancelled":
                         return ended;

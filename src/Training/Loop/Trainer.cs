@@ -45,7 +45,6 @@ public sealed record TrainerOptions
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    private const int EvaluationBatch = 1024;
 
     private readonly TrainingPlan _plan;
     private readonly ImageDataset _data;
@@ -635,10 +634,12 @@ public sealed class Trainer : IDisposable
         {
             using (no_grad())
             {
-                for (int start = 0; start < indices.Length; start += EvaluationBatch)
+                // In batches of the training batch's size: its tensors are the sizes each step already allocates, so
+                // malloc gives evaluation the steps' memory back rather than growing its heap for larger ones.
+                for (int start = 0; start < indices.Length; start += _hp.BatchSize)
                 {
                     using var scope = NewDisposeScope();
-                    int[] batch = indices[start..Math.Min(start + EvaluationBatch, indices.Length)];
+                    int[] batch = indices[start..Math.Min(start + _hp.BatchSize, indices.Length)];
                     (Tensor x, Tensor y) = Batch(images, labels, batch);
                     Tensor logits = _model.call(x);
                     lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
