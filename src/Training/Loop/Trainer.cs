@@ -45,7 +45,6 @@ public sealed record TrainerOptions
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-
     private readonly TrainingPlan _plan;
     private readonly ImageDataset _data;
     private Hyperparameters _hp; // a person may change the learning rate, momentum and weight decay as it runs
