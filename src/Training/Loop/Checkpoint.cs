@@ -94,24 +94,28 @@ public static class Checkpoint
         model.load(reader);
         long optimizerAt = stream.Position;
         OptimizerState flat = optimizer.state_dict().State.Single();
-        int tensors = model.parameters().Count();
-        if (tensors == 1)
-        {
-            optimizer.load_state_dict(reader); // one tensor: both layouts hold the same values, perhaps in its shape
-            Join(flat, [flat]);
-            return position;
-        }
-
+        OptimizerHelper? perTensor = null;
         try
         {
-            optimizer.load_state_dict(reader);
+            List<OptimizerState> parts;
+            try
+            {
+                optimizer.load_state_dict(reader); // a one-tensor model's older checkpoint loads here too, in that tensor's shape
+                parts = [flat];
+            }
+            catch (ArgumentException) // "different number of states", read before any state: the per-tensor layout
+            {
+                stream.Position = optimizerAt;
+                perTensor = perParameter();
+                perTensor.load_state_dict(reader);
+                parts = perTensor.state_dict().State;
+            }
+
+            Join(flat, parts);
         }
-        catch (ArgumentException) // "different number of states", read before any state: the per-tensor layout
+        finally
         {
-            stream.Position = optimizerAt;
-            using OptimizerHelper old = perParameter();
-            old.load_state_dict(reader);
-            Join(flat, old.state_dict().State);
+            perTensor?.Dispose();
         }
 
         return position;
@@ -120,42 +124,46 @@ public static class Checkpoint
     /// <summary>Sets <paramref name="flat"/>'s state to the states of the parameter tensors it joins, each flattened, in order.</summary>
     private static void Join(OptimizerState flat, List<OptimizerState> parts)
     {
-        static Tensor? Cat(IEnumerable<Tensor?> tensors)
-        {
-            Tensor?[] all = [.. tensors];
-            if (all.Any(t => t is null))
-            {
-                return null; // not made yet (SGD's momentum before the first step)
-            }
-
-            using (no_grad())
-            {
-                return cat([.. all.Select(t => t!.reshape(-1))], 0).DetachFromDisposeScope();
-            }
-        }
-
         switch (flat)
         {
             case SGD.State sgd:
-                Tensor? momentum = Cat(parts.Cast<SGD.State>().Select(p => p.momentum_buffer));
-                Replace(ref sgd.momentum_buffer, momentum);
+                Replace(ref sgd.momentum_buffer, Cat(parts.Cast<SGD.State>().Select(p => p.momentum_buffer)));
                 break;
             case Adam.State adam:
-                Adam.State[] adams = [.. parts.Cast<Adam.State>()];
-                adam.step = adams[0].step;
-                Replace(ref adam.exp_avg, Cat(adams.Select(p => p.exp_avg)));
-                Replace(ref adam.exp_avg_sq, Cat(adams.Select(p => p.exp_avg_sq)));
-                Replace(ref adam.max_exp_avg_sq, Cat(adams.Select(p => p.max_exp_avg_sq)));
+                JoinMoments(ref adam.step, ref adam.exp_avg, ref adam.exp_avg_sq, ref adam.max_exp_avg_sq,
+                    [.. parts.Cast<Adam.State>().Select(p => (p.step, p.exp_avg, p.exp_avg_sq, p.max_exp_avg_sq))]);
                 break;
-            case AdamW.State adamW:
-                AdamW.State[] adamWs = [.. parts.Cast<AdamW.State>()];
-                adamW.step = adamWs[0].step;
-                Replace(ref adamW.exp_avg, Cat(adamWs.Select(p => p.exp_avg)));
-                Replace(ref adamW.exp_avg_sq, Cat(adamWs.Select(p => p.exp_avg_sq)));
-                Replace(ref adamW.max_exp_avg_sq, Cat(adamWs.Select(p => p.max_exp_avg_sq)));
+            case AdamW.State adamW: // the same fields as Adam's, in a type of its own
+                JoinMoments(ref adamW.step, ref adamW.exp_avg, ref adamW.exp_avg_sq, ref adamW.max_exp_avg_sq,
+                    [.. parts.Cast<AdamW.State>().Select(p => (p.step, p.exp_avg, p.exp_avg_sq, p.max_exp_avg_sq))]);
                 break;
             default:
                 throw new InvalidDataException($"no layout known for the state of {flat.GetType()}");
+        }
+    }
+
+    private static void JoinMoments(ref long step, ref Tensor expAvg, ref Tensor expAvgSq, ref Tensor maxExpAvgSq,
+        (long Step, Tensor? ExpAvg, Tensor? ExpAvgSq, Tensor? MaxExpAvgSq)[] parts)
+    {
+        step = parts[0].Step; // one count for every tensor: they were all stepped together
+        Replace(ref expAvg, Cat(parts.Select(p => p.ExpAvg)));
+        Replace(ref expAvgSq, Cat(parts.Select(p => p.ExpAvgSq)));
+        Replace(ref maxExpAvgSq, Cat(parts.Select(p => p.MaxExpAvgSq)));
+    }
+
+    /// <summary>The tensors flattened and joined end to end; null while any is not made yet (SGD's momentum before the first step).</summary>
+    private static Tensor? Cat(IEnumerable<Tensor?> tensors)
+    {
+        Tensor?[] all = [.. tensors];
+        if (all.Any(t => t is null))
+        {
+            return null;
+        }
+
+        using (NewDisposeScope())
+        using (no_grad())
+        {
+            return cat([.. all.Select(t => t!.reshape(-1))], 0).DetachFromDisposeScope(); // the optimizer's for good, not a caller's scope's
         }
     }
 

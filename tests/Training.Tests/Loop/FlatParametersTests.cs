@@ -16,6 +16,13 @@ public sealed class FlatParametersTests : IDisposable
 {
     private static readonly SpecAnalysis s_lenet = SpecAnalyzer.Analyze(ModelPresets.LeNet5(classes: 4));
 
+    // One parameter tensor: both checkpoint layouts hold one optimizer state, the older one in the tensor's shape.
+    private static readonly SpecAnalysis s_oneTensor = SpecAnalyzer.Analyze(new ModelSpec
+    {
+        Input = new InputSpec(1, 28, 28),
+        Layers = [new LayerSpec { Kind = "flatten" }, new LayerSpec { Kind = "linear", Units = 4, Bias = false }],
+    });
+
     private readonly TempFolder _folder = new();
 
     public static TheoryData<OptimizerKind, double, bool> Optimizers => new()
@@ -53,14 +60,23 @@ public sealed class FlatParametersTests : IDisposable
 
     [Theory]
     [MemberData(nameof(Optimizers))]
-    public void ACheckpointWithOneOptimizerStatePerTensorContinuesTheSameRun(OptimizerKind kind, double momentum, bool nesterov)
+    public void ACheckpointWithOneOptimizerStatePerTensorContinuesTheSameRun(OptimizerKind kind, double momentum, bool nesterov) =>
+        CheckpointContinuesTheSameRun(s_lenet, kind, momentum, nesterov);
+
+    [Theory]
+    [InlineData(OptimizerKind.Sgd, 0.9)]
+    [InlineData(OptimizerKind.Adam, 0)]
+    public void AOneTensorModelsCheckpointInEitherLayoutContinuesTheSameRun(OptimizerKind kind, double momentum) =>
+        CheckpointContinuesTheSameRun(s_oneTensor, kind, momentum, nesterov: false);
+
+    private void CheckpointContinuesTheSameRun(SpecAnalysis spec, OptimizerKind kind, double momentum, bool nesterov)
     {
         // Before the parameters were flat, a checkpoint held one optimizer state per parameter tensor (a job that was
         // running when the service was upgraded resumes from one of those).
         string perTensor = _folder.File("per-tensor.checkpoint"), flatFile = _folder.File("flat.checkpoint");
-        using var model = new SpecModel(s_lenet, seed: 3);
+        using var model = new SpecModel(spec, seed: 3);
         using OptimizerHelper optimizer = Optimizer(kind, momentum, nesterov, model.parameters());
-        using var flatModel = new SpecModel(s_lenet, seed: 3);
+        using var flatModel = new SpecModel(spec, seed: 3);
         using var flat = FlatParameters.Of(flatModel);
         using OptimizerHelper flatOptimizer = Optimizer(kind, momentum, nesterov, [flat.All]);
         for (int step = 1; step <= 3; step++)
@@ -78,7 +94,7 @@ public sealed class FlatParametersTests : IDisposable
         {
             foreach (string file in new[] { perTensor, flatFile })
             {
-                var fresh = new SpecModel(s_lenet, seed: 11); // other weights until the checkpoint's are read
+                var fresh = new SpecModel(spec, seed: 11); // other weights until the checkpoint's are read
                 var freshFlat = FlatParameters.Of(fresh);
                 OptimizerHelper freshOptimizer = Optimizer(kind, momentum, nesterov, [freshFlat.All]);
                 resumed.Add((Path.GetFileName(file), fresh, freshFlat, freshOptimizer));
